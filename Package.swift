@@ -1,0 +1,94 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    // https://github.com/apple/swift-evolution/blob/main/proposals/0335-existential-any.md
+    .enableUpcomingFeature("ExistentialAny"),
+    // https://github.com/swiftlang/swift-evolution/blob/main/proposals/0444-member-import-visibility.md
+    .enableUpcomingFeature("MemberImportVisibility"),
+    // https://github.com/swiftlang/swift-evolution/blob/main/proposals/0409-access-level-on-imports.md
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+// The demo and the benchmark link the Swift runtime statically: a spawned child then starts without loading
+// the stdlib's shared objects (about 2 ms instead of 4-9 ms per child on Linux; see BENCHMARKS.md).
+let staticStdlib: [LinkerSetting] = [
+    .unsafeFlags(["-static-stdlib"]),
+    // FoundationEssentials (for `Data`) needs these when linked statically; the driver does not add them.
+    .linkedLibrary("_FoundationCollections"),
+    .linkedLibrary("_FoundationCShims"),
+]
+
+let package = Package(
+    name: "crew",
+    products: [
+        .library(name: "Crew", targets: ["Crew"]),
+        .library(name: "CrewTesting", targets: ["CrewTesting"]),
+        .executable(name: "crew-demo", targets: ["crew-demo"]),
+        .executable(name: "crew-bench", targets: ["crew-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        .target(name: "CCrewShims"),
+        .target(
+            name: "Crew",
+            dependencies: [
+                "CCrewShims",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CrewTesting",
+            dependencies: ["Crew"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "crew-demo",
+            dependencies: [
+                "Crew",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings,
+            linkerSettings: staticStdlib
+        ),
+        .executableTarget(
+            name: "crew-bench",
+            dependencies: [
+                "Crew",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings,
+            linkerSettings: staticStdlib
+        ),
+        // Functions the test suite runs in child processes, and the executable those children are.
+        .target(
+            name: "CrewTestSupport",
+            dependencies: ["Crew"],
+            path: "Tests/CrewTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "crew-test-worker",
+            dependencies: ["Crew", "CrewTestSupport"],
+            path: "Tests/CrewTestWorker",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CrewTests",
+            dependencies: [
+                "Crew",
+                "CrewTesting",
+                "CrewTestSupport",
+                "crew-test-worker",
+                "crew-demo",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

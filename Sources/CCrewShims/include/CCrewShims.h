@@ -1,0 +1,65 @@
+// Thin C helpers for the Linux system calls Crew's process core needs and Swift cannot call directly
+// (variadic prctl, unions in siginfo_t and epoll_event, posix_spawn file actions).
+#ifndef CCREW_SHIMS_H
+#define CCREW_SHIMS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+// epoll and eventfd constants, for Swift (the Glibc module does not export these headers).
+#define CREW_EPOLLIN 0x001u
+#define CREW_EPOLLOUT 0x004u
+#define CREW_EPOLLERR 0x008u
+#define CREW_EPOLLHUP 0x010u
+#define CREW_EPOLLRDHUP 0x2000u
+#define CREW_EPOLL_CTL_ADD 1
+#define CREW_EPOLL_CTL_DEL 2
+#define CREW_EPOLL_CTL_MOD 3
+
+/// Starts `path` with `argv`/`envp`. The child's descriptor `i` becomes `fds[i]` for `i < nfds` (`-1` maps
+/// `/dev/null`); every other descriptor is closed in the child. Signal mask and dispositions are reset.
+/// Returns 0 and stores the pid, or returns an errno value.
+int crew_spawn(const char *path, char *const argv[], char *const envp[], const int *fds, int nfds, pid_t *pid);
+
+/// `prctl(PR_SET_PDEATHSIG, sig)`; returns 0 or -1 with errno set.
+int crew_set_parent_death_signal(int sig);
+
+/// `pidfd_open(pid, 0)`; returns a descriptor (close-on-exec) or -1 with errno set.
+int crew_pidfd_open(pid_t pid);
+
+/// `pidfd_send_signal(pidfd, sig, NULL, 0)`; returns 0 or -1 with errno set.
+int crew_pidfd_send_signal(int pidfd, int sig);
+
+/// `waitid(P_PIDFD, pidfd, ...)` with `WEXITED` plus `nohang`/`nowait` as asked.
+/// Returns 1 and fills `code` (CLD_EXITED, CLD_KILLED, CLD_DUMPED) and `status` when the child has exited,
+/// 0 when it is still running, -1 with errno set on error.
+int crew_waitid_pidfd(int pidfd, int nohang, int nowait, int *code, int *status);
+
+/// `epoll_ctl` with a 64-bit cookie as the event data.
+int crew_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t cookie);
+
+/// `epoll_wait` that unpacks events into two parallel arrays. Returns the count or -1 with errno set.
+int crew_epoll_wait(int epfd, uint64_t *cookies, uint32_t *events, int max, int timeout_ms);
+
+/// `epoll_create1(EPOLL_CLOEXEC)`.
+int crew_epoll_create(void);
+
+/// A non-blocking, close-on-exec eventfd.
+int crew_eventfd(void);
+
+/// Adds 1 to an eventfd's counter.
+void crew_eventfd_signal(int fd);
+
+/// Resets an eventfd's counter.
+void crew_eventfd_drain(int fd);
+
+/// `pipe2(fds, O_CLOEXEC)`.
+int crew_pipe_cloexec(int fds[2]);
+
+/// Names the calling thread (at most 15 bytes are kept).
+void crew_set_thread_name(const char *name);
+
+/// The calling thread's kernel thread id.
+int crew_gettid(void);
+
+#endif

@@ -1,0 +1,149 @@
+#define _GNU_SOURCE
+#include "CCrewShims.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+int crew_spawn(const char *path, char *const argv[], char *const envp[], const int *fds, int nfds, pid_t *pid) {
+    // Every source descriptor is first copied above the target range, so that no dup2 overwrites a source
+    // that a later dup2 still needs, and so that dup2 always changes the descriptor (which clears
+    // FD_CLOEXEC on the target; dup2(fd, fd) would leave the flag set and exec would close it).
+    int moved[nfds > 0 ? nfds : 1];
+    int devnull = -1;
+    int rc = 0;
+    for (int i = 0; i < nfds; i++) moved[i] = -1;
+    for (int i = 0; i < nfds; i++) {
+        int source = fds[i];
+        if (source < 0) {
+            if (devnull < 0) {
+                devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+                if (devnull < 0) { rc = errno; goto out; }
+            }
+            source = devnull;
+        }
+        moved[i] = fcntl(source, F_DUPFD_CLOEXEC, nfds);
+        if (moved[i] < 0) { rc = errno; goto out; }
+    }
+
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    if ((rc = posix_spawn_file_actions_init(&actions)) != 0) goto out;
+    if ((rc = posix_spawnattr_init(&attr)) != 0) { posix_spawn_file_actions_destroy(&actions); goto out; }
+    for (int i = 0; i < nfds && rc == 0; i++) rc = posix_spawn_file_actions_adddup2(&actions, moved[i], i);
+    if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&actions, nfds);
+
+    sigset_t mask, all;
+    sigemptyset(&mask);
+    sigfillset(&all);
+    if (rc == 0) rc = posix_spawnattr_setsigmask(&attr, &mask);
+    if (rc == 0) rc = posix_spawnattr_setsigdefault(&attr, &all);
+    if (rc == 0) rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (rc == 0) rc = posix_spawn(pid, path, &actions, &attr, argv, envp);
+
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+out:
+    for (int i = 0; i < nfds; i++) if (moved[i] >= 0) close(moved[i]);
+    if (devnull >= 0) close(devnull);
+    return rc;
+}
+
+int crew_set_parent_death_signal(int sig) {
+    return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0UL, 0UL, 0UL);
+}
+
+int crew_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int crew_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+int crew_waitid_pidfd(int pidfd, int nohang, int nowait, int *code, int *status) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int options = WEXITED | (nohang ? WNOHANG : 0) | (nowait ? WNOWAIT : 0);
+    int rc;
+    do {
+        rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, options);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) return -1;
+    if (info.si_pid == 0) return 0;
+    *code = info.si_code;
+    *status = info.si_status;
+    return 1;
+}
+
+int crew_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t cookie) {
+    struct epoll_event event;
+    memset(&event, 0, sizeof event);
+    event.events = events;
+    event.data.u64 = cookie;
+    return epoll_ctl(epfd, op, fd, &event);
+}
+
+int crew_epoll_wait(int epfd, uint64_t *cookies, uint32_t *events, int max, int timeout_ms) {
+    struct epoll_event buffer[64];
+    if (max > 64) max = 64;
+    int n = epoll_wait(epfd, buffer, max, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        cookies[i] = buffer[i].data.u64;
+        events[i] = buffer[i].events;
+    }
+    return n;
+}
+
+int crew_gettid(void) {
+    return (int)gettid();
+}
+
+int crew_epoll_create(void) {
+    return epoll_create1(EPOLL_CLOEXEC);
+}
+
+int crew_eventfd(void) {
+    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+void crew_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    ssize_t rc;
+    do {
+        rc = write(fd, &one, sizeof one);
+    } while (rc < 0 && errno == EINTR);
+}
+
+void crew_eventfd_drain(int fd) {
+    uint64_t value;
+    ssize_t rc;
+    do {
+        rc = read(fd, &value, sizeof value);
+    } while (rc < 0 && errno == EINTR);
+}
+
+int crew_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}
+
+void crew_set_thread_name(const char *name) {
+    char short_name[16];
+    strncpy(short_name, name, 15);
+    short_name[15] = 0;
+    pthread_setname_np(pthread_self(), short_name);
+}

@@ -1,0 +1,121 @@
+public import Logging
+import Synchronization
+
+/// Crew: Python's multiprocessing, for Swift on Linux.
+///
+/// A `Crew` value is the registry of functions that child processes may run, plus how to start those
+/// children. Make it once, at the top of `main`, with ``bootstrap(_:options:)-(any AnyFunction...,_)``: in a
+/// child process that call serves the parent and never returns; in the parent it returns the `Crew`.
+///
+/// ```swift
+/// @main struct App {
+///     static func main() async throws {
+///         let crew = try Crew.bootstrap(Work.square, Work.fetch)   // Python's `if __name__ == "__main__":`
+///         let p = Crew.Process(target: Work.square, args: 12)
+///         try p.start()
+///         print(try await p.value)                                 // 144
+///     }
+/// }
+/// ```
+///
+/// `Crew.Process` and the other types named like Foundation's live inside `Crew`, so that `import Foundation`
+/// beside `import Crew` is never ambiguous.
+public struct Crew: Sendable {
+    /// How children are started and what they may send.
+    public struct Options: Sendable {
+        /// The program a child runs. `/proc/self/exe` (this same program) unless set; a test bundle sets it
+        /// to a helper executable (see `CrewTesting`).
+        public var executable: String
+        /// The child's arguments, `argv[0]` included; this program's own arguments when nil, so that `main`
+        /// reaches the same `bootstrap` call in the child.
+        public var arguments: [String]?
+        /// Variables added to (or replacing those in) the environment a child inherits.
+        public var environment: [String: String]
+        /// The largest message, in bytes, either side accepts. A larger one fails with
+        /// ``CrewError/Code/frameTooLarge``.
+        public var maxFrameSize: Int
+        /// How many of the last bytes of each child's standard error are kept to explain a crash.
+        public var stderrTailBytes: Int
+        /// Where Crew logs child starts and deaths (at `debug` and `notice`); silent by default.
+        public var logger: Logger
+
+        /// Options with defaults: this program as the child, 256 MiB frames, 8 KiB of standard error kept.
+        public init(
+            executable: String = "/proc/self/exe",
+            arguments: [String]? = nil,
+            environment: [String: String] = [:],
+            maxFrameSize: Int = 256 << 20,
+            stderrTailBytes: Int = 8 << 10,
+            logger: Logger = Logger(label: "crew", factory: { _ in SwiftLogNoOpLogHandler() })
+        ) {
+            self.executable = executable
+            self.arguments = arguments
+            self.environment = environment
+            self.maxFrameSize = maxFrameSize
+            self.stderrTailBytes = stderrTailBytes
+            self.logger = logger
+        }
+    }
+
+    let functions: [String: FunctionRegistration]
+    /// How this crew starts children.
+    public let options: Options
+
+    /// The names of the registered functions, sorted.
+    public var functionNames: [String] { functions.keys.sorted() }
+
+    /// True if a function is registered under `name`.
+    public func contains(_ name: String) -> Bool { functions[name] != nil }
+
+    init(functions: [String: FunctionRegistration], options: Options) {
+        self.functions = functions
+        self.options = options
+    }
+
+    /// Registers `functions` and, in a child process, serves the parent: Python's
+    /// `if __name__ == "__main__":`.
+    ///
+    /// Call it first thing in `main`, before anything with side effects: a child is this same program started
+    /// again, and runs `main` until it reaches this call. In a child it never returns (the child exits when
+    /// its parent is done with it or dies). In the parent it returns the registry, which also becomes
+    /// ``current``, the crew that ``Crew/Process`` uses by default.
+    ///
+    /// - Throws: ``CrewError/Code/duplicateFunction`` if two functions share a name.
+    @discardableResult
+    public static func bootstrap(_ functions: any AnyFunction..., options: Options = Options()) throws -> Crew {
+        try bootstrap(functions, options: options)
+    }
+
+    /// Registers `functions` and, in a child process, serves the parent. See
+    /// ``bootstrap(_:options:)-(any AnyFunction...,_)``.
+    @discardableResult
+    public static func bootstrap(_ functions: [any AnyFunction], options: Options = Options()) throws -> Crew {
+        var table: [String: FunctionRegistration] = [:]
+        for function in functions {
+            guard table[function.name] == nil else {
+                let error = CrewError(
+                    .duplicateFunction,
+                    "two functions are registered under the name \"\(function.name)\"",
+                    function: function.name
+                )
+                if ChildRuntime.isChild { ChildRuntime.fail(error.description) }
+                throw error
+            }
+            table[function.name] = function.registration
+        }
+        let crew = Crew(functions: table, options: options)
+        _current.withLock { $0 = crew }
+        if let marker = ChildRuntime.takeMarker() {
+            ChildRuntime.serve(crew: crew, marker: marker)  // never returns
+        }
+        return crew
+    }
+
+    private static let _current = Mutex<Crew?>(nil)
+
+    /// The crew made by the latest ``bootstrap(_:options:)-(any AnyFunction...,_)`` in this process, if any.
+    public static var current: Crew? { _current.withLock { $0 } }
+
+    /// True in a process that Crew started as a child (before and while it serves).
+    public static var isChildProcess: Bool { ChildRuntime.isChild }
+}

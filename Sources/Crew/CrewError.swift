@@ -1,0 +1,150 @@
+/// An error from Crew: what went wrong (``code``), in words (``message``), and, when a child process was
+/// involved, which one and how it ended.
+///
+/// Match on ``code`` (`error.code == .workerCrashed`); new codes may be added in any release, so a `switch`
+/// over codes needs a `default`.
+public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of failure a ``CrewError`` is. New codes may be added in any release.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: String, Hashable, Sendable {
+            case duplicateFunction, unknownFunction, notBootstrapped, workerCrashed, timedOut, alreadyStarted
+            case notStarted, frameTooLarge, protocolError, encodingFailed, decodingFailed, remoteError, spawnFailed
+            case systemCallFailed, cancelled
+        }
+
+        private let base: Base
+
+        private init(_ base: Base) {
+            self.base = base
+        }
+
+        /// Two registered functions share one name (thrown by ``Crew/bootstrap(_:options:)-([any AnyFunction],_)``).
+        public static let duplicateFunction = Code(.duplicateFunction)
+        /// No function is registered under the name asked for, in the parent or in the child.
+        public static let unknownFunction = Code(.unknownFunction)
+        /// A child process was asked for before ``Crew/bootstrap(_:options:)-([any AnyFunction],_)`` ran.
+        public static let notBootstrapped = Code(.notBootstrapped)
+        /// A child process died: it trapped, was killed by a signal, or exited before answering. The error
+        /// carries its ``CrewError/pid``, ``CrewError/exitStatus`` and ``CrewError/lastStderr``.
+        public static let workerCrashed = Code(.workerCrashed)
+        /// A wait with a timeout ran out of time.
+        public static let timedOut = Code(.timedOut)
+        /// ``Crew/Process/start()`` was called twice.
+        public static let alreadyStarted = Code(.alreadyStarted)
+        /// A process was joined or asked for its value before ``Crew/Process/start()``.
+        public static let notStarted = Code(.notStarted)
+        /// A message is larger than the frame size limit (``Crew/Options/maxFrameSize``).
+        public static let frameTooLarge = Code(.frameTooLarge)
+        /// The bytes between parent and child were not a valid frame or message.
+        public static let protocolError = Code(.protocolError)
+        /// Arguments or a result could not be encoded.
+        public static let encodingFailed = Code(.encodingFailed)
+        /// Arguments or a result could not be decoded as the function's types.
+        public static let decodingFailed = Code(.decodingFailed)
+        /// The function threw in the child. ``CrewError/remoteErrorType`` names the thrown error's type and
+        /// ``CrewError/message`` describes it.
+        public static let remoteError = Code(.remoteError)
+        /// A child process could not be started.
+        public static let spawnFailed = Code(.spawnFailed)
+        /// A system call failed; ``CrewError/message`` names it and its `errno`.
+        public static let systemCallFailed = Code(.systemCallFailed)
+        /// The waiting task was cancelled.
+        public static let cancelled = Code(.cancelled)
+
+        /// The code's name, such as `workerCrashed`.
+        public var description: String { base.rawValue }
+    }
+
+    /// What kind of failure this is.
+    public var code: Code
+    /// A description of the failure for people.
+    public var message: String
+    /// The child process involved, if any.
+    public var pid: Int32?
+    /// How the child process ended, if it did.
+    public var exitStatus: ExitStatus?
+    /// The last lines the child wrote to its standard error before it ended (Swift writes `Fatal error: …`
+    /// there when a program traps).
+    public var lastStderr: String?
+    /// The type name of the error the function threw in the child, for ``Code/remoteError``.
+    public var remoteErrorType: String?
+    /// The registered function involved, if any.
+    public var function: String?
+
+    /// Creates an error.
+    public init(
+        _ code: Code,
+        _ message: String,
+        pid: Int32? = nil,
+        exitStatus: ExitStatus? = nil,
+        lastStderr: String? = nil,
+        remoteErrorType: String? = nil,
+        function: String? = nil
+    ) {
+        self.code = code
+        self.message = message
+        self.pid = pid
+        self.exitStatus = exitStatus
+        self.lastStderr = lastStderr
+        self.remoteErrorType = remoteErrorType
+        self.function = function
+    }
+
+    /// The code, the message, and the child's pid, exit status and last standard error lines when known.
+    public var description: String {
+        var text = "CrewError.\(code): \(message)"
+        if let function { text += " [function \(function)]" }
+        if let pid { text += " [pid \(pid)]" }
+        if let exitStatus { text += " [\(exitStatus)]" }
+        if let lastStderr, !lastStderr.isEmpty {
+            text += "\n--- last standard error lines of the child ---\n" + lastStderr
+        }
+        return text
+    }
+}
+
+/// How a child process ended.
+public enum ExitStatus: Sendable, Hashable, CustomStringConvertible {
+    /// It called `exit` (or returned from `main`) with this code.
+    case exited(Int32)
+    /// A signal ended it (`SIGKILL` is 9, `SIGTERM` 15; a trap in Swift code is `SIGILL` 4 or `SIGTRAP` 5).
+    case signaled(Int32)
+
+    /// Python's `exitcode`: the exit code, or minus the signal number.
+    public var code: Int32 {
+        switch self {
+        case .exited(let code): code
+        case .signaled(let signal): -signal
+        }
+    }
+
+    /// True for `exit(0)`.
+    public var isSuccess: Bool { self == .exited(0) }
+
+    /// `exit code N` or `killed by signal N (NAME)`.
+    public var description: String {
+        switch self {
+        case .exited(let code): "exit code \(code)"
+        case .signaled(let signal): "killed by signal \(signal)\(signalName(signal).map { " (\($0))" } ?? "")"
+        }
+    }
+}
+
+func signalName(_ signal: Int32) -> String? {
+    switch signal {
+    case 1: "SIGHUP"
+    case 2: "SIGINT"
+    case 3: "SIGQUIT"
+    case 4: "SIGILL"
+    case 5: "SIGTRAP"
+    case 6: "SIGABRT"
+    case 7: "SIGBUS"
+    case 8: "SIGFPE"
+    case 9: "SIGKILL"
+    case 11: "SIGSEGV"
+    case 13: "SIGPIPE"
+    case 14: "SIGALRM"
+    case 15: "SIGTERM"
+    default: nil
+    }
+}

@@ -1,0 +1,199 @@
+/// A function that can run in another process: a stable name and a typed body.
+///
+/// Closures cannot cross a process boundary, so work that may run in a child process is registered under a
+/// name. The parent sends the name and the encoded arguments; the child, which is the same program, looks the
+/// name up in its own registry and runs the body.
+///
+/// ```swift
+/// enum Work {
+///     static let square = Function("square") { (n: Int) in n * n }
+///     static let fetch = Function("fetch") { (url: String) async throws -> Int in try await download(url) }
+///     static let ping = Function("ping") { () -> String in "pong" }
+/// }
+/// ```
+///
+/// Register every function with ``Crew/bootstrap(_:options:)-(any AnyFunction...,_)`` at the top of `main`.
+/// Arguments and results are `Codable`; pass several arguments as a tuple-like struct. A body without
+/// arguments takes ``Empty``, one without a result returns ``Empty``.
+public struct Function<Arguments: Codable & Sendable, Result: Codable & Sendable>: AnyFunction {
+    /// The name the function is registered and called under. It must be unique in the program.
+    public let name: String
+    let body: Body
+
+    enum Body: Sendable {
+        case sync(@Sendable (Arguments) throws -> Result)
+        case async(@Sendable (Arguments) async throws -> Result)
+    }
+
+    /// A function whose body runs to completion without suspending.
+    ///
+    /// In a child process such a body runs directly on the thread that reads calls, with no task created per
+    /// call: the fastest path.
+    public init(_ name: String, _ body: @escaping @Sendable (Arguments) throws -> Result) {
+        self.name = name
+        self.body = .sync(body)
+    }
+
+    /// A function with an `async` body.
+    ///
+    /// In a child process the body runs as a task on the child's serving thread; calls that suspend (network,
+    /// sleeps) overlap, as coroutines do.
+    public init(_ name: String, _ body: @escaping @Sendable (Arguments) async throws -> Result) {
+        self.name = name
+        self.body = .async(body)
+    }
+
+    /// Runs the body in this process.
+    public func callAsFunction(_ arguments: Arguments) async throws -> Result {
+        switch body {
+        case .sync(let body): try body(arguments)
+        case .async(let body): try await body(arguments)
+        }
+    }
+
+    /// How a child process runs this function from encoded arguments.
+    public var registration: FunctionRegistration {
+        FunctionRegistration(self)
+    }
+}
+
+extension Function where Arguments == Empty {
+    /// A function without arguments.
+    public init(_ name: String, _ body: @escaping @Sendable () throws -> Result) {
+        self.init(name) { (_: Empty) in try body() }
+    }
+
+    /// A function without arguments, with an `async` body.
+    public init(_ name: String, _ body: @escaping @Sendable () async throws -> Result) {
+        self.init(name) { (_: Empty) async throws in try await body() }
+    }
+
+    /// Runs the body in this process.
+    public func callAsFunction() async throws -> Result {
+        try await callAsFunction(Empty())
+    }
+}
+
+extension Function where Result == Empty {
+    /// A function without a result.
+    public init(_ name: String, _ body: @escaping @Sendable (Arguments) throws -> Void) {
+        self.init(name) { (arguments: Arguments) throws -> Empty in
+            try body(arguments)
+            return Empty()
+        }
+    }
+
+    /// A function without a result, with an `async` body.
+    public init(_ name: String, _ body: @escaping @Sendable (Arguments) async throws -> Void) {
+        self.init(name) { (arguments: Arguments) async throws -> Empty in
+            try await body(arguments)
+            return Empty()
+        }
+    }
+}
+
+extension Function where Arguments == Empty, Result == Empty {
+    /// A function without arguments or result.
+    public init(_ name: String, _ body: @escaping @Sendable () throws -> Void) {
+        self.init(name) { (_: Empty) throws -> Empty in
+            try body()
+            return Empty()
+        }
+    }
+
+    /// A function without arguments or result, with an `async` body.
+    public init(_ name: String, _ body: @escaping @Sendable () async throws -> Void) {
+        self.init(name) { (_: Empty) async throws -> Empty in
+            try await body()
+            return Empty()
+        }
+    }
+}
+
+/// The argument of a function that takes none and the result of one that returns nothing.
+public struct Empty: Codable, Sendable, Hashable {
+    /// The empty value.
+    public init() {}
+}
+
+/// A registered function of any argument and result type, as ``Crew/bootstrap(_:options:)-(any AnyFunction...,_)``
+/// takes them. ``Function`` is the conforming type.
+public protocol AnyFunction: Sendable {
+    /// The name the function is registered under.
+    var name: String { get }
+    /// How a child process runs the function from encoded arguments.
+    var registration: FunctionRegistration { get }
+}
+
+/// What a child process needs to run a registered function: its name and its body behind the wire codec.
+/// Made by ``Function``; opaque to everything else.
+public struct FunctionRegistration: Sendable {
+    /// The name the function is registered under.
+    public let name: String
+    let invoke: Invoke
+
+    /// Why an invocation failed, as the child reports it.
+    enum Failure: Error {
+        case decoding(any Error)
+        case encoding(any Error)
+        case threw(any Error)
+    }
+
+    enum Invoke: Sendable {
+        /// Decodes the arguments from `bytes[range]`, runs the body, appends the encoded result to `out`.
+        case sync(@Sendable (_ bytes: [UInt8], _ range: Range<Int>, _ out: inout [UInt8]) throws(Failure) -> Void)
+        /// Decodes the arguments, runs the body, returns the encoded result.
+        case async(@Sendable (_ arguments: [UInt8]) async throws(Failure) -> [UInt8])
+    }
+
+    init<A, R>(_ function: Function<A, R>) {
+        name = function.name
+        switch function.body {
+        case .sync(let body):
+            invoke = .sync { bytes, range, out throws(Failure) in
+                let arguments: A
+                do {
+                    arguments = try BinaryDecoder().decode(A.self, from: bytes, range: range)
+                } catch {
+                    throw .decoding(error)
+                }
+                let result: R
+                do {
+                    result = try body(arguments)
+                } catch {
+                    throw .threw(error)
+                }
+                do {
+                    try BinaryEncoder.encode(result, appendingTo: &out)
+                } catch {
+                    throw .encoding(error)
+                }
+            }
+        case .async(let body):
+            invoke = .async { bytes throws(Failure) in
+                let arguments: A
+                do {
+                    arguments = try BinaryDecoder().decode(A.self, from: bytes)
+                } catch {
+                    throw .decoding(error)
+                }
+                let result: R
+                do {
+                    result = try await body(arguments)
+                } catch {
+                    throw .threw(error)
+                }
+                do {
+                    return try BinaryEncoder().encode(result)
+                } catch {
+                    throw .encoding(error)
+                }
+            }
+        }
+    }
+
+    /// True when the body is synchronous (it runs inline on the child's serving thread).
+    var isSynchronous: Bool {
+        if case .sync = invoke { true } else { false }
+    }
+}

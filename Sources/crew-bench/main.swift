@@ -1,0 +1,2 @@
+import Crew
+try Crew.bootstrap()

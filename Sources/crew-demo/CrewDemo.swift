@@ -1,0 +1,51 @@
+import ArgumentParser
+import Crew
+
+/// The demo: Swift twins of the examples in the tutorial Crew grew from (Python's processes, threads and
+/// coroutines).
+struct CrewDemo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crew-demo",
+        abstract: "Runs Crew's twins of the Python examples on processes, threads and coroutines.",
+        subcommands: [All.self, List.self, Run.self],
+        defaultSubcommand: All.self
+    )
+
+    struct All: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Lists the twins, then runs each of them.")
+
+        func run() async throws {
+            print(Twins.listing())
+            for twin in Twins.all {
+                print("")
+                print("== \(twin.id) \(twin.title) ==")
+                try await twin.run()
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Lists the twins.")
+
+        func run() {
+            print(Twins.listing())
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Runs the named twins, as the seed prints them.")
+
+        @Argument(help: "Twin ids, such as 1.1 (see `crew-demo list`).")
+        var ids: [String]
+
+        func validate() throws {
+            for id in ids where Twins.named(id) == nil {
+                throw ValidationError("no twin \(id); `crew-demo list` shows them")
+            }
+        }
+
+        func run() async throws {
+            for id in ids { try await Twins.named(id)!.run() }
+        }
+    }
+}

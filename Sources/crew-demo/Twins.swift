@@ -1,0 +1,26 @@
+import Crew
+
+/// One example of the seed tutorial, in Swift.
+struct Twin: Sendable {
+    /// The section of the tutorial, such as `1.1`.
+    var id: String
+    var title: String
+    var run: @Sendable () async throws -> Void
+}
+
+enum Twins {
+    static let all: [Twin] = [
+        Twin(id: "1.1", title: "Processes: Process, start, join", run: Seed11.main),
+    ]
+
+    /// Every function the twins run in child processes; `main` registers them.
+    static let functions: [any AnyFunction] = Seed11.functions
+
+    static func named(_ id: String) -> Twin? {
+        all.first { $0.id == id }
+    }
+
+    static func listing() -> String {
+        "Crew's twins of the seed examples:\n" + all.map { "  \($0.id)  \($0.title)" }.joined(separator: "\n")
+    }
+}

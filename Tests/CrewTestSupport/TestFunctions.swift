@@ -1,0 +1,106 @@
+public import Crew
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Arguments of a function that takes two numbers.
+public struct Pair: Codable, Sendable, Hashable {
+    public var a: Int
+    public var b: Int
+    public init(_ a: Int, _ b: Int) {
+        self.a = a
+        self.b = b
+    }
+}
+
+/// An error a test function throws.
+public struct TestFailure: Error, CustomStringConvertible, Sendable {
+    public var reason: String
+    public init(reason: String) { self.reason = reason }
+    public var description: String { "TestFailure(\(reason))" }
+}
+
+/// The functions Crew's test suite runs in child processes. `crew-test-worker` registers `all`.
+public enum TestFunctions {
+    public static let square = Function("square") { (n: Int) in n * n }
+    public static let add = Function("add") { (pair: Pair) in pair.a + pair.b }
+    public static let echo = Function("echo") { (text: String) in text }
+    public static let echoBytes = Function("echoBytes") { (bytes: [UInt8]) in bytes }
+    public static let pid = Function("pid") { () -> Int32 in getpid() }
+    public static let parentPID = Function("parentPID") { () -> Int32 in getppid() }
+    public static let greet = Function("greet") { (name: String) async throws -> String in
+        try await Task.sleep(for: .milliseconds(20))
+        return "hello, \(name)"
+    }
+    public static let sleepMilliseconds = Function("sleepMilliseconds") { (ms: Int) async throws -> Int in
+        try await Task.sleep(for: .milliseconds(ms))
+        return ms
+    }
+    /// Blocks its thread (not a task sleep), as a C library call would.
+    public static let blockMilliseconds = Function("blockMilliseconds") { (ms: Int) -> Int in
+        usleep(UInt32(ms) * 1000)
+        return ms
+    }
+    public static let fail = Function("fail") { (reason: String) throws -> Int in
+        throw TestFailure(reason: reason)
+    }
+    public static let failAsync = Function("failAsync") { (reason: String) async throws -> Int in
+        try await Task.sleep(for: .milliseconds(1))
+        throw TestFailure(reason: reason)
+    }
+    public static let trapFatalError = Function("trapFatalError") { (message: String) -> Int in
+        fatalError(message)
+    }
+    public static let trapIndex = Function("trapIndex") { (index: Int) -> Int in
+        let values = [1, 2, 3]
+        return values[index]
+    }
+    public static let trapUnwrap = Function("trapUnwrap") { () -> Int in
+        let missing: Int? = Int("not a number")
+        return missing!
+    }
+    public static let exitWith = Function("exitWith") { (code: Int32) -> Empty in
+        exit(code)
+    }
+    public static let killSelf = Function("killSelf") { (signal: Int32) -> Empty in
+        kill(getpid(), signal)
+        pause()
+        return Empty()
+    }
+    public static let sleepForever = Function("sleepForever") { () -> Empty in
+        while true { pause() }
+    }
+    /// Writes lines to standard output and standard error, then returns how many.
+    public static let printLines = Function("printLines") { (lines: [String]) -> Int in
+        for line in lines {
+            print(line)
+            fflush(nil)
+            let text = "err: \(line)\n"
+            _ = text.withCString { write(2, $0, strlen($0)) }
+        }
+        return lines.count
+    }
+    public static let bigResult = Function("bigResult") { (count: Int) -> [UInt8] in
+        [UInt8](repeating: 7, count: count)
+    }
+    public static let noArgsNoResult = Function("noArgsNoResult") { () in }
+    public static let argsNoResult = Function("argsNoResult") { (_: Int) in }
+    /// Starts a grandchild that sleeps forever and returns its pid (for the parent-death test).
+    public static let startGrandchild = Function("startGrandchild") { () throws -> Int32 in
+        let p = Crew.Process(target: sleepForever)
+        try p.start()
+        return p.pid ?? -1
+    }
+    /// Registered in the test process only: the child does not know it.
+    public static let onlyInParent = Function("onlyInParent") { (n: Int) in n }
+
+    /// Every function the worker registers.
+    public static let all: [any AnyFunction] = [
+        square, add, echo, echoBytes, pid, parentPID, greet, sleepMilliseconds, blockMilliseconds, fail, failAsync,
+        trapFatalError, trapIndex, trapUnwrap, exitWith, killSelf, sleepForever, printLines, bigResult,
+        noArgsNoResult, argsNoResult, startGrandchild,
+    ]
+}
