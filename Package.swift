@@ -84,8 +84,10 @@ let package = Package(
                 "Crew",
                 "CrewTesting",
                 "CrewTestSupport",
+                // Built so that tests can start it as their child process. (crew-demo, which the demo tests
+                // run, is not listed: its static-stdlib link settings would leak into the test bundle; the
+                // test script builds every product before testing.)
                 "crew-test-worker",
-                "crew-demo",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings

@@ -62,6 +62,9 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     // Reactor thread only.
     private var reader: FrameReader
     private var stderrTail: [UInt8] = []
+    /// The first line that starts with "Fatal error" (what Swift prints when it traps), kept even after a long
+    /// crash report has pushed it out of the tail.
+    private var fatalLine: String?
     private var socketCookie: UInt64 = 0
     private var stderrCookie: UInt64 = 0
     private var pidfdCookie: UInt64 = 0
@@ -219,14 +222,33 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             completion(.failure(CrewError(.encodingFailed, "the arguments did not encode: \(error)", function: function)))
             return
         }
-        var failure: CrewError?
+        if var error = enqueue(frame, pending: (id, function, completion)) {
+            error.function = function
+            completion(.failure(error))
+        }
+    }
+
+    /// Asks the child to finish its calls and exit.
+    func shutdown() {
+        var frame: [UInt8] = []
+        Message.appendShutdown(to: &frame)
+        _ = enqueue(frame, pending: nil)
+    }
+
+    /// Sends `bytes` as they are (tests use it to check how a child treats bytes that are not the protocol).
+    func sendRaw(_ bytes: [UInt8]) {
+        _ = enqueue(bytes, pending: nil)
+    }
+
+    /// Queues `frame` (registering the call it carries) and sends it, unless the child is gone.
+    private func enqueue(
+        _ frame: [UInt8],
+        pending: (id: UInt64, function: String, completion: CallCompletion)?
+    ) -> CrewError? {
         var toSend: [UInt8]?
-        state.withLock { state in
-            if let error = state.failure {
-                failure = error
-                return
-            }
-            state.pending[id] = (function, completion)
+        let failure: CrewError? = state.withLock { state in
+            if let error = state.failure { return error }
+            if let pending { state.pending[pending.id] = (pending.function, pending.completion) }
             if state.writing {
                 state.out.append(contentsOf: frame)
             } else if state.out.isEmpty {
@@ -238,32 +260,11 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                 toSend = state.out
                 state.out = []
             }
+            return nil
         }
-        if let failure {
-            var error = failure
-            error.function = function
-            completion(.failure(error))
-            return
-        }
+        if failure != nil { return failure }
         if var bytes = toSend { sendFromCaller(&bytes) }
-    }
-
-    /// Asks the child to finish its calls and exit.
-    func shutdown() {
-        var frame: [UInt8] = []
-        Message.appendShutdown(to: &frame)
-        let toSend: [UInt8]? = state.withLock { state in
-            guard state.failure == nil else { return nil }
-            if state.writing {
-                state.out.append(contentsOf: frame)
-                return nil
-            }
-            state.writing = true
-            state.out.append(contentsOf: frame)
-            defer { state.out = [] }
-            return state.out
-        }
-        if var bytes = toSend { sendFromCaller(&bytes) }
+        return nil
     }
 
     /// Sends `bytes` and then whatever else was queued meanwhile, holding the writing token; if the socket is
@@ -352,13 +353,32 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         }
     }
 
-    /// The last bytes the child wrote to standard error, as text, cut at a line start.
+    /// The last bytes the child wrote to standard error, as text, cut at a line start, with Swift's
+    /// `Fatal error: ...` line first if the tail no longer holds it.
     private func tailText() -> String {
         var bytes = stderrTail[...]
         if bytes.count >= tailLimit, let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
             bytes = bytes[(newline + 1)...]
         }
-        return String(decoding: bytes, as: UTF8.self)
+        let text = String(decoding: bytes, as: UTF8.self)
+        if let fatalLine, !text.contains(fatalLine) { return fatalLine + "\n...\n" + text }
+        return text
+    }
+
+    private static func fatalErrorLine(in bytes: [UInt8]) -> String? {
+        let marker = Array("Fatal error".utf8)
+        guard bytes.count >= marker.count else { return nil }
+        var i = 0
+        while i <= bytes.count - marker.count {
+            if bytes[i] == marker[0] && bytes[i..<i + marker.count].elementsEqual(marker) {
+                var start = i
+                while start > 0 && bytes[start - 1] != UInt8(ascii: "\n") { start -= 1 }
+                let end = bytes[i...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+                return String(decoding: bytes[start..<end], as: UTF8.self)
+            }
+            i += 1
+        }
+        return nil
     }
 
     // MARK: Reactor events
@@ -492,6 +512,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             if n > 0 {
                 chunk.withUnsafeBytes { _ = writeAll(2, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                 stderrTail.append(contentsOf: chunk[0..<n])
+                if fatalLine == nil { fatalLine = Self.fatalErrorLine(in: stderrTail) }
                 if stderrTail.count > tailLimit { stderrTail.removeFirst(stderrTail.count - tailLimit) }
                 continue
             }

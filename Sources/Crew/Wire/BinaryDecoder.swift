@@ -183,8 +183,8 @@ struct BinaryKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProto
         return (key, key.upperBound..<valueEnd)
     }
 
-    private func matches(_ key: Key, _ range: Range<Int>) -> Bool {
-        var string = key.stringValue
+    private func matches(_ key: String, _ range: Range<Int>) -> Bool {
+        var string = key
         return string.withUTF8 { utf8 in
             guard utf8.count == range.count else { return false }
             return reader.bytes.withUnsafeBufferPointer { bytes in
@@ -196,6 +196,10 @@ struct BinaryKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProto
     /// Finds the value for `key`: first at the entry after the last one used, then anywhere. `advance` moves
     /// the hint past the value found (not done by `contains` and `decodeNil`, which are followed by a decode).
     private func find(_ key: Key, advance: Bool = true) throws -> Range<Int>? {
+        try find(raw: key.stringValue, advance: advance)
+    }
+
+    private func find(raw key: String, advance: Bool = true) throws -> Range<Int>? {
         try decoder.checked { () throws(BinaryFormatError) -> Range<Int>? in
             let hinted =
                 depth < decoder.keyedHintStart.count && decoder.keyedHintStart[depth] == content.lowerBound
@@ -393,13 +397,28 @@ struct BinaryKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProto
     }
 
     func superDecoder() throws -> any Decoder {
-        try superDecoder(forKey: Key(stringValue: "super")!)
+        guard let range = try find(raw: "super") else {
+            throw DecodingError.keyNotFound(
+                SuperKey(),
+                DecodingError.Context(codingPath: codingPath, debugDescription: "no value for key \"super\"")
+            )
+        }
+        return BinarySuperDecoder(decoder: decoder, start: range.lowerBound, end: range.upperBound, path: codingPath)
     }
 
     func superDecoder(forKey key: Key) throws -> any Decoder {
         let range = try value(key)
         return BinarySuperDecoder(decoder: decoder, start: range.lowerBound, end: range.upperBound, path: codingPath + [key])
     }
+}
+
+/// The key `superDecoder()` reads, which need not be one of the container's keys.
+struct SuperKey: CodingKey {
+    var stringValue: String { "super" }
+    var intValue: Int? { nil }
+    init() {}
+    init?(stringValue: String) { nil }
+    init?(intValue: Int) { nil }
 }
 
 extension Error {
@@ -620,19 +639,41 @@ struct BinaryPackedDecodingContainer: UnkeyedDecodingContainer {
 
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
         switch type {
-        case is Int.Type: try number(Int.self) as! T
-        case is Int8.Type: try number(Int8.self) as! T
-        case is Int16.Type: try number(Int16.self) as! T
-        case is Int32.Type: try number(Int32.self) as! T
-        case is Int64.Type: try number(Int64.self) as! T
-        case is UInt.Type: try number(UInt.self) as! T
-        case is UInt8.Type: try number(UInt8.self) as! T
-        case is UInt16.Type: try number(UInt16.self) as! T
-        case is UInt32.Type: try number(UInt32.self) as! T
-        case is UInt64.Type: try number(UInt64.self) as! T
-        case is Double.Type: try float() as! T
-        case is Float.Type: Float(try float()) as! T
-        default: throw notNumber(type)
+        case is Int.Type: return try number(Int.self) as! T
+        case is Int8.Type: return try number(Int8.self) as! T
+        case is Int16.Type: return try number(Int16.self) as! T
+        case is Int32.Type: return try number(Int32.self) as! T
+        case is Int64.Type: return try number(Int64.self) as! T
+        case is UInt.Type: return try number(UInt.self) as! T
+        case is UInt8.Type: return try number(UInt8.self) as! T
+        case is UInt16.Type: return try number(UInt16.self) as! T
+        case is UInt32.Type: return try number(UInt32.self) as! T
+        case is UInt64.Type: return try number(UInt64.self) as! T
+        case is Double.Type: return try float() as! T
+        case is Float.Type: return Float(try float()) as! T
+        default:
+            // Another type that reads a number (an optional, a wrapper): give it the element in the general form.
+            guard !isAtEnd else { throw decoder.corrupted("packed array is at its end") }
+            var i = base + currentIndex * kind.size
+            let reader = decoder.reader
+            let end = i + kind.size
+            var scratch: [UInt8] = []
+            try decoder.checked { () throws(BinaryFormatError) in
+                switch kind {
+                case .int8: Int64(try reader.fixed(Int8.self, &i, end: end)).encodeDirect(into: &scratch)
+                case .int16: Int64(try reader.fixed(Int16.self, &i, end: end)).encodeDirect(into: &scratch)
+                case .int32: Int64(try reader.fixed(Int32.self, &i, end: end)).encodeDirect(into: &scratch)
+                case .int64: try reader.fixed(Int64.self, &i, end: end).encodeDirect(into: &scratch)
+                case .uint16: UInt64(try reader.fixed(UInt16.self, &i, end: end)).encodeDirect(into: &scratch)
+                case .uint32: UInt64(try reader.fixed(UInt32.self, &i, end: end)).encodeDirect(into: &scratch)
+                case .uint64: try reader.fixed(UInt64.self, &i, end: end).encodeDirect(into: &scratch)
+                case .float32: Float(bitPattern: try reader.fixed(UInt32.self, &i, end: end)).encodeDirect(into: &scratch)
+                case .float64: Double(bitPattern: try reader.fixed(UInt64.self, &i, end: end)).encodeDirect(into: &scratch)
+                }
+            }
+            let value = try BinaryDecoder(maxDepth: max(0, decoder.maxDepth - decoder.depth)).decode(T.self, from: scratch)
+            currentIndex += 1
+            return value
         }
     }
 

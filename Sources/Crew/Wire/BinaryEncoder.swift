@@ -89,7 +89,10 @@ final class BinaryEncoding: Encoder {
     }
 
     func encodeKey(_ key: some CodingKey) {
-        let string = key.stringValue
+        encodeKey(key.stringValue)
+    }
+
+    func encodeKey(_ string: String) {
         var utf8 = string.utf8
         let count = utf8.withContiguousStorageIfAvailable { $0.count } ?? utf8.count
         bytes.appendVarint(UInt64(count) + 1)
@@ -202,6 +205,11 @@ struct BinaryKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProto
     private func begin(_ key: Key) throws {
         try encoder.prepareWrite(id: id, level: level)
         encoder.encodeKey(key)
+    }
+
+    private func begin(rawKey: String) throws {
+        try encoder.prepareWrite(id: id, level: level)
+        encoder.encodeKey(rawKey)
     }
 
     mutating func encodeNil(forKey key: Key) throws {
@@ -380,18 +388,24 @@ struct BinaryKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProto
         return BinaryUnkeyedEncodingContainer(encoder: encoder, id: opened.id, level: opened.level)
     }
 
+    // Written under the key "super", which need not be one of `Key`'s cases (as JSONEncoder does).
     mutating func superEncoder() -> any Encoder {
-        superEncoder(forKey: Key(stringValue: "super")!)
+        let opened = openNested(rawKey: "super", kind: BinaryTag.keyed)
+        return BinarySuperEncoder(encoder: encoder, id: opened.id, level: opened.level, path: encoder.codingPath)
     }
 
     mutating func superEncoder(forKey key: Key) -> any Encoder {
-        let opened = openNested(key, kind: BinaryTag.keyed)
+        let opened = openNested(rawKey: key.stringValue, kind: BinaryTag.keyed)
         return BinarySuperEncoder(encoder: encoder, id: opened.id, level: opened.level, path: encoder.codingPath + [key])
     }
 
     private func openNested(_ key: Key, kind: UInt8) -> (id: Int, level: Int) {
+        openNested(rawKey: key.stringValue, kind: kind)
+    }
+
+    private func openNested(rawKey: String, kind: UInt8) -> (id: Int, level: Int) {
         do {
-            try begin(key)
+            try begin(rawKey: rawKey)
         } catch {
             encoder.deferredError = error as? EncodingError
         }

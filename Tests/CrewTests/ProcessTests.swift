@@ -1,0 +1,276 @@
+import CrewTestSupport
+import CrewTesting
+import Testing
+
+@testable import Crew
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct ProcessTests {
+    @Test func runsAFunctionInAChildAndReturnsItsValue() async throws {
+        let p = Crew.Process(target: TestFunctions.square, args: 12, crew: testCrew)
+        #expect(p.pid == nil && p.exitCode == nil && !p.isAlive)
+        try p.start()
+        let pid = try #require(p.pid)
+        #expect(pid != getpid())
+        #expect(try await p.value == 144)
+        try await p.join()
+        #expect(p.exitCode == 0)
+        #expect(p.exitStatus == .exited(0))
+        #expect(!p.isAlive)
+    }
+
+    @Test func theChildIsAnotherProcessWhoseParentIsUs() async throws {
+        let p = Crew.Process(target: TestFunctions.parentPID, crew: testCrew)
+        try p.start()
+        #expect(try await p.value == getpid())
+        let q = Crew.Process(target: TestFunctions.pid, crew: testCrew)
+        try q.start()
+        #expect(try await q.value == q.pid)
+    }
+
+    @Test func blockingJoinAndGet() throws {
+        let p = Crew.Process(target: TestFunctions.add, args: Pair(2, 3), crew: testCrew)
+        try p.start()
+        #expect(try p.join(timeout: .seconds(30)))
+        #expect(try p.get() == 5)
+        #expect(p.exitCode == 0)
+    }
+
+    @Test func asyncBodiesRun() async throws {
+        let p = Crew.Process(target: TestFunctions.greet, args: "crew", crew: testCrew)
+        try p.start()
+        #expect(try await p.value == "hello, crew")
+    }
+
+    @Test func functionsWithoutArgumentsOrResult() async throws {
+        let p = Crew.Process(target: TestFunctions.noArgsNoResult, crew: testCrew)
+        try p.start()
+        #expect(try await p.value == Empty())
+        let q = Crew.Process(target: TestFunctions.argsNoResult, args: 3, crew: testCrew)
+        try q.start()
+        #expect(try await q.value == Empty())
+    }
+
+    @Test func namesAreNumberedAsPythonDoes() {
+        let a = Crew.Process(target: TestFunctions.square, args: 1, crew: testCrew)
+        let b = Crew.Process(target: TestFunctions.square, args: 1, crew: testCrew)
+        #expect(a.name.hasPrefix("Process-") && b.name.hasPrefix("Process-"))
+        let n = Int(a.name.dropFirst("Process-".count))!
+        let m = Int(b.name.dropFirst("Process-".count))!
+        #expect(m > n)
+        #expect(Crew.Process(target: TestFunctions.square, args: 1, name: "mine", crew: testCrew).name == "mine")
+    }
+
+    @Test func aThrownErrorComesBackWithItsTypeAndDescription() async throws {
+        let p = Crew.Process(target: TestFunctions.fail, args: "no luck", crew: testCrew)
+        try p.start()
+        let error = await expectCrewError(.remoteError) { try await p.value }
+        #expect(error?.remoteErrorType == "CrewTestSupport.TestFailure")
+        #expect(error?.message.contains("TestFailure(no luck)") == true)
+        #expect(error?.function == "fail")
+        try await p.join()
+        #expect(p.exitCode == 1)  // as Python's exitcode after an exception
+    }
+
+    @Test func aThrownErrorInAnAsyncBody() async throws {
+        let p = Crew.Process(target: TestFunctions.failAsync, args: "later", crew: testCrew)
+        try p.start()
+        let error = await expectCrewError(.remoteError) { try await p.value }
+        #expect(error?.message.contains("later") == true)
+    }
+
+    @Test(arguments: [
+        ("fatalError", "Fatal error: boom"),
+        ("index", "Index out of range"),
+        ("unwrap", "Unexpectedly found nil"),
+    ])
+    func aTrapBecomesWorkerCrashed(kind: String, expected: String) async throws {
+        let start: () throws -> any ProcessLike
+        switch kind {
+        case "fatalError": start = { try started(Crew.Process(target: TestFunctions.trapFatalError, args: "boom", crew: testCrew)) }
+        case "index": start = { try started(Crew.Process(target: TestFunctions.trapIndex, args: 7, crew: testCrew)) }
+        default: start = { try started(Crew.Process(target: TestFunctions.trapUnwrap, crew: testCrew)) }
+        }
+        let p = try start()
+        let error = await expectCrewError(.workerCrashed) { try await p.awaitValue() }
+        #expect(error?.pid == p.pid)
+        if case .signaled(let signal) = error?.exitStatus {
+            #expect(signal == SIGILL || signal == SIGTRAP)
+        } else {
+            Issue.record("a trap should end the child with a signal: \(String(describing: error))")
+        }
+        #expect(error?.lastStderr?.contains(expected) == true, "\(String(describing: error?.lastStderr))")
+        try await p.awaitJoin()
+        #expect(p.exitCode.map { $0 < 0 } == true)
+    }
+
+    @Test func exitWithACodeBecomesWorkerCrashed() async throws {
+        let p = Crew.Process(target: TestFunctions.exitWith, args: 3, crew: testCrew)
+        try p.start()
+        let error = await expectCrewError(.workerCrashed) { try await p.value }
+        #expect(error?.exitStatus == .exited(3))
+        try await p.join()
+        #expect(p.exitCode == 3)
+    }
+
+    @Test func sigkillFromOutside() async throws {
+        let p = Crew.Process(target: TestFunctions.sleepForever, crew: testCrew)
+        try p.start()
+        #expect(p.isAlive)
+        kill(try #require(p.pid), SIGKILL)
+        let error = await expectCrewError(.workerCrashed) { try await p.value }
+        #expect(error?.exitStatus == .signaled(SIGKILL))
+        try await p.join()
+        #expect(p.exitCode == -SIGKILL)
+    }
+
+    @Test func aChildThatNeverAnswers() async throws {
+        let p = Crew.Process(target: TestFunctions.sleepForever, crew: testCrew)
+        try p.start()
+        #expect(try p.join(timeout: .milliseconds(200)) == false)
+        #expect(p.isAlive)
+        #expect(p.exitCode == nil)
+        await expectCrewError(.timedOut) { try p.get(timeout: .milliseconds(50)) }
+        p.terminate()
+        #expect(try p.join(timeout: .seconds(30)))
+        #expect(p.exitCode == -SIGTERM)
+        #expect(!p.isAlive)
+        await expectCrewError(.workerCrashed) { try await p.value }
+    }
+
+    @Test func killEndsTheChild() async throws {
+        let p = Crew.Process(target: TestFunctions.sleepForever, crew: testCrew)
+        try p.start()
+        p.kill()
+        try await p.join()
+        #expect(p.exitCode == -SIGKILL)
+        // Signals after the end do nothing.
+        p.kill()
+        p.terminate()
+    }
+
+    @Test func startingTwiceIsAnError() async throws {
+        let p = Crew.Process(target: TestFunctions.square, args: 2, crew: testCrew)
+        try p.start()
+        await expectCrewError(.alreadyStarted) { try p.start() }
+        #expect(try await p.value == 4)
+    }
+
+    @Test func joiningBeforeStartingIsAnError() async {
+        let p = Crew.Process(target: TestFunctions.square, args: 2, crew: testCrew)
+        await expectCrewError(.notStarted) { try p.join(timeout: .seconds(1)) }
+        await expectCrewError(.notStarted) { try await p.join() }
+        await expectCrewError(.notStarted) { try await p.value }
+        p.terminate()  // nothing to do
+        #expect(p.pid == nil)
+    }
+
+    @Test func anUnregisteredFunctionIsRefusedBeforeSpawning() async {
+        let stranger = Function("stranger") { (n: Int) in n }
+        let p = Crew.Process(target: stranger, args: 1, crew: testCrew)
+        await expectCrewError(.unknownFunction) { try p.start() }
+        #expect(p.pid == nil)
+    }
+
+    @Test func aFunctionTheChildDoesNotKnowIsATypedError() async throws {
+        let p = Crew.Process(target: TestFunctions.onlyInParent, args: 1, crew: testCrew)
+        try p.start()
+        let error = await expectCrewError(.unknownFunction) { try await p.value }
+        #expect(error?.function == "onlyInParent")
+        try await p.join()
+        #expect(p.exitCode == 1)
+    }
+
+    @Test func aChildThatIsNotACrewProgramIsReported() async throws {
+        var options = testCrew.options
+        options.executable = "/bin/true"
+        let crew = Crew(functions: testCrew.functions, options: options)
+        let p = Crew.Process(target: TestFunctions.square, args: 1, crew: crew)
+        try p.start()
+        let error = await expectCrewError(.workerCrashed) { try await p.value }
+        #expect(error?.message.contains("never started serving") == true)
+    }
+
+    @Test func aMissingExecutableIsASpawnError() async {
+        var options = testCrew.options
+        options.executable = "/nonexistent/crew-child"
+        let crew = Crew(functions: testCrew.functions, options: options)
+        let p = Crew.Process(target: TestFunctions.square, args: 1, crew: crew)
+        await expectCrewError(.spawnFailed) { try p.start() }
+        // A failed start can be retried (and fails the same way here).
+        await expectCrewError(.spawnFailed) { try p.start() }
+    }
+
+    @Test func standardErrorTailExplainsACrash() async throws {
+        let lines = (1...5).map { "line \($0)" }
+        let p = Crew.Process(target: TestFunctions.printLines, args: lines, crew: testCrew)
+        try p.start()
+        #expect(try await p.value == 5)
+        let q = Crew.Process(target: TestFunctions.trapFatalError, args: "after output", crew: testCrew)
+        try q.start()
+        let error = await expectCrewError(.workerCrashed) { try await q.value }
+        #expect(error?.lastStderr?.contains("Fatal error: after output") == true)
+        #expect(error?.description.contains("last standard error lines") == true)
+    }
+
+    @Test func whenTheParentDiesItsChildExits() async throws {
+        // A child starts a grandchild that sleeps forever; killing the child must end the grandchild.
+        let p = Crew.Process(target: TestFunctions.startGrandchild, crew: testCrew)
+        try p.start()
+        let grandchild = try await p.value
+        #expect(grandchild > 0)
+        try await p.join()
+        // The child has exited (its function returned): the grandchild must be gone too, promptly.
+        var alive = true
+        for _ in 0..<200 {
+            // The grandchild was reparented (to init or a subreaper), which reaps it once it has exited.
+            if !CrewTesting.processExists(grandchild) || processState(grandchild) == "Z" {
+                alive = false
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(!alive, "grandchild \(grandchild) outlived its parent")
+    }
+
+    @Test func manyProcessesAtOnce() async throws {
+        let processes = (0..<16).map { Crew.Process(target: TestFunctions.square, args: $0, crew: testCrew) }
+        for p in processes { try p.start() }
+        var results: [Int] = []
+        for p in processes { results.append(try await p.value) }
+        #expect(results == (0..<16).map { $0 * $0 })
+        for p in processes { try await p.join() }
+    }
+}
+
+/// The state letter of a process in /proc (`R`, `S`, `Z`, ...), or nil.
+func processState(_ pid: Int32) -> String? {
+    guard let file = fopen("/proc/\(pid)/stat", "r") else { return nil }
+    defer { fclose(file) }
+    var buffer = [UInt8](repeating: 0, count: 1024)
+    let n = fread(&buffer, 1, buffer.count, file)
+    let text = String(decoding: buffer[0..<n], as: UTF8.self)
+    guard let close = text.lastIndex(of: ")") else { return nil }
+    return text[text.index(after: close)...].split(separator: " ").first.map(String.init)
+}
+
+/// Lets one test run processes of different types.
+protocol ProcessLike {
+    var pid: Int32? { get }
+    var exitCode: Int32? { get }
+    func awaitValue() async throws -> Any
+    func awaitJoin() async throws
+}
+
+extension Crew.Process: ProcessLike {
+    func awaitValue() async throws -> Any { try await value }
+    func awaitJoin() async throws { try await join() }
+}
+
+func started<A, R>(_ p: Crew.Process<A, R>) throws -> Crew.Process<A, R> {
+    try p.start()
+    return p
+}
