@@ -62,7 +62,7 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The child process involved, if any.
     public var pid: Int32?
     /// How the child process ended, if it did.
-    public var exitStatus: ExitStatus?
+    public var exitStatus: Crew.ExitStatus?
     /// The last lines the child wrote to its standard error before it ended (Swift writes `Fatal error: …`
     /// there when a program traps).
     public var lastStderr: String?
@@ -76,7 +76,7 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
         _ code: Code,
         _ message: String,
         pid: Int32? = nil,
-        exitStatus: ExitStatus? = nil,
+        exitStatus: Crew.ExitStatus? = nil,
         lastStderr: String? = nil,
         remoteErrorType: String? = nil,
         function: String? = nil
@@ -103,7 +103,8 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// How a child process ended.
+extension Crew {
+/// How a child process ended. (Inside `Crew` because Swift Testing has an `ExitStatus` of its own.)
 public enum ExitStatus: Sendable, Hashable, CustomStringConvertible {
     /// It called `exit` (or returned from `main`) with this code.
     case exited(Int32)
@@ -128,6 +129,7 @@ public enum ExitStatus: Sendable, Hashable, CustomStringConvertible {
         case .signaled(let signal): "killed by signal \(signal)\(signalName(signal).map { " (\($0))" } ?? "")"
         }
     }
+}
 }
 
 func signalName(_ signal: Int32) -> String? {

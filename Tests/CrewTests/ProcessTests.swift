@@ -2,7 +2,7 @@ import CrewTestSupport
 import CrewTesting
 import Testing
 
-@testable import Crew
+@_spi(Internals) @testable import Crew
 
 #if canImport(Glibc)
 import Glibc
@@ -273,4 +273,41 @@ extension Crew.Process: ProcessLike {
 func started<A, R>(_ p: Crew.Process<A, R>) throws -> Crew.Process<A, R> {
     try p.start()
     return p
+}
+
+@Suite struct ReapingTests {
+    /// However a child ends, once `join` returns it has been reaped: no zombie is left behind.
+    @Test func everyEndingIsReaped() async throws {
+        var pids: [Int32] = []
+        let ok = Crew.Process(target: TestFunctions.square, args: 2, crew: testCrew)
+        let trap = Crew.Process(target: TestFunctions.trapIndex, args: 9, crew: testCrew)
+        let exit3 = Crew.Process(target: TestFunctions.exitWith, args: 3, crew: testCrew)
+        let killed = Crew.Process(target: TestFunctions.sleepForever, crew: testCrew)
+        let terminated = Crew.Process(target: TestFunctions.sleepForever, crew: testCrew)
+        let threw = Crew.Process(target: TestFunctions.fail, args: "x", crew: testCrew)
+        try ok.start()
+        try trap.start()
+        try exit3.start()
+        try killed.start()
+        try terminated.start()
+        try threw.start()
+        killed.kill()
+        terminated.terminate()
+        try await ok.join()
+        try await trap.join()
+        try await exit3.join()
+        try await killed.join()
+        try await terminated.join()
+        try await threw.join()
+        let all: [any ProcessLike] = [ok, trap, exit3, killed, terminated, threw]
+        pids = all.compactMap(\.pid)
+        #expect(pids.count == 6)
+        for pid in pids {
+            #expect(processState(pid) == nil, "pid \(pid) is still there (state \(processState(pid) ?? "-"))")
+        }
+        // A worker that is shut down is reaped too.
+        let worker = try ChildWorker(crew: testCrew)
+        await worker.shutdown()
+        #expect(processState(worker.pid) == nil)
+    }
 }

@@ -41,7 +41,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
 
     private let nextID = Atomic<UInt64>(1)
     /// Completed once with how the child ended.
-    let exited = Completion<ExitStatus>()
+    let exited = Completion<Crew.ExitStatus>()
 
     private struct State {
         var pending: [UInt64: (function: String, completion: CallCompletion)] = [:]
@@ -53,7 +53,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         var pidfdClosed = false
         /// Set when the child is gone: every later call fails with it.
         var failure: CrewError?
-        var exitStatus: ExitStatus?
+        var exitStatus: Crew.ExitStatus?
         var helloSeen = false
     }
 
@@ -533,7 +533,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         var status: Int32 = 0
         let rc = crew_waitid_pidfd(pidfd, 1, 0, &code, &status)
         if rc == 0 { return }  // Not exited yet (a spurious wake-up).
-        let exitStatus: ExitStatus
+        let exitStatus: Crew.ExitStatus
         if rc < 0 {
             // ECHILD: someone else reaped it (SIGCHLD ignored, or a waitpid(-1) elsewhere).
             exitStatus = .exited(-1)
@@ -583,7 +583,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         selfReference = nil
     }
 
-    private func deathError(_ status: ExitStatus, tail: String, function: String?, helloSeen: Bool) -> CrewError {
+    private func deathError(_ status: Crew.ExitStatus, tail: String, function: String?, helloSeen: Bool) -> CrewError {
         if let protocolErrorMessage {
             return CrewError(
                 .protocolError,

@@ -55,7 +55,7 @@ public final class ChildWorker: Sendable {
 
     /// Asks the child to finish its calls and exit, and waits until it has.
     @discardableResult
-    public func shutdown() async -> ExitStatus? {
+    public func shutdown() async -> Crew.ExitStatus? {
         connection.shutdown()
         return await connection.exited.wait()
     }
@@ -66,7 +66,7 @@ public final class ChildWorker: Sendable {
     }
 
     /// Waits until the child exits.
-    public func exitStatus() async -> ExitStatus? {
+    public func exitStatus() async -> Crew.ExitStatus? {
         await connection.exited.wait()
     }
 }

@@ -18,7 +18,7 @@ extension Crew {
     ///
     /// Beyond Python, the function's return value comes back: `try await p.value`. If the child traps
     /// (`fatalError`, an index out of range, a force-unwrapped nil), is killed or exits early, `value` throws a
-    /// ``CrewError`` with code ``CrewError/Code/workerCrashed`` that carries the pid, the ``ExitStatus`` and the
+    /// ``CrewError`` with code ``CrewError/Code/workerCrashed`` that carries the pid, the ``Crew/ExitStatus`` and the
     /// last lines of the child's standard error; if the function throws, `value` throws
     /// ``CrewError/Code/remoteError`` with the error's type name and description. The parent never traps and
     /// never hangs because of a child.
@@ -168,7 +168,7 @@ extension Crew {
         public var isAlive: Bool { connection?.isAlive ?? false }
 
         /// How the child ended, once it has.
-        public var exitStatus: ExitStatus? { connection?.exited.current }
+        public var exitStatus: Crew.ExitStatus? { connection?.exited.current }
 
         /// Python's `exitcode`: nil while running (or before start), the exit code once exited, minus the
         /// signal number if a signal ended it. A function that threw makes it 1.
