@@ -1,0 +1,258 @@
+import ArgumentParser
+@_spi(Internals) import Crew
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The benchmark links FoundationEssentials only (not Foundation and its ICU data): its children are this same
+// program, so a lean binary is what a process start should measure.
+
+/// Crew's benchmark: each workload in Crew and in Python's standard library, in the same run, as a table.
+struct CrewBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crew-bench",
+        abstract: "Measures Crew against Python's multiprocessing on the same machine, in the same run.",
+        discussion: "Build it in release mode: swift run -c release crew-bench"
+    )
+
+    @Option(help: "The Python interpreter that runs the peers in bench/peers.")
+    var python = "python3"
+
+    @Option(help: "The directory of the Python peers.")
+    var peers = "bench/peers"
+
+    @Option(help: "Workloads to run (process-start, round-trip); all when not given.")
+    var only: [String] = []
+
+    @Flag(help: "Fewer repetitions: a quick look, not figures to record.")
+    var quick = false
+
+    func run() async throws {
+        var table = Table()
+        let workloads = only.isEmpty ? ["process-start", "round-trip"] : only
+        for workload in workloads {
+            switch workload {
+            case "process-start": try await processStart(&table)
+            case "round-trip": try await roundTrip(&table)
+            default: throw ValidationError("unknown workload \(workload)")
+            }
+        }
+        print("")
+        print(table.render())
+        print("")
+        print(Machine.describe())
+    }
+
+    // MARK: Workloads
+
+    func processStart(_ table: inout Table) async throws {
+        let runs = quick ? 30 : 200
+        status("process start: Crew, \(runs) starts")
+        let crewMs = try await Self.median(rounds: 1) {
+            var times: [Double] = []
+            for _ in 0..<runs {
+                let start = ContinuousClock.now
+                let p = Crew.Process(target: BenchFunctions.double, args: 1)
+                try p.start()
+                try p.join()
+                times.append(Self.ms(ContinuousClock.now - start))
+            }
+            return Self.median(times)
+        }
+        status("process start: Python")
+        let python = try runPeer("process_start.py", [String(quick ? 10 : 50)])
+        for method in ["fork", "forkserver", "spawn"] {
+            let peer = python["process_start/\(method)"]
+            table.add(
+                workload: "start + join a child running a trivial function (ms)",
+                crew: crewMs,
+                crewLabel: "Crew spawn",
+                python: peer,
+                pythonLabel: "mp \(method)",
+                lowerIsBetter: true
+            )
+        }
+    }
+
+    func roundTrip(_ table: inout Table) async throws {
+        let n = quick ? 5_000 : 50_000
+        status("round trip: Crew, 5 rounds of \(n) calls")
+        let worker = try ChildWorker()
+        _ = try worker.callBlocking(BenchFunctions.echoByte, 1)
+        let blocking = try await Self.median(rounds: 5) {
+            let start = ContinuousClock.now
+            for _ in 0..<n { _ = try worker.callBlocking(BenchFunctions.echoByte, 1) }
+            return Self.us(ContinuousClock.now - start) / Double(n)
+        }
+        let async = try await Self.median(rounds: 5) {
+            let start = ContinuousClock.now
+            for _ in 0..<n { _ = try await worker.call(BenchFunctions.echoByte, 1) }
+            return Self.us(ContinuousClock.now - start) / Double(n)
+        }
+        await worker.shutdown()
+        status("round trip: Python")
+        let python = try runPeer("round_trip.py", [String(n / 2)])
+        for (label, value) in [("Crew call, blocking", blocking), ("Crew call, async", async)] {
+            for variant in ["mp.Pipe", "os.pipe"] {
+                table.add(
+                    workload: "1-byte round trip parent → child → parent (µs)",
+                    crew: value,
+                    crewLabel: label,
+                    python: python["round_trip/\(variant)"],
+                    pythonLabel: variant,
+                    lowerIsBetter: true
+                )
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    func status(_ text: String) {
+        var line = "crew-bench: \(text)\n"
+        line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    }
+
+    static func median(rounds: Int, _ body: () async throws -> Double) async throws -> Double {
+        var values: [Double] = []
+        for _ in 0..<rounds { values.append(try await body()) }
+        return median(values)
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return .nan }
+        return sorted.count % 2 == 1
+            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    static func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15 }
+    static func us(_ d: Duration) -> Double { ms(d) * 1e3 }
+
+    /// Runs a Python peer; returns its figures by "workload/variant".
+    func runPeer(_ script: String, _ arguments: [String]) throws -> [String: Double] {
+        struct Figure: Decodable {
+            var workload: String
+            var variant: String
+            var value: Double
+        }
+        let command = ([python, "\(peers)/\(script)"] + arguments).map(Self.shellQuoted).joined(separator: " ")
+        fflush(nil)
+        guard let pipe = popen(command, "r") else { throw ValidationError("cannot run \(command)") }
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, pipe)
+            if n <= 0 { break }
+            output.append(contentsOf: buffer[0..<n])
+        }
+        let status = pclose(pipe)
+        guard status == 0 else { throw ValidationError("\(command) failed (status \(status))") }
+        var figures: [String: Double] = [:]
+        for line in output.split(separator: UInt8(ascii: "\n")) {
+            guard let figure = try? JSONDecoder().decode(Figure.self, from: Data(line)) else { continue }
+            figures["\(figure.workload)/\(figure.variant)"] = figure.value
+        }
+        return figures
+    }
+
+    static func shellQuoted(_ word: String) -> String {
+        "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+    }
+}
+
+/// The result table: one row per comparison, with the ratio in Crew's favour (>1 means Crew is faster).
+struct Table {
+    struct Row {
+        var workload: String
+        var crewLabel: String
+        var crew: Double
+        var pythonLabel: String
+        var python: Double?
+        var lowerIsBetter: Bool
+
+        var ratio: Double? {
+            guard let python, crew > 0, python > 0 else { return nil }
+            return lowerIsBetter ? python / crew : crew / python
+        }
+    }
+
+    var rows: [Row] = []
+
+    mutating func add(
+        workload: String,
+        crew: Double,
+        crewLabel: String,
+        python: Double?,
+        pythonLabel: String,
+        lowerIsBetter: Bool
+    ) {
+        rows.append(Row(workload: workload, crewLabel: crewLabel, crew: crew, pythonLabel: pythonLabel, python: python, lowerIsBetter: lowerIsBetter))
+    }
+
+    func render() -> String {
+        let header = ["workload", "Crew", "figure", "Python", "figure", "Crew is"]
+        let body = rows.map { row in
+            [
+                row.workload, row.crewLabel, Self.format(row.crew), row.pythonLabel,
+                row.python.map(Self.format) ?? "n/a",
+                row.ratio.map { Self.fixed($0, 2) + "× as fast" } ?? "n/a",
+            ]
+        }
+        let all = [header] + body
+        let widths = (0..<header.count).map { column in all.map { $0[column].count }.max() ?? 0 }
+        func line(_ cells: [String]) -> String {
+            "| " + zip(cells, widths).map { $0 + String(repeating: " ", count: max(0, $1 - $0.count)) }.joined(separator: " | ") + " |"
+        }
+        let separator = "|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|"
+        return ([line(header), separator] + body.map(line)).joined(separator: "\n")
+    }
+
+    static func format(_ value: Double) -> String {
+        value >= 100 ? fixed(value, 0) : value >= 10 ? fixed(value, 1) : fixed(value, 2)
+    }
+
+    /// `value` with `digits` decimals.
+    static func fixed(_ value: Double, _ digits: Int) -> String {
+        guard value.isFinite else { return "\(value)" }
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        let scaled = (value * scale).rounded()
+        let whole = Int(scaled / scale)
+        let fraction = Int(abs(scaled.truncatingRemainder(dividingBy: scale)))
+        guard digits > 0 else { return "\(whole)" }
+        let text = String(fraction)
+        return "\(whole).\(String(repeating: "0", count: max(0, digits - text.count)))\(text)"
+    }
+}
+
+/// What the benchmark ran on, for the record.
+enum Machine {
+    static func read(_ path: String) -> String {
+        guard let file = fopen(path, "r") else { return "" }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, file)
+            if n <= 0 { break }
+            bytes.append(contentsOf: buffer[0..<n])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func trimmed(_ text: String) -> String {
+        String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+
+    static func describe() -> String {
+        let cpu =
+            read("/proc/cpuinfo").split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":").last.map { trimmed(String($0)) } ?? "unknown CPU"
+        let kernel = trimmed(read("/proc/sys/kernel/osrelease"))
+        let memory = ProcessInfo.processInfo.physicalMemory >> 30
+        return "machine: \(ProcessInfo.processInfo.activeProcessorCount) CPUs (\(cpu)), \(memory) GiB, Linux \(kernel)"
+    }
+}

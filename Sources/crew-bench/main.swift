@@ -1,2 +1,0 @@
-import Crew
-try Crew.bootstrap()
