@@ -13,7 +13,7 @@ let swiftSettings: [SwiftSetting] = [
 // The demo and the benchmark link the Swift runtime statically: a spawned child then starts without loading
 // the stdlib's shared objects (about 2 ms instead of 4-9 ms per child on Linux; see BENCHMARKS.md).
 let staticStdlib: [LinkerSetting] = [
-    .unsafeFlags(["-static-stdlib"]),
+    .unsafeFlags(["-static-executable"]),
     // FoundationEssentials (for `Data`) needs these when linked statically; the driver does not add them.
     .linkedLibrary("_FoundationCollections"),
     .linkedLibrary("_FoundationCShims"),

@@ -144,9 +144,10 @@ import Glibc
     }
 
     @Test func childMarkersRoundTripAndRejectGarbage() {
-        let marker = ChildMarker(fd: 3, parentPID: 42, mode: .worker, maxFrameSize: 1 << 20)
+        let marker = ChildMarker(fd: 3, parentPID: 42, mode: .worker, maxFrameSize: 1 << 20, spinNanoseconds: 50_000)
         #expect(ChildMarker(marker.encoded) == marker)
-        for bad in ["", "1:3:42:w", "x:3:42:w:10", "1:-3:42:w:10", "1:3:42:q:10", "1:3:42:w:0", "1:3:42:w:10:extra"] {
+        for bad in ["", "1:3:42:w:10", "x:3:42:w:10:0", "1:-3:42:w:10:0", "1:3:42:q:10:0", "1:3:42:w:0:0", "1:3:42:w:10:0:extra",
+                    "1:3:42:w:10:99999999999"] {
             #expect(ChildMarker(bad) == nil, "\(bad)")
         }
     }

@@ -55,12 +55,27 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         var failure: CrewError?
         var exitStatus: Crew.ExitStatus?
         var helloSeen = false
+        /// A blocking (or spinning) caller reads the socket itself; the reactor does not watch it for input.
+        var callerReads = false
+        /// The reactor watches the socket for room to write.
+        var wantWritable = false
+        /// The reactor has seen the end of the socket and unregistered it.
+        var socketUnregistered = false
     }
 
     private let state = Mutex(State())
 
+    /// The reading side of the socket, used by the reactor or by a caller that reads for itself.
+    private struct ReadSide {
+        var reader: FrameReader
+        var protocolErrorMessage: String?
+    }
+
+    private let readSide: Mutex<ReadSide>
+    /// How long a caller spins reading the socket before it sleeps (0: never spins).
+    private let spinNanoseconds: UInt64
+
     // Reactor thread only.
-    private var reader: FrameReader
     private var stderrTail: [UInt8] = []
     /// The first line that starts with "Fatal error" (what Swift prints when it traps), kept even after a long
     /// crash report has pushed it out of the tail.
@@ -68,11 +83,12 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     private var socketCookie: UInt64 = 0
     private var stderrCookie: UInt64 = 0
     private var pidfdCookie: UInt64 = 0
-    private var watchingWritable = false
     private var socketEOF = false
+    /// Output the reactor is sending for a caller whose send would have blocked, and how much is sent.
+    private var flushBuffer: [UInt8] = []
+    private var flushOffset = 0
     private var stderrOpen = true
     private var finalized = false
-    private var protocolErrorMessage: String?
     private var graceTimer: UInt64?
     /// Keeps the connection alive while the reactor watches it, whoever else lets go of it.
     private var selfReference: ChildConnection?
@@ -93,7 +109,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         self.maxFrameSize = options.maxFrameSize
         self.tailLimit = max(256, options.stderrTailBytes)
         self.logger = options.logger
-        self.reader = FrameReader(maxFrameSize: options.maxFrameSize)
+        self.readSide = Mutex(ReadSide(reader: FrameReader(maxFrameSize: options.maxFrameSize)))
+        self.spinNanoseconds = Crew.effectiveSpinNanoseconds(options)
     }
 
     // MARK: Starting a child
@@ -117,7 +134,13 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             throw error
         }
         let childFD: Int32 = 3
-        let marker = ChildMarker(fd: childFD, parentPID: getpid(), mode: mode, maxFrameSize: options.maxFrameSize)
+        let marker = ChildMarker(
+            fd: childFD,
+            parentPID: getpid(),
+            mode: mode,
+            maxFrameSize: options.maxFrameSize,
+            spinNanoseconds: Crew.effectiveSpinNanoseconds(options)
+        )
         let arguments = options.arguments ?? CommandLine.arguments
         let environment = childEnvironment(marker: marker, extra: options.environment)
 
@@ -187,7 +210,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         selfReference = self
         socketCookie = reactor.register(
             fd: socket,
-            events: UInt32(CREW_EPOLLIN | CREW_EPOLLRDHUP),
+            events: UInt32(CREW_EPOLLIN | CREW_EPOLLRDHUP | CREW_EPOLLONESHOT),
             source: self,
             tag: Self.socketTag
         )
@@ -268,11 +291,11 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     }
 
     /// Sends `bytes` and then whatever else was queued meanwhile, holding the writing token; if the socket is
-    /// full, hands the rest to the reactor.
+    /// full, hands the rest to the reactor (which keeps the token until all is sent).
     private func sendFromCaller(_ bytes: inout [UInt8]) {
+        var offset = 0
         while true {
-            let outcome = sendSome(&bytes)
-            switch outcome {
+            switch sendSome(bytes, from: &offset) {
             case .done:
                 let more: [UInt8]? = state.withLock { state in
                     if state.out.isEmpty {
@@ -284,9 +307,15 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                 }
                 guard let more else { return }
                 bytes = more
+                offset = 0
             case .wouldBlock:
-                state.withLock { state in state.out.insert(contentsOf: bytes, at: 0) }
-                Reactor.shared.submit { [self] in watchWritable() }
+                let rest = bytes
+                let restOffset = offset
+                Reactor.shared.submit { [self] in
+                    flushBuffer = rest
+                    flushOffset = restOffset
+                    watchWritable()
+                }
                 return
             case .broken:
                 state.withLock { state in
@@ -302,16 +331,15 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         case done, wouldBlock, broken
     }
 
-    /// Sends as much of `bytes` as the socket takes, removing what was sent.
-    private func sendSome(_ bytes: inout [UInt8]) -> SendOutcome {
-        var written = 0
-        defer { if written > 0 { bytes.removeFirst(written) } }
-        while written < bytes.count {
+    /// Sends as much of `bytes[offset...]` as the socket takes, advancing `offset` (never copying the rest).
+    private func sendSome(_ bytes: [UInt8], from offset: inout Int) -> SendOutcome {
+        while offset < bytes.count {
+            let from = offset
             let n = bytes.withUnsafeBytes { raw in
-                send(socket, raw.baseAddress! + written, raw.count - written, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                send(socket, raw.baseAddress! + from, raw.count - from, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
             }
             if n > 0 {
-                written += n
+                offset += n
             } else if n < 0 && errno == EINTR {
                 continue
             } else if n < 0 && errno == EAGAIN {
@@ -326,7 +354,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
 
     private func releaseWritingToken(_ state: inout State) {
         state.writing = false
-        if state.closeSocketWhenIdle && !state.socketClosed {
+        if state.closeSocketWhenIdle && !state.socketClosed && !state.callerReads {
             state.socketClosed = true
             close(socket)
         }
@@ -390,6 +418,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             if events & UInt32(CREW_EPOLLIN | CREW_EPOLLHUP | CREW_EPOLLRDHUP | CREW_EPOLLERR) != 0 {
                 readSocket()
             }
+            armSocket()
         case Self.stderrTag:
             readStderr()
         default:
@@ -397,87 +426,135 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         }
     }
 
+    /// Re-arms the socket's one-shot registration for what is wanted now: input unless a caller reads for
+    /// itself, room to write if output is waiting. Serialized by the state lock, so callers and the reactor
+    /// never arm it with stale wishes.
+    private func armSocket() {
+        state.withLock { state in
+            guard !state.socketUnregistered else { return }
+            var events = UInt32(CREW_EPOLLONESHOT | CREW_EPOLLRDHUP)
+            if !state.callerReads { events |= UInt32(CREW_EPOLLIN) }
+            if state.wantWritable { events |= UInt32(CREW_EPOLLOUT) }
+            Reactor.shared.modify(fd: socket, cookie: socketCookie, events: events)
+        }
+    }
+
     private func watchWritable() {
-        guard !finalized, !socketEOF, !watchingWritable else { return }
-        watchingWritable = true
-        Reactor.shared.modify(
-            fd: socket,
-            cookie: socketCookie,
-            events: UInt32(CREW_EPOLLIN | CREW_EPOLLRDHUP | CREW_EPOLLOUT)
-        )
+        guard !finalized, !socketEOF else { return }
+        state.withLock { $0.wantWritable = true }
+        armSocket()
         // It may have drained in the meantime.
         flushFromReactor()
     }
 
-    /// Sends queued output while the reactor holds the writing token.
+    /// Sends queued output while the reactor holds the writing token: first what a caller could not send
+    /// (`flushBuffer` from `flushOffset`), then whatever was queued since.
     private func flushFromReactor() {
-        var bytes: [UInt8] = state.withLock { state in
-            defer { state.out = [] }
-            return state.out
-        }
-        let outcome = bytes.isEmpty ? .done : sendSome(&bytes)
-        let finished: Bool = state.withLock { state in
-            switch outcome {
-            case .wouldBlock:
-                state.out.insert(contentsOf: bytes, at: 0)
-                return false
-            case .broken:
-                state.out.removeAll()
-                releaseWritingToken(&state)
-                return true
-            case .done:
-                if !state.out.isEmpty { return false }
-                releaseWritingToken(&state)
-                return true
-            }
-        }
-        if finished && watchingWritable && !socketEOF {
-            watchingWritable = false
-            Reactor.shared.modify(fd: socket, cookie: socketCookie, events: UInt32(CREW_EPOLLIN | CREW_EPOLLRDHUP))
-        } else if !finished && !watchingWritable {
-            watchWritable()
-        }
-    }
-
-    /// Reads everything the socket has and completes the calls it answers.
-    private func readSocket() {
-        guard !socketEOF else { return }
         while true {
-            let n = reader.read(from: socket)
-            if n > 0 {
-                handleFrames()
+            if flushOffset >= flushBuffer.count {
+                let more: [UInt8]? = state.withLock { state in
+                    guard !state.out.isEmpty else { return nil }
+                    defer { state.out = [] }
+                    return state.out
+                }
+                guard let more else { break }
+                flushBuffer = more
+                flushOffset = 0
+            }
+            switch sendSome(flushBuffer, from: &flushOffset) {
+            case .done:
                 continue
-            }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && errno == EAGAIN { return }
-            // End of stream (or a reset): the child is exiting or gone.
-            socketEOF = true
-            Reactor.shared.unregister(fd: socket, cookie: socketCookie)
-            state.withLock { state in
-                state.closeSocketWhenIdle = true
-                if !state.writing && !state.socketClosed {
-                    state.socketClosed = true
-                    close(socket)
+            case .wouldBlock:
+                state.withLock { $0.wantWritable = true }
+                return
+            case .broken:
+                flushBuffer = []
+                flushOffset = 0
+                state.withLock { state in
+                    state.out.removeAll()
+                    state.wantWritable = false
+                    releaseWritingToken(&state)
                 }
+                return
             }
-            if !finalized {
-                graceTimer = Reactor.shared.schedule(afterNanoseconds: Self.exitGraceNanoseconds) { [self] in
-                    graceTimer = nil
-                    if !finalized {
-                        logger.notice("child closed its socket but did not exit; killing it", metadata: ["crew.pid": "\(pid)"])
-                        signal(SIGKILL)
-                    }
-                }
+        }
+        flushBuffer = []
+        flushOffset = 0
+        state.withLock { state in
+            // A caller may have queued more between the last check and now; it is sent on the next round.
+            if state.out.isEmpty {
+                state.wantWritable = false
+                releaseWritingToken(&state)
+            } else {
+                state.wantWritable = true
             }
-            return
         }
     }
 
-    private func handleFrames() {
+    private enum ReadOutcome {
+        case data, empty, eof
+    }
+
+    /// Reads what the socket has without blocking, completes the calls it answers, and says whether it read
+    /// anything or reached the end. Used by the reactor and by callers that read for themselves.
+    private func readAvailable() -> ReadOutcome {
         var finished: [(CallCompletion, Result<[UInt8], CrewError>)] = []
+        var broken = false
+        let outcome: ReadOutcome = readSide.withLock { side in
+            var got = false
+            while true {
+                let n = side.reader.read(from: socket)
+                if n > 0 {
+                    got = true
+                    if !handleFrames(&side, &finished) { broken = true }
+                    continue
+                }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && errno == EAGAIN { return got ? .data : .empty }
+                return .eof
+            }
+        }
+        // The child sent bytes that are not our protocol: it cannot be trusted to answer. Kill it; its death
+        // fails the pending calls with the message.
+        if broken { signal(SIGKILL) }
+        for (completion, result) in finished { completion(result) }
+        return outcome
+    }
+
+    /// Reads everything the socket has and completes the calls it answers (reactor thread).
+    private func readSocket() {
+        guard !socketEOF, !state.withLock({ $0.callerReads }) else { return }
+        guard readAvailable() == .eof else { return }
+        // End of stream (or a reset): the child is exiting or gone.
+        socketEOF = true
+        Reactor.shared.unregister(fd: socket, cookie: socketCookie)
+        state.withLock { state in
+            state.socketUnregistered = true
+            state.closeSocketWhenIdle = true
+            if !state.writing && !state.socketClosed && !state.callerReads {
+                state.socketClosed = true
+                close(socket)
+            }
+        }
+        if !finalized {
+            graceTimer = Reactor.shared.schedule(afterNanoseconds: Self.exitGraceNanoseconds) { [self] in
+                graceTimer = nil
+                if !finalized {
+                    logger.notice("child closed its socket but did not exit; killing it", metadata: ["crew.pid": "\(pid)"])
+                    signal(SIGKILL)
+                }
+            }
+        }
+    }
+
+    /// Parses the frames read so far. Returns false if the bytes are not the protocol.
+    private func handleFrames(
+        _ side: inout ReadSide,
+        _ finished: inout [(CallCompletion, Result<[UInt8], CrewError>)]
+    ) -> Bool {
         do {
-            while let payload = try reader.next() {
-                switch try Message.parseParentBound(reader.buffer, payload) {
+            while let payload = try side.reader.next() {
+                switch try Message.parseParentBound(side.reader.buffer, payload) {
                 case .hello(_, let version):
                     guard version == wireProtocolVersion else {
                         throw CrewError(.protocolError, "the child speaks protocol version \(version), not \(wireProtocolVersion)")
@@ -485,23 +562,62 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                     state.withLock { $0.helloSeen = true }
                 case .result(let id, let range):
                     if let pending = state.withLock({ $0.pending.removeValue(forKey: id) }) {
-                        finished.append((pending.completion, .success(Array(reader.buffer[range]))))
+                        finished.append((pending.completion, .success(side.reader.copy(range))))
                     }
                 case .failure(let id, let failure):
                     if let pending = state.withLock({ $0.pending.removeValue(forKey: id) }) {
                         finished.append((pending.completion, .failure(failure.error(function: pending.function, pid: pid))))
                     }
                 case .protocolError(let message):
-                    protocolErrorMessage = message
+                    side.protocolErrorMessage = message
                 }
             }
+            return true
         } catch {
-            // The child sent bytes that are not our protocol: it cannot be trusted to answer. Kill it; its death
-            // fails the pending calls with this message.
-            protocolErrorMessage = (error as? CrewError)?.message ?? "\(error)"
-            signal(SIGKILL)
+            side.protocolErrorMessage = (error as? CrewError)?.message ?? "\(error)"
+            return false
         }
-        for (completion, result) in finished { completion(result) }
+    }
+
+    // MARK: Reading on the caller's thread
+
+    /// Waits until `isDone()` by reading the socket on the calling thread, which saves the two thread wake-ups
+    /// of the reactor path. Spins (non-blocking reads) for the spin time; then, if `block`, sleeps in `poll`
+    /// on the socket. Returns early, leaving the rest to the reactor, if another caller is reading, if the
+    /// socket ends, or (when not blocking) when the spin time is over. Never blocks when `block` is false.
+    func readUntil(block: Bool, _ isDone: () -> Bool) {
+        if isDone() { return }
+        guard spinNanoseconds > 0 || block else { return }
+        let taken = state.withLock { state -> Bool in
+            guard !state.callerReads, !state.socketUnregistered, !state.socketClosed, state.failure == nil else {
+                return false
+            }
+            state.callerReads = true
+            return true
+        }
+        guard taken else { return }
+        armSocket()
+        defer {
+            state.withLock { state in
+                state.callerReads = false
+                if state.closeSocketWhenIdle && !state.writing && !state.socketClosed && state.socketUnregistered {
+                    state.socketClosed = true
+                    close(socket)
+                }
+            }
+            armSocket()
+        }
+        let spinUntil = monotonicNanos() &+ spinNanoseconds
+        while !isDone() {
+            if readAvailable() == .eof { return }
+            if isDone() { return }
+            if monotonicNanos() < spinUntil { continue }
+            guard block else { return }
+            // Sleep until input arrives; wake now and then to notice a death the reactor has handled.
+            var p = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, 100)
+            if state.withLock({ $0.failure != nil }) { return }
+        }
     }
 
     private func readStderr() {
@@ -544,12 +660,13 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         }
         finalized = true
         if let graceTimer { Reactor.shared.cancelTimer(graceTimer) }
-        readSocket()
+        if !socketEOF && !state.withLock({ $0.callerReads }) { _ = readAvailable() }
         readStderr()
         if !socketEOF {
             socketEOF = true
             Reactor.shared.unregister(fd: socket, cookie: socketCookie)
         }
+        let protocolErrorMessage = readSide.withLock { $0.protocolErrorMessage }
         if stderrOpen {
             stderrOpen = false
             Reactor.shared.unregister(fd: stderrPipe, cookie: stderrCookie)
@@ -562,12 +679,19 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             state.exitStatus = exitStatus
             state.pidfdClosed = true
             close(pidfd)
+            state.socketUnregistered = true
             state.closeSocketWhenIdle = true
-            if !state.writing && !state.socketClosed {
+            if !state.writing && !state.socketClosed && !state.callerReads {
                 state.socketClosed = true
                 close(socket)
             }
-            state.failure = deathError(exitStatus, tail: tail, function: nil, helloSeen: state.helloSeen)
+            state.failure = deathError(
+                exitStatus,
+                tail: tail,
+                function: nil,
+                helloSeen: state.helloSeen,
+                protocolErrorMessage: protocolErrorMessage
+            )
             defer { state.pending.removeAll() }
             return (Array(state.pending.values), state.helloSeen)
         }
@@ -577,13 +701,25 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             logger.notice("child ended: \(exitStatus)", metadata: ["crew.pid": "\(pid)"])
         }
         for call in pending {
-            call.completion(.failure(deathError(exitStatus, tail: tail, function: call.function, helloSeen: helloSeen)))
+            call.completion(.failure(deathError(
+                exitStatus,
+                tail: tail,
+                function: call.function,
+                helloSeen: helloSeen,
+                protocolErrorMessage: protocolErrorMessage
+            )))
         }
         exited.complete(exitStatus)
         selfReference = nil
     }
 
-    private func deathError(_ status: Crew.ExitStatus, tail: String, function: String?, helloSeen: Bool) -> CrewError {
+    private func deathError(
+        _ status: Crew.ExitStatus,
+        tail: String,
+        function: String?,
+        helloSeen: Bool,
+        protocolErrorMessage: String?
+    ) -> CrewError {
         if let protocolErrorMessage {
             return CrewError(
                 .protocolError,

@@ -30,27 +30,31 @@ struct ChildMarker: Equatable {
     var parentPID: Int32
     var mode: Mode
     var maxFrameSize: Int
+    /// How long the child polls for the next call before it sleeps, in nanoseconds.
+    var spinNanoseconds: UInt64
 
-    var encoded: String { "\(version):\(fd):\(parentPID):\(mode.rawValue):\(maxFrameSize)" }
+    var encoded: String { "\(version):\(fd):\(parentPID):\(mode.rawValue):\(maxFrameSize):\(spinNanoseconds)" }
 
-    init(fd: Int32, parentPID: Int32, mode: Mode, maxFrameSize: Int) {
+    init(fd: Int32, parentPID: Int32, mode: Mode, maxFrameSize: Int, spinNanoseconds: UInt64 = 0) {
         self.fd = fd
         self.parentPID = parentPID
         self.mode = mode
         self.maxFrameSize = maxFrameSize
+        self.spinNanoseconds = spinNanoseconds
     }
 
     init?(_ text: String) {
         let parts = text.split(separator: ":")
-        guard parts.count == 5, let version = UInt64(parts[0]), let fd = Int32(parts[1]),
+        guard parts.count == 6, let version = UInt64(parts[0]), let fd = Int32(parts[1]),
             let parent = Int32(parts[2]), let mode = Mode(rawValue: String(parts[3])),
-            let max = Int(parts[4]), fd >= 0, max > 0
+            let max = Int(parts[4]), let spin = UInt64(parts[5]), fd >= 0, max > 0, spin <= 1_000_000_000
         else { return nil }
         self.version = version
         self.fd = fd
         self.parentPID = parent
         self.mode = mode
         self.maxFrameSize = max
+        self.spinNanoseconds = spin
     }
 }
 
@@ -112,10 +116,14 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
     private let marker: ChildMarker
     private var reader: FrameReader
     private var out: [UInt8] = []
+    /// How much of `out` has been sent (the rest waits for room in the socket).
+    private var outSent = 0
     private var inFlight = 0
     private var shuttingDown = false
     private var finishedCalls = 0
     private var failedCalls = 0
+    /// Until when the loop keeps polling for input instead of sleeping (set after each call served).
+    private var spinUntil: UInt64 = 0
 
     private struct Scheduled {
         var jobs: [UnownedJob] = []
@@ -167,7 +175,7 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
         while true {
             runJobs()
             collectAsyncResults()
-            if !out.isEmpty { flush(blocking: false) }
+            if outSent < out.count { flush(blocking: false) }
             if marker.mode == .process && finishedCalls > 0 {
                 flush(blocking: true)
                 ChildRuntime.exitChild(failedCalls > 0 ? 1 : 0)
@@ -183,6 +191,7 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
             let n = reader.read(from: fd)
             if n > 0 {
                 handleFrames()
+                if marker.spinNanoseconds > 0 { spinUntil = monotonicNanos() &+ marker.spinNanoseconds }
                 continue
             }
             if n == 0 {
@@ -190,7 +199,11 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
                 ChildRuntime.exitChild(0)
             }
             switch errno {
-            case EAGAIN: waitForEvents(readable: true)
+            case EAGAIN:
+                // Calls often follow each other closely: poll a little before paying for a wake-up.
+                if spinUntil != 0 && monotonicNanos() < spinUntil { continue }
+                spinUntil = 0
+                waitForEvents(readable: true)
             case EINTR: continue
             default: ChildRuntime.exitChild(0)  // ECONNRESET and the like: the parent is gone.
             }
@@ -206,7 +219,7 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
         }
         guard idle else { return }
         var fds = [
-            pollfd(fd: fd, events: Int16((readable ? POLLIN : 0) | (out.isEmpty ? 0 : POLLOUT)), revents: 0),
+            pollfd(fd: fd, events: Int16((readable ? POLLIN : 0) | (outSent < out.count ? POLLOUT : 0)), revents: 0),
             pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
         ]
         _ = poll(&fds, 2, -1)
@@ -231,18 +244,18 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
     /// Writes pending output. Non-blocking: keeps what the socket does not take; blocking: waits until all is
     /// written or the parent is gone.
     private func flush(blocking: Bool) {
-        var written = 0
-        while written < out.count {
+        while outSent < out.count {
+            let from = outSent
             let n = out.withUnsafeBytes { raw in
-                send(fd, raw.baseAddress! + written, raw.count - written, Int32(MSG_NOSIGNAL))
+                send(fd, raw.baseAddress! + from, raw.count - from, Int32(MSG_NOSIGNAL))
             }
             if n > 0 {
-                written += n
+                outSent += n
                 continue
             }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && errno == EAGAIN {
-                if !blocking { break }
+                if !blocking { return }
                 var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                 _ = poll(&p, 1, -1)
                 continue
@@ -250,11 +263,8 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
             // The parent is gone.
             ChildRuntime.exitChild(0)
         }
-        if written == out.count {
-            out.removeAll(keepingCapacity: out.capacity <= 1 << 20)
-        } else {
-            out.removeFirst(written)
-        }
+        out.removeAll(keepingCapacity: out.capacity <= 1 << 20)
+        outSent = 0
     }
 
     private func handleFrames() {
@@ -302,7 +312,7 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
                 finishFailed(id: id, Self.tooLarge(error), function: name)
             }
         case .async(let body):
-            let bytes = Array(reader.buffer[arguments])
+            let bytes = reader.copy(arguments)
             let maxFrameSize = marker.maxFrameSize
             inFlight += 1
             Task(executorPreference: self) {

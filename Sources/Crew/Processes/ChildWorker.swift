@@ -33,6 +33,7 @@ public final class ChildWorker: Sendable {
         connection.call(function.name, encodeArguments: { try BinaryEncoder.encode(arguments, appendingTo: &$0) }) {
             done.complete($0)
         }
+        connection.readUntil(block: true) { done.current != nil }
         let bytes = try done.wait(timeout: nil)!.get()
         return try decode(R.self, bytes, function: function.name)
     }
@@ -41,6 +42,8 @@ public final class ChildWorker: Sendable {
     func callEncoded(_ name: String, _ encode: (inout [UInt8]) throws -> Void) async throws -> [UInt8] {
         let done = Completion<Result<[UInt8], CrewError>>()
         connection.call(name, encodeArguments: encode) { done.complete($0) }
+        // A short spin on this thread often gets the answer without any thread hop; then the reactor takes over.
+        connection.readUntil(block: false) { done.current != nil }
         guard let result = await done.wait() else { throw CancellationError() }
         return try result.get()
     }

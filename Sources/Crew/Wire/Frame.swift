@@ -70,7 +70,7 @@ struct FrameReader {
         if buffer.count - start < want {
             // A frame larger than the buffer: grow (the header was checked against the limit).
             compact()
-            if buffer.count < want { buffer.append(contentsOf: repeatElement(0, count: want - buffer.count)) }
+            if buffer.count < want { grow(to: want) }
         } else if buffer.count - end < 4096 {
             compact()
         }
@@ -88,6 +88,22 @@ struct FrameReader {
         buffer.removeSubrange(end...)
         buffer.append(contentsOf: bytes)
         end = buffer.count
+    }
+
+    /// Grows the buffer to `size` bytes, keeping its contents (one allocation and one copy).
+    private mutating func grow(to size: Int) {
+        let old = buffer
+        buffer = [UInt8](unsafeUninitializedCapacity: size) { storage, initialized in
+            let raw = UnsafeMutableRawBufferPointer(storage)
+            old.withUnsafeBytes { raw.copyMemory(from: $0) }
+            raw.baseAddress!.advanced(by: old.count).initializeMemory(as: UInt8.self, repeating: 0, count: size - old.count)
+            initialized = size
+        }
+    }
+
+    /// A copy of the bytes in `range` of the buffer.
+    func copy(_ range: Range<Int>) -> [UInt8] {
+        buffer.withUnsafeBufferPointer { [UInt8](UnsafeBufferPointer(rebasing: $0[range])) }
     }
 
     private mutating func compact() {
