@@ -86,6 +86,13 @@ public struct Crew: Sendable {
         self.options = options
     }
 
+    /// This crew's functions with changed options: `crew.withOptions { $0.spinMicroseconds = 0 }`.
+    public func withOptions(_ change: (inout Options) -> Void) -> Crew {
+        var options = self.options
+        change(&options)
+        return Crew(functions: functions, options: options)
+    }
+
     /// Registers `functions` and, in a child process, serves the parent: Python's
     /// `if __name__ == "__main__":`.
     ///

@@ -92,9 +92,19 @@ struct CrewBench: AsyncParsableCommand {
             return Self.us(ContinuousClock.now - start) / Double(n)
         }
         await worker.shutdown()
+        // The same without spinning: what the wake-ups alone cost.
+        let calm = try ChildWorker(crew: Crew.current!.withOptions { $0.spinMicroseconds = 0 })
+        let noSpin = try await Self.median(rounds: 5) {
+            let start = ContinuousClock.now
+            for _ in 0..<(n / 5) { _ = try calm.callBlocking(BenchFunctions.echoByte, 1) }
+            return Self.us(ContinuousClock.now - start) / Double(n / 5)
+        }
+        await calm.shutdown()
         status("round trip: Python")
         let python = try runPeer("round_trip.py", [String(n / 2)])
-        for (label, value) in [("Crew call, blocking", blocking), ("Crew call, async", async)] {
+        for (label, value) in [
+            ("Crew call, blocking", blocking), ("Crew call, async", async), ("Crew, blocking, no spin", noSpin),
+        ] {
             for variant in ["mp.Pipe", "os.pipe"] {
                 table.add(
                     workload: "1-byte round trip parent → child → parent (µs)",

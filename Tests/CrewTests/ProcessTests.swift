@@ -236,6 +236,25 @@ import Glibc
         #expect(!alive, "grandchild \(grandchild) outlived its parent")
     }
 
+    @Test func whenTheParentIsKilledItsChildExits() async throws {
+        // A worker starts a grandchild that sleeps forever, then the worker is SIGKILLed: no code of it runs
+        // after that, yet the grandchild must go (the kernel's parent-death signal).
+        let worker = try ChildWorker(crew: testCrew)
+        let grandchild = try await worker.call(TestFunctions.startGrandchild, Empty())
+        #expect(CrewTesting.processExists(grandchild))
+        worker.signal(SIGKILL)
+        #expect(await worker.exitStatus() == .signaled(SIGKILL))
+        var gone = false
+        for _ in 0..<200 {
+            if !CrewTesting.processExists(grandchild) || processState(grandchild) == "Z" {
+                gone = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(gone, "grandchild \(grandchild) outlived its killed parent")
+    }
+
     @Test func manyProcessesAtOnce() async throws {
         let processes = (0..<16).map { Crew.Process(target: TestFunctions.square, args: $0, crew: testCrew) }
         for p in processes { try p.start() }
