@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Runs a command as a child subreaper and fails if any process it started outlives it.
+"""Runs a command as a child subreaper and fails if any process it started outlives its parent.
 
-Crew's children must never outlive their parent: whatever a test starts and leaves behind is reparented here
-when the test runner exits, and is reported (then killed) as a failure. Zombies are reaped.
+Crew's children must never outlive their parent. Any process whose parent dies is reparented here; one that
+is still alive ORPHAN_SECONDS later is reported, killed and counted as a failure — during the run too, since
+an orphan holding the test runner's output pipe would otherwise keep `swift test` waiting forever. The whole
+command is stopped after TIMEOUT_SECONDS. Zombies are reaped.
 """
 import ctypes
 import os
@@ -13,6 +15,8 @@ import time
 
 PR_SET_CHILD_SUBREAPER = 36
 GRACE_SECONDS = 10
+ORPHAN_SECONDS = 10
+TIMEOUT_SECONDS = int(os.environ.get("CREW_TEST_TIMEOUT", "1800"))
 
 
 def children_of(pid):
@@ -51,7 +55,35 @@ def main():
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         print("no-orphans: cannot become a subreaper; orphans will not be detected", file=sys.stderr)
-    rc = subprocess.call(sys.argv[1:])
+    proc = subprocess.Popen(sys.argv[1:])
+    started = time.time()
+    first_seen = {}
+    killed = []
+    rc = None
+    while rc is None:
+        try:
+            rc = proc.wait(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        reap()
+        now = time.time()
+        for pid in children_of(os.getpid()):
+            if pid == proc.pid:
+                continue
+            first_seen.setdefault(pid, now)
+            if now - first_seen[pid] > ORPHAN_SECONDS:
+                print(f"no-orphans: {pid} ({command_line(pid)}) outlived its parent; killing it", file=sys.stderr)
+                killed.append(pid)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if now - started > TIMEOUT_SECONDS:
+            print(f"no-orphans: the run took over {TIMEOUT_SECONDS} s; stopping it", file=sys.stderr)
+            proc.kill()
+            rc = proc.wait()
+            rc = rc or 1
     deadline = time.time() + GRACE_SECONDS
     left = []
     while True:
@@ -60,6 +92,8 @@ def main():
         if not left or time.time() > deadline:
             break
         time.sleep(0.1)
+    if killed and not left:
+        return rc or 1
     if left:
         print(f"no-orphans: {len(left)} process(es) outlived the test run:", file=sys.stderr)
         for pid in left:

@@ -1,0 +1,65 @@
+import CrewTesting
+import Foundation
+import Testing
+
+@testable import Crew
+
+// The README's tour, compiled. `readmeBlocksAreCompiledHere` checks that every Swift block of the README appears
+// in this file, so the README cannot drift from code that builds.
+
+enum Work {
+    static let square = Function("square") { (n: Int) in n * n }
+    static let greet = Function("greet") { (name: String) async throws -> String in
+        try await Task.sleep(for: .milliseconds(10))
+        return "hello, \(name)"
+    }
+    static let crash = Function("crash") { (index: Int) -> Int in [1, 2, 3][index] }
+}
+
+struct App {
+    static func main() async throws {
+        try Crew.bootstrap(Work.square, Work.greet, Work.crash)
+
+        // multiprocessing.Process, with the function's value coming back.
+        let p = Crew.Process(target: Work.square, args: 12)
+        try p.start()
+        print(try await p.value)  // 144
+        try await p.join()
+        print(p.exitCode ?? -1)  // 0
+
+        // A trap in the child is an error in the parent, with the child's last words.
+        let q = Crew.Process(target: Work.crash, args: 7)
+        try q.start()
+        do {
+            _ = try await q.value
+        } catch let error as CrewError where error.code == .workerCrashed {
+            print(error.exitStatus!)  // killed by signal 4 (SIGILL)
+            print(error.lastStderr!.contains("Index out of range"))  // true
+        }
+    }
+}
+
+func readmeTesting() throws {
+    let crew = try CrewTesting.bootstrap([Work.square], worker: "my-app")
+    let p = Crew.Process(target: Work.square, args: 3, crew: crew)
+    _ = p
+}
+
+@Suite struct ReadmeTests {
+    static func normalized(_ text: String) -> String {
+        text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("import ") && $0 != "@main" }.joined(separator: "\n")
+    }
+
+    @Test func readmeBlocksAreCompiledHere() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let here = Self.normalized(try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8))
+        let blocks = readme.components(separatedBy: "```swift\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        #expect(blocks.count >= 3)
+        for block in blocks {
+            #expect(here.contains(Self.normalized(block)), "README block not compiled in ReadmeTests.swift:\n\(block)")
+        }
+    }
+}
