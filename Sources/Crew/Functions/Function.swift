@@ -12,7 +12,7 @@
 /// }
 /// ```
 ///
-/// Register every function with ``Crew/bootstrap(_:options:)-(any AnyFunction...,_)`` at the top of `main`.
+/// Register every function with ``Crew/bootstrap(_:options:)-(AnyFunction...,_)`` at the top of `main`.
 /// Arguments and results are `Codable`; pass several arguments as a tuple-like struct. A body without
 /// arguments takes ``Empty``, one without a result returns ``Empty``.
 public struct Function<Arguments: Codable & Sendable, Result: Codable & Sendable>: AnyFunction {
@@ -116,7 +116,7 @@ public struct Empty: Codable, Sendable, Hashable {
     public init() {}
 }
 
-/// A registered function of any argument and result type, as ``Crew/bootstrap(_:options:)-(any AnyFunction...,_)``
+/// A registered function of any argument and result type, as ``Crew/bootstrap(_:options:)-(AnyFunction...,_)``
 /// takes them. ``Function`` is the conforming type.
 public protocol AnyFunction: Sendable {
     /// The name the function is registered under.

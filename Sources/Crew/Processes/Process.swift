@@ -23,7 +23,7 @@ extension Crew {
     /// ``CrewError/Code/remoteError`` with the error's type name and description. The parent never traps and
     /// never hangs because of a child.
     ///
-    /// The child runs this same program (see ``Crew/bootstrap(_:options:)-(any AnyFunction...,_)``), with its
+    /// The child runs this same program (see ``Crew/bootstrap(_:options:)-(AnyFunction...,_)``), with its
     /// standard output and standard error passed through to the parent's and standard input at `/dev/null`.
     /// A child never outlives its parent: it is killed if the parent dies.
     public final class Process<Arguments: Codable & Sendable, Result: Codable & Sendable>: Sendable {
@@ -45,7 +45,11 @@ extension Crew {
 
         /// A process that will run `target` with `args` once started.
         ///
-        /// - Parameter crew: whose options start the child; ``Crew/current`` (made by `bootstrap`) when nil.
+        /// - Parameters:
+        ///   - target: The registered function the child runs.
+        ///   - args: Its arguments.
+        ///   - name: The process's name; `Process-N` when nil.
+        ///   - crew: Whose options start the child; ``Crew/current`` (made by `bootstrap`) when nil.
         public init(target: Function<Arguments, Result>, args: Arguments, name: String? = nil, crew: Crew? = nil) {
             self.target = target
             self.args = args
