@@ -94,6 +94,25 @@ public enum TestFunctions {
         try p.start()
         return p.pid ?? -1
     }
+    /// The child's open descriptors as "fd -> target (cloexec)" lines, read from /proc/self/fd.
+    public static let descriptors = Function("descriptors") { () -> [String] in
+        var lines: [String] = []
+        guard let dir = opendir("/proc/self/fd") else { return ["cannot open /proc/self/fd"] }
+        defer { closedir(dir) }
+        let own = dirfd(dir)
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let fd = Int32(name), fd != own else { continue }
+            var target = [CChar](repeating: 0, count: 512)
+            let n = readlink("/proc/self/fd/\(fd)", &target, 511)
+            let text = n > 0 ? String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+            let cloexec = fcntl(fd, F_GETFD) & FD_CLOEXEC != 0
+            lines.append("\(fd) -> \(text)\(cloexec ? " (cloexec)" : "")")
+        }
+        return lines.sorted()
+    }
     /// Registered in the test process only: the child does not know it.
     public static let onlyInParent = Function("onlyInParent") { (n: Int) in n }
 
@@ -101,6 +120,6 @@ public enum TestFunctions {
     public static let all: [any AnyFunction] = [
         square, add, echo, echoBytes, pid, parentPID, greet, sleepMilliseconds, blockMilliseconds, fail, failAsync,
         trapFatalError, trapIndex, trapUnwrap, exitWith, killSelf, sleepForever, printLines, bigResult,
-        noArgsNoResult, argsNoResult, startGrandchild,
+        noArgsNoResult, argsNoResult, startGrandchild, descriptors,
     ]
 }

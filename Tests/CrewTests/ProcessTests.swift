@@ -255,6 +255,27 @@ import Glibc
         #expect(gone, "grandchild \(grandchild) outlived its killed parent")
     }
 
+    @Test func theChildInheritsOnlyWhatItNeeds() async throws {
+        // Open a descriptor without close-on-exec in the parent: the child must not get it.
+        let leak = open("/dev/zero", O_RDONLY)
+        #expect(leak >= 0)
+        defer { close(leak) }
+        let p = Crew.Process(target: TestFunctions.descriptors, crew: testCrew)
+        try p.start()
+        let lines = try await p.value
+        let byFD = Dictionary(uniqueKeysWithValues: lines.map { line in
+            (Int32(line.split(separator: " ")[0])!, line)
+        })
+        #expect(byFD[0]?.contains("/dev/null") == true, "\(lines)")
+        #expect(byFD[2]?.contains("pipe:") == true, "\(lines)")
+        #expect(byFD[3]?.contains("socket:") == true && byFD[3]?.contains("cloexec") == true, "\(lines)")
+        #expect(!lines.contains { $0.contains("/dev/zero") }, "\(lines)")
+        // Anything else the child has, it opened itself, close-on-exec (its event descriptor).
+        for (fd, line) in byFD where fd > 3 {
+            #expect(line.contains("cloexec"), "\(line)")
+        }
+    }
+
     @Test func manyProcessesAtOnce() async throws {
         let processes = (0..<16).map { Crew.Process(target: TestFunctions.square, args: $0, crew: testCrew) }
         for p in processes { try p.start() }
