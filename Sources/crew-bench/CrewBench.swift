@@ -151,13 +151,7 @@ struct CrewBench: AsyncParsableCommand {
         let command = ([python, "\(peers)/\(script)"] + arguments).map(Self.shellQuoted).joined(separator: " ")
         fflush(nil)
         guard let pipe = popen(command, "r") else { throw ValidationError("cannot run \(command)") }
-        var output: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = fread(&buffer, 1, buffer.count, pipe)
-            if n <= 0 { break }
-            output.append(contentsOf: buffer[0..<n])
-        }
+        let output = Machine.readAll(pipe)
         let status = pclose(pipe)
         guard status == 0 else { throw ValidationError("\(command) failed (status \(status))") }
         var figures: [String: Double] = [:]
@@ -243,6 +237,11 @@ enum Machine {
     static func read(_ path: String) -> String {
         guard let file = fopen(path, "r") else { return "" }
         defer { fclose(file) }
+        return String(decoding: readAll(file), as: UTF8.self)
+    }
+
+    /// Everything left to read from a stdio stream.
+    static func readAll(_ file: UnsafeMutablePointer<FILE>) -> [UInt8] {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -250,7 +249,7 @@ enum Machine {
             if n <= 0 { break }
             bytes.append(contentsOf: buffer[0..<n])
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     static func trimmed(_ text: String) -> String {

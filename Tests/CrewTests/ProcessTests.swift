@@ -224,16 +224,7 @@ import Glibc
         #expect(grandchild > 0)
         try await p.join()
         // The child has exited (its function returned): the grandchild must be gone too, promptly.
-        var alive = true
-        for _ in 0..<200 {
-            // The grandchild was reparented (to init or a subreaper), which reaps it once it has exited.
-            if !CrewTesting.processExists(grandchild) || processState(grandchild) == "Z" {
-                alive = false
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(!alive, "grandchild \(grandchild) outlived its parent")
+        #expect(try await exitsSoon(grandchild), "grandchild \(grandchild) outlived its parent")
     }
 
     @Test func whenTheParentIsKilledItsChildExits() async throws {
@@ -244,15 +235,7 @@ import Glibc
         #expect(CrewTesting.processExists(grandchild))
         worker.signal(SIGKILL)
         #expect(await worker.exitStatus() == .signaled(SIGKILL))
-        var gone = false
-        for _ in 0..<200 {
-            if !CrewTesting.processExists(grandchild) || processState(grandchild) == "Z" {
-                gone = true
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(gone, "grandchild \(grandchild) outlived its killed parent")
+        #expect(try await exitsSoon(grandchild), "grandchild \(grandchild) outlived its killed parent")
     }
 
     @Test func theChildInheritsOnlyWhatItNeeds() async throws {
@@ -284,6 +267,16 @@ import Glibc
         #expect(results == (0..<16).map { $0 * $0 })
         for p in processes { try await p.join() }
     }
+}
+
+/// Waits up to 10 s for `pid` to exit. An orphan is reparented (to init or a subreaper), which reaps it once it
+/// has exited; until then it is a zombie, which counts as gone.
+func exitsSoon(_ pid: Int32) async throws -> Bool {
+    for _ in 0..<200 {
+        if !CrewTesting.processExists(pid) || processState(pid) == "Z" { return true }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return false
 }
 
 /// The state letter of a process in /proc (`R`, `S`, `Z`, ...), or nil.
