@@ -1,0 +1,413 @@
+// The bookkeeping of a process pool, without sockets, processes or clocks: events go in, actions come out.
+//
+// It decides which worker gets which task, what a worker's death fails and what it gives back to the queue,
+// what a timeout kills, when a worker is recycled or replaced, and when a closed pool is done. The pool's I/O
+// shell (`PoolCore`) feeds it events under a lock and performs the actions it returns, in order.
+//
+// A worker runs the synchronous calls it is sent one after the other, in the order sent, and sends each result
+// before it starts the next call. So when a worker dies, the oldest call it had not answered is the one it was
+// running — that call fails — and the calls behind it never started: they go back to the front of the queue
+// for another worker. Calls with `async` bodies start as soon as they arrive, so a death fails all of them.
+//
+// How many calls a worker holds at once adapts to how long calls take: one while the pool knows nothing, and
+// up to `maxInFlight` once calls are known to be short (so that tiny calls travel in batches), but never more
+// than one behind a call that has been running long (so that a long call does not trap short ones that another
+// worker could run).
+
+struct PoolStateMachine {
+    typealias WorkerID = Int
+    typealias TaskID = UInt64
+
+    struct Configuration: Equatable {
+        /// How many workers the pool keeps.
+        var processes: Int
+        /// The most calls a worker holds at once when calls are short.
+        var maxInFlight: Int = 32
+        /// Workers are replaced after this many calls (Python's `maxtasksperchild`).
+        var maxTasksPerChild: Int?
+        /// Between `SIGTERM` and `SIGKILL` when a call times out.
+        var graceNanoseconds: UInt64 = 500_000_000
+        /// Calls that take longer than this are "long": a worker running one gets no more calls behind it.
+        var longCallNanoseconds: UInt64 = 1_000_000
+        /// After this many workers in a row end without ever serving, the pool stops starting new ones.
+        var maxFailedStarts: Int = 3
+    }
+
+    /// Why the pool failed a task.
+    enum Failure: Equatable {
+        /// The worker died while running it.
+        case crashed(WorkerID)
+        /// It ran longer than its timeout; its worker was killed.
+        case timedOut(WorkerID)
+        /// `terminate()` ended the pool.
+        case terminated
+        /// The pool cannot start workers (they die before serving, or cannot be spawned).
+        case broken
+    }
+
+    enum Action: Equatable {
+        /// Start a worker process for this id.
+        case spawn(WorkerID)
+        /// Send these tasks to the worker, in this order, in one write.
+        case send(WorkerID, [TaskID])
+        /// Call `timeoutFired(task:)` after this many nanoseconds.
+        case startTimer(TaskID, UInt64)
+        case cancelTimer(TaskID)
+        /// Send a signal to the worker's process.
+        case signal(WorkerID, Int32)
+        /// Call `graceExpired(worker:)` after this many nanoseconds.
+        case startGraceTimer(WorkerID, UInt64)
+        /// Ask the worker to exit once idle (it holds nothing).
+        case shutdown(WorkerID)
+        /// Fail the task.
+        case fail(TaskID, Failure)
+        /// The pool is closed or terminated and every worker has exited: `join` may return.
+        case finished
+    }
+
+    enum Lifecycle: Equatable {
+        case running, closed, terminated
+    }
+
+    struct Task: Equatable {
+        var synchronous: Bool
+        var timeout: UInt64?
+        var worker: WorkerID?
+        /// When it started running (for a synchronous task: when it became the oldest on its worker).
+        var startedAt: UInt64?
+    }
+
+    enum Phase: Equatable {
+        /// Being started; not yet known to be running.
+        case starting
+        case running
+        /// Finishes what it holds, takes nothing new, then is shut down (recycling, or the pool is closed).
+        case retiring
+        /// Being killed (a timeout, or terminate).
+        case stopping
+    }
+
+    struct Worker: Equatable {
+        var phase: Phase
+        var inFlight: [TaskID] = []
+        var completed = 0
+        /// The task whose timeout is killing this worker.
+        var timedOut: TaskID?
+        /// The task whose timer is running (a synchronous worker times only the task it is running).
+        var timed: TaskID?
+        /// A replacement was started when this worker was retired, so its exit needs none.
+        var replaced = false
+    }
+
+    let configuration: Configuration
+    private(set) var lifecycle = Lifecycle.running
+    private(set) var workers: [WorkerID: Worker] = [:]
+    private(set) var tasks: [TaskID: Task] = [:]
+    private(set) var queue: [TaskID] = []
+    private var queueHead = 0
+    private var nextWorker = 0
+    /// An exponentially weighted average of how long calls take, once any has finished.
+    private(set) var averageNanoseconds: UInt64?
+    private var failedStartsInARow = 0
+    private(set) var broken = false
+    private var finishedAnnounced = false
+
+    init(_ configuration: Configuration) {
+        precondition(configuration.processes >= 1 && configuration.maxInFlight >= 1)
+        self.configuration = configuration
+    }
+
+    /// Starts the workers.
+    mutating func start() -> [Action] {
+        var actions: [Action] = []
+        for _ in 0..<configuration.processes { actions.append(.spawn(newWorker())) }
+        return actions
+    }
+
+    private mutating func newWorker() -> WorkerID {
+        let id = nextWorker
+        nextWorker += 1
+        workers[id] = Worker(phase: .starting)
+        return id
+    }
+
+    var queuedCount: Int { queue.count - queueHead }
+
+    // MARK: Events
+
+    /// A new task. The caller has checked that the pool is running.
+    mutating func submit(_ id: TaskID, synchronous: Bool, timeout: UInt64?, now: UInt64) -> [Action] {
+        precondition(lifecycle == .running && tasks[id] == nil)
+        if broken { return [.fail(id, .broken)] }
+        tasks[id] = Task(synchronous: synchronous, timeout: timeout)
+        queue.append(id)
+        return dispatch(now: now)
+    }
+
+    /// The worker process exists and can be sent tasks.
+    mutating func workerStarted(_ worker: WorkerID, now: UInt64) -> [Action] {
+        // Terminated while it was being started: the kill sent then found no process.
+        if workers[worker]?.phase == .stopping { return [.signal(worker, 9)] }
+        guard workers[worker]?.phase == .starting else { return [] }
+        workers[worker]!.phase = lifecycle == .running || queuedCount > 0 ? .running : .retiring
+        var actions = dispatch(now: now)
+        actions += retireIfIdle(worker)
+        return actions
+    }
+
+    /// The worker could not be started.
+    mutating func workerFailedToStart(_ worker: WorkerID, now: UInt64) -> [Action] {
+        guard workers.removeValue(forKey: worker) != nil else { return [] }
+        return failedStart(now: now)
+    }
+
+    /// The worker answered `task` (with a value or an error of the function's own: the worker is healthy).
+    mutating func taskFinished(_ task: TaskID, worker: WorkerID, now: UInt64) -> [Action] {
+        guard var w = workers[worker], let index = w.inFlight.firstIndex(of: task) else { return [] }
+        failedStartsInARow = 0
+        var actions: [Action] = []
+        let info = tasks.removeValue(forKey: task)
+        w.inFlight.remove(at: index)
+        w.completed += 1
+        if w.timed == task {
+            actions.append(.cancelTimer(task))
+            w.timed = nil
+        }
+        if let started = info?.startedAt, now >= started { record(now - started) }
+        workers[worker] = w
+        actions += startTimers(worker, now: now)
+        if let limit = configuration.maxTasksPerChild, w.completed >= limit, w.phase == .running {
+            workers[worker]!.phase = .retiring
+        }
+        actions += dispatch(now: now)
+        actions += retireIfIdle(worker)
+        return actions
+    }
+
+    /// The worker's process has exited. `served` says whether it ever got as far as serving.
+    mutating func workerExited(_ worker: WorkerID, served: Bool, now: UInt64) -> [Action] {
+        guard let w = workers.removeValue(forKey: worker) else { return [] }
+        var actions: [Action] = []
+        var requeue: [TaskID] = []
+        if let timed = w.timed, timed != w.timedOut { actions.append(.cancelTimer(timed)) }
+        if let culprit = w.timedOut {
+            for task in w.inFlight {
+                if task == culprit {
+                    tasks[task] = nil
+                    actions.append(.fail(task, .timedOut(worker)))
+                } else if tasks[task]?.synchronous == true && w.inFlight.first == culprit {
+                    requeue.append(task)
+                } else {
+                    tasks[task] = nil
+                    actions.append(.fail(task, .crashed(worker)))
+                }
+            }
+        } else if let head = w.inFlight.first {
+            let headSynchronous = tasks[head]?.synchronous == true
+            for task in w.inFlight {
+                if task != head && headSynchronous && tasks[task]?.synchronous == true {
+                    // Behind a synchronous call: it never started.
+                    requeue.append(task)
+                } else {
+                    tasks[task] = nil
+                    actions.append(.fail(task, .crashed(worker)))
+                }
+            }
+        }
+        for task in requeue {
+            tasks[task]?.worker = nil
+            tasks[task]?.startedAt = nil
+        }
+        queue.replaceSubrange(queueHead..<queueHead, with: requeue)
+        if served || !w.inFlight.isEmpty {
+            failedStartsInARow = 0
+        } else if w.phase == .starting || w.phase == .running {
+            // It died before serving anything, unasked: a crash at start (a broken initializer or program).
+            return actions + failedStart(now: now)
+        }
+        if !w.replaced && lifecycle != .terminated && (lifecycle == .running || queuedCount > 0) && !broken {
+            actions.append(.spawn(newWorker()))
+        }
+        actions += dispatch(now: now)
+        actions += finishIfDone()
+        return actions
+    }
+
+    /// A task's timeout has passed.
+    mutating func timeoutFired(_ task: TaskID) -> [Action] {
+        guard let worker = tasks[task]?.worker, var w = workers[worker], w.inFlight.contains(task),
+            w.phase != .stopping
+        else { return [] }
+        w.phase = .stopping
+        w.timedOut = task
+        if w.timed == task { w.timed = nil }
+        workers[worker] = w
+        return [.signal(worker, 15), .startGraceTimer(worker, configuration.graceNanoseconds)]
+    }
+
+    /// The grace period after `SIGTERM` is over.
+    mutating func graceExpired(_ worker: WorkerID) -> [Action] {
+        guard workers[worker] != nil else { return [] }
+        return [.signal(worker, 9)]
+    }
+
+    /// No new tasks; the queue is worked off, then the workers exit.
+    mutating func close() -> [Action] {
+        guard lifecycle == .running else { return [] }
+        lifecycle = .closed
+        var actions: [Action] = []
+        for id in workers.keys.sorted() { actions += retireIfIdle(id) }
+        actions += finishIfDone()
+        return actions
+    }
+
+    /// Fails every task and kills every worker now.
+    mutating func terminate() -> [Action] {
+        guard lifecycle != .terminated else { return [] }
+        lifecycle = .terminated
+        var actions: [Action] = []
+        for id in queue[queueHead...] {
+            tasks[id] = nil
+            actions.append(.fail(id, .terminated))
+        }
+        queue.removeAll()
+        queueHead = 0
+        for id in workers.keys.sorted() {
+            var w = workers[id]!
+            if let timed = w.timed { actions.append(.cancelTimer(timed)) }
+            for task in w.inFlight {
+                tasks[task] = nil
+                actions.append(.fail(task, .terminated))
+            }
+            w.inFlight.removeAll()
+            w.timed = nil
+            w.timedOut = nil
+            w.phase = .stopping
+            workers[id] = w
+            actions.append(.signal(id, 9))
+        }
+        actions += finishIfDone()
+        return actions
+    }
+
+    // MARK: Decisions
+
+    private mutating func record(_ duration: UInt64) {
+        if let average = averageNanoseconds {
+            averageNanoseconds = (average * 7 + duration) / 8
+        } else {
+            averageNanoseconds = duration
+        }
+    }
+
+    /// How many tasks the worker may hold now.
+    private func capacity(_ w: Worker, now: UInt64) -> Int {
+        guard w.phase == .running else { return 0 }
+        let limit = min(unboundedCapacity(w, now: now), configuration.maxTasksPerChild.map { $0 - w.completed } ?? .max)
+        return max(0, limit)
+    }
+
+    private func unboundedCapacity(_ w: Worker, now: UInt64) -> Int {
+        guard let head = w.inFlight.first else { return 1 }
+        guard let average = averageNanoseconds, average < configuration.longCallNanoseconds else { return 1 }
+        if let started = tasks[head]?.startedAt, now > started, now - started >= configuration.longCallNanoseconds {
+            return w.inFlight.count  // Nothing more behind a call that runs long.
+        }
+        return configuration.maxInFlight
+    }
+
+    /// Hands queued tasks to the least loaded workers that have room.
+    private mutating func dispatch(now: UInt64) -> [Action] {
+        guard queuedCount > 0 else { return [] }
+        var batches: [WorkerID: [TaskID]] = [:]
+        var order: [WorkerID] = []
+        let ids = workers.keys.sorted()
+        while queuedCount > 0 {
+            var best: WorkerID?
+            var bestLoad = Int.max
+            for id in ids {
+                let w = workers[id]!
+                if w.inFlight.count < capacity(w, now: now) && w.inFlight.count < bestLoad {
+                    best = id
+                    bestLoad = w.inFlight.count
+                }
+            }
+            guard let worker = best else { break }
+            let task = queue[queueHead]
+            queueHead += 1
+            workers[worker]!.inFlight.append(task)
+            tasks[task]!.worker = worker
+            if batches[worker] == nil { order.append(worker) }
+            batches[worker, default: []].append(task)
+        }
+        if queueHead > 1024 && queueHead * 2 > queue.count {
+            queue.removeFirst(queueHead)
+            queueHead = 0
+        }
+        var actions = order.map { Action.send($0, batches[$0]!) }
+        for worker in order { actions += startTimers(worker, now: now) }
+        return actions
+    }
+
+    /// Marks the tasks of `worker` that have started as started, and starts the timer of the one whose time
+    /// now runs: the oldest, for synchronous tasks (they run one after the other); every `async` task at once.
+    private mutating func startTimers(_ worker: WorkerID, now: UInt64) -> [Action] {
+        guard var w = workers[worker], w.phase == .running || w.phase == .retiring else { return [] }
+        var actions: [Action] = []
+        for (index, task) in w.inFlight.enumerated() {
+            guard var info = tasks[task] else { continue }
+            let running = index == 0 || !info.synchronous
+            guard running, info.startedAt == nil else {
+                if info.synchronous { break } else { continue }
+            }
+            info.startedAt = now
+            tasks[task] = info
+            if let timeout = info.timeout, w.timed == nil || !info.synchronous {
+                if info.synchronous { w.timed = task }
+                actions.append(.startTimer(task, timeout))
+            }
+        }
+        workers[worker] = w
+        return actions
+    }
+
+    /// Shuts the worker down if it is to retire (recycling, or a closed pool with nothing left) and holds nothing.
+    private mutating func retireIfIdle(_ worker: WorkerID) -> [Action] {
+        guard var w = workers[worker], w.inFlight.isEmpty else { return [] }
+        if w.phase == .running && lifecycle == .closed && queuedCount == 0 { w.phase = .retiring }
+        guard w.phase == .retiring else { return [] }
+        w.phase = .stopping
+        var actions: [Action] = [.shutdown(worker)]
+        if lifecycle == .running || (lifecycle == .closed && queuedCount > 0) {
+            w.replaced = true
+            actions.append(.spawn(newWorker()))
+        }
+        workers[worker] = w
+        return actions
+    }
+
+    private mutating func failedStart(now: UInt64) -> [Action] {
+        failedStartsInARow += 1
+        var actions: [Action] = []
+        if failedStartsInARow >= configuration.maxFailedStarts {
+            // Starting workers keeps failing: stop trying, and fail what waits rather than wait forever.
+            broken = true
+            for id in queue[queueHead...] {
+                tasks[id] = nil
+                actions.append(.fail(id, .broken))
+            }
+            queue.removeAll()
+            queueHead = 0
+        } else if lifecycle != .terminated && (lifecycle == .running || queuedCount > 0) {
+            actions.append(.spawn(newWorker()))
+        }
+        actions += finishIfDone()
+        return actions
+    }
+
+    private mutating func finishIfDone() -> [Action] {
+        guard !finishedAnnounced, lifecycle != .running, workers.isEmpty else { return [] }
+        finishedAnnounced = true
+        return [.finished]
+    }
+}

@@ -1,0 +1,240 @@
+import Testing
+
+@testable import Crew
+
+/// The pool's bookkeeping, without processes: events in, actions out.
+@Suite struct PoolStateMachineTests {
+    typealias SM = PoolStateMachine
+    let ms: UInt64 = 1_000_000
+
+    /// A running pool of `n` started workers (ids 0..<n).
+    func running(_ n: Int, _ configure: (inout SM.Configuration) -> Void = { _ in }) -> SM {
+        var configuration = SM.Configuration(processes: n)
+        configure(&configuration)
+        var sm = SM(configuration)
+        #expect(sm.start() == (0..<n).map { .spawn($0) })
+        for id in 0..<n { #expect(sm.workerStarted(id, now: 0) == []) }
+        return sm
+    }
+
+    func sends(_ actions: [SM.Action]) -> [Int: [UInt64]] {
+        var result: [Int: [UInt64]] = [:]
+        for case .send(let worker, let tasks) in actions { result[worker, default: []] += tasks }
+        return result
+    }
+
+    @Test func anUnknownPoolGivesEachWorkerOneTaskAtATime() {
+        var sm = running(2)
+        var actions: [SM.Action] = []
+        for id in 1...5 as ClosedRange<UInt64> { actions += sm.submit(id, synchronous: true, timeout: nil, now: 0) }
+        #expect(sends(actions) == [0: [1], 1: [2]])
+        #expect(sm.queuedCount == 3)
+        // A 3 s task finishes: its worker gets the next one, and only one (calls are long).
+        actions = sm.taskFinished(1, worker: 0, now: 3000 * ms)
+        #expect(sends(actions) == [0: [3]])
+        actions = sm.taskFinished(2, worker: 1, now: 3000 * ms)
+        #expect(sends(actions) == [1: [4]])
+    }
+
+    @Test func shortCallsArePipelined() {
+        var sm = running(2) { $0.maxInFlight = 8 }
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.taskFinished(1, worker: 0, now: 10_000)  // 10 µs: short
+        var actions: [SM.Action] = []
+        for id in 2...41 as ClosedRange<UInt64> { actions += sm.submit(id, synchronous: true, timeout: nil, now: 20_000) }
+        let batches = sends(actions)
+        #expect(batches[0]?.count == 8 && batches[1]?.count == 8)
+        #expect(sm.queuedCount == 40 - 16)
+    }
+
+    @Test func nothingQueuesBehindACallThatRunsLong() {
+        var sm = running(2) { $0.maxInFlight = 8 }
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.taskFinished(1, worker: 0, now: 10_000)
+        _ = sm.submit(2, synchronous: true, timeout: nil, now: 100_000)  // to worker 0 (least loaded, id order)
+        _ = sm.submit(3, synchronous: true, timeout: nil, now: 100_000)  // to worker 1
+        // 50 ms later both calls still run: new work waits in the queue rather than behind them.
+        let actions = sm.submit(4, synchronous: true, timeout: nil, now: 50 * ms)
+        #expect(sends(actions).isEmpty)
+        #expect(sm.queuedCount == 1)
+    }
+
+    @Test func aCrashFailsTheRunningCallAndRequeuesTheOthers() {
+        var sm = running(1) { $0.maxInFlight = 8 }
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.taskFinished(1, worker: 0, now: 1000)
+        var actions: [SM.Action] = []
+        for id in 2...4 as ClosedRange<UInt64> { actions += sm.submit(id, synchronous: true, timeout: nil, now: 2000) }
+        #expect(sends(actions) == [0: [2, 3, 4]])
+        actions = sm.workerExited(0, served: true, now: 3000)
+        #expect(actions.contains(.fail(2, .crashed(0))))
+        #expect(!actions.contains(.fail(3, .crashed(0))) && !actions.contains(.fail(4, .crashed(0))))
+        #expect(actions.contains(.spawn(1)))
+        #expect(sm.queuedCount == 2)
+        // The replacement gets the requeued calls, in their order.
+        actions = sm.workerStarted(1, now: 4000)
+        #expect(sends(actions) == [1: [3, 4]])
+    }
+
+    @Test func aCrashFailsEveryAsyncCallItHeld() {
+        var sm = running(1) { $0.maxInFlight = 8 }
+        _ = sm.submit(1, synchronous: false, timeout: nil, now: 0)
+        _ = sm.taskFinished(1, worker: 0, now: 1000)
+        _ = sm.submit(2, synchronous: false, timeout: nil, now: 2000)
+        _ = sm.submit(3, synchronous: false, timeout: nil, now: 2000)
+        let actions = sm.workerExited(0, served: true, now: 3000)
+        #expect(actions.contains(.fail(2, .crashed(0))) && actions.contains(.fail(3, .crashed(0))))
+        #expect(sm.queuedCount == 0)
+    }
+
+    @Test func otherWorkersAreUntouchedByACrash() {
+        var sm = running(2)
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.submit(2, synchronous: true, timeout: nil, now: 0)
+        let actions = sm.workerExited(0, served: true, now: 10)
+        #expect(actions.contains(.fail(1, .crashed(0))))
+        #expect(!actions.contains { if case .fail(2, _) = $0 { true } else { false } })
+        #expect(sm.tasks[2]?.worker == 1)
+    }
+
+    @Test func aTimeoutTermsThenKillsThenFailsAndReplaces() {
+        var sm = running(1)
+        var actions = sm.submit(1, synchronous: true, timeout: 100 * ms, now: 0)
+        #expect(actions.contains(.startTimer(1, 100 * ms)))
+        actions = sm.timeoutFired(1)
+        #expect(actions == [.signal(0, 15), .startGraceTimer(0, 500 * ms)])
+        #expect(sm.graceExpired(0) == [.signal(0, 9)])
+        actions = sm.workerExited(0, served: true, now: 700 * ms)
+        #expect(actions.contains(.fail(1, .timedOut(0))))
+        #expect(actions.contains(.spawn(1)))
+        // The grace timer of a worker that is gone does nothing.
+        #expect(sm.graceExpired(0) == [])
+    }
+
+    @Test func onlyTheRunningSynchronousCallIsTimed() {
+        var sm = running(1) { $0.maxInFlight = 4 }
+        _ = sm.submit(9, synchronous: true, timeout: nil, now: 0)
+        _ = sm.taskFinished(9, worker: 0, now: 100)
+        var actions = sm.submit(1, synchronous: true, timeout: 50 * ms, now: 200)
+        actions += sm.submit(2, synchronous: true, timeout: 70 * ms, now: 200)
+        #expect(actions.filter { if case .startTimer = $0 { true } else { false } } == [.startTimer(1, 50 * ms)])
+        actions = sm.taskFinished(1, worker: 0, now: 1000)
+        #expect(actions.contains(.cancelTimer(1)))
+        #expect(actions.contains(.startTimer(2, 70 * ms)))
+        // A timeout that fires after its call finished does nothing.
+        #expect(sm.timeoutFired(1) == [])
+    }
+
+    @Test func aTimedOutWorkerRequeuesTheCallsBehindIt() {
+        var sm = running(1) { $0.maxInFlight = 4 }
+        _ = sm.submit(9, synchronous: true, timeout: nil, now: 0)
+        _ = sm.taskFinished(9, worker: 0, now: 100)
+        _ = sm.submit(1, synchronous: true, timeout: 50 * ms, now: 200)
+        _ = sm.submit(2, synchronous: true, timeout: nil, now: 200)
+        _ = sm.timeoutFired(1)
+        let actions = sm.workerExited(0, served: true, now: 60 * ms)
+        #expect(actions.contains(.fail(1, .timedOut(0))))
+        #expect(!actions.contains { if case .fail(2, _) = $0 { true } else { false } })
+        #expect(sm.queuedCount == 1)
+    }
+
+    @Test func workersAreRecycledAfterMaxTasks() {
+        var sm = running(1) { $0.maxTasksPerChild = 2 }
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.submit(2, synchronous: true, timeout: nil, now: 0)
+        _ = sm.submit(3, synchronous: true, timeout: nil, now: 0)
+        _ = sm.taskFinished(1, worker: 0, now: 10)
+        let actions = sm.taskFinished(2, worker: 0, now: 20)
+        #expect(actions.contains(.shutdown(0)))
+        #expect(actions.contains(.spawn(1)))
+        // The old worker's exit starts no second replacement.
+        #expect(!sm.workerExited(0, served: true, now: 30).contains { if case .spawn = $0 { true } else { false } })
+        #expect(sends(sm.workerStarted(1, now: 40)) == [1: [3]])
+    }
+
+    @Test func closeLetsTheQueueFinishThenEnds() {
+        var sm = running(1)
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.submit(2, synchronous: true, timeout: nil, now: 0)
+        #expect(sm.close() == [])
+        #expect(sends(sm.taskFinished(1, worker: 0, now: 5 * ms)) == [0: [2]])
+        #expect(sm.taskFinished(2, worker: 0, now: 10 * ms) == [.shutdown(0)])
+        #expect(sm.workerExited(0, served: true, now: 11 * ms) == [.finished])
+    }
+
+    @Test func closeOfAnIdlePoolShutsEveryWorkerDown() {
+        var sm = running(2)
+        #expect(sm.close() == [.shutdown(0), .shutdown(1)])
+        #expect(sm.workerExited(0, served: true, now: 1) == [])
+        #expect(sm.workerExited(1, served: true, now: 2) == [.finished])
+    }
+
+    @Test func aCrashInAClosedPoolWithWorkLeftIsReplaced() {
+        var sm = running(1)
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.submit(2, synchronous: true, timeout: nil, now: 0)
+        _ = sm.close()
+        let actions = sm.workerExited(0, served: true, now: 1)
+        #expect(actions.contains(.fail(1, .crashed(0))))
+        #expect(actions.contains(.spawn(1)))
+    }
+
+    @Test func terminateFailsEverythingAndKillsEveryWorker() {
+        var sm = running(2)
+        for id in 1...4 as ClosedRange<UInt64> { _ = sm.submit(id, synchronous: true, timeout: 10 * ms, now: 0) }
+        var sm2 = sm
+        let actions = sm.terminate()
+        for id in 1...4 as ClosedRange<UInt64> { #expect(actions.contains(.fail(id, .terminated))) }
+        #expect(actions.contains(.signal(0, 9)) && actions.contains(.signal(1, 9)))
+        #expect(actions.contains(.cancelTimer(1)) && actions.contains(.cancelTimer(2)))
+        #expect(sm.workerExited(0, served: true, now: 1) == [])
+        #expect(sm.workerExited(1, served: true, now: 2) == [.finished])
+        // A worker still starting when the pool is terminated is killed when it appears.
+        var sm3 = SM(SM.Configuration(processes: 1))
+        _ = sm3.start()
+        _ = sm3.terminate()
+        #expect(sm3.workerStarted(0, now: 0) == [.signal(0, 9)])
+        #expect(sm3.workerExited(0, served: false, now: 1) == [.finished])
+        _ = sm2.close()
+        #expect(!sm2.terminate().isEmpty)
+    }
+
+    @Test func workersThatDieBeforeServingBreakThePoolInsteadOfLooping() {
+        var sm = SM(SM.Configuration(processes: 1, maxFailedStarts: 3))
+        _ = sm.start()
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        #expect(sm.workerExited(0, served: false, now: 1) == [.spawn(1)])
+        #expect(sm.workerExited(1, served: false, now: 2) == [.spawn(2)])
+        #expect(sm.workerExited(2, served: false, now: 3) == [.fail(1, .broken)])
+        #expect(sm.broken)
+        #expect(sm.submit(2, synchronous: true, timeout: nil, now: 4) == [.fail(2, .broken)])
+        #expect(sm.close() == [.finished])
+    }
+
+    @Test func aFailedSpawnCountsAsAFailedStart() {
+        var sm = SM(SM.Configuration(processes: 1, maxFailedStarts: 2))
+        _ = sm.start()
+        #expect(sm.workerFailedToStart(0, now: 0) == [.spawn(1)])
+        #expect(sm.workerFailedToStart(1, now: 0) == [])
+        #expect(sm.broken)
+    }
+
+    @Test func eventsForUnknownWorkersAndTasksAreIgnored() {
+        var sm = running(1)
+        #expect(sm.taskFinished(42, worker: 0, now: 0) == [])
+        #expect(sm.taskFinished(1, worker: 7, now: 0) == [])
+        #expect(sm.workerExited(7, served: true, now: 0) == [])
+        #expect(sm.timeoutFired(42) == [])
+        #expect(sm.workerStarted(7, now: 0) == [])
+    }
+
+    @Test func loadGoesToTheLeastLoadedWorker() {
+        var sm = running(3) { $0.maxInFlight = 4 }
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.taskFinished(1, worker: 0, now: 1000)
+        var actions: [SM.Action] = []
+        for id in 2...7 as ClosedRange<UInt64> { actions += sm.submit(id, synchronous: true, timeout: nil, now: 2000) }
+        let batches = sends(actions)
+        #expect(batches.values.map(\.count).sorted() == [2, 2, 2])
+    }
+}
