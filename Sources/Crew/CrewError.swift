@@ -9,7 +9,7 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case duplicateFunction, unknownFunction, notBootstrapped, workerCrashed, timedOut, alreadyStarted
             case notStarted, frameTooLarge, protocolError, encodingFailed, decodingFailed, remoteError, spawnFailed
-            case systemCallFailed, cancelled
+            case systemCallFailed, cancelled, poolClosed, poolNotClosed, terminated, invalidArgument, notReady
         }
 
         private let base: Base
@@ -50,6 +50,18 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let systemCallFailed = Code(.systemCallFailed)
         /// The waiting task was cancelled.
         public static let cancelled = Code(.cancelled)
+        /// Work was submitted to a pool after ``ProcessPool/close()`` or ``ProcessPool/terminate()`` (Python's
+        /// `ValueError: Pool not running`).
+        public static let poolClosed = Code(.poolClosed)
+        /// ``ProcessPool/join()`` was called before ``ProcessPool/close()`` (Python's
+        /// `ValueError: Pool is still running`).
+        public static let poolNotClosed = Code(.poolNotClosed)
+        /// The call was pending when ``ProcessPool/terminate()`` ended the pool.
+        public static let terminated = Code(.terminated)
+        /// An argument is out of range (a pool of no processes, a chunk size of 0).
+        public static let invalidArgument = Code(.invalidArgument)
+        /// A result was asked whether it succeeded before it was ready (Python's `ValueError`).
+        public static let notReady = Code(.notReady)
 
         /// The code's name, such as `workerCrashed`.
         public var description: String { base.rawValue }

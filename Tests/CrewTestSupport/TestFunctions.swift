@@ -1,4 +1,5 @@
 public import Crew
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -22,6 +23,9 @@ public struct TestFailure: Error, CustomStringConvertible, Sendable {
     public init(reason: String) { self.reason = reason }
     public var description: String { "TestFailure(\(reason))" }
 }
+
+/// State a pool initializer sets in a worker process.
+let workerState = Mutex<String?>(nil)
 
 /// The functions Crew's test suite runs in child processes. `crew-test-worker` registers `all`.
 public enum TestFunctions {
@@ -113,6 +117,34 @@ public enum TestFunctions {
         }
         return lines.sorted()
     }
+    /// A pool initializer: stores `value` in the worker process.
+    public static let initState = Function("initState") { (value: String) in
+        workerState.withLock { $0 = value }
+    }
+    /// A pool initializer that always throws.
+    public static let failingInit = Function("failingInit") { (value: String) throws in
+        throw TestFailure(reason: "initializer refused \(value)")
+    }
+    /// What the initializer stored in this worker, if anything.
+    public static let readState = Function("readState") { () -> String? in
+        workerState.withLock { $0 }
+    }
+    /// Traps when `n` is negative, squares it otherwise.
+    public static let squareOrTrap = Function("squareOrTrap") { (n: Int) -> Int in
+        precondition(n >= 0, "negative input \(n)")
+        return n * n
+    }
+    /// Burns CPU: sums a few million numbers (`n` rounds), for scaling measurements.
+    public static let burn = Function("burn") { (rounds: Int) -> UInt64 in
+        var x: UInt64 = 0
+        for i in 0..<(rounds * 1_000_000) { x = x &* 6364136223846793005 &+ UInt64(truncatingIfNeeded: i) }
+        return x
+    }
+    /// Ignores SIGTERM, then sleeps forever: only SIGKILL ends it.
+    public static let ignoreTermForever = Function("ignoreTermForever") { () -> Empty in
+        signal(SIGTERM, SIG_IGN)
+        while true { pause() }
+    }
     /// Registered in the test process only: the child does not know it.
     public static let onlyInParent = Function("onlyInParent") { (n: Int) in n }
 
@@ -120,6 +152,7 @@ public enum TestFunctions {
     public static let all: [any AnyFunction] = [
         square, add, echo, echoBytes, pid, parentPID, greet, sleepMilliseconds, blockMilliseconds, fail, failAsync,
         trapFatalError, trapIndex, trapUnwrap, exitWith, killSelf, sleepForever, printLines, bigResult,
-        noArgsNoResult, argsNoResult, startGrandchild, descriptors,
+        noArgsNoResult, argsNoResult, startGrandchild, descriptors, initState, failingInit, readState, squareOrTrap,
+        burn, ignoreTermForever,
     ]
 }

@@ -92,7 +92,7 @@ import Glibc
         var reader = FrameReader(maxFrameSize: 1024)
         reader.append(out)
         var range = try #require(try reader.next())
-        #expect(try Message.parseChildBound(reader.buffer, range) == .call(id: 300, function: "square", arguments: (range.upperBound - 2)..<range.upperBound))
+        #expect(try Message.parseChildBound(reader.buffer, range) == .call(id: 300, function: "square", arguments: (range.upperBound - 2)..<range.upperBound, chunk: false))
         range = try #require(try reader.next())
         #expect(try Message.parseChildBound(reader.buffer, range) == .shutdown)
 

@@ -130,7 +130,11 @@ public protocol AnyFunction: Sendable {
 public struct FunctionRegistration: Sendable {
     /// The name the function is registered under.
     public let name: String
+    /// Runs one call.
     let invoke: Invoke
+    /// Runs a chunk of calls: the arguments are an encoded `[Arguments]`, the result an encoded `[Result]`. The
+    /// calls run in order; the first that throws fails the chunk (as in Python's `map`).
+    let invokeChunk: Invoke
 
     /// Why an invocation failed, as the child reports it.
     enum Failure: Error {
@@ -150,6 +154,26 @@ public struct FunctionRegistration: Sendable {
         name = function.name
         switch function.body {
         case .sync(let body):
+            invokeChunk = .sync { bytes, range, out throws(Failure) in
+                let arguments: [A]
+                do {
+                    arguments = try BinaryDecoder().decode([A].self, from: bytes, range: range)
+                } catch {
+                    throw .decoding(error)
+                }
+                var results: [R] = []
+                results.reserveCapacity(arguments.count)
+                do {
+                    for argument in arguments { results.append(try body(argument)) }
+                } catch {
+                    throw .threw(error)
+                }
+                do {
+                    try BinaryEncoder.encode(results, appendingTo: &out)
+                } catch {
+                    throw .encoding(error)
+                }
+            }
             invoke = .sync { bytes, range, out throws(Failure) in
                 let arguments: A
                 do {
@@ -170,6 +194,26 @@ public struct FunctionRegistration: Sendable {
                 }
             }
         case .async(let body):
+            invokeChunk = .async { bytes throws(Failure) in
+                let arguments: [A]
+                do {
+                    arguments = try BinaryDecoder().decode([A].self, from: bytes)
+                } catch {
+                    throw .decoding(error)
+                }
+                var results: [R] = []
+                results.reserveCapacity(arguments.count)
+                do {
+                    for argument in arguments { results.append(try await body(argument)) }
+                } catch {
+                    throw .threw(error)
+                }
+                do {
+                    return try BinaryEncoder().encode(results)
+                } catch {
+                    throw .encoding(error)
+                }
+            }
             invoke = .async { bytes throws(Failure) in
                 let arguments: A
                 do {

@@ -92,6 +92,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     private var graceTimer: UInt64?
     /// Keeps the connection alive while the reactor watches it, whoever else lets go of it.
     private var selfReference: ChildConnection?
+    /// Told when the child has exited (set before the reactor watches the child).
+    private var exitHandler: ExitHandler?
 
     private init(
         pid: Int32,
@@ -115,12 +117,39 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
 
     // MARK: Starting a child
 
+    /// What a connection reports when its child has exited: how, the error that fails what it still held
+    /// (without a function name), and whether the child ever got as far as serving.
+    typealias ExitHandler = @Sendable (_ status: Crew.ExitStatus, _ error: CrewError, _ served: Bool) -> Void
+
     /// Starts a child process running `crew.options.executable` and connects to it.
-    static func spawn(crew: Crew, mode: ChildMarker.Mode) throws -> ChildConnection {
-        try Reactor.shared.sync { try spawnOnReactorThread(crew: crew, mode: mode) }
+    static func spawn(crew: Crew, mode: ChildMarker.Mode, onExit: ExitHandler? = nil) throws -> ChildConnection {
+        try Reactor.shared.sync { try spawnOnReactorThread(crew: crew, mode: mode, onExit: onExit) }
     }
 
-    private static func spawnOnReactorThread(crew: Crew, mode: ChildMarker.Mode) throws -> ChildConnection {
+    /// Starts a child on the reactor thread without waiting; `completion` runs there with the connection, before
+    /// any event of the child (its exit included) is handled.
+    static func spawnAsync(
+        crew: Crew,
+        mode: ChildMarker.Mode,
+        onExit: ExitHandler?,
+        completion: @escaping @Sendable (Result<ChildConnection, CrewError>) -> Void
+    ) {
+        Reactor.shared.submit {
+            do {
+                completion(.success(try spawnOnReactorThread(crew: crew, mode: mode, onExit: onExit)))
+            } catch let error as CrewError {
+                completion(.failure(error))
+            } catch {
+                completion(.failure(CrewError(.spawnFailed, "\(error)")))
+            }
+        }
+    }
+
+    private static func spawnOnReactorThread(
+        crew: Crew,
+        mode: ChildMarker.Mode,
+        onExit: ExitHandler?
+    ) throws -> ChildConnection {
         let options = crew.options
         var pair: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
@@ -183,6 +212,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             pidfd: pidfd,
             options: options
         )
+        connection.exitHandler = onExit
         connection.attach()
         options.logger.debug("started child", metadata: ["crew.pid": "\(pid)", "crew.mode": "\(mode)"])
         return connection
@@ -288,6 +318,29 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         if failure != nil { return failure }
         if var bytes = toSend { sendFromCaller(&bytes) }
         return nil
+    }
+
+    /// Queues ready-made call frames and registers their calls, without sending: callers that must keep the
+    /// order of frames across threads queue under their own lock and ``flush()`` after it. Returns the error
+    /// that ended the child, if it has ended (nothing is queued then).
+    func queue(_ frames: [UInt8], calls: [(id: UInt64, function: String, completion: CallCompletion)]) -> CrewError? {
+        state.withLock { state in
+            if let error = state.failure { return error }
+            for call in calls { state.pending[call.id] = (call.function, call.completion) }
+            state.out.append(contentsOf: frames)
+            return nil
+        }
+    }
+
+    /// Sends what is queued, unless a send is already under way (which will send it).
+    func flush() {
+        let toSend: [UInt8]? = state.withLock { state in
+            guard !state.writing, !state.out.isEmpty, state.failure == nil else { return nil }
+            state.writing = true
+            defer { state.out = [] }
+            return state.out
+        }
+        if var bytes = toSend { sendFromCaller(&bytes) }
     }
 
     /// Sends `bytes` and then whatever else was queued meanwhile, holding the writing token; if the socket is
@@ -710,6 +763,20 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             )))
         }
         exited.complete(exitStatus)
+        if let exitHandler {
+            self.exitHandler = nil
+            exitHandler(
+                exitStatus,
+                deathError(
+                    exitStatus,
+                    tail: tail,
+                    function: nil,
+                    helloSeen: helloSeen,
+                    protocolErrorMessage: protocolErrorMessage
+                ),
+                helloSeen
+            )
+        }
         selfReference = nil
     }
 

@@ -272,8 +272,8 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
             while let payload = try reader.next() {
                 let message = try Message.parseChildBound(reader.buffer, payload)
                 switch message {
-                case .call(let id, let name, let arguments):
-                    dispatch(id: id, name: name, arguments: arguments)
+                case .call(let id, let name, let arguments, let chunk):
+                    dispatch(id: id, name: name, arguments: arguments, chunk: chunk)
                 case .shutdown:
                     shuttingDown = true
                 }
@@ -286,7 +286,7 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    private func dispatch(id: UInt64, name: String, arguments: Range<Int>) {
+    private func dispatch(id: UInt64, name: String, arguments: Range<Int>, chunk: Bool) {
         guard let function = crew.functions[name] else {
             let failure = RemoteFailure(
                 kind: .unknownFunction,
@@ -296,8 +296,11 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
             finishFailed(id: id, failure, function: name)
             return
         }
-        switch function.invoke {
+        switch chunk ? function.invokeChunk : function.invoke {
         case .sync(let body):
+            // The results of earlier calls reach the parent before this one starts, so that if this call kills
+            // the process the parent knows it was the one running (and that those behind it never started).
+            if outSent < out.count { flush(blocking: true) }
             let mark = out.count
             let at = Message.beginResult(id: id, to: &out)
             do {

@@ -1,6 +1,7 @@
 // The messages between a parent and a child, one per frame. The first payload byte is the kind.
 //
 //   parent → child   call      varint id, varint name length, name, encoded arguments (the rest)
+//                    chunk     as call, with an encoded [Arguments]; the result is an encoded [Result]
 //                    shutdown  (nothing): finish the calls in flight, then exit 0
 //   child → parent   hello     varint pid, varint protocol version
 //                    result    varint id, encoded result (the rest)
@@ -10,6 +11,7 @@
 enum MessageKind {
     static let call: UInt8 = 1
     static let shutdown: UInt8 = 2
+    static let chunk: UInt8 = 3
     static let hello: UInt8 = 16
     static let result: UInt8 = 17
     static let failure: UInt8 = 18
@@ -47,7 +49,7 @@ struct RemoteFailure: Equatable {
 
 /// A message a child reads.
 enum ChildBound: Equatable {
-    case call(id: UInt64, function: String, arguments: Range<Int>)
+    case call(id: UInt64, function: String, arguments: Range<Int>, chunk: Bool)
     case shutdown
 }
 
@@ -65,12 +67,13 @@ enum Message {
     static func appendCall(
         id: UInt64,
         function: String,
+        chunk: Bool = false,
         to out: inout [UInt8],
         maxFrameSize: Int,
         arguments: (inout [UInt8]) throws -> Void
     ) throws {
         let at = Frame.begin(&out)
-        out.append(MessageKind.call)
+        out.append(chunk ? MessageKind.chunk : MessageKind.call)
         out.appendVarint(id)
         appendString(function, to: &out)
         do {
@@ -164,10 +167,15 @@ enum Message {
         let reader = ByteReader(bytes: bytes)
         var i = payload.lowerBound + 1
         switch bytes[payload.lowerBound] {
-        case MessageKind.call:
+        case MessageKind.call, MessageKind.chunk:
             let id = try varint(reader, &i, end: payload.upperBound)
             let name = try string(reader, &i, end: payload.upperBound)
-            return .call(id: id, function: name, arguments: i..<payload.upperBound)
+            return .call(
+                id: id,
+                function: name,
+                arguments: i..<payload.upperBound,
+                chunk: bytes[payload.lowerBound] == MessageKind.chunk
+            )
         case MessageKind.shutdown:
             return .shutdown
         case let kind:

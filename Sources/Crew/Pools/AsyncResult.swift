@@ -1,0 +1,75 @@
+/// The result of work submitted to a pool, which arrives later: Python's `AsyncResult`.
+///
+/// Await it (`try await result.value`) or, from a thread that may block, `get(timeout:)` it. It fails with a
+/// ``CrewError``: ``CrewError/Code/remoteError`` if the function threw, ``CrewError/Code/workerCrashed`` if
+/// the worker running it died, ``CrewError/Code/timedOut`` if it ran longer than its timeout,
+/// ``CrewError/Code/terminated`` if the pool was terminated first.
+public final class AsyncResult<Value: Sendable>: Sendable {
+    private let completion = Completion<Result<Value, CrewError>>()
+    private let callback: (@Sendable (Value) -> Void)?
+    private let errorCallback: (@Sendable (CrewError) -> Void)?
+
+    init(callback: (@Sendable (Value) -> Void)?, errorCallback: (@Sendable (CrewError) -> Void)?) {
+        self.callback = callback
+        self.errorCallback = errorCallback
+    }
+
+    /// Sets the outcome (once) and runs the matching callback.
+    func complete(_ result: Result<Value, CrewError>) {
+        guard completion.complete(result) else { return }
+        switch result {
+        case .success(let value): callback?(value)
+        case .failure(let error): errorCallback?(error)
+        }
+    }
+
+    /// The value, once it has arrived.
+    ///
+    /// - Throws: the work's failure as a ``CrewError``; `CancellationError` if the waiting task is cancelled (the
+    ///   work goes on).
+    public var value: Value {
+        get async throws {
+            guard let result = await completion.wait() else { throw CancellationError() }
+            return try result.get()
+        }
+    }
+
+    /// Blocks until the value arrives or `timeout` passes: Python's `get(timeout)`.
+    ///
+    /// - Throws: the work's failure; ``CrewError/Code/timedOut`` if the time runs out first (the work goes on).
+    public func get(timeout: Duration? = nil) throws -> Value {
+        guard let result = completion.wait(timeout: timeout) else {
+            throw CrewError(.timedOut, "the result was not ready within \(timeout!)")
+        }
+        return try result.get()
+    }
+
+    /// Blocks until the result is ready or `timeout` passes; returns whether it is ready.
+    @discardableResult
+    public func wait(timeout: Duration? = nil) -> Bool {
+        completion.wait(timeout: timeout) != nil
+    }
+
+    /// Waits until the result is ready (successful or not).
+    ///
+    /// - Throws: `CancellationError` if the waiting task is cancelled.
+    public func wait() async throws {
+        guard await completion.wait() != nil else { throw CancellationError() }
+    }
+
+    /// True once the work has succeeded or failed.
+    public var ready: Bool { completion.current != nil }
+
+    /// True if the work succeeded, false if it failed.
+    ///
+    /// - Throws: ``CrewError/Code/notReady`` while it is not ready (Python raises `ValueError`).
+    public var successful: Bool {
+        get throws {
+            guard let result = completion.current else {
+                throw CrewError(.notReady, "the result is not ready yet")
+            }
+            if case .success = result { return true }
+            return false
+        }
+    }
+}

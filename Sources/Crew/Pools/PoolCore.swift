@@ -1,0 +1,322 @@
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+// The pool's I/O shell: it feeds `PoolStateMachine` events (submissions, answers, deaths, timers) under one
+// lock, and performs the actions that come back. Frames are queued into a worker's connection under that same
+// lock, so they reach each worker in the order the machine assigned them; the sends themselves, the callbacks
+// and everything else happen outside it.
+
+final class PoolCore: @unchecked Sendable {
+    // @unchecked Sendable: `inner` is behind a mutex; `timers` is used only on the reactor thread.
+
+    typealias WorkerID = PoolStateMachine.WorkerID
+    typealias TaskID = PoolStateMachine.TaskID
+    typealias TaskCompletion = @Sendable (Result<[UInt8], CrewError>) -> Void
+
+    struct TaskRecord {
+        var frame: [UInt8]
+        var function: String
+        var timeout: Duration?
+        var complete: TaskCompletion
+    }
+
+    struct Inner {
+        var machine: PoolStateMachine
+        var connections: [WorkerID: ChildConnection] = [:]
+        var records: [TaskID: TaskRecord] = [:]
+        /// Why the last worker that never served ended (for the error of a broken pool).
+        var lastStartFailure: CrewError?
+        /// Workers whose initializer failed.
+        var initializerFailed: Set<WorkerID> = []
+    }
+
+    /// A call every new worker runs before it gets tasks (Python's `initializer`).
+    struct Initializer: Sendable {
+        var function: String
+        var arguments: [UInt8]
+    }
+
+    let crew: Crew
+    private let inner: Mutex<Inner>
+    private let nextTask = Atomic<UInt64>(1)
+    private let initializer: Initializer?
+    /// Completed when the pool is closed or terminated and every worker has exited.
+    let finished = Completion<Bool>()
+    private var timers: [TaskID: UInt64] = [:]
+
+    init(crew: Crew, configuration: PoolStateMachine.Configuration, initializer: Initializer?) {
+        self.crew = crew
+        self.initializer = initializer
+        self.inner = Mutex(Inner(machine: PoolStateMachine(configuration)))
+    }
+
+    func start() {
+        step(nil) { inner in inner.machine.start() }
+    }
+
+    var lifecycle: PoolStateMachine.Lifecycle { inner.withLock { $0.machine.lifecycle } }
+
+    // MARK: Submitting
+
+    /// Submits one task: a call (or a chunk of calls) of `function`, whose encoded result goes to `complete`.
+    ///
+    /// - Throws: ``CrewError/Code/poolClosed`` after close or terminate; the frame's and the encoder's errors.
+    func submit(
+        function: String,
+        synchronous: Bool,
+        chunk: Bool,
+        timeout: Duration?,
+        encode: (inout [UInt8]) throws -> Void,
+        complete: @escaping TaskCompletion
+    ) throws {
+        let id = nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
+        var frame: [UInt8] = []
+        do {
+            try Message.appendCall(
+                id: id,
+                function: function,
+                chunk: chunk,
+                to: &frame,
+                maxFrameSize: crew.options.maxFrameSize,
+                arguments: encode
+            )
+        } catch var error as CrewError {
+            error.function = function
+            throw error
+        } catch {
+            throw CrewError(.encodingFailed, "the arguments did not encode: \(error)", function: function)
+        }
+        let record = TaskRecord(frame: frame, function: function, timeout: timeout, complete: complete)
+        var refused = false
+        step(nil) { inner in
+            guard inner.machine.lifecycle == .running else {
+                refused = true
+                return []
+            }
+            inner.records[id] = record
+            return inner.machine.submit(
+                id,
+                synchronous: synchronous,
+                timeout: timeout.map { max(1, $0.clampedNanoseconds) },
+                now: monotonicNanos()
+            )
+        }
+        if refused {
+            throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: function)
+        }
+    }
+
+    // MARK: Lifecycle
+
+    func close() {
+        step(nil) { $0.machine.close() }
+    }
+
+    func terminate() {
+        step(nil) { $0.machine.terminate() }
+    }
+
+    // MARK: Events
+
+    private func spawned(_ worker: WorkerID, _ result: Result<ChildConnection, CrewError>) {
+        switch result {
+        case .success(let connection):
+            if let initializer {
+                let queued: Bool = inner.withLock { inner in
+                    inner.connections[worker] = connection
+                    var frame: [UInt8] = []
+                    let id = nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
+                    try? Message.appendCall(
+                        id: id,
+                        function: initializer.function,
+                        to: &frame,
+                        maxFrameSize: .max
+                    ) { $0.append(contentsOf: initializer.arguments) }
+                    let call = (id, initializer.function, { [self] (result: Result<[UInt8], CrewError>) in
+                        initialized(worker, result)
+                    } as CallCompletion)
+                    return connection.queue(frame, calls: [call]) == nil
+                }
+                if queued { connection.flush() }
+            } else {
+                step(nil) { inner in
+                    inner.connections[worker] = connection
+                    return inner.machine.workerStarted(worker, now: monotonicNanos())
+                }
+            }
+        case .failure(let error):
+            step(nil) { inner in
+                inner.lastStartFailure = error
+                return inner.machine.workerFailedToStart(worker, now: monotonicNanos())
+            }
+        }
+    }
+
+    private func initialized(_ worker: WorkerID, _ result: Result<[UInt8], CrewError>) {
+        switch result {
+        case .success:
+            step(nil) { $0.machine.workerStarted(worker, now: monotonicNanos()) }
+        case .failure(let error) where !Self.isDeath(error):
+            // A worker whose initializer failed cannot be trusted with tasks: end it; its exit counts as a
+            // failed start (enough of them in a row break the pool, instead of restarting workers forever).
+            let connection: ChildConnection? = inner.withLock { inner in
+                inner.initializerFailed.insert(worker)
+                var failure = error
+                failure.message = "the pool's initializer failed: \(error.message)"
+                inner.lastStartFailure = failure
+                return inner.connections[worker]
+            }
+            connection?.signal(SIGKILL)
+        case .failure:
+            break  // The worker died: its exit event says so.
+        }
+    }
+
+    private func exited(_ worker: WorkerID, _ error: CrewError, served: Bool) {
+        step((worker, error)) { inner in
+            inner.connections[worker] = nil
+            let initializerFailed = inner.initializerFailed.remove(worker) != nil
+            if !served && !initializerFailed { inner.lastStartFailure = error }
+            return inner.machine.workerExited(worker, served: served && !initializerFailed, now: monotonicNanos())
+        }
+    }
+
+    private func answered(_ task: TaskID, worker: WorkerID, _ result: Result<[UInt8], CrewError>) {
+        // A failure that is the worker's death is decided by the machine when the exit arrives: it fails the
+        // call that was running and gives the others back to the queue.
+        if case .failure(let error) = result, Self.isDeath(error) { return }
+        var record: TaskRecord?
+        step(nil) { inner in
+            record = inner.records.removeValue(forKey: task)
+            guard record != nil else { return [] }
+            return inner.machine.taskFinished(task, worker: worker, now: monotonicNanos())
+        }
+        record?.complete(result)
+    }
+
+    /// Errors that mean the child is gone rather than that the call failed in a healthy child.
+    private static func isDeath(_ error: CrewError) -> Bool {
+        error.code == .workerCrashed || error.code == .protocolError
+    }
+
+    // MARK: Performing actions
+
+    /// Runs `event` on the machine under the lock, queues the frames of `.send` actions into the workers'
+    /// connections there (keeping their order), then sends, fails tasks and performs the other actions outside.
+    /// `death` is the error of a worker that has just died, for the tasks the event fails because of it.
+    private func step(
+        _ death: (worker: WorkerID, error: CrewError)?,
+        _ event: (inout Inner) -> [PoolStateMachine.Action]
+    ) {
+        var flushes: [ChildConnection] = []
+        var failures: [(TaskCompletion, CrewError)] = []
+        let actions: [PoolStateMachine.Action] = inner.withLock { inner in
+            var rest: [PoolStateMachine.Action] = []
+            for action in event(&inner) {
+                switch action {
+                case .send(let worker, let tasks):
+                    guard let connection = inner.connections[worker] else { continue }
+                    var frames: [UInt8] = []
+                    var calls: [(id: UInt64, function: String, completion: CallCompletion)] = []
+                    calls.reserveCapacity(tasks.count)
+                    for task in tasks {
+                        guard let record = inner.records[task] else { continue }
+                        frames.append(contentsOf: record.frame)
+                        calls.append((task, record.function, { [self] result in answered(task, worker: worker, result) }))
+                    }
+                    // If the worker has just died, its exit event (on its way) fails or requeues these tasks.
+                    if connection.queue(frames, calls: calls) == nil { flushes.append(connection) }
+                case .fail(let task, let reason):
+                    guard let record = inner.records.removeValue(forKey: task) else { continue }
+                    failures.append((record.complete, error(for: reason, record, death, inner)))
+                default:
+                    rest.append(action)
+                }
+            }
+            return rest
+        }
+        for connection in flushes { connection.flush() }
+        for action in actions { perform(action) }
+        for (complete, error) in failures { complete(.failure(error)) }
+    }
+
+    private func error(
+        for reason: PoolStateMachine.Failure,
+        _ record: TaskRecord,
+        _ death: (worker: WorkerID, error: CrewError)?,
+        _ inner: Inner
+    ) -> CrewError {
+        switch reason {
+        case .crashed(let worker):
+            var error = death?.worker == worker ? death!.error : CrewError(.workerCrashed, "the worker died")
+            error.function = record.function
+            error.message = "the worker running \"\(record.function)\" died: " + error.message
+            return error
+        case .timedOut(let worker):
+            let died = death?.worker == worker ? death?.error : nil
+            return CrewError(
+                .timedOut,
+                "\"\(record.function)\" ran longer than its timeout of \(record.timeout.map { "\($0)" } ?? "?"); "
+                    + "its worker was stopped",
+                pid: died?.pid,
+                exitStatus: died?.exitStatus,
+                lastStderr: died?.lastStderr,
+                function: record.function
+            )
+        case .terminated:
+            return CrewError(.terminated, "the pool was terminated before \"\(record.function)\" finished", function: record.function)
+        case .broken:
+            var error = inner.lastStartFailure ?? CrewError(.workerCrashed, "workers die before they serve")
+            error.function = record.function
+            error.message = "the pool cannot start workers, so \"\(record.function)\" cannot run: " + error.message
+            return error
+        }
+    }
+
+    private func perform(_ action: PoolStateMachine.Action) {
+        switch action {
+        case .spawn(let worker):
+            ChildConnection.spawnAsync(
+                crew: crew,
+                mode: .worker,
+                onExit: { [self] _, error, served in exited(worker, error, served: served) },
+                completion: { [self] result in spawned(worker, result) }
+            )
+        case .startTimer(let task, let nanoseconds):
+            Reactor.shared.submit { [self] in
+                timers[task] = Reactor.shared.schedule(afterNanoseconds: nanoseconds) { [self] in
+                    timers[task] = nil
+                    step(nil) { $0.machine.timeoutFired(task) }
+                }
+            }
+        case .cancelTimer(let task):
+            Reactor.shared.submit { [self] in
+                if let timer = timers.removeValue(forKey: task) { Reactor.shared.cancelTimer(timer) }
+            }
+        case .signal(let worker, let signal):
+            inner.withLock { $0.connections[worker] }?.signal(signal)
+        case .startGraceTimer(let worker, let nanoseconds):
+            Reactor.shared.submit { [self] in
+                Reactor.shared.schedule(afterNanoseconds: nanoseconds) { [self] in
+                    step(nil) { $0.machine.graceExpired(worker) }
+                }
+            }
+        case .shutdown(let worker):
+            inner.withLock { $0.connections[worker] }?.shutdown()
+        case .finished:
+            finished.complete(true)
+        case .send, .fail:
+            break  // Done under the lock by `step`.
+        }
+    }
+
+    /// The pids of the live workers (for tests and diagnostics).
+    var workerPIDs: [Int32] {
+        inner.withLock { inner in inner.connections.keys.sorted().compactMap { inner.connections[$0]?.pid } }
+    }
+}

@@ -1,0 +1,509 @@
+import Synchronization
+
+/// A pool of worker processes that run registered functions: Python's `multiprocessing.Pool`, without its
+/// hangs.
+///
+/// ```swift
+/// let pool = try ProcessPool(processes: 4)
+/// let squares = try await pool.map(Work.square, 0..<1000)   // chunked, in order
+/// let r = try pool.applyAsync(Work.fetch, url)              // AsyncResult: value, get(timeout:), ready
+/// for try await x in try pool.imapUnordered(Work.square, 0..<10) { print(x) }
+/// pool.close()
+/// try await pool.join()
+/// ```
+///
+/// **Crash isolation.** A worker that traps, segfaults, is killed or exits fails only the call it was running,
+/// with ``CrewError/Code/workerCrashed`` (pid, exit status, last lines of standard error); calls it had been sent
+/// but had not started go to another worker; the dead worker is replaced and the pool goes on. Calls on other
+/// workers are untouched, and ``join()`` always returns. (Python's `Pool` hangs in this case;
+/// `ProcessPoolExecutor` breaks the whole pool.) Calls with `async` bodies start as soon as a worker receives
+/// them, so a death fails every such call the worker held.
+///
+/// **Timeouts.** A call given a `timeout:` that runs longer is stopped: its worker gets `SIGTERM`, then
+/// `SIGKILL` after ``Options/timeoutGrace``, the call fails with ``CrewError/Code/timedOut``, and the worker is
+/// replaced.
+///
+/// **Throughput.** A worker holds several calls at once when calls are short (they travel and are answered
+/// in batches) and one at a time when they are long (so that no call waits behind a long one while another
+/// worker is free). `map` sends its input in chunks, one frame each.
+///
+/// A pool can be used from many tasks and threads at once. Dropping a running pool terminates it; dropping a
+/// closed one lets its workers finish the queue.
+public final class ProcessPool: Sendable {
+    /// Tuning a pool rarely needs.
+    public struct Options: Sendable {
+        /// The most calls a worker holds at once when calls are short.
+        public var maxInFlight: Int
+        /// How long a timed-out call's worker has between `SIGTERM` and `SIGKILL`.
+        public var timeoutGrace: Duration
+
+        /// Options with defaults: up to 32 calls per worker, half a second of grace.
+        public init(maxInFlight: Int = 32, timeoutGrace: Duration = .milliseconds(500)) {
+            self.maxInFlight = maxInFlight
+            self.timeoutGrace = timeoutGrace
+        }
+    }
+
+    let core: PoolCore
+    /// How many worker processes the pool keeps.
+    public let processes: Int
+
+    /// Starts a pool of `processes` workers (one per CPU when nil).
+    ///
+    /// - Parameters:
+    ///   - crew: Whose functions and options the workers use; ``Crew/current`` when nil.
+    ///   - processes: How many workers; the number of online CPUs when nil.
+    ///   - maxTasksPerChild: Replace each worker after this many tasks (a `map` chunk counts as one), as
+    ///     Python's `maxtasksperchild`.
+    ///   - options: Tuning.
+    /// - Throws: ``CrewError/Code/notBootstrapped`` without a crew; ``CrewError/Code/invalidArgument`` for fewer
+    ///   than one process or a `maxTasksPerChild` below one.
+    public convenience init(
+        _ crew: Crew? = nil,
+        processes: Int? = nil,
+        maxTasksPerChild: Int? = nil,
+        options: Options = Options()
+    ) throws {
+        try self.init(crew, processes, maxTasksPerChild, options, initializer: nil)
+    }
+
+    /// Starts a pool whose workers each run `initializer(initArgs)` before any task, as Python's
+    /// `initializer`/`initargs`.
+    ///
+    /// A worker whose initializer throws or crashes is ended and replaced; if that happens to three workers in
+    /// a row, the pool stops starting workers and fails its calls with the initializer's error (rather than
+    /// restarting workers forever, as Python does).
+    public convenience init<A>(
+        _ crew: Crew? = nil,
+        processes: Int? = nil,
+        maxTasksPerChild: Int? = nil,
+        options: Options = Options(),
+        initializer: Function<A, Empty>,
+        initArgs: A
+    ) throws {
+        let arguments: [UInt8]
+        do {
+            arguments = try BinaryEncoder().encode(initArgs)
+        } catch {
+            throw CrewError(.encodingFailed, "the initializer's arguments did not encode: \(error)", function: initializer.name)
+        }
+        try self.init(
+            crew,
+            processes,
+            maxTasksPerChild,
+            options,
+            initializer: PoolCore.Initializer(function: initializer.name, arguments: arguments)
+        )
+        guard core.crew.contains(initializer.name) else {
+            terminate()
+            throw CrewError(.unknownFunction, "the initializer \"\(initializer.name)\" is not registered", function: initializer.name)
+        }
+    }
+
+    private init(
+        _ crew: Crew?,
+        _ processes: Int?,
+        _ maxTasksPerChild: Int?,
+        _ options: Options,
+        initializer: PoolCore.Initializer?
+    ) throws {
+        guard let crew = crew ?? Crew.current else {
+            throw CrewError(.notBootstrapped, "call Crew.bootstrap(...) at the top of main before making a pool")
+        }
+        let count = processes ?? max(1, Crew.onlineProcessorCount)
+        guard count >= 1 else { throw CrewError(.invalidArgument, "a pool needs at least one process, not \(count)") }
+        if let maxTasksPerChild, maxTasksPerChild < 1 {
+            throw CrewError(.invalidArgument, "maxTasksPerChild must be at least 1, not \(maxTasksPerChild)")
+        }
+        guard options.maxInFlight >= 1 else {
+            throw CrewError(.invalidArgument, "maxInFlight must be at least 1, not \(options.maxInFlight)")
+        }
+        var configuration = PoolStateMachine.Configuration(processes: count)
+        configuration.maxInFlight = options.maxInFlight
+        configuration.maxTasksPerChild = maxTasksPerChild
+        configuration.graceNanoseconds = options.timeoutGrace.clampedNanoseconds
+        self.processes = count
+        self.core = PoolCore(crew: crew, configuration: configuration, initializer: initializer)
+        core.start()
+    }
+
+    deinit {
+        if core.lifecycle == .running { core.terminate() }
+    }
+
+    private func check(_ name: String) throws {
+        guard core.crew.contains(name) else {
+            throw CrewError(.unknownFunction, "\"\(name)\" is not registered: pass it to Crew.bootstrap", function: name)
+        }
+    }
+
+    private static func decode<R: Decodable>(_ type: R.Type, _ bytes: [UInt8], function: String) -> Result<R, CrewError> {
+        do {
+            return .success(try BinaryDecoder().decode(R.self, from: bytes))
+        } catch {
+            return .failure(CrewError(.decodingFailed, "the result did not decode as \(R.self): \(error)", function: function))
+        }
+    }
+
+    // MARK: One call
+
+    /// Runs `function(args)` in a worker and returns its value: Python's `apply`, awaited.
+    ///
+    /// - Parameter timeout: The longest the call may run once started; its worker is stopped after that.
+    /// - Throws: the call's failure as a ``CrewError`` (see ``AsyncResult``); ``CrewError/Code/poolClosed``
+    ///   after ``close()``; ``CrewError/Code/unknownFunction`` for an unregistered function.
+    public func apply<A, R>(_ function: Function<A, R>, _ args: A, timeout: Duration? = nil) async throws -> R {
+        try await applyAsync(function, args, timeout: timeout).value
+    }
+
+    /// Runs `function(args)` in a worker: Python's `apply_async`. The result arrives later; `callback` or
+    /// `errorCallback` runs then, on Crew's I/O thread (keep them short and never block in them).
+    ///
+    /// - Throws: ``CrewError/Code/poolClosed`` after ``close()``; ``CrewError/Code/unknownFunction``;
+    ///   ``CrewError/Code/frameTooLarge`` or ``CrewError/Code/encodingFailed`` for arguments that cannot be sent.
+    @discardableResult
+    public func applyAsync<A, R>(
+        _ function: Function<A, R>,
+        _ args: A,
+        timeout: Duration? = nil,
+        callback: (@Sendable (R) -> Void)? = nil,
+        errorCallback: (@Sendable (CrewError) -> Void)? = nil
+    ) throws -> AsyncResult<R> {
+        try check(function.name)
+        let result = AsyncResult<R>(callback: callback, errorCallback: errorCallback)
+        let name = function.name
+        try core.submit(
+            function: name,
+            synchronous: function.registration.isSynchronous,
+            chunk: false,
+            timeout: timeout,
+            encode: { try BinaryEncoder.encode(args, appendingTo: &$0) },
+            complete: { outcome in result.complete(outcome.flatMap { Self.decode(R.self, $0, function: name) }) }
+        )
+        return result
+    }
+
+    // MARK: Many calls
+
+    /// Python's automatic chunk size: the items spread over four chunks per worker.
+    static func automaticChunkSize(count: Int, processes: Int) -> Int {
+        guard count > 0 else { return 1 }
+        let (size, extra) = count.quotientAndRemainder(dividingBy: processes * 4)
+        return size + (extra > 0 ? 1 : 0)
+    }
+
+    /// Submits `items` in chunks; `deliver(index, result)` gets each chunk's results.
+    private func submitChunks<A, R>(
+        _ function: Function<A, R>,
+        _ items: [A],
+        chunkSize: Int,
+        timeout: Duration?,
+        deliver: @escaping @Sendable (Int, Result<[R], CrewError>) -> Void
+    ) throws -> Int {
+        try check(function.name)
+        guard chunkSize >= 1 else { throw CrewError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)") }
+        let name = function.name
+        let synchronous = function.registration.isSynchronous
+        var index = 0
+        for start in stride(from: 0, to: items.count, by: chunkSize) {
+            let chunk = Array(items[start..<min(start + chunkSize, items.count)])
+            let position = index
+            // A chunk may run as long as its calls would one after the other.
+            let limit = timeout.map { $0 * chunk.count }
+            try core.submit(
+                function: name,
+                synchronous: synchronous,
+                chunk: true,
+                timeout: limit,
+                encode: { try BinaryEncoder.encode(chunk, appendingTo: &$0) },
+                complete: { outcome in
+                    deliver(position, outcome.flatMap { Self.decode([R].self, $0, function: name) })
+                }
+            )
+            index += 1
+        }
+        return index
+    }
+
+    /// Runs `function` on every item and returns the results in order: Python's `map`, awaited.
+    ///
+    /// The items travel in chunks of `chunkSize` (Python's automatic size when nil: four chunks per worker).
+    /// The first call that fails fails the whole map, as in Python.
+    ///
+    /// - Parameter timeout: The longest each call may run; a chunk may run `timeout` × its size.
+    public func map<A, R, S: Sequence<A>>(
+        _ function: Function<A, R>,
+        _ items: S,
+        chunkSize: Int? = nil,
+        timeout: Duration? = nil
+    ) async throws -> [R] {
+        try await mapAsync(function, items, chunkSize: chunkSize, timeout: timeout).value
+    }
+
+    /// Python's `starmap`. A registered function takes one `Codable` argument — a struct for several — so this
+    /// is ``map(_:_:chunkSize:timeout:)`` under Python's other name.
+    public func starmap<A, R, S: Sequence<A>>(
+        _ function: Function<A, R>,
+        _ items: S,
+        chunkSize: Int? = nil,
+        timeout: Duration? = nil
+    ) async throws -> [R] {
+        try await map(function, items, chunkSize: chunkSize, timeout: timeout)
+    }
+
+    /// Starts a map whose results arrive later: Python's `map_async`.
+    public func mapAsync<A, R, S: Sequence<A>>(
+        _ function: Function<A, R>,
+        _ items: S,
+        chunkSize: Int? = nil,
+        timeout: Duration? = nil,
+        callback: (@Sendable ([R]) -> Void)? = nil,
+        errorCallback: (@Sendable (CrewError) -> Void)? = nil
+    ) throws -> AsyncResult<[R]> {
+        let items = Array(items)
+        let result = AsyncResult<[R]>(callback: callback, errorCallback: errorCallback)
+        guard !items.isEmpty else {
+            try check(function.name)
+            result.complete(.success([]))
+            return result
+        }
+        let size = chunkSize ?? Self.automaticChunkSize(count: items.count, processes: processes)
+        let collector = ChunkCollector<R>(chunks: (items.count + size - 1) / max(1, size), result: result)
+        _ = try submitChunks(function, items, chunkSize: size, timeout: timeout) { index, outcome in
+            collector.deliver(index, outcome)
+        }
+        return result
+    }
+
+    /// Runs `function` on every item and yields the results in order as they become available: Python's
+    /// `imap`. Iteration throws the first failure at its place.
+    public func imap<A, R, S: Sequence<A>>(
+        _ function: Function<A, R>,
+        _ items: S,
+        chunkSize: Int = 1,
+        timeout: Duration? = nil
+    ) throws -> PoolResults<R> {
+        try results(function, items, chunkSize: chunkSize, timeout: timeout, ordered: true)
+    }
+
+    /// Runs `function` on every item and yields the results as they finish, in any order: Python's
+    /// `imap_unordered`.
+    public func imapUnordered<A, R, S: Sequence<A>>(
+        _ function: Function<A, R>,
+        _ items: S,
+        chunkSize: Int = 1,
+        timeout: Duration? = nil
+    ) throws -> PoolResults<R> {
+        try results(function, items, chunkSize: chunkSize, timeout: timeout, ordered: false)
+    }
+
+    private func results<A, R, S: Sequence<A>>(
+        _ function: Function<A, R>,
+        _ items: S,
+        chunkSize: Int,
+        timeout: Duration?,
+        ordered: Bool
+    ) throws -> PoolResults<R> {
+        let items = Array(items)
+        let buffer = ResultBuffer<R>(ordered: ordered, chunks: (items.count + max(1, chunkSize) - 1) / max(1, chunkSize))
+        _ = try submitChunks(function, items, chunkSize: chunkSize, timeout: timeout) { index, outcome in
+            buffer.deliver(index, outcome)
+        }
+        return PoolResults(buffer: buffer)
+    }
+
+    // MARK: Lifecycle
+
+    /// Takes no more work; the workers finish what is queued, then exit. Python's `close`.
+    public func close() {
+        core.close()
+    }
+
+    /// Kills every worker now and fails every pending call with ``CrewError/Code/terminated``. Python's
+    /// `terminate` (whose pending results never arrive).
+    public func terminate() {
+        core.terminate()
+    }
+
+    /// Waits until every worker has exited, after ``close()`` or ``terminate()``.
+    ///
+    /// - Throws: ``CrewError/Code/poolNotClosed`` if the pool is still running (Python's `ValueError`);
+    ///   `CancellationError` if the waiting task is cancelled.
+    public func join() async throws {
+        guard core.lifecycle != .running else {
+            throw CrewError(.poolNotClosed, "join() needs close() or terminate() first")
+        }
+        guard await core.finished.wait() != nil else { throw CancellationError() }
+    }
+
+    /// Blocks until every worker has exited or `timeout` passes, after ``close()`` or ``terminate()``.
+    ///
+    /// - Returns: true if every worker has exited.
+    /// - Throws: ``CrewError/Code/poolNotClosed`` if the pool is still running.
+    @discardableResult
+    public func join(timeout: Duration? = nil) throws -> Bool {
+        guard core.lifecycle != .running else {
+            throw CrewError(.poolNotClosed, "join() needs close() or terminate() first")
+        }
+        return core.finished.wait(timeout: timeout) != nil
+    }
+
+    /// The process ids of the workers alive now.
+    public var workerPIDs: [Int32] { core.workerPIDs }
+}
+
+/// Collects the chunks of a map and completes its result when all have arrived, or at the first failure.
+final class ChunkCollector<R: Sendable>: Sendable {
+    private struct State {
+        var parts: [[R]?]
+        var remaining: Int
+    }
+
+    private let state: Mutex<State>
+    private let result: AsyncResult<[R]>
+
+    init(chunks: Int, result: AsyncResult<[R]>) {
+        self.state = Mutex(State(parts: Array(repeating: nil, count: chunks), remaining: chunks))
+        self.result = result
+    }
+
+    func deliver(_ index: Int, _ outcome: Result<[R], CrewError>) {
+        switch outcome {
+        case .failure(let error):
+            result.complete(.failure(error))
+        case .success(let values):
+            let all: [R]? = state.withLock { state in
+                guard state.parts[index] == nil else { return nil }
+                state.parts[index] = values
+                state.remaining -= 1
+                guard state.remaining == 0 else { return nil }
+                return state.parts.flatMap { $0! }
+            }
+            if let all { result.complete(.success(all)) }
+        }
+    }
+}
+
+/// The results of ``ProcessPool/imap(_:_:chunkSize:timeout:)`` and
+/// ``ProcessPool/imapUnordered(_:_:chunkSize:timeout:)``, as they arrive.
+public struct PoolResults<Element: Sendable>: AsyncSequence, Sendable {
+    let buffer: ResultBuffer<Element>
+
+    /// Makes the iterator. Iterate once: the results are handed out as they are consumed.
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(buffer: buffer)
+    }
+
+    /// Yields the results; throws the first failure.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let buffer: ResultBuffer<Element>
+
+        /// The next result, or nil after the last.
+        public mutating func next() async throws -> Element? {
+            try await buffer.next()
+        }
+    }
+}
+
+/// Chunks of results waiting for their consumer, in chunk order (imap) or arrival order (imap_unordered).
+final class ResultBuffer<Element: Sendable>: Sendable {
+    private struct State {
+        var arrived: [Int: Result<[Element], CrewError>] = [:]
+        var arrivalOrder: [Int] = []
+        var nextChunk = 0
+        var consumedChunks = 0
+        var current: [Element] = []
+        var currentIndex = 0
+        var waiter: CheckedContinuation<Void, Never>?
+        var finished = false
+    }
+
+    private let ordered: Bool
+    private let chunks: Int
+    private let state = Mutex(State())
+
+    init(ordered: Bool, chunks: Int) {
+        self.ordered = ordered
+        self.chunks = chunks
+    }
+
+    func deliver(_ index: Int, _ outcome: Result<[Element], CrewError>) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.arrived[index] = outcome
+            state.arrivalOrder.append(index)
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    private enum Step {
+        case element(Element)
+        case end
+        case failure(CrewError)
+        case wait
+    }
+
+    func next() async throws -> Element? {
+        while true {
+            let step = state.withLock { state -> Step in
+                if state.finished { return .end }
+                if state.currentIndex < state.current.count {
+                    defer { state.currentIndex += 1 }
+                    return .element(state.current[state.currentIndex])
+                }
+                if state.consumedChunks == chunks {
+                    state.finished = true
+                    return .end
+                }
+                let index: Int?
+                if ordered {
+                    index = state.arrived[state.nextChunk] != nil ? state.nextChunk : nil
+                } else {
+                    index = state.arrivalOrder.first { state.arrived[$0] != nil }
+                }
+                guard let index, let outcome = state.arrived.removeValue(forKey: index) else { return .wait }
+                if !ordered, let position = state.arrivalOrder.firstIndex(of: index) {
+                    state.arrivalOrder.remove(at: position)
+                }
+                state.nextChunk += ordered ? 1 : 0
+                state.consumedChunks += 1
+                switch outcome {
+                case .failure(let error):
+                    state.finished = true
+                    return .failure(error)
+                case .success(let values):
+                    state.current = values
+                    state.currentIndex = 0
+                    return .wait  // Loop again to hand out the first element.
+                }
+            }
+            switch step {
+            case .element(let element): return element
+            case .end: return nil
+            case .failure(let error): throw error
+            case .wait:
+                if state.withLock({ $0.currentIndex < $0.current.count }) { continue }
+                try Task.checkCancellation()
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                        let resumeNow = state.withLock { state -> Bool in
+                            let ready =
+                                ordered ? state.arrived[state.nextChunk] != nil : !state.arrived.isEmpty
+                            if ready || state.consumedChunks == chunks || Task.isCancelled { return true }
+                            state.waiter = continuation
+                            return false
+                        }
+                        if resumeNow { continuation.resume() }
+                    }
+                } onCancel: {
+                    let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                        defer { state.waiter = nil }
+                        return state.waiter
+                    }
+                    waiter?.resume()
+                }
+            }
+        }
+    }
+}
