@@ -86,23 +86,32 @@ import Testing
         let total = Self.count
         print("fuzz: \(total) inputs, CREW_FUZZ_SEED=\(seed)")
         let corpus = Self.corpus(seed: seed)
-        // Split across the machine's cores.
+        // Split across the machine's cores, on threads of its own: CPU-bound work on the cooperative pool
+        // would starve every other test of the run for its duration.
         let workers = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
         let decodedCount = await withTaskGroup(of: Int.self) { group in
             for worker in 0..<workers {
                 group.addTask {
-                    var rng = SplitMix64(seed: seed &+ UInt64(worker) &* 0x9E37_79B9)
-                    var decoded = 0
-                    for n in 0..<(total / workers + (worker < total % workers ? 1 : 0)) {
-                        let input: [UInt8]
-                        if n % 10 < 3 {
-                            input = (0..<Int.random(in: 0...48, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-                        } else {
-                            input = Self.mutate(corpus[Int.random(in: 0..<corpus.count, using: &rng)], using: &rng)
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Int, Never>) in
+                        let thread = Thread {
+                            var rng = SplitMix64(seed: seed &+ UInt64(worker) &* 0x9E37_79B9)
+                            var decoded = 0
+                            for n in 0..<(total / workers + (worker < total % workers ? 1 : 0)) {
+                                let input: [UInt8]
+                                if n % 10 < 3 {
+                                    input = (0..<Int.random(in: 0...48, using: &rng)).map { _ in
+                                        UInt8.random(in: 0...255, using: &rng)
+                                    }
+                                } else {
+                                    input = Self.mutate(corpus[Int.random(in: 0..<corpus.count, using: &rng)], using: &rng)
+                                }
+                                decoded += Self.feed(input, target: n % 5)
+                            }
+                            continuation.resume(returning: decoded)
                         }
-                        decoded += Self.feed(input, target: n % 5)
+                        thread.stackSize = 8 << 20
+                        thread.start()
                     }
-                    return decoded
                 }
             }
             return await group.reduce(0, +)

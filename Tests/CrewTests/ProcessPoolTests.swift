@@ -231,7 +231,7 @@ import Glibc
 
     @Test func terminateUnderLoadFailsPendingWorkAndLeavesNothingBehind() async throws {
         let pool = try pool(2)
-        let results = try (0..<50).map { _ in try pool.applyAsync(TestFunctions.sleepMilliseconds, 1_000) }
+        let results = try (0..<50).map { _ in try pool.applyAsync(TestFunctions.sleepMilliseconds, 600_000) }
         try await Task.sleep(for: .milliseconds(100))
         let pids = pool.workerPIDs
         pool.terminate()
