@@ -13,6 +13,9 @@ import Testing
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["CREW_DEMO_TASK_SECONDS"] = "0.2"
+        process.environment = environment
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -42,10 +45,47 @@ import Testing
         #expect(parent != child)
     }
 
+    @Test func seed12BehavesAsPythonsPool() throws {
+        let run = try Self.runDemo(["run", "1.2"])
+        #expect(run.status == 0, "\(run.err)")
+        let lines = run.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 13, "\(lines)")
+        guard lines.count == 13 else { return }
+        let parent = try #require(Self.number(in: lines[0], prefix: "Parent process ", suffix: "."))
+        #expect(lines.last == "All subprocesses done.")
+        let waiting = try #require(lines.firstIndex(of: "Waiting for all subprocesses done..."))
+        #expect(waiting < lines.count - 1)
+        var pids: Set<Int> = []
+        var running = 0
+        var started: Set<Int> = []
+        var done: Set<Int> = []
+        for line in lines {
+            if line.hasPrefix("Run task ") {
+                let parts = line.split(separator: " ")
+                let task = Int(parts[2])!
+                let pid = Int(parts[3].dropFirst().dropLast(4))!
+                pids.insert(pid)
+                started.insert(task)
+                running += 1
+                #expect(running <= 2, "more than two tasks at once in a pool of two: \(lines)")
+            } else if line.hasPrefix("Task ") {
+                let parts = line.split(separator: " ")
+                let task = Int(parts[1])!
+                #expect(started.contains(task), "task \(task) ended before it started")
+                #expect(line.hasSuffix(" seconds.") && parts[2] == "runs")
+                done.insert(task)
+                running -= 1
+            }
+        }
+        #expect(started == Set(0..<5) && done == Set(0..<5))
+        #expect(pids.count == 2, "a pool of two runs the five tasks in two processes: \(pids)")
+        #expect(!pids.contains(parent))
+    }
+
     @Test func listingNamesEveryTwin() throws {
         let run = try Self.runDemo(["list"])
         #expect(run.status == 0)
-        #expect(run.out.contains("1.1"))
+        #expect(run.out.contains("1.1") && run.out.contains("1.2"))
     }
 
     @Test func anUnknownTwinIsAnErrorNotACrash() throws {
@@ -57,8 +97,8 @@ import Testing
     @Test func theDefaultRunsEveryTwin() throws {
         let run = try Self.runDemo([])
         #expect(run.status == 0, "\(run.err)")
-        #expect(run.out.contains("== 1.1"))
-        #expect(run.out.contains("Child process end."))
+        #expect(run.out.contains("== 1.1") && run.out.contains("== 1.2"))
+        #expect(run.out.contains("Child process end.") && run.out.contains("All subprocesses done."))
     }
 
     static func number(in line: String, prefix: String, suffix: String) -> Int? {

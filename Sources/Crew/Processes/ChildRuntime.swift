@@ -175,7 +175,11 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
         while true {
             runJobs()
             collectAsyncResults()
-            if outSent < out.count { flush(blocking: false) }
+            if outSent < out.count {
+                // What the functions printed goes out with their results, not when the worker exits.
+                fflush(nil)
+                flush(blocking: false)
+            }
             if marker.mode == .process && finishedCalls > 0 {
                 flush(blocking: true)
                 ChildRuntime.exitChild(failedCalls > 0 ? 1 : 0)
