@@ -23,19 +23,23 @@ struct CrewBench: AsyncParsableCommand {
     @Option(help: "The directory of the Python peers.")
     var peers = "bench/peers"
 
-    @Option(help: "Workloads to run (process-start, round-trip); all when not given.")
+    @Option(help: "Workloads to run (process-start, round-trip, pool); all when not given.")
     var only: [String] = []
 
     @Flag(help: "Fewer repetitions: a quick look, not figures to record.")
     var quick = false
 
+    @Flag(help: "Skip the Python peers (to profile Crew alone); the table then has no ratios.")
+    var skipPython = false
+
     func run() async throws {
         var table = Table()
-        let workloads = only.isEmpty ? ["process-start", "round-trip"] : only
+        let workloads = only.isEmpty ? ["process-start", "round-trip", "pool"] : only
         for workload in workloads {
             switch workload {
             case "process-start": try await processStart(&table)
             case "round-trip": try await roundTrip(&table)
+            case "pool": try await pool(&table)
             default: throw ValidationError("unknown workload \(workload)")
             }
         }
@@ -118,6 +122,94 @@ struct CrewBench: AsyncParsableCommand {
         }
     }
 
+    func pool(_ table: inout Table) async throws {
+        let rounds = quick ? 1 : 3
+        let pool = try ProcessPool(processes: 2)
+        _ = try await pool.map(BenchFunctions.square, 0..<1000)
+
+        let mapCount = quick ? 200_000 : 1_000_000
+        status("pool: map of \(mapCount) squares")
+        let mapRate = try await Self.median(rounds: rounds) {
+            let items = Array(0..<mapCount)
+            let start = ContinuousClock.now
+            let squares = try await pool.map(BenchFunctions.square, items)
+            let rate = Double(mapCount) / Self.seconds(ContinuousClock.now - start)
+            precondition(squares.count == mapCount && squares[mapCount - 1] == (mapCount - 1) * (mapCount - 1))
+            return rate
+        }
+
+        let n = quick ? 5_000 : 20_000
+        status("pool: \(n) applyAsync, then every value")
+        let applyRate = try await Self.median(rounds: rounds) {
+            let start = ContinuousClock.now
+            let results = try (0..<n).map { try pool.applyAsync(BenchFunctions.square, $0) }
+            for result in results { _ = try await result.value }
+            return Double(n) / Self.seconds(ContinuousClock.now - start)
+        }
+
+        status("pool: imapUnordered of \(n), chunk size 1")
+        let imapRate = try await Self.median(rounds: rounds) {
+            let start = ContinuousClock.now
+            var count = 0
+            for try await _ in try pool.imapUnordered(BenchFunctions.square, 0..<n) { count += 1 }
+            precondition(count == n)
+            return Double(n) / Self.seconds(ContinuousClock.now - start)
+        }
+        pool.close()
+        try await pool.join()
+
+        status("pool: CPU-bound work on 1 and 2 workers")
+        let (tasks, work) = quick ? (4, 2) : (8, 5)
+        func cpuSeconds(_ workers: Int) async throws -> Double {
+            let pool = try ProcessPool(processes: workers)
+            _ = try await pool.map(BenchFunctions.burn, Array(repeating: 0, count: workers), chunkSize: 1)
+            let start = ContinuousClock.now
+            _ = try await pool.map(BenchFunctions.burn, Array(repeating: work, count: tasks), chunkSize: 1)
+            let elapsed = Self.seconds(ContinuousClock.now - start)
+            pool.close()
+            try await pool.join()
+            return elapsed
+        }
+        let scaling = try await cpuSeconds(1) / cpuSeconds(2)
+
+        status("pool: SIGKILL a busy worker")
+        let latency = try await Self.median(rounds: quick ? 3 : 10) {
+            let pool = try ProcessPool(processes: 1)
+            _ = try await pool.apply(BenchFunctions.square, 1)
+            let busy = try pool.applyAsync(BenchFunctions.sleepLong, Empty())
+            try await Task.sleep(for: .milliseconds(100))
+            let start = ContinuousClock.now
+            for pid in pool.workerPIDs { kill(pid, SIGKILL) }
+            do {
+                try await busy.value
+            } catch let error as CrewError where error.code == .workerCrashed {}
+            let elapsed = Self.ms(ContinuousClock.now - start)
+            let served = try await pool.apply(BenchFunctions.square, 3)
+            precondition(served == 9, "the pool serves after the kill")
+            pool.close()
+            try await pool.join()
+            return elapsed
+        }
+
+        status("pool: Python")
+        let python = try runPeer("pool.py", quick ? ["quick"] : [])
+        table.add(workload: "pool map of \(mapCount) squares (calls/s)", crew: mapRate, crewLabel: "ProcessPool.map",
+                  python: python["pool_map/mp.Pool.map"], pythonLabel: "mp.Pool.map", lowerIsBetter: false)
+        for variant in ["mp.Pool", "ProcessPoolExecutor"] {
+            table.add(workload: "\(n) applyAsync, then all values (calls/s)", crew: applyRate, crewLabel: "applyAsync",
+                      python: python["apply_async/\(variant)"], pythonLabel: variant, lowerIsBetter: false)
+        }
+        table.add(workload: "imapUnordered of \(n), chunk size 1 (calls/s)", crew: imapRate,
+                  crewLabel: "imapUnordered", python: python["imap_unordered/mp.Pool"], pythonLabel: "mp.Pool",
+                  lowerIsBetter: false)
+        table.add(workload: "CPU-bound work, 2 workers vs 1 (speed-up ×)", crew: scaling, crewLabel: "ProcessPool",
+                  python: python["cpu_scaling/mp.Pool"], pythonLabel: "mp.Pool", lowerIsBetter: false)
+        let pythonLatency = python["sigkill/mp.Pool"].flatMap { $0 < 0 ? nil : $0 }
+        table.add(workload: "SIGKILL a busy worker → its caller has the error (ms)", crew: latency,
+                  crewLabel: "ProcessPool", python: pythonLatency,
+                  pythonLabel: pythonLatency == nil ? "mp.Pool: never" : "mp.Pool", lowerIsBetter: true)
+    }
+
     // MARK: Helpers
 
     func status(_ text: String) {
@@ -140,9 +232,11 @@ struct CrewBench: AsyncParsableCommand {
 
     static func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15 }
     static func us(_ d: Duration) -> Double { ms(d) * 1e3 }
+    static func seconds(_ d: Duration) -> Double { ms(d) / 1e3 }
 
     /// Runs a Python peer; returns its figures by "workload/variant".
     func runPeer(_ script: String, _ arguments: [String]) throws -> [String: Double] {
+        if skipPython { return [:] }
         struct Figure: Decodable {
             var workload: String
             var variant: String
