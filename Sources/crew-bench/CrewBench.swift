@@ -181,7 +181,7 @@ struct CrewBench: AsyncParsableCommand {
             let start = ContinuousClock.now
             for pid in pool.workerPIDs { kill(pid, SIGKILL) }
             do {
-                try await busy.value
+                _ = try await busy.value
             } catch let error as CrewError where error.code == .workerCrashed {}
             let elapsed = Self.ms(ContinuousClock.now - start)
             let served = try await pool.apply(BenchFunctions.square, 3)

@@ -33,6 +33,8 @@ final class PoolCore: @unchecked Sendable {
         var lastStartFailure: CrewError?
         /// Workers whose initializer failed.
         var initializerFailed: Set<WorkerID> = []
+        /// The call id of each new worker's initializer call, until it answers.
+        var initializerCalls: [WorkerID: UInt64] = [:]
     }
 
     /// A call every new worker runs before it gets tasks (Python's `initializer`).
@@ -93,7 +95,7 @@ final class PoolCore: @unchecked Sendable {
         }
         let record = TaskRecord(frame: frame, function: function, timeout: timeout, complete: complete)
         var refused = false
-        step(nil) { inner in
+        step(nil, flush: .ifIdle) { inner in
             guard inner.machine.lifecycle == .running else {
                 refused = true
                 return []
@@ -127,24 +129,23 @@ final class PoolCore: @unchecked Sendable {
         switch result {
         case .success(let connection):
             if let initializer {
+                // The worker gets tasks once its initializer has answered (see `answered`).
                 let queued: Bool = inner.withLock { inner in
                     inner.connections[worker] = connection
                     var frame: [UInt8] = []
                     let id = nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
+                    inner.initializerCalls[worker] = id
                     try? Message.appendCall(
                         id: id,
                         function: initializer.function,
                         to: &frame,
                         maxFrameSize: .max
                     ) { $0.append(contentsOf: initializer.arguments) }
-                    let call = (id, initializer.function, { [self] (result: Result<[UInt8], CrewError>) in
-                        initialized(worker, result)
-                    } as CallCompletion)
-                    return connection.queue(frame, calls: [call]) == nil
+                    return connection.queue(frame, calls: []) == nil
                 }
                 if queued { connection.flush() }
             } else {
-                step(nil) { inner in
+                step(nil, flush: .always) { inner in
                     inner.connections[worker] = connection
                     return inner.machine.workerStarted(worker, now: monotonicNanos())
                 }
@@ -160,43 +161,61 @@ final class PoolCore: @unchecked Sendable {
     private func initialized(_ worker: WorkerID, _ result: Result<[UInt8], CrewError>) {
         switch result {
         case .success:
-            step(nil) { $0.machine.workerStarted(worker, now: monotonicNanos()) }
-        case .failure(let error) where !Self.isDeath(error):
+            step(nil, flush: .always) { $0.machine.workerStarted(worker, now: monotonicNanos()) }
+        case .failure(let error):
             // A worker whose initializer failed cannot be trusted with tasks: end it; its exit counts as a
             // failed start (enough of them in a row break the pool, instead of restarting workers forever).
             let connection: ChildConnection? = inner.withLock { inner in
                 inner.initializerFailed.insert(worker)
                 var failure = error
+                failure.function = initializer?.function
                 failure.message = "the pool's initializer failed: \(error.message)"
                 inner.lastStartFailure = failure
                 return inner.connections[worker]
             }
             connection?.signal(SIGKILL)
-        case .failure:
-            break  // The worker died: its exit event says so.
         }
     }
 
     private func exited(_ worker: WorkerID, _ error: CrewError, served: Bool) {
-        step((worker, error)) { inner in
+        step((worker, error), flush: .always) { inner in
             inner.connections[worker] = nil
+            inner.initializerCalls[worker] = nil
             let initializerFailed = inner.initializerFailed.remove(worker) != nil
             if !served && !initializerFailed { inner.lastStartFailure = error }
             return inner.machine.workerExited(worker, served: served && !initializerFailed, now: monotonicNanos())
         }
     }
 
-    private func answered(_ task: TaskID, worker: WorkerID, _ result: Result<[UInt8], CrewError>) {
-        // A failure that is the worker's death is decided by the machine when the exit arrives: it fails the
-        // call that was running and gives the others back to the queue.
-        if case .failure(let error) = result, Self.isDeath(error) { return }
-        var record: TaskRecord?
-        step(nil) { inner in
-            record = inner.records.removeValue(forKey: task)
-            guard record != nil else { return [] }
-            return inner.machine.taskFinished(task, worker: worker, now: monotonicNanos())
+    /// Answers from a worker, as many as one read brought (on the reactor thread, or on a thread that reads).
+    private func answered(_ answers: [(id: UInt64, result: Result<[UInt8], CrewError>)], worker: WorkerID) {
+        var completions: [(TaskCompletion, Result<[UInt8], CrewError>)] = []
+        completions.reserveCapacity(answers.count)
+        var initializerResult: Result<[UInt8], CrewError>?
+        step(nil, flush: .always) { inner in
+            var actions: [PoolStateMachine.Action] = []
+            let now = monotonicNanos()
+            for (id, result) in answers {
+                if inner.initializerCalls[worker] == id {
+                    inner.initializerCalls[worker] = nil
+                    initializerResult = result
+                    continue
+                }
+                guard let record = inner.records.removeValue(forKey: id) else { continue }
+                var outcome = result
+                if case .failure(var error) = result {
+                    error.function = record.function
+                    outcome = .failure(error)
+                }
+                completions.append((record.complete, outcome))
+                actions += inner.machine.taskFinished(id, worker: worker, now: now)
+            }
+            return actions
         }
-        record?.complete(result)
+        // Frames that submitters queued behind this worker's calls go out now, with whatever this step queued.
+        inner.withLock { $0.connections[worker] }?.flush()
+        if let initializerResult { initialized(worker, initializerResult) }
+        for (complete, result) in completions { complete(result) }
     }
 
     /// Errors that mean the child is gone rather than that the call failed in a healthy child.
@@ -209,8 +228,17 @@ final class PoolCore: @unchecked Sendable {
     /// Runs `event` on the machine under the lock, queues the frames of `.send` actions into the workers'
     /// connections there (keeping their order), then sends, fails tasks and performs the other actions outside.
     /// `death` is the error of a worker that has just died, for the tasks the event fails because of it.
+    /// When the frames queued by a step are sent: at once, or (for submissions to a worker that is busy) with
+    /// the next batch the reactor sends that worker after reading its answers — saving a system call and a
+    /// wake-up of the worker per submission.
+    enum FlushPolicy {
+        case always
+        case ifIdle
+    }
+
     private func step(
         _ death: (worker: WorkerID, error: CrewError)?,
+        flush policy: FlushPolicy = .always,
         _ event: (inout Inner) -> [PoolStateMachine.Action]
     ) {
         var flushes: [ChildConnection] = []
@@ -222,15 +250,17 @@ final class PoolCore: @unchecked Sendable {
                 case .send(let worker, let tasks):
                     guard let connection = inner.connections[worker] else { continue }
                     var frames: [UInt8] = []
-                    var calls: [(id: UInt64, function: String, completion: CallCompletion)] = []
-                    calls.reserveCapacity(tasks.count)
                     for task in tasks {
                         guard let record = inner.records[task] else { continue }
                         frames.append(contentsOf: record.frame)
-                        calls.append((task, record.function, { [self] result in answered(task, worker: worker, result) }))
                     }
                     // If the worker has just died, its exit event (on its way) fails or requeues these tasks.
-                    if connection.queue(frames, calls: calls) == nil { flushes.append(connection) }
+                    // Calls with `async` bodies start as soon as they arrive, so they are never held back.
+                    let wasIdle = inner.machine.workers[worker]?.inFlight.count == tasks.count
+                    let startsAtOnce = tasks.contains { inner.machine.tasks[$0]?.synchronous == false }
+                    if connection.queue(frames, calls: []) == nil && (policy == .always || wasIdle || startsAtOnce) {
+                        flushes.append(connection)
+                    }
                 case .fail(let task, let reason):
                     guard let record = inner.records.removeValue(forKey: task) else { continue }
                     failures.append((record.complete, error(for: reason, record, death, inner)))
@@ -284,7 +314,10 @@ final class PoolCore: @unchecked Sendable {
             ChildConnection.spawnAsync(
                 crew: crew,
                 mode: .worker,
-                onExit: { [self] _, error, served in exited(worker, error, served: served) },
+                handlers: ChildConnection.Handlers(
+                    onExit: { [self] _, error, served in exited(worker, error, served: served) },
+                    onResults: { [self] answers in answered(answers, worker: worker) }
+                ),
                 completion: { [self] result in spawned(worker, result) }
             )
         case .startTimer(let task, let nanoseconds):

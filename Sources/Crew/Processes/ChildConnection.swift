@@ -94,6 +94,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     private var selfReference: ChildConnection?
     /// Told when the child has exited (set before the reactor watches the child).
     private var exitHandler: ExitHandler?
+    /// When set, answers are handed here in batches (one call per read) instead of to per-call completions.
+    private var resultsHandler: ResultsHandler?
 
     private init(
         pid: Int32,
@@ -121,9 +123,19 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     /// (without a function name), and whether the child ever got as far as serving.
     typealias ExitHandler = @Sendable (_ status: Crew.ExitStatus, _ error: CrewError, _ served: Bool) -> Void
 
+    /// Answers by call id, as many as one read brought. A failure's error has no function name (the receiver
+    /// knows it).
+    typealias ResultsHandler = @Sendable (_ answers: [(id: UInt64, result: Result<[UInt8], CrewError>)]) -> Void
+
+    /// Who hears from a child: its exit, and (for pools) its answers in batches.
+    struct Handlers: Sendable {
+        var onExit: ExitHandler?
+        var onResults: ResultsHandler?
+    }
+
     /// Starts a child process running `crew.options.executable` and connects to it.
-    static func spawn(crew: Crew, mode: ChildMarker.Mode, onExit: ExitHandler? = nil) throws -> ChildConnection {
-        try Reactor.shared.sync { try spawnOnReactorThread(crew: crew, mode: mode, onExit: onExit) }
+    static func spawn(crew: Crew, mode: ChildMarker.Mode, handlers: Handlers = Handlers()) throws -> ChildConnection {
+        try Reactor.shared.sync { try spawnOnReactorThread(crew: crew, mode: mode, handlers: handlers) }
     }
 
     /// Starts a child on the reactor thread without waiting; `completion` runs there with the connection, before
@@ -131,12 +143,12 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     static func spawnAsync(
         crew: Crew,
         mode: ChildMarker.Mode,
-        onExit: ExitHandler?,
+        handlers: Handlers,
         completion: @escaping @Sendable (Result<ChildConnection, CrewError>) -> Void
     ) {
         Reactor.shared.submit {
             do {
-                completion(.success(try spawnOnReactorThread(crew: crew, mode: mode, onExit: onExit)))
+                completion(.success(try spawnOnReactorThread(crew: crew, mode: mode, handlers: handlers)))
             } catch let error as CrewError {
                 completion(.failure(error))
             } catch {
@@ -148,7 +160,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     private static func spawnOnReactorThread(
         crew: Crew,
         mode: ChildMarker.Mode,
-        onExit: ExitHandler?
+        handlers: Handlers
     ) throws -> ChildConnection {
         let options = crew.options
         var pair: [Int32] = [-1, -1]
@@ -212,7 +224,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             pidfd: pidfd,
             options: options
         )
-        connection.exitHandler = onExit
+        connection.exitHandler = handlers.onExit
+        connection.resultsHandler = handlers.onResults
         connection.attach()
         options.logger.debug("started child", metadata: ["crew.pid": "\(pid)", "crew.mode": "\(mode)"])
         return connection
@@ -552,6 +565,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     /// anything or reached the end. Used by the reactor and by callers that read for themselves.
     private func readAvailable() -> ReadOutcome {
         var finished: [(CallCompletion, Result<[UInt8], CrewError>)] = []
+        var answers: [(id: UInt64, result: Result<[UInt8], CrewError>)] = []
         var broken = false
         let outcome: ReadOutcome = readSide.withLock { side in
             var got = false
@@ -559,7 +573,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                 let n = side.reader.read(from: socket)
                 if n > 0 {
                     got = true
-                    if !handleFrames(&side, &finished) { broken = true }
+                    if !handleFrames(&side, &finished, &answers) { broken = true }
                     continue
                 }
                 if n < 0 && errno == EINTR { continue }
@@ -571,6 +585,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         // fails the pending calls with the message.
         if broken { signal(SIGKILL) }
         for (completion, result) in finished { completion(result) }
+        if !answers.isEmpty, let resultsHandler { resultsHandler(answers) }
         return outcome
     }
 
@@ -603,8 +618,10 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     /// Parses the frames read so far. Returns false if the bytes are not the protocol.
     private func handleFrames(
         _ side: inout ReadSide,
-        _ finished: inout [(CallCompletion, Result<[UInt8], CrewError>)]
+        _ finished: inout [(CallCompletion, Result<[UInt8], CrewError>)],
+        _ answers: inout [(id: UInt64, result: Result<[UInt8], CrewError>)]
     ) -> Bool {
+        let batched = resultsHandler != nil
         do {
             while let payload = try side.reader.next() {
                 switch try Message.parseParentBound(side.reader.buffer, payload) {
@@ -613,6 +630,10 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                         throw CrewError(.protocolError, "the child speaks protocol version \(version), not \(wireProtocolVersion)")
                     }
                     state.withLock { $0.helloSeen = true }
+                case .result(let id, let range) where batched:
+                    answers.append((id, .success(side.reader.copy(range))))
+                case .failure(let id, let failure) where batched:
+                    answers.append((id, .failure(failure.error(function: nil, pid: pid))))
                 case .result(let id, let range):
                     if let pending = state.withLock({ $0.pending.removeValue(forKey: id) }) {
                         finished.append((pending.completion, .success(side.reader.copy(range))))

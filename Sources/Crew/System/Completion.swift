@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -52,58 +54,69 @@ final class ConditionLock: @unchecked Sendable {
 }
 
 /// A value that arrives once, awaited by tasks or waited for by threads.
-final class Completion<Value: Sendable>: @unchecked Sendable {
-    // @unchecked Sendable: all state is behind `lock`.
-    private let lock = ConditionLock()
-    private var value: Value?
-    private var waiters: [UInt64: CheckedContinuation<Value?, Never>] = [:]
-    private var nextWaiter: UInt64 = 0
+///
+/// Cheap when only tasks wait (one mutex, no allocation beyond the waiters); a thread that blocks brings its
+/// own condition variable.
+final class Completion<Value: Sendable>: Sendable {
+    private struct State {
+        var value: Value?
+        var waiters: [(id: UInt64, continuation: CheckedContinuation<Value?, Never>)] = []
+        var sleepers: [ConditionLock] = []
+        var nextWaiter: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
 
     init() {}
 
     /// Sets the value and wakes every waiter. Only the first call has an effect; returns whether it did.
     @discardableResult
     func complete(_ newValue: Value) -> Bool {
-        lock.lock()
-        guard value == nil else {
-            lock.unlock()
-            return false
+        let woken = state.withLock { state -> (waiters: [(id: UInt64, continuation: CheckedContinuation<Value?, Never>)], sleepers: [ConditionLock])? in
+            guard state.value == nil else { return nil }
+            state.value = newValue
+            defer {
+                state.waiters = []
+                state.sleepers = []
+            }
+            return (state.waiters, state.sleepers)
         }
-        value = newValue
-        let continuations = waiters.values
-        waiters.removeAll()
-        lock.broadcast()
-        lock.unlock()
-        for continuation in continuations { continuation.resume(returning: newValue) }
+        guard let woken else { return false }
+        for waiter in woken.waiters { waiter.continuation.resume(returning: newValue) }
+        for sleeper in woken.sleepers {
+            sleeper.withLock { sleeper.broadcast() }
+        }
         return true
     }
 
     /// The value, if it has arrived.
-    var current: Value? { lock.withLock { value } }
+    var current: Value? { state.withLock { $0.value } }
 
     /// Waits for the value; nil if the waiting task is cancelled first.
     func wait() async -> Value? {
-        if let value = current { return value }
-        let id = lock.withLock { () -> UInt64 in
-            nextWaiter += 1
-            return nextWaiter
+        let id: UInt64
+        switch state.withLock({ state -> (Value?, UInt64) in
+            state.nextWaiter += 1
+            return (state.value, state.nextWaiter)
+        }) {
+        case (let value?, _): return value
+        case (nil, let waiter): id = waiter
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Value?, Never>) in
-                lock.lock()
-                if let value {
-                    lock.unlock()
-                    continuation.resume(returning: value)
-                } else if Task.isCancelled {
-                    lock.unlock()
-                    continuation.resume(returning: nil)
-                } else {
-                    waiters[id] = continuation
-                    lock.unlock()
+                let immediate = state.withLock { state -> Value?? in
+                    if let value = state.value { return .some(value) }
+                    if Task.isCancelled { return .some(nil) }
+                    state.waiters.append((id, continuation))
+                    return nil
                 }
+                if let immediate { continuation.resume(returning: immediate) }
             }
         } onCancel: {
-            let continuation = lock.withLock { waiters.removeValue(forKey: id) }
+            let continuation = state.withLock { state -> CheckedContinuation<Value?, Never>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
             continuation?.resume(returning: nil)
         }
     }
@@ -111,12 +124,21 @@ final class Completion<Value: Sendable>: @unchecked Sendable {
     /// Blocks the calling thread until the value arrives or `timeout` passes (nil: no limit).
     func wait(timeout: Duration?) -> Value? {
         let deadline = timeout.map { monotonicNanos() &+ $0.clampedNanoseconds }
-        lock.lock()
-        defer { lock.unlock() }
-        while value == nil {
-            if let deadline, monotonicNanos() >= deadline { break }
-            lock.wait(until: deadline)
+        let sleeper = ConditionLock()
+        sleeper.lock()
+        defer { sleeper.unlock() }
+        if let value = state.withLock({ state -> Value? in
+            if state.value == nil { state.sleepers.append(sleeper) }
+            return state.value
+        }) {
+            return value
         }
-        return value
+        while true {
+            if let value = current { return value }
+            if let deadline, monotonicNanos() >= deadline { break }
+            sleeper.wait(until: deadline)
+        }
+        state.withLock { state in state.sleepers.removeAll { $0 === sleeper } }
+        return current
     }
 }
