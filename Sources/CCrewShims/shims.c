@@ -147,3 +147,12 @@ void crew_set_thread_name(const char *name) {
     short_name[15] = 0;
     pthread_setname_np(pthread_self(), short_name);
 }
+
+int crew_mutex_init_adaptive(void *mutex) {
+    pthread_mutexattr_t attributes;
+    pthread_mutexattr_init(&attributes);
+    pthread_mutexattr_settype(&attributes, PTHREAD_MUTEX_ADAPTIVE_NP);
+    int rc = pthread_mutex_init((pthread_mutex_t *)mutex, &attributes);
+    pthread_mutexattr_destroy(&attributes);
+    return rc;
+}

@@ -39,7 +39,8 @@ struct CrewBench: AsyncParsableCommand {
             switch workload {
             case "process-start": try await processStart(&table)
             case "round-trip": try await roundTrip(&table)
-            case "pool": try await pool(&table)
+            case "pool": try await pool(&table, parts: ["map", "apply", "imap", "cpu", "kill"])
+            case let name where name.hasPrefix("pool-"): try await pool(&table, parts: [String(name.dropFirst(5))])
             default: throw ValidationError("unknown workload \(workload)")
             }
         }
@@ -122,14 +123,14 @@ struct CrewBench: AsyncParsableCommand {
         }
     }
 
-    func pool(_ table: inout Table) async throws {
+    func pool(_ table: inout Table, parts: Set<String>) async throws {
         let rounds = quick ? 1 : 3
         let pool = try ProcessPool(processes: 2)
         _ = try await pool.map(BenchFunctions.square, 0..<1000)
 
         let mapCount = quick ? 200_000 : 1_000_000
         status("pool: map of \(mapCount) squares")
-        let mapRate = try await Self.median(rounds: rounds) {
+        let mapRate = !parts.contains("map") ? .nan : try await Self.median(rounds: rounds) {
             let items = Array(0..<mapCount)
             let start = ContinuousClock.now
             let squares = try await pool.map(BenchFunctions.square, items)
@@ -140,7 +141,7 @@ struct CrewBench: AsyncParsableCommand {
 
         let n = quick ? 5_000 : 20_000
         status("pool: \(n) applyAsync, then every value")
-        let applyRate = try await Self.median(rounds: rounds) {
+        let applyRate = !parts.contains("apply") ? .nan : try await Self.median(rounds: rounds) {
             let start = ContinuousClock.now
             let results = try (0..<n).map { try pool.applyAsync(BenchFunctions.square, $0) }
             for result in results { _ = try await result.value }
@@ -148,7 +149,7 @@ struct CrewBench: AsyncParsableCommand {
         }
 
         status("pool: imapUnordered of \(n), chunk size 1")
-        let imapRate = try await Self.median(rounds: rounds) {
+        let imapRate = !parts.contains("imap") ? .nan : try await Self.median(rounds: rounds) {
             let start = ContinuousClock.now
             var count = 0
             for try await _ in try pool.imapUnordered(BenchFunctions.square, 0..<n) { count += 1 }
@@ -170,10 +171,10 @@ struct CrewBench: AsyncParsableCommand {
             try await pool.join()
             return elapsed
         }
-        let scaling = try await cpuSeconds(1) / cpuSeconds(2)
+        let scaling = !parts.contains("cpu") ? .nan : try await cpuSeconds(1) / cpuSeconds(2)
 
         status("pool: SIGKILL a busy worker")
-        let latency = try await Self.median(rounds: quick ? 3 : 10) {
+        let latency = !parts.contains("kill") ? .nan : try await Self.median(rounds: quick ? 3 : 10) {
             let pool = try ProcessPool(processes: 1)
             _ = try await pool.apply(BenchFunctions.square, 1)
             let busy = try pool.applyAsync(BenchFunctions.sleepLong, Empty())
@@ -192,7 +193,7 @@ struct CrewBench: AsyncParsableCommand {
         }
 
         status("pool: Python")
-        let python = try runPeer("pool.py", quick ? ["quick"] : [])
+        let python = try runPeer("pool.py", (quick ? ["quick"] : ["full"]) + parts.sorted())
         table.add(workload: "pool map of \(mapCount) squares (calls/s)", crew: mapRate, crewLabel: "ProcessPool.map",
                   python: python["pool_map/mp.Pool.map"], pythonLabel: "mp.Pool.map", lowerIsBetter: false)
         for variant in ["mp.Pool", "ProcessPoolExecutor"] {
@@ -287,6 +288,7 @@ struct Table {
         pythonLabel: String,
         lowerIsBetter: Bool
     ) {
+        guard !crew.isNaN else { return }  // A workload that was not run.
         rows.append(Row(workload: workload, crewLabel: crewLabel, crew: crew, pythonLabel: pythonLabel, python: python, lowerIsBetter: lowerIsBetter))
     }
 

@@ -108,16 +108,23 @@ def sigkill_latency(wait_seconds):
 
 
 if __name__ == "__main__":
+    # Arguments: "quick" or "full", then the parts to run (map apply imap cpu kill); all when none are named.
     quick = len(sys.argv) > 1 and sys.argv[1] == "quick"
+    parts = set(sys.argv[2:]) or {"map", "apply", "imap", "cpu", "kill"}
     rounds = 1 if quick else 3
-    emit("pool_map", "mp.Pool.map", map_rate(200_000 if quick else 1_000_000, rounds), "calls/s")
     n = 5_000 if quick else 20_000
-    emit("apply_async", "mp.Pool", apply_async_rate(n, rounds), "calls/s")
-    emit("apply_async", "ProcessPoolExecutor", executor_rate(n, rounds), "calls/s")
-    emit("imap_unordered", "mp.Pool", imap_unordered_rate(n, rounds), "calls/s")
-    tasks, work = (4, 2) if quick else (8, 5)
-    one = cpu_seconds(1, tasks, work)
-    two = cpu_seconds(2, tasks, work)
-    emit("cpu_scaling", "mp.Pool", one / two, "x")
-    latency = sigkill_latency(2 if quick else 5)
-    emit("sigkill", "mp.Pool", latency if latency is not None else -1, "ms")
+    if "map" in parts:
+        emit("pool_map", "mp.Pool.map", map_rate(200_000 if quick else 1_000_000, rounds), "calls/s")
+    if "apply" in parts:
+        emit("apply_async", "mp.Pool", apply_async_rate(n, rounds), "calls/s")
+        emit("apply_async", "ProcessPoolExecutor", executor_rate(n, rounds), "calls/s")
+    if "imap" in parts:
+        emit("imap_unordered", "mp.Pool", imap_unordered_rate(n, rounds), "calls/s")
+    if "cpu" in parts:
+        tasks, work = (4, 2) if quick else (8, 5)
+        one = cpu_seconds(1, tasks, work)
+        two = cpu_seconds(2, tasks, work)
+        emit("cpu_scaling", "mp.Pool", one / two, "x")
+    if "kill" in parts:
+        latency = sigkill_latency(2 if quick else 5)
+        emit("sigkill", "mp.Pool", latency if latency is not None else -1, "ms")

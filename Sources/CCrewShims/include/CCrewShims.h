@@ -60,6 +60,10 @@ int crew_pipe_cloexec(int fds[2]);
 /// Names the calling thread (at most 15 bytes are kept).
 void crew_set_thread_name(const char *name);
 
+/// Initializes `mutex` as an adaptive mutex (it spins briefly before it sleeps, and does not use
+/// priority-inheritance futexes, which cost a system call per contended lock).
+int crew_mutex_init_adaptive(void *mutex);
+
 /// The calling thread's kernel thread id.
 int crew_gettid(void);
 

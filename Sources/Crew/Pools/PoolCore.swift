@@ -44,7 +44,7 @@ final class PoolCore: @unchecked Sendable {
     }
 
     let crew: Crew
-    private let inner: Mutex<Inner>
+    private let inner: Locked<Inner>
     private let nextTask = Atomic<UInt64>(1)
     private let initializer: Initializer?
     /// Completed when the pool is closed or terminated and every worker has exited.
@@ -54,7 +54,7 @@ final class PoolCore: @unchecked Sendable {
     init(crew: Crew, configuration: PoolStateMachine.Configuration, initializer: Initializer?) {
         self.crew = crew
         self.initializer = initializer
-        self.inner = Mutex(Inner(machine: PoolStateMachine(configuration)))
+        self.inner = Locked(Inner(machine: PoolStateMachine(configuration)))
     }
 
     func start() {

@@ -63,7 +63,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         var socketUnregistered = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// The reading side of the socket, used by the reactor or by a caller that reads for itself.
     private struct ReadSide {
@@ -71,7 +71,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         var protocolErrorMessage: String?
     }
 
-    private let readSide: Mutex<ReadSide>
+    private let readSide: Locked<ReadSide>
     /// How long a caller spins reading the socket before it sleeps (0: never spins).
     private let spinNanoseconds: UInt64
 
@@ -113,7 +113,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         self.maxFrameSize = options.maxFrameSize
         self.tailLimit = max(256, options.stderrTailBytes)
         self.logger = options.logger
-        self.readSide = Mutex(ReadSide(reader: FrameReader(maxFrameSize: options.maxFrameSize)))
+        self.readSide = Locked(ReadSide(reader: FrameReader(maxFrameSize: options.maxFrameSize)))
         self.spinNanoseconds = Crew.effectiveSpinNanoseconds(options)
     }
 
