@@ -18,29 +18,41 @@
 public struct Function<Arguments: Codable & Sendable, Result: Codable & Sendable>: AnyFunction {
     /// The name the function is registered and called under. It must be unique in the program.
     public let name: String
+    @usableFromInline
     let body: Body
+    /// How a child process runs this function from encoded arguments.
+    public let registration: FunctionRegistration
 
+    @usableFromInline
     enum Body: Sendable {
         case sync(@Sendable (Arguments) throws -> Result)
         case async(@Sendable (Arguments) async throws -> Result)
     }
 
+    // The initializers are inlinable so that the registration's closures — which decode, run and encode every
+    // call a child serves, and loop over the calls of a chunk — are specialized for the concrete argument and
+    // result types where the function is declared, rather than run as generic code.
+
     /// A function whose body runs to completion without suspending.
     ///
     /// In a child process such a body runs directly on the thread that reads calls, with no task created per
     /// call: the fastest path.
+    @inlinable
     public init(_ name: String, _ body: @escaping @Sendable (Arguments) throws -> Result) {
         self.name = name
         self.body = .sync(body)
+        self.registration = FunctionRegistration(name: name, body: .sync(body))
     }
 
     /// A function with an `async` body.
     ///
     /// In a child process the body runs as a task on the child's serving thread; calls that suspend (network,
     /// sleeps) overlap, as coroutines do.
+    @inlinable
     public init(_ name: String, _ body: @escaping @Sendable (Arguments) async throws -> Result) {
         self.name = name
         self.body = .async(body)
+        self.registration = FunctionRegistration(name: name, body: .async(body))
     }
 
     /// Runs the body in this process.
@@ -51,19 +63,17 @@ public struct Function<Arguments: Codable & Sendable, Result: Codable & Sendable
         }
     }
 
-    /// How a child process runs this function from encoded arguments.
-    public var registration: FunctionRegistration {
-        FunctionRegistration(self)
-    }
 }
 
 extension Function where Arguments == Empty {
     /// A function without arguments.
+    @inlinable
     public init(_ name: String, _ body: @escaping @Sendable () throws -> Result) {
         self.init(name) { (_: Empty) in try body() }
     }
 
     /// A function without arguments, with an `async` body.
+    @inlinable
     public init(_ name: String, _ body: @escaping @Sendable () async throws -> Result) {
         self.init(name) { (_: Empty) async throws in try await body() }
     }
@@ -76,6 +86,7 @@ extension Function where Arguments == Empty {
 
 extension Function where Result == Empty {
     /// A function without a result.
+    @inlinable
     public init(_ name: String, _ body: @escaping @Sendable (Arguments) throws -> Void) {
         self.init(name) { (arguments: Arguments) throws -> Empty in
             try body(arguments)
@@ -84,6 +95,7 @@ extension Function where Result == Empty {
     }
 
     /// A function without a result, with an `async` body.
+    @inlinable
     public init(_ name: String, _ body: @escaping @Sendable (Arguments) async throws -> Void) {
         self.init(name) { (arguments: Arguments) async throws -> Empty in
             try await body(arguments)
@@ -94,6 +106,7 @@ extension Function where Result == Empty {
 
 extension Function where Arguments == Empty, Result == Empty {
     /// A function without arguments or result.
+    @inlinable
     public init(_ name: String, _ body: @escaping @Sendable () throws -> Void) {
         self.init(name) { (_: Empty) throws -> Empty in
             try body()
@@ -102,6 +115,7 @@ extension Function where Arguments == Empty, Result == Empty {
     }
 
     /// A function without arguments or result, with an `async` body.
+    @inlinable
     public init(_ name: String, _ body: @escaping @Sendable () async throws -> Void) {
         self.init(name) { (_: Empty) async throws -> Empty in
             try await body()
@@ -111,8 +125,10 @@ extension Function where Arguments == Empty, Result == Empty {
 }
 
 /// The argument of a function that takes none and the result of one that returns nothing.
+@frozen
 public struct Empty: Codable, Sendable, Hashable {
     /// The empty value.
+    @inlinable
     public init() {}
 }
 
@@ -131,18 +147,22 @@ public struct FunctionRegistration: Sendable {
     /// The name the function is registered under.
     public let name: String
     /// Runs one call.
+    @usableFromInline
     let invoke: Invoke
     /// Runs a chunk of calls: the arguments are an encoded `[Arguments]`, the result an encoded `[Result]`. The
     /// calls run in order; the first that throws fails the chunk (as in Python's `map`).
+    @usableFromInline
     let invokeChunk: Invoke
 
     /// Why an invocation failed, as the child reports it.
+    @usableFromInline
     enum Failure: Error {
         case decoding(any Error)
         case encoding(any Error)
         case threw(any Error)
     }
 
+    @usableFromInline
     enum Invoke: Sendable {
         /// Decodes the arguments from `bytes[range]`, runs the body, appends the encoded result to `out`.
         case sync(@Sendable (_ bytes: [UInt8], _ range: Range<Int>, _ out: inout [UInt8]) throws(Failure) -> Void)
@@ -150,9 +170,10 @@ public struct FunctionRegistration: Sendable {
         case async(@Sendable (_ arguments: [UInt8]) async throws(Failure) -> [UInt8])
     }
 
-    init<A, R>(_ function: Function<A, R>) {
-        name = function.name
-        switch function.body {
+    @inlinable
+    init<A, R>(name: String, body: Function<A, R>.Body) {
+        self.name = name
+        switch body {
         case .sync(let body):
             invokeChunk = .sync { bytes, range, out throws(Failure) in
                 let arguments: [A]

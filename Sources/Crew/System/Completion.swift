@@ -65,7 +65,7 @@ final class Completion<Value: Sendable>: Sendable {
         var nextWaiter: UInt64 = 0
     }
 
-    private let state = Locked(State())
+    private let state = Mutex(State())
 
     init() {}
 

@@ -3,17 +3,39 @@
 /// The bytes may come from anywhere: every read is bounds-checked, every length is checked against the
 /// container it is in, nesting is limited to ``maxDepth``, and every failure is a `DecodingError`, never a
 /// trap. Unknown keys are skipped; keys may come in any order.
+@usableFromInline
 struct BinaryDecoder {
     /// The deepest nesting of containers accepted; deeper input is rejected before it can exhaust the stack.
     var maxDepth = 128
 
+    @usableFromInline
+    init() {}
+
+    init(maxDepth: Int) {
+        self.maxDepth = maxDepth
+    }
+
     /// Decodes a `T` from all of `bytes`.
+    @usableFromInline
     func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         try decode(type, from: bytes, range: bytes.startIndex..<bytes.endIndex)
     }
 
     /// Decodes a `T` that occupies exactly `range` of `bytes`.
+    @usableFromInline
     func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], range: Range<Int>) throws -> T {
+        // Numbers, strings, byte blobs and arrays of numbers need no decoder object.
+        if let direct = T.self as? any BinaryDirectCodable.Type, !range.isEmpty {
+            let reader = ByteReader(bytes: bytes)
+            do {
+                let end = try reader.valueEnd(at: range.lowerBound, end: range.upperBound)
+                if end == range.upperBound, let value = try direct.decodeDirect(reader, start: range.lowerBound, end: end) {
+                    return value as! T  // decodeDirect returns Self, and Self is T.
+                }
+            } catch {
+                throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: error.message))
+            }
+        }
         let decoder = BinaryDecoding(bytes: bytes, maxDepth: maxDepth)
         let end = try decoder.checked { () throws(BinaryFormatError) in
             try decoder.reader.valueEnd(at: range.lowerBound, end: range.upperBound)

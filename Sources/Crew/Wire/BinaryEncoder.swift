@@ -6,8 +6,13 @@ internal import FoundationEssentials
 /// container closes: it closes when the value that opened it is finished or when its parent container
 /// writes its next value. Writing into a container that has been closed that way (two sibling containers
 /// used in turns) is reported as an `EncodingError`, never encoded wrongly.
+@usableFromInline
 struct BinaryEncoder {
+    @usableFromInline
+    init() {}
+
     /// Returns the encoding of `value`.
+    @usableFromInline
     func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         var bytes: [UInt8] = []
         try Self.encode(value, appendingTo: &bytes)
@@ -15,7 +20,13 @@ struct BinaryEncoder {
     }
 
     /// Appends the encoding of `value` to `bytes`.
+    @usableFromInline
     static func encode<T: Encodable>(_ value: T, appendingTo bytes: inout [UInt8]) throws {
+        // Numbers, strings, byte blobs and arrays of numbers need no encoder object.
+        if let direct = value as? any BinaryDirectCodable {
+            direct.encodeDirect(into: &bytes)
+            return
+        }
         let encoder = BinaryEncoding(bytes: bytes)
         bytes = []
         defer { bytes = encoder.bytes }
