@@ -10,6 +10,9 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -155,4 +158,111 @@ int crew_mutex_init_adaptive(void *mutex) {
     int rc = pthread_mutex_init((pthread_mutex_t *)mutex, &attributes);
     pthread_mutexattr_destroy(&attributes);
     return rc;
+}
+
+long crew_send_with_fds(int sock, const void *data, unsigned long length, const int *fds, int nfds) {
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = length };
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(int) * 8)];
+    } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    memset(&control, 0, sizeof control);
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    if (nfds > 0) {
+        if (nfds > 8) { errno = EINVAL; return -1; }
+        message.msg_control = control.space;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
+    }
+    ssize_t rc;
+    do {
+        rc = sendmsg(sock, &message, MSG_NOSIGNAL);
+    } while (rc < 0 && errno == EINTR);
+    return rc;
+}
+
+long crew_receive_with_fds(int sock, void *buffer, unsigned long capacity, int *fds, int max_fds, int *nfds) {
+    struct iovec iov = { .iov_base = buffer, .iov_len = capacity };
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(int) * 8)];
+    } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.space;
+    message.msg_controllen = sizeof control.space;
+    *nfds = 0;
+    ssize_t rc;
+    do {
+        rc = recvmsg(sock, &message, MSG_CMSG_CLOEXEC);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) return rc;
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message); cmsg != NULL; cmsg = CMSG_NXTHDR(&message, cmsg)) {
+        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *received = (int *)CMSG_DATA(cmsg);
+        for (int i = 0; i < count; i++) {
+            if (*nfds < max_fds) fds[(*nfds)++] = received[i];
+            else close(received[i]);
+        }
+    }
+    return rc;
+}
+
+int crew_sigchld_fd(void) {
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0) return -1;
+    return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+void crew_drain_signalfd(int fd) {
+    struct signalfd_siginfo info;
+    while (read(fd, &info, sizeof info) == (ssize_t)sizeof info) {}
+}
+
+int crew_forked_child_setup(int sock, int err) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        signal(sig, SIG_DFL);
+    }
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0) return errno;
+    // Move the sources above 3 first so that no dup2 overwrites a descriptor still needed.
+    int s = fcntl(sock, F_DUPFD_CLOEXEC, 4);
+    int e = fcntl(err, F_DUPFD_CLOEXEC, 4);
+    int n = fcntl(devnull, F_DUPFD_CLOEXEC, 4);
+    if (s < 0 || e < 0 || n < 0) return errno;
+    if (dup2(n, 0) < 0 || dup2(e, 2) < 0 || dup2(s, 3) < 0) return errno;
+    syscall(SYS_close_range, 4, ~0U, 0);
+    return 0;
+}
+
+int crew_fork(void) {
+    return fork();
+}
+
+int crew_thread_count(void) {
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir) return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] != '.') count++;
+    }
+    closedir(dir);
+    return count;
 }

@@ -47,6 +47,8 @@ public struct Crew: Sendable {
         /// a short spin saves it for calls that follow each other closely, at the price of that much CPU time
         /// per wait. 0 turns spinning off; it is always off on a machine with one CPU.
         public var spinMicroseconds: Int
+        /// How children start: a new `posix_spawn` of the program each (the default), or forked by a fork server.
+        public var startMethod: StartMethod
         /// Where Crew logs child starts and deaths (at `debug` and `notice`); silent by default.
         public var logger: Logger
 
@@ -59,9 +61,11 @@ public struct Crew: Sendable {
             maxFrameSize: Int = 256 << 20,
             stderrTailBytes: Int = 8 << 10,
             spinMicroseconds: Int = 50,
+            startMethod: StartMethod = .spawn,
             logger: Logger = Logger(label: "crew", factory: { _ in SwiftLogNoOpLogHandler() })
         ) {
             self.spinMicroseconds = spinMicroseconds
+            self.startMethod = startMethod
             self.executable = executable
             self.arguments = arguments
             self.environment = environment
@@ -69,6 +73,18 @@ public struct Crew: Sendable {
             self.stderrTailBytes = stderrTailBytes
             self.logger = logger
         }
+    }
+
+    /// How child processes are started, as Python's `multiprocessing` start methods.
+    public enum StartMethod: Sendable, Hashable {
+        /// Each child is this program started anew with `posix_spawn`: a clean process (about a millisecond with
+        /// a static executable, several with shared libraries). The default.
+        case spawn
+        /// Children are forked by a fork server: this program started once more, which stops in its
+        /// `Crew.bootstrap` before any thread starts and forks a child on request (a fraction of a millisecond).
+        /// The parent may have any number of threads; only the single-threaded fork server ever forks. The
+        /// fork server is started on first use and ends with the parent.
+        case forkserver
     }
 
     let functions: [String: FunctionRegistration]

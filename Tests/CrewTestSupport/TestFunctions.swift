@@ -1,4 +1,5 @@
 public import Crew
+import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
@@ -145,6 +146,19 @@ public enum TestFunctions {
         signal(SIGTERM, SIG_IGN)
         while true { pause() }
     }
+    /// Uses Swift concurrency (a task group, a detached task) and Dispatch in the child, and returns 6 if all ran:
+    /// a child forked from a process with threads would hang here.
+    public static let threadsWork = Function("threadsWork") { () async -> Int in
+        let group = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<3 { group.addTask { 1 } }
+            return await group.reduce(0, +)
+        }
+        let detached = await Task.detached { 1 }.value
+        let dispatched = await withCheckedContinuation { (continuation: CheckedContinuation<Int, Never>) in
+            DispatchQueue.global().async { continuation.resume(returning: 2) }
+        }
+        return group + detached + dispatched
+    }
     /// Registered in the test process only: the child does not know it.
     public static let onlyInParent = Function("onlyInParent") { (n: Int) in n }
 
@@ -153,6 +167,6 @@ public enum TestFunctions {
         square, add, echo, echoBytes, pid, parentPID, greet, sleepMilliseconds, blockMilliseconds, fail, failAsync,
         trapFatalError, trapIndex, trapUnwrap, exitWith, killSelf, sleepForever, printLines, bigResult,
         noArgsNoResult, argsNoResult, startGrandchild, descriptors, initState, failingInit, readState, squareOrTrap,
-        burn, ignoreTermForever,
+        burn, ignoreTermForever, threadsWork,
     ]
 }

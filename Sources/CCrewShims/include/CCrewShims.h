@@ -64,6 +64,30 @@ void crew_set_thread_name(const char *name);
 /// priority-inheritance futexes, which cost a system call per contended lock).
 int crew_mutex_init_adaptive(void *mutex);
 
+/// Sends `data` with `nfds` descriptors attached (SCM_RIGHTS) in one message. Returns bytes sent or -1.
+long crew_send_with_fds(int sock, const void *data, unsigned long length, const int *fds, int nfds);
+
+/// Receives one message and up to `max_fds` descriptors (made close-on-exec). Returns bytes received (0 at end
+/// of stream) or -1; `*nfds` is set to the number of descriptors received.
+long crew_receive_with_fds(int sock, void *buffer, unsigned long capacity, int *fds, int max_fds, int *nfds);
+
+/// Blocks SIGCHLD and returns a non-blocking, close-on-exec signalfd that reads it, or -1.
+int crew_sigchld_fd(void);
+
+/// Drains a signalfd of pending signals.
+void crew_drain_signalfd(int fd);
+
+/// In a child just forked from a single-threaded process: unblocks every signal, resets their handlers, makes
+/// `sock` descriptor 3, `err` descriptor 2 and /dev/null descriptor 0, and closes every descriptor above 3.
+/// Returns 0 or an errno value.
+int crew_forked_child_setup(int sock, int err);
+
+/// `fork()`.
+int crew_fork(void);
+
+/// The number of threads of this process (from /proc/self/task), or -1.
+int crew_thread_count(void);
+
 /// The calling thread's kernel thread id.
 int crew_gettid(void);
 

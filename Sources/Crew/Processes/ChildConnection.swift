@@ -94,6 +94,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     private var selfReference: ChildConnection?
     /// Told when the child has exited (set before the reactor watches the child).
     private var exitHandler: ExitHandler?
+    /// Not our child (the fork server's): we cannot wait for it; its exit status comes from the fork server.
+    private var foreign = false
     /// When set, answers are handed here in batches (one call per read) instead of to per-call completions.
     private var resultsHandler: ResultsHandler?
 
@@ -135,7 +137,15 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
 
     /// Starts a child process running `crew.options.executable` and connects to it.
     static func spawn(crew: Crew, mode: ChildMarker.Mode, handlers: Handlers = Handlers()) throws -> ChildConnection {
-        try Reactor.shared.sync { try spawnOnReactorThread(crew: crew, mode: mode, handlers: handlers) }
+        if Reactor.shared.isOnReactorThread {
+            guard crew.options.startMethod == .spawn else {
+                throw CrewError(.spawnFailed, "a forkserver child cannot be started from Crew's I/O thread (a callback)")
+            }
+            return try spawnOnReactorThread(crew: crew, mode: mode, handlers: handlers)
+        }
+        let done = Completion<Result<ChildConnection, CrewError>>()
+        spawnAsync(crew: crew, mode: mode, handlers: handlers) { done.complete($0) }
+        return try done.wait(timeout: nil)!.get()
     }
 
     /// Starts a child on the reactor thread without waiting; `completion` runs there with the connection, before
@@ -147,6 +157,10 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         completion: @escaping @Sendable (Result<ChildConnection, CrewError>) -> Void
     ) {
         Reactor.shared.submit {
+            if crew.options.startMethod == .forkserver {
+                ForkServer.fork(options: crew.options, mode: mode, handlers: handlers, completion: completion)
+                return
+            }
             do {
                 completion(.success(try spawnOnReactorThread(crew: crew, mode: mode, handlers: handlers)))
             } catch let error as CrewError {
@@ -162,90 +176,35 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         mode: ChildMarker.Mode,
         handlers: Handlers
     ) throws -> ChildConnection {
-        let options = crew.options
-        var pair: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
-            throw systemCallError("socketpair")
-        }
-        var errPipe: [Int32] = [-1, -1]
-        guard crew_pipe_cloexec(&errPipe) == 0 else {
-            let error = systemCallError("pipe2")
-            close(pair[0])
-            close(pair[1])
-            throw error
-        }
-        let childFD: Int32 = 3
-        let marker = ChildMarker(
-            fd: childFD,
-            parentPID: getpid(),
-            mode: mode,
-            maxFrameSize: options.maxFrameSize,
-            spinNanoseconds: Crew.effectiveSpinNanoseconds(options)
-        )
-        let arguments = options.arguments ?? CommandLine.arguments
-        let environment = childEnvironment(marker: marker, extra: options.environment)
+        let child = try Launcher.spawn(options: crew.options, mode: mode)
+        return make(child, mode: mode, options: crew.options, handlers: handlers, foreign: false)
+    }
 
-        // Whatever this process has buffered for standard output goes out before the child can write.
-        fflush(nil)
-        var pid: pid_t = 0
-        let rc = withCStrings(arguments) { argv in
-            withCStrings(environment) { envp in
-                let fds: [Int32] = [-1, 1, errPipe[1], pair[1]]
-                return fds.withUnsafeBufferPointer { fdBuffer in
-                    crew_spawn(options.executable, argv, envp, fdBuffer.baseAddress, Int32(fds.count), &pid)
-                }
-            }
-        }
-        close(pair[1])
-        close(errPipe[1])
-        guard rc == 0 else {
-            close(pair[0])
-            close(errPipe[0])
-            let text = strerror(rc).map { String(cString: $0) } ?? "errno \(rc)"
-            throw CrewError(.spawnFailed, "could not start \(options.executable): \(text) (errno \(rc))")
-        }
-        let pidfd = crew_pidfd_open(pid)
-        if pidfd < 0 {
-            let error = systemCallError("pidfd_open")
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-            close(pair[0])
-            close(errPipe[0])
-            throw error
-        }
-        setNonBlocking(pair[0])
-        setNonBlocking(errPipe[0])
+    /// Wraps a started child (reactor thread). A `foreign` child is not ours to wait for (the fork server's):
+    /// its exit comes through ``foreignExited(_:)``, and its pidfd serves only to signal it.
+    static func make(
+        _ child: LaunchedChild,
+        mode: ChildMarker.Mode,
+        options: Crew.Options,
+        handlers: Handlers,
+        foreign: Bool
+    ) -> ChildConnection {
+        setNonBlocking(child.socket)
+        setNonBlocking(child.stderr)
         let connection = ChildConnection(
-            pid: pid,
+            pid: child.pid,
             mode: mode,
-            socket: pair[0],
-            stderrPipe: errPipe[0],
-            pidfd: pidfd,
+            socket: child.socket,
+            stderrPipe: child.stderr,
+            pidfd: child.pidfd,
             options: options
         )
+        connection.foreign = foreign
         connection.exitHandler = handlers.onExit
         connection.resultsHandler = handlers.onResults
         connection.attach()
-        options.logger.debug("started child", metadata: ["crew.pid": "\(pid)", "crew.mode": "\(mode)"])
+        options.logger.debug("started child", metadata: ["crew.pid": "\(child.pid)", "crew.mode": "\(mode)"])
         return connection
-    }
-
-    /// This process's environment, without any marker of its own, plus the child's marker and `extra`.
-    private static func childEnvironment(marker: ChildMarker, extra: [String: String]) -> [String] {
-        var result: [String] = []
-        var overridden = Set(extra.keys)
-        overridden.insert(ChildMarker.variable)
-        var entry = environ
-        while let pointer = entry.pointee {
-            let item = String(cString: pointer)
-            let name = item.split(separator: "=", maxSplits: 1).first.map(String.init) ?? item
-            if !overridden.contains(name) { result.append(item) }
-            entry += 1
-        }
-        for (name, value) in extra.sorted(by: { $0.key < $1.key }) { result.append("\(name)=\(value)") }
-        result.append("\(ChildMarker.variable)=\(marker.encoded)")
-        return result
     }
 
     private func attach() {
@@ -258,7 +217,9 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             tag: Self.socketTag
         )
         stderrCookie = reactor.register(fd: stderrPipe, events: CREW_EPOLLIN, source: self, tag: Self.stderrTag)
-        pidfdCookie = reactor.register(fd: pidfd, events: CREW_EPOLLIN, source: self, tag: Self.pidfdTag)
+        if !foreign {
+            pidfdCookie = reactor.register(fd: pidfd, events: CREW_EPOLLIN, source: self, tag: Self.pidfdTag)
+        }
     }
 
     // MARK: Calls
@@ -441,6 +402,11 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     var isAlive: Bool {
         state.withLock { state in
             guard !state.pidfdClosed, state.exitStatus == nil else { return false }
+            if foreign {
+                // Not our child: its pidfd becomes readable when it exits.
+                var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+                return poll(&p, 1, 0) == 0
+            }
             var code: Int32 = 0
             var status: Int32 = 0
             return crew_waitid_pidfd(pidfd, 1, 1, &code, &status) == 0
@@ -727,11 +693,20 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         if rc < 0 {
             // ECHILD: someone else reaped it (SIGCHLD ignored, or a waitpid(-1) elsewhere).
             exitStatus = .exited(-1)
-        } else if code == CLD_EXITED {
-            exitStatus = .exited(status)
         } else {
-            exitStatus = .signaled(status)
+            exitStatus = Crew.ExitStatus(code: code, status: status)
         }
+        finalize(exitStatus)
+    }
+
+    /// The fork server reports that this (foreign) child has exited (reactor thread).
+    func foreignExited(_ exitStatus: Crew.ExitStatus) {
+        guard !finalized else { return }
+        finalize(exitStatus)
+    }
+
+    /// The child has exited: read what it wrote before, fail what is still pending, tell the owner.
+    private func finalize(_ exitStatus: Crew.ExitStatus) {
         finalized = true
         if let graceTimer { Reactor.shared.cancelTimer(graceTimer) }
         if !socketEOF && !state.withLock({ $0.callerReads }) { _ = readAvailable() }
@@ -746,7 +721,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             Reactor.shared.unregister(fd: stderrPipe, cookie: stderrCookie)
             close(stderrPipe)
         }
-        Reactor.shared.unregister(fd: pidfd, cookie: pidfdCookie)
+        if !foreign { Reactor.shared.unregister(fd: pidfd, cookie: pidfdCookie) }
 
         let tail = tailText()
         let (pending, helloSeen): ([(function: String, completion: CallCompletion)], Bool) = state.withLock { state in
@@ -827,10 +802,3 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     }
 }
 
-/// Calls `body` with a NULL-terminated C array of the strings.
-func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-    pointers.append(nil)
-    defer { for pointer in pointers { free(pointer) } }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
-}

@@ -21,6 +21,8 @@ struct ChildMarker: Equatable {
         case process = "p"
         /// Serve calls until told to shut down or until the parent goes away: pool workers.
         case worker = "w"
+        /// Fork workers on request: the forkserver start method's zygote.
+        case zygote = "z"
     }
 
     static let variable = "CREW_CHILD"
@@ -101,6 +103,7 @@ enum ChildRuntime {
         signal(SIGPIPE, SIG_IGN)
         setCloseOnExec(marker.fd)
         setNonBlocking(marker.fd)
+        if marker.mode == .zygote { Zygote.run(crew: crew, marker: marker) }
         let loop = ChildLoop(crew: crew, marker: marker)
         loop.run()
     }
