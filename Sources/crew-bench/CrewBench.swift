@@ -54,30 +54,38 @@ struct CrewBench: AsyncParsableCommand {
 
     func processStart(_ table: inout Table) async throws {
         let runs = quick ? 30 : 200
-        status("process start: Crew, \(runs) starts")
-        let crewMs = try await Self.median(rounds: 1) {
-            var times: [Double] = []
-            for _ in 0..<runs {
-                let start = ContinuousClock.now
-                let p = Crew.Process(target: BenchFunctions.double, args: 1)
-                try p.start()
-                try p.join()
-                times.append(Self.ms(ContinuousClock.now - start))
+        func startAndJoin(_ crew: Crew) async throws -> Double {
+            try await Self.median(rounds: 1) {
+                var times: [Double] = []
+                for _ in 0..<runs {
+                    let start = ContinuousClock.now
+                    let p = Crew.Process(target: BenchFunctions.double, args: 1, crew: crew)
+                    try p.start()
+                    try p.join()
+                    times.append(Self.ms(ContinuousClock.now - start))
+                }
+                return Self.median(times)
             }
-            return Self.median(times)
         }
+        status("process start: Crew spawn, \(runs) starts")
+        let spawnMs = try await startAndJoin(Crew.current!)
+        status("process start: Crew forkserver, \(runs) starts")
+        let forkserver = Crew.current!.withOptions { $0.startMethod = .forkserver }
+        _ = try await startAndJoin(forkserver)  // starts the fork server
+        let forkserverMs = try await startAndJoin(forkserver)
         status("process start: Python")
         let python = try runPeer("process_start.py", [String(quick ? 10 : 50)])
-        for method in ["fork", "forkserver", "spawn"] {
-            let peer = python["process_start/\(method)"]
-            table.add(
-                workload: "start + join a child running a trivial function (ms)",
-                crew: crewMs,
-                crewLabel: "Crew spawn",
-                python: peer,
-                pythonLabel: "mp \(method)",
-                lowerIsBetter: true
-            )
+        for (label, value) in [("Crew spawn", spawnMs), ("Crew forkserver", forkserverMs)] {
+            for method in ["fork", "forkserver", "spawn"] {
+                table.add(
+                    workload: "start + join a child running a trivial function (ms)",
+                    crew: value,
+                    crewLabel: label,
+                    python: python["process_start/\(method)"],
+                    pythonLabel: "mp \(method)",
+                    lowerIsBetter: true
+                )
+            }
         }
     }
 
