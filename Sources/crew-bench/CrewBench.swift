@@ -73,6 +73,16 @@ struct CrewBench: AsyncParsableCommand {
         let forkserver = Crew.current!.withOptions { $0.startMethod = .forkserver }
         _ = try await startAndJoin(forkserver)  // starts the fork server
         let forkserverMs = try await startAndJoin(forkserver)
+        // The worker's start as a pool sees it: from asking for a worker to its first answer.
+        var firstAnswer: [Double] = []
+        for _ in 0..<runs {
+            let start = ContinuousClock.now
+            let p = Crew.Process(target: BenchFunctions.double, args: 1, crew: forkserver)
+            try p.start()
+            _ = try await p.value
+            firstAnswer.append(Self.ms(ContinuousClock.now - start))
+            try await p.join()
+        }
         status("process start: Python")
         let python = try runPeer("process_start.py", [String(quick ? 10 : 50)])
         for (label, value) in [("Crew spawn", spawnMs), ("Crew forkserver", forkserverMs)] {
@@ -87,6 +97,14 @@ struct CrewBench: AsyncParsableCommand {
                 )
             }
         }
+        table.add(
+            workload: "forkserver worker: asked for → first answer (ms)",
+            crew: Self.median(firstAnswer),
+            crewLabel: "Crew forkserver",
+            python: python["process_start/forkserver"],
+            pythonLabel: "mp forkserver start+join",
+            lowerIsBetter: true
+        )
     }
 
     func roundTrip(_ table: inout Table) async throws {
