@@ -39,6 +39,27 @@ struct App {
     }
 }
 
+func poolTour() async throws {
+    let pool = try ProcessPool(processes: 4)  // one per CPU when not given
+    let squares = try await pool.map(Work.square, 0..<10_000)  // in chunks, results in order
+    print(squares[99])  // 9801
+
+    let answer = try pool.applyAsync(Work.greet, "pool")  // Python's AsyncResult
+    print(try answer.get(timeout: .seconds(5)))  // hello, pool
+
+    do {
+        _ = try await pool.apply(Work.crash, 9)  // the worker traps: this call fails...
+    } catch let error as CrewError {
+        print(error.code)  // workerCrashed
+    }
+    print(try await pool.apply(Work.square, 3))  // ...and the pool goes on: 9
+
+    for try await square in try pool.imapUnordered(Work.square, 1...3) { print(square) }
+
+    pool.close()
+    try await pool.join()
+}
+
 func readmeTesting() throws {
     let crew = try CrewTesting.bootstrap([Work.square], worker: "my-app")
     let p = Crew.Process(target: Work.square, args: 3, crew: crew)

@@ -161,7 +161,10 @@ public final class ProcessPool: Sendable {
 
     /// Runs `function(args)` in a worker and returns its value: Python's `apply`, awaited.
     ///
-    /// - Parameter timeout: The longest the call may run once started; its worker is stopped after that.
+    /// - Parameters:
+    ///   - function: A registered function.
+    ///   - args: Its arguments.
+    ///   - timeout: The longest the call may run once started; its worker is stopped after that.
     /// - Throws: the call's failure as a ``CrewError`` (see ``AsyncResult``); ``CrewError/Code/poolClosed``
     ///   after ``close()``; ``CrewError/Code/unknownFunction`` for an unregistered function.
     public func apply<A, R>(_ function: Function<A, R>, _ args: A, timeout: Duration? = nil) async throws -> R {
@@ -242,7 +245,11 @@ public final class ProcessPool: Sendable {
     /// The items travel in chunks of `chunkSize` (Python's automatic size when nil: four chunks per worker).
     /// The first call that fails fails the whole map, as in Python.
     ///
-    /// - Parameter timeout: The longest each call may run; a chunk may run `timeout` × its size.
+    /// - Parameters:
+    ///   - function: A registered function.
+    ///   - items: The arguments of the calls.
+    ///   - chunkSize: How many calls travel together; Python's automatic size when nil.
+    ///   - timeout: The longest each call may run; a chunk may run `timeout` × its size.
     public func map<A, R, S: Sequence<A>>(
         _ function: Function<A, R>,
         _ items: S,
