@@ -427,14 +427,39 @@ public struct PoolResults<Element: Sendable>: AsyncSequence, Sendable {
 /// Chunks of results waiting for their consumer, in chunk order (imap) or arrival order (imap_unordered).
 final class ResultBuffer<Element: Sendable>: Sendable {
     private struct State {
-        var arrived: [Int: Result<[Element], CrewError>] = [:]
-        var arrivalOrder: [Int] = []
+        /// imap: chunks that arrived ahead of their turn, by index.
+        var early: [Int: Result<[Element], CrewError>] = [:]
+        /// imap_unordered: chunks in the order they arrived (consumed from `readyHead`).
+        var ready: [Result<[Element], CrewError>] = []
+        var readyHead = 0
         var nextChunk = 0
         var consumedChunks = 0
         var current: [Element] = []
         var currentIndex = 0
         var waiter: CheckedContinuation<Void, Never>?
         var finished = false
+
+        /// The next chunk the consumer may take, if it has arrived.
+        mutating func takeNext(ordered: Bool) -> Result<[Element], CrewError>? {
+            if ordered {
+                guard let chunk = early.removeValue(forKey: nextChunk) else { return nil }
+                nextChunk += 1
+                return chunk
+            }
+            guard readyHead < ready.count else { return nil }
+            defer {
+                readyHead += 1
+                if readyHead > 256 && readyHead * 2 > ready.count {
+                    ready.removeFirst(readyHead)
+                    readyHead = 0
+                }
+            }
+            return ready[readyHead]
+        }
+
+        func hasNext(ordered: Bool) -> Bool {
+            ordered ? early[nextChunk] != nil : readyHead < ready.count
+        }
     }
 
     private let ordered: Bool
@@ -448,8 +473,7 @@ final class ResultBuffer<Element: Sendable>: Sendable {
 
     func deliver(_ index: Int, _ outcome: Result<[Element], CrewError>) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.arrived[index] = outcome
-            state.arrivalOrder.append(index)
+            if ordered { state.early[index] = outcome } else { state.ready.append(outcome) }
             defer { state.waiter = nil }
             return state.waiter
         }
@@ -466,35 +490,26 @@ final class ResultBuffer<Element: Sendable>: Sendable {
     func next() async throws -> Element? {
         while true {
             let step = state.withLock { state -> Step in
-                if state.finished { return .end }
-                if state.currentIndex < state.current.count {
-                    defer { state.currentIndex += 1 }
-                    return .element(state.current[state.currentIndex])
-                }
-                if state.consumedChunks == chunks {
-                    state.finished = true
-                    return .end
-                }
-                let index: Int?
-                if ordered {
-                    index = state.arrived[state.nextChunk] != nil ? state.nextChunk : nil
-                } else {
-                    index = state.arrivalOrder.first { state.arrived[$0] != nil }
-                }
-                guard let index, let outcome = state.arrived.removeValue(forKey: index) else { return .wait }
-                if !ordered, let position = state.arrivalOrder.firstIndex(of: index) {
-                    state.arrivalOrder.remove(at: position)
-                }
-                state.nextChunk += ordered ? 1 : 0
-                state.consumedChunks += 1
-                switch outcome {
-                case .failure(let error):
-                    state.finished = true
-                    return .failure(error)
-                case .success(let values):
-                    state.current = values
-                    state.currentIndex = 0
-                    return .wait  // Loop again to hand out the first element.
+                while true {
+                    if state.finished { return .end }
+                    if state.currentIndex < state.current.count {
+                        defer { state.currentIndex += 1 }
+                        return .element(state.current[state.currentIndex])
+                    }
+                    if state.consumedChunks == chunks {
+                        state.finished = true
+                        return .end
+                    }
+                    guard let outcome = state.takeNext(ordered: ordered) else { return .wait }
+                    state.consumedChunks += 1
+                    switch outcome {
+                    case .failure(let error):
+                        state.finished = true
+                        return .failure(error)
+                    case .success(let values):
+                        state.current = values
+                        state.currentIndex = 0
+                    }
                 }
             }
             switch step {
@@ -502,14 +517,11 @@ final class ResultBuffer<Element: Sendable>: Sendable {
             case .end: return nil
             case .failure(let error): throw error
             case .wait:
-                if state.withLock({ $0.currentIndex < $0.current.count }) { continue }
                 try Task.checkCancellation()
                 await withTaskCancellationHandler {
                     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                         let resumeNow = state.withLock { state -> Bool in
-                            let ready =
-                                ordered ? state.arrived[state.nextChunk] != nil : !state.arrived.isEmpty
-                            if ready || state.consumedChunks == chunks || Task.isCancelled { return true }
+                            if state.hasNext(ordered: ordered) || Task.isCancelled { return true }
                             state.waiter = continuation
                             return false
                         }
