@@ -258,6 +258,7 @@ public struct FunctionRegistration: Sendable {
     }
 
     /// True when the body is synchronous (it runs inline on the child's serving thread).
+    @usableFromInline
     var isSynchronous: Bool {
         if case .sync = invoke { true } else { false }
     }

@@ -9,12 +9,14 @@ public final class AsyncResult<Value: Sendable>: Sendable {
     private let callback: (@Sendable (Value) -> Void)?
     private let errorCallback: (@Sendable (CrewError) -> Void)?
 
+    @usableFromInline
     init(callback: (@Sendable (Value) -> Void)?, errorCallback: (@Sendable (CrewError) -> Void)?) {
         self.callback = callback
         self.errorCallback = errorCallback
     }
 
     /// Sets the outcome (once) and runs the matching callback.
+    @usableFromInline
     func complete(_ result: Result<Value, CrewError>) {
         guard completion.complete(result) else { return }
         switch result {

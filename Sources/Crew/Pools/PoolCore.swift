@@ -11,11 +11,13 @@ import Musl
 // lock, so they reach each worker in the order the machine assigned them; the sends themselves, the callbacks
 // and everything else happen outside it.
 
+@usableFromInline
 final class PoolCore: @unchecked Sendable {
     // @unchecked Sendable: `inner` is behind a mutex; `timers` is used only on the reactor thread.
 
     typealias WorkerID = PoolStateMachine.WorkerID
     typealias TaskID = PoolStateMachine.TaskID
+    @usableFromInline
     typealias TaskCompletion = @Sendable (Result<[UInt8], CrewError>) -> Void
 
     struct TaskRecord {
@@ -68,6 +70,7 @@ final class PoolCore: @unchecked Sendable {
     /// Submits one task: a call (or a chunk of calls) of `function`, whose encoded result goes to `complete`.
     ///
     /// - Throws: ``CrewError/Code/poolClosed`` after close or terminate; the frame's and the encoder's errors.
+    @usableFromInline
     func submit(
         function: String,
         synchronous: Bool,

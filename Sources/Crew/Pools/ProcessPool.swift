@@ -44,6 +44,7 @@ public final class ProcessPool: Sendable {
         }
     }
 
+    @usableFromInline
     let core: PoolCore
     /// How many worker processes the pool keeps.
     public let processes: Int
@@ -143,13 +144,15 @@ public final class ProcessPool: Sendable {
         if core.lifecycle == .running { core.terminate() }
     }
 
-    private func check(_ name: String) throws {
+    @usableFromInline
+    func check(_ name: String) throws {
         guard core.crew.contains(name) else {
             throw CrewError(.unknownFunction, "\"\(name)\" is not registered: pass it to Crew.bootstrap", function: name)
         }
     }
 
-    private static func decode<R: Decodable>(_ type: R.Type, _ bytes: [UInt8], function: String) -> Result<R, CrewError> {
+    @usableFromInline
+    static func decode<R: Decodable>(_ type: R.Type, _ bytes: [UInt8], function: String) -> Result<R, CrewError> {
         do {
             return .success(try BinaryDecoder().decode(R.self, from: bytes))
         } catch {
@@ -167,6 +170,7 @@ public final class ProcessPool: Sendable {
     ///   - timeout: The longest the call may run once started; its worker is stopped after that.
     /// - Throws: the call's failure as a ``CrewError`` (see ``AsyncResult``); ``CrewError/Code/poolClosed``
     ///   after ``close()``; ``CrewError/Code/unknownFunction`` for an unregistered function.
+    @inlinable
     public func apply<A, R>(_ function: Function<A, R>, _ args: A, timeout: Duration? = nil) async throws -> R {
         try await applyAsync(function, args, timeout: timeout).value
     }
@@ -176,6 +180,9 @@ public final class ProcessPool: Sendable {
     ///
     /// - Throws: ``CrewError/Code/poolClosed`` after ``close()``; ``CrewError/Code/unknownFunction``;
     ///   ``CrewError/Code/frameTooLarge`` or ``CrewError/Code/encodingFailed`` for arguments that cannot be sent.
+    // Inlinable, so that the per-call code (the typed result, its decoding) is specialized in the caller's
+    // module instead of running as generic code that looks up type metadata on every call.
+    @inlinable
     @discardableResult
     public func applyAsync<A, R>(
         _ function: Function<A, R>,
