@@ -253,9 +253,13 @@ final class PoolCore: @unchecked Sendable {
                 case .send(let worker, let tasks):
                     guard let connection = inner.connections[worker] else { continue }
                     var frames: [UInt8] = []
-                    for task in tasks {
-                        guard let record = inner.records[task] else { continue }
-                        frames.append(contentsOf: record.frame)
+                    if tasks.count == 1, let record = inner.records[tasks[0]] {
+                        frames = record.frame  // Shared, not copied.
+                    } else {
+                        for task in tasks {
+                            guard let record = inner.records[task] else { continue }
+                            frames.append(contentsOf: record.frame)
+                        }
                     }
                     // If the worker has just died, its exit event (on its way) fails or requeues these tasks.
                     // Calls with `async` bodies start as soon as they arrive, so they are never held back.

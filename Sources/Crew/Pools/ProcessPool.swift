@@ -175,13 +175,14 @@ public final class ProcessPool: Sendable {
         try await applyAsync(function, args, timeout: timeout).value
     }
 
+    // Inlinable (as `apply`), so that the per-call code — the typed result and its decoding — is specialized in
+    // the caller's module instead of running as generic code that looks up type metadata on every call.
+
     /// Runs `function(args)` in a worker: Python's `apply_async`. The result arrives later; `callback` or
     /// `errorCallback` runs then, on Crew's I/O thread (keep them short and never block in them).
     ///
     /// - Throws: ``CrewError/Code/poolClosed`` after ``close()``; ``CrewError/Code/unknownFunction``;
     ///   ``CrewError/Code/frameTooLarge`` or ``CrewError/Code/encodingFailed`` for arguments that cannot be sent.
-    // Inlinable, so that the per-call code (the typed result, its decoding) is specialized in the caller's
-    // module instead of running as generic code that looks up type metadata on every call.
     @inlinable
     @discardableResult
     public func applyAsync<A, R>(
@@ -208,6 +209,7 @@ public final class ProcessPool: Sendable {
     // MARK: Many calls
 
     /// Python's automatic chunk size: the items spread over four chunks per worker.
+    @usableFromInline
     static func automaticChunkSize(count: Int, processes: Int) -> Int {
         guard count > 0 else { return 1 }
         let (size, extra) = count.quotientAndRemainder(dividingBy: processes * 4)
@@ -215,7 +217,8 @@ public final class ProcessPool: Sendable {
     }
 
     /// Submits `items` in chunks; `deliver(index, result)` gets each chunk's results.
-    private func submitChunks<A, R>(
+    @usableFromInline
+    func submitChunks<A, R>(
         _ function: Function<A, R>,
         _ items: [A],
         chunkSize: Int,
@@ -228,7 +231,7 @@ public final class ProcessPool: Sendable {
         let synchronous = function.registration.isSynchronous
         var index = 0
         for start in stride(from: 0, to: items.count, by: chunkSize) {
-            let chunk = Array(items[start..<min(start + chunkSize, items.count)])
+            let chunk = items[start..<min(start + chunkSize, items.count)]
             let position = index
             // A chunk may run as long as its calls would one after the other.
             let limit = timeout.map { $0 * chunk.count }
@@ -237,7 +240,14 @@ public final class ProcessPool: Sendable {
                 synchronous: synchronous,
                 chunk: true,
                 timeout: limit,
-                encode: { try BinaryEncoder.encode(chunk, appendingTo: &$0) },
+                encode: { bytes in
+                    // Slices of numbers are written straight from the input; other chunks as arrays.
+                    if let direct = chunk as? any BinaryDirectCodable {
+                        direct.encodeDirect(into: &bytes)
+                    } else {
+                        try BinaryEncoder.encode(Array(chunk), appendingTo: &bytes)
+                    }
+                },
                 complete: { outcome in
                     deliver(position, outcome.flatMap { Self.decode([R].self, $0, function: name) })
                 }
@@ -257,6 +267,7 @@ public final class ProcessPool: Sendable {
     ///   - items: The arguments of the calls.
     ///   - chunkSize: How many calls travel together; Python's automatic size when nil.
     ///   - timeout: The longest each call may run; a chunk may run `timeout` × its size.
+    @inlinable
     public func map<A, R, S: Sequence<A>>(
         _ function: Function<A, R>,
         _ items: S,
@@ -278,6 +289,7 @@ public final class ProcessPool: Sendable {
     }
 
     /// Starts a map whose results arrive later: Python's `map_async`.
+    @inlinable
     public func mapAsync<A, R, S: Sequence<A>>(
         _ function: Function<A, R>,
         _ items: S,
@@ -379,6 +391,7 @@ public final class ProcessPool: Sendable {
 }
 
 /// Collects the chunks of a map and completes its result when all have arrived, or at the first failure.
+@usableFromInline
 final class ChunkCollector<R: Sendable>: Sendable {
     private struct State {
         var parts: [[R]?]
@@ -388,11 +401,13 @@ final class ChunkCollector<R: Sendable>: Sendable {
     private let state: Mutex<State>
     private let result: AsyncResult<[R]>
 
+    @usableFromInline
     init(chunks: Int, result: AsyncResult<[R]>) {
         self.state = Mutex(State(parts: Array(repeating: nil, count: chunks), remaining: chunks))
         self.result = result
     }
 
+    @usableFromInline
     func deliver(_ index: Int, _ outcome: Result<[R], CrewError>) {
         switch outcome {
         case .failure(let error):
@@ -403,7 +418,10 @@ final class ChunkCollector<R: Sendable>: Sendable {
                 state.parts[index] = values
                 state.remaining -= 1
                 guard state.remaining == 0 else { return nil }
-                return state.parts.flatMap { $0! }
+                var all: [R] = []
+                all.reserveCapacity(state.parts.reduce(0) { $0 + $1!.count })
+                for part in state.parts { all.append(contentsOf: part!) }
+                return all
             }
             if let all { result.complete(.success(all)) }
         }

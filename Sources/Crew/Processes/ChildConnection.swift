@@ -301,7 +301,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         state.withLock { state in
             if let error = state.failure { return error }
             for call in calls { state.pending[call.id] = (call.function, call.completion) }
-            state.out.append(contentsOf: frames)
+            if state.out.isEmpty { state.out = frames } else { state.out.append(contentsOf: frames) }
             return nil
         }
     }

@@ -245,3 +245,25 @@ extension Array: BinaryDirectCodable where Element: BinaryPackable {
         }
     }
 }
+
+extension ArraySlice: BinaryDirectCodable where Element: BinaryPackable {
+    // A slice is written exactly as the array of its elements (so that a chunk of an array travels without
+    // being copied into an array first), and read back as one.
+    func encodeDirect(into bytes: inout [UInt8]) {
+        withUnsafeBytes { raw in
+            if let kind = Element.packedKind {
+                bytes.append(BinaryTag.packed)
+                bytes.appendVarint(UInt64(raw.count + 1))
+                bytes.append(kind.rawValue)
+            } else {
+                bytes.append(BinaryTag.bytes)
+                bytes.appendVarint(UInt64(raw.count))
+            }
+            bytes.append(contentsOf: raw)
+        }
+    }
+
+    static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> ArraySlice<Element>? {
+        try [Element].decodeDirect(reader, start: start, end: end).map { $0[...] }
+    }
+}
