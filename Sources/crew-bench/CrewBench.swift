@@ -186,7 +186,7 @@ struct CrewBench: AsyncParsableCommand {
         try await pool.join()
 
         status("pool: CPU-bound work on 1 and 2 workers")
-        let (tasks, work) = quick ? (4, 2) : (8, 5)
+        let (tasks, work) = quick ? (4, 2) : (8, 20)
         func cpuSeconds(_ workers: Int) async throws -> Double {
             let pool = try ProcessPool(processes: workers)
             _ = try await pool.map(BenchFunctions.burn, Array(repeating: 0, count: workers), chunkSize: 1)
