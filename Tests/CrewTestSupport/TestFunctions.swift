@@ -159,6 +159,17 @@ public enum TestFunctions {
         }
         return group + detached + dispatched
     }
+    /// Writes through a wild pointer: a segmentation fault, as a bug in C code would cause.
+    public static let segfault = Function("segfault") { () -> Int in
+        let wild = UnsafeMutablePointer<Int>(bitPattern: 0x10)!
+        wild.pointee = 1
+        return wild.pointee
+    }
+    /// Loops forever without sleeping (a runaway computation).
+    public static let spinForever = Function("spinForever") { () -> Int in
+        var x = 0
+        while true { x = x &+ Int(bitPattern: UInt(getpid())) }
+    }
     /// Registered in the test process only: the child does not know it.
     public static let onlyInParent = Function("onlyInParent") { (n: Int) in n }
 
@@ -167,6 +178,6 @@ public enum TestFunctions {
         square, add, echo, echoBytes, pid, parentPID, greet, sleepMilliseconds, blockMilliseconds, fail, failAsync,
         trapFatalError, trapIndex, trapUnwrap, exitWith, killSelf, sleepForever, printLines, bigResult,
         noArgsNoResult, argsNoResult, startGrandchild, descriptors, initState, failingInit, readState, squareOrTrap,
-        burn, ignoreTermForever, threadsWork,
+        burn, ignoreTermForever, threadsWork, segfault, spinForever,
     ]
 }

@@ -107,7 +107,7 @@ import Glibc
         try await finish(pool)
     }
 
-    @Test(arguments: ["fatalError", "index", "unwrap", "exit", "sigkill"])
+    @Test(arguments: ["fatalError", "index", "unwrap", "segfault", "exit", "sigkill"])
     func aCrashingCallFailsAloneAndThePoolGoesOn(kind: String) async throws {
         let pool = try pool()
         let error: CrewError?
@@ -115,6 +115,7 @@ import Glibc
         case "fatalError": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapFatalError, "boom") }
         case "index": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapIndex, 5) }
         case "unwrap": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapUnwrap, Empty()) }
+        case "segfault": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.segfault, Empty()) }
         case "exit": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.exitWith, 3) }
         default: error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.killSelf, SIGKILL) }
         }
@@ -123,6 +124,7 @@ import Glibc
         #expect(error?.function != nil)
         if kind == "fatalError" { #expect(error?.lastStderr?.contains("Fatal error: boom") == true) }
         if kind == "exit" { #expect(error?.exitStatus == .exited(3)) }
+        if kind == "segfault" { #expect(error?.exitStatus == .signaled(SIGSEGV)) }
         // The pool replaced the worker and serves.
         #expect(try await pool.map(TestFunctions.square, 0..<50) == (0..<50).map { $0 * $0 })
         try await finish(pool)
@@ -186,6 +188,16 @@ import Glibc
         #expect(error?.function == "sleepForever")
         #expect(error?.exitStatus == .signaled(SIGTERM))
         #expect(try await pool.apply(TestFunctions.square, 4, timeout: .seconds(30)) == 16)
+        try await finish(pool)
+    }
+
+    @Test func aTimeoutStopsARunawayLoop() async throws {
+        let pool = try pool(1, options: .init(timeoutGrace: .milliseconds(200)))
+        let error = await expectCrewError(.timedOut) {
+            try await pool.apply(TestFunctions.spinForever, Empty(), timeout: .milliseconds(150))
+        }
+        #expect(error?.exitStatus == .signaled(SIGTERM))
+        #expect(try await pool.apply(TestFunctions.square, 8) == 64)
         try await finish(pool)
     }
 
