@@ -9,6 +9,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -231,7 +232,7 @@ void crew_drain_signalfd(int fd) {
     while (read(fd, &info, sizeof info) == (ssize_t)sizeof info) {}
 }
 
-int crew_forked_child_setup(int sock, int err) {
+int crew_forked_child_setup(int sock, int err, int progress) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -242,12 +243,18 @@ int crew_forked_child_setup(int sock, int err) {
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (devnull < 0) return errno;
     // Move the sources above 3 first so that no dup2 overwrites a descriptor still needed.
-    int s = fcntl(sock, F_DUPFD_CLOEXEC, 4);
-    int e = fcntl(err, F_DUPFD_CLOEXEC, 4);
-    int n = fcntl(devnull, F_DUPFD_CLOEXEC, 4);
-    if (s < 0 || e < 0 || n < 0) return errno;
+    int s = fcntl(sock, F_DUPFD_CLOEXEC, 5);
+    int e = fcntl(err, F_DUPFD_CLOEXEC, 5);
+    int n = fcntl(devnull, F_DUPFD_CLOEXEC, 5);
+    int p = progress >= 0 ? fcntl(progress, F_DUPFD_CLOEXEC, 5) : -1;
+    if (s < 0 || e < 0 || n < 0 || (progress >= 0 && p < 0)) return errno;
     if (dup2(n, 0) < 0 || dup2(e, 2) < 0 || dup2(s, 3) < 0) return errno;
-    syscall(SYS_close_range, 4, ~0U, 0);
+    if (p >= 0) {
+        if (dup2(p, 4) < 0) return errno;
+        syscall(SYS_close_range, 5, ~0U, 0);
+    } else {
+        syscall(SYS_close_range, 4, ~0U, 0);
+    }
     return 0;
 }
 
@@ -265,4 +272,23 @@ int crew_thread_count(void) {
     }
     closedir(dir);
     return count;
+}
+
+int crew_shared_region(unsigned long size, void **address) {
+    int fd = memfd_create("crew-progress", MFD_CLOEXEC);
+    if (fd < 0) return -1;
+    if (ftruncate(fd, (off_t)size) != 0) { close(fd); return -1; }
+    void *mapped = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (mapped == MAP_FAILED) { close(fd); return -1; }
+    *address = mapped;
+    return fd;
+}
+
+void *crew_map_shared(int fd, unsigned long size) {
+    void *mapped = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    return mapped == MAP_FAILED ? NULL : mapped;
+}
+
+void crew_unmap(void *address, unsigned long size) {
+    if (address) munmap(address, size);
 }

@@ -76,6 +76,46 @@ import Testing
         #expect(sends(actions) == [1: [3, 4]])
     }
 
+    @Test func theProgressPageSaysWhichCallRanWhichFinishedAndWhichNeverStarted() {
+        var sm = running(1) { $0.maxInFlight = 8 }
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.taskFinished(1, worker: 0, now: 1000)
+        for id in 2...6 as ClosedRange<UInt64> { _ = sm.submit(id, synchronous: true, timeout: nil, now: 2000) }
+        // Calls 2 and 3 finished (their results were not sent), 4 was running, 5 and 6 never started.
+        let actions = sm.workerExited(0, served: true, progress: WorkerProgress(started: 4, finished: 3), now: 3000)
+        #expect(actions.contains(.fail(2, .lost(0))) && actions.contains(.fail(3, .lost(0))))
+        #expect(actions.contains(.fail(4, .crashed(0))))
+        #expect(sm.queuedCount == 2)
+        #expect(sends(sm.workerStarted(1, now: 4000)) == [1: [5, 6]])
+    }
+
+    @Test func aWorkerKilledBetweenCallsFailsNothing() {
+        var sm = running(1) { $0.maxInFlight = 8 }
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.taskFinished(1, worker: 0, now: 1000)
+        _ = sm.submit(2, synchronous: true, timeout: nil, now: 2000)
+        _ = sm.submit(3, synchronous: true, timeout: nil, now: 2000)
+        // The last call it started (1) was answered: 2 and 3 never started.
+        let actions = sm.workerExited(0, served: true, progress: WorkerProgress(started: 1, finished: 1), now: 3000)
+        #expect(!actions.contains { if case .fail = $0 { true } else { false } })
+        #expect(sm.queuedCount == 2)
+        // A call that finished but whose result was lost is reported so, not as a crash.
+        _ = sm.workerStarted(1, now: 4000)
+        let lost = sm.workerExited(1, served: true, progress: WorkerProgress(started: 2, finished: 2), now: 5000)
+        #expect(lost.contains(.fail(2, .lost(1))))
+    }
+
+    @Test func aWorkerThatDiesBeforeServingDoesNotBounceItsCallsForever() {
+        var sm = SM(SM.Configuration(processes: 1, maxFailedStarts: 2))
+        _ = sm.start()
+        _ = sm.workerStarted(0, now: 0)
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        #expect(sm.workerExited(0, served: false, progress: WorkerProgress(started: 0, finished: 0), now: 1) == [.spawn(1)])
+        _ = sm.workerStarted(1, now: 2)
+        let actions = sm.workerExited(1, served: false, progress: WorkerProgress(started: 0, finished: 0), now: 3)
+        #expect(actions.contains(.fail(1, .broken)))
+    }
+
     @Test func aCrashFailsEveryAsyncCallItHeld() {
         var sm = running(1) { $0.maxInFlight = 8 }
         _ = sm.submit(1, synchronous: false, timeout: nil, now: 0)

@@ -78,9 +78,19 @@ int crew_sigchld_fd(void);
 void crew_drain_signalfd(int fd);
 
 /// In a child just forked from a single-threaded process: unblocks every signal, resets their handlers, makes
-/// `sock` descriptor 3, `err` descriptor 2 and /dev/null descriptor 0, and closes every descriptor above 3.
-/// Returns 0 or an errno value.
-int crew_forked_child_setup(int sock, int err);
+/// `sock` descriptor 3, `err` descriptor 2, `progress` descriptor 4 (if not -1) and /dev/null descriptor 0, and
+/// closes every other descriptor above 2. Returns 0 or an errno value.
+int crew_forked_child_setup(int sock, int err, int progress);
+
+/// A shared memory region of `size` bytes, mapped here: returns its descriptor (close-on-exec) and stores the
+/// address, or returns -1.
+int crew_shared_region(unsigned long size, void **address);
+
+/// Maps the shared region behind `fd` (`size` bytes); returns the address or NULL.
+void *crew_map_shared(int fd, unsigned long size);
+
+/// Unmaps a region mapped by the two functions above.
+void crew_unmap(void *address, unsigned long size);
 
 /// `fork()`.
 int crew_fork(void);

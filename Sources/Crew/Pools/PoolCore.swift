@@ -180,13 +180,18 @@ final class PoolCore: @unchecked Sendable {
         }
     }
 
-    private func exited(_ worker: WorkerID, _ error: CrewError, served: Bool) {
+    private func exited(_ worker: WorkerID, _ error: CrewError, served: Bool, progress: WorkerProgress?) {
         step((worker, error), flush: .always) { inner in
             inner.connections[worker] = nil
             inner.initializerCalls[worker] = nil
             let initializerFailed = inner.initializerFailed.remove(worker) != nil
             if !served && !initializerFailed { inner.lastStartFailure = error }
-            return inner.machine.workerExited(worker, served: served && !initializerFailed, now: monotonicNanos())
+            return inner.machine.workerExited(
+                worker,
+                served: served && !initializerFailed,
+                progress: progress,
+                now: monotonicNanos()
+            )
         }
     }
 
@@ -305,6 +310,12 @@ final class PoolCore: @unchecked Sendable {
                 lastStderr: died?.lastStderr,
                 function: record.function
             )
+        case .lost(let worker):
+            var error = death?.worker == worker ? death!.error : CrewError(.workerCrashed, "the worker died")
+            error.function = record.function
+            error.message =
+                "\"\(record.function)\" finished, but its worker died before sending the result: " + error.message
+            return error
         case .terminated:
             return CrewError(.terminated, "the pool was terminated before \"\(record.function)\" finished", function: record.function)
         case .broken:
@@ -322,8 +333,11 @@ final class PoolCore: @unchecked Sendable {
                 crew: crew,
                 mode: .worker,
                 handlers: ChildConnection.Handlers(
-                    onExit: { [self] _, error, served in exited(worker, error, served: served) },
-                    onResults: { [self] answers in answered(answers, worker: worker) }
+                    onExit: { [self] _, error, served, progress in
+                        exited(worker, error, served: served, progress: progress)
+                    },
+                    onResults: { [self] answers in answered(answers, worker: worker) },
+                    trackProgress: true
                 ),
                 completion: { [self] result in spawned(worker, result) }
             )

@@ -4,10 +4,13 @@
 // what a timeout kills, when a worker is recycled or replaced, and when a closed pool is done. The pool's I/O
 // shell (`PoolCore`) feeds it events under a lock and performs the actions it returns, in order.
 //
-// A worker runs the synchronous calls it is sent one after the other, in the order sent, and sends each result
-// before it starts the next call. So when a worker dies, the oldest call it had not answered is the one it was
-// running — that call fails — and the calls behind it never started: they go back to the front of the queue
-// for another worker. Calls with `async` bodies start as soon as they arrive, so a death fails all of them.
+// A worker runs the synchronous calls it is sent one after the other, in the order sent, and notes in a page of
+// memory shared with the parent the id of each call it starts and finishes. So when a worker dies, the machine
+// knows the call it was running (that call fails), the calls it had finished whose results had not been sent
+// yet (they fail, as finished-but-lost: running them again could repeat their effects), and the calls behind
+// that never started (they go back to the front of the queue for another worker). Without that page (a worker
+// that died before writing any) the oldest unanswered call is taken as the one running. Calls with `async` bodies
+// start as soon as they arrive, so a death fails all of them.
 //
 // How many calls a worker holds at once adapts to how long calls take: one while the pool knows nothing, and
 // up to `maxInFlight` once calls are known to be short (so that tiny calls travel in batches), but never more
@@ -37,6 +40,8 @@ struct PoolStateMachine {
     enum Failure: Equatable {
         /// The worker died while running it.
         case crashed(WorkerID)
+        /// It finished, but the worker died before sending its result.
+        case lost(WorkerID)
         /// It ran longer than its timeout; its worker was killed.
         case timedOut(WorkerID)
         /// `terminate()` ended the pool.
@@ -184,34 +189,46 @@ struct PoolStateMachine {
         return actions
     }
 
-    /// The worker's process has exited. `served` says whether it ever got as far as serving.
-    mutating func workerExited(_ worker: WorkerID, served: Bool, now: UInt64) -> [Action] {
+    /// The worker's process has exited. `served` says whether it ever got as far as serving; `progress` is what
+    /// its progress page said (the last synchronous call started and finished), if it had one.
+    mutating func workerExited(
+        _ worker: WorkerID,
+        served: Bool,
+        progress: WorkerProgress? = nil,
+        now: UInt64
+    ) -> [Action] {
         guard let w = workers.removeValue(forKey: worker) else { return [] }
         var actions: [Action] = []
         var requeue: [TaskID] = []
         if let timed = w.timed, timed != w.timedOut { actions.append(.cancelTimer(timed)) }
-        if let culprit = w.timedOut {
-            for task in w.inFlight {
-                if task == culprit {
-                    tasks[task] = nil
-                    actions.append(.fail(task, .timedOut(worker)))
-                } else if tasks[task]?.synchronous == true && w.inFlight.first == culprit {
-                    requeue.append(task)
-                } else {
-                    tasks[task] = nil
-                    actions.append(.fail(task, .crashed(worker)))
-                }
-            }
-        } else if let head = w.inFlight.first {
-            let headSynchronous = tasks[head]?.synchronous == true
-            for task in w.inFlight {
-                if task != head && headSynchronous && tasks[task]?.synchronous == true {
-                    // Behind a synchronous call: it never started.
-                    requeue.append(task)
-                } else {
-                    tasks[task] = nil
-                    actions.append(.fail(task, .crashed(worker)))
-                }
+        // Where the worker was in its synchronous calls: the index of the call it had started last, and whether
+        // that call had finished. Without a page, the oldest unanswered call is the one that was running.
+        let synchronous = w.inFlight.filter { tasks[$0]?.synchronous == true }
+        let running: Int?
+        let runningFinished: Bool
+        if let progress, progress.started != 0 {
+            running = synchronous.firstIndex(of: progress.started)
+            runningFinished = progress.finished == progress.started
+        } else if progress != nil {
+            running = nil  // It never started any.
+            runningFinished = false
+        } else {
+            running = synchronous.isEmpty ? nil : 0
+            runningFinished = false
+        }
+        for task in w.inFlight {
+            guard let info = tasks[task] else { continue }
+            if task == w.timedOut {
+                tasks[task] = nil
+                actions.append(.fail(task, .timedOut(worker)))
+            } else if !info.synchronous {
+                tasks[task] = nil
+                actions.append(.fail(task, .crashed(worker)))
+            } else if let running, let index = synchronous.firstIndex(of: task), index <= running {
+                tasks[task] = nil
+                actions.append(.fail(task, index < running || runningFinished ? .lost(worker) : .crashed(worker)))
+            } else {
+                requeue.append(task)  // It never started.
             }
         }
         for task in requeue {
@@ -219,7 +236,7 @@ struct PoolStateMachine {
             tasks[task]?.startedAt = nil
         }
         queue.replaceSubrange(queueHead..<queueHead, with: requeue)
-        if served || !w.inFlight.isEmpty {
+        if served {
             failedStartsInARow = 0
         } else if w.phase == .starting || w.phase == .running {
             // It died before serving anything, unasked: a crash at start (a broken initializer or program).

@@ -96,6 +96,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     private var exitHandler: ExitHandler?
     /// Not our child (the fork server's): we cannot wait for it; its exit status comes from the fork server.
     private var foreign = false
+    /// The page where a pool worker notes its calls.
+    private var progress: ProgressPage?
     /// When set, answers are handed here in batches (one call per read) instead of to per-call completions.
     private var resultsHandler: ResultsHandler?
 
@@ -123,7 +125,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
 
     /// What a connection reports when its child has exited: how, the error that fails what it still held
     /// (without a function name), and whether the child ever got as far as serving.
-    typealias ExitHandler = @Sendable (_ status: Crew.ExitStatus, _ error: CrewError, _ served: Bool) -> Void
+    typealias ExitHandler =
+        @Sendable (_ status: Crew.ExitStatus, _ error: CrewError, _ served: Bool, _ progress: WorkerProgress?) -> Void
 
     /// Answers by call id, as many as one read brought. A failure's error has no function name (the receiver
     /// knows it).
@@ -133,6 +136,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     struct Handlers: Sendable {
         var onExit: ExitHandler?
         var onResults: ResultsHandler?
+        /// Give the child a ``ProgressPage`` and report what it says when the child exits.
+        var trackProgress = false
     }
 
     /// Starts a child process running `crew.options.executable` and connects to it.
@@ -176,8 +181,10 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         mode: ChildMarker.Mode,
         handlers: Handlers
     ) throws -> ChildConnection {
-        let child = try Launcher.spawn(options: crew.options, mode: mode)
-        return make(child, mode: mode, options: crew.options, handlers: handlers, foreign: false)
+        let progress = handlers.trackProgress ? ProgressPage.create() : nil
+        defer { if let progress { close(progress.fd) } }
+        let child = try Launcher.spawn(options: crew.options, mode: mode, progressFD: progress?.fd)
+        return make(child, mode: mode, options: crew.options, handlers: handlers, foreign: false, progress: progress?.page)
     }
 
     /// Wraps a started child (reactor thread). A `foreign` child is not ours to wait for (the fork server's):
@@ -187,7 +194,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         mode: ChildMarker.Mode,
         options: Crew.Options,
         handlers: Handlers,
-        foreign: Bool
+        foreign: Bool,
+        progress: ProgressPage?
     ) -> ChildConnection {
         setNonBlocking(child.socket)
         setNonBlocking(child.stderr)
@@ -200,6 +208,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             options: options
         )
         connection.foreign = foreign
+        connection.progress = progress
         connection.exitHandler = handlers.onExit
         connection.resultsHandler = handlers.onResults
         connection.attach()
@@ -759,6 +768,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             )))
         }
         exited.complete(exitStatus)
+        let noted = progress.map { WorkerProgress(started: $0.started, finished: $0.finished) }
+        progress = nil
         if let exitHandler {
             self.exitHandler = nil
             exitHandler(
@@ -770,7 +781,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                     helloSeen: helloSeen,
                     protocolErrorMessage: protocolErrorMessage
                 ),
-                helloSeen
+                helloSeen,
+                noted
             )
         }
         selfReference = nil
@@ -802,3 +814,9 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     }
 }
 
+
+/// What a dead worker's progress page said: the last synchronous call it started and the last it finished.
+struct WorkerProgress: Equatable, Sendable {
+    var started: UInt64
+    var finished: UInt64
+}

@@ -34,22 +34,28 @@ struct ChildMarker: Equatable {
     var maxFrameSize: Int
     /// How long the child polls for the next call before it sleeps, in nanoseconds.
     var spinNanoseconds: UInt64
+    /// The parent passed a ``ProgressPage`` as descriptor 4.
+    var progress: Bool
 
-    var encoded: String { "\(version):\(fd):\(parentPID):\(mode.rawValue):\(maxFrameSize):\(spinNanoseconds)" }
+    var encoded: String {
+        "\(version):\(fd):\(parentPID):\(mode.rawValue):\(maxFrameSize):\(spinNanoseconds):\(progress ? 1 : 0)"
+    }
 
-    init(fd: Int32, parentPID: Int32, mode: Mode, maxFrameSize: Int, spinNanoseconds: UInt64 = 0) {
+    init(fd: Int32, parentPID: Int32, mode: Mode, maxFrameSize: Int, spinNanoseconds: UInt64 = 0, progress: Bool = false) {
         self.fd = fd
         self.parentPID = parentPID
         self.mode = mode
         self.maxFrameSize = maxFrameSize
         self.spinNanoseconds = spinNanoseconds
+        self.progress = progress
     }
 
     init?(_ text: String) {
         let parts = text.split(separator: ":")
-        guard parts.count == 6, let version = UInt64(parts[0]), let fd = Int32(parts[1]),
+        guard parts.count == 7, let version = UInt64(parts[0]), let fd = Int32(parts[1]),
             let parent = Int32(parts[2]), let mode = Mode(rawValue: String(parts[3])),
-            let max = Int(parts[4]), let spin = UInt64(parts[5]), fd >= 0, max > 0, spin <= 1_000_000_000
+            let max = Int(parts[4]), let spin = UInt64(parts[5]), fd >= 0, max > 0, spin <= 1_000_000_000,
+            parts[6] == "0" || parts[6] == "1"
         else { return nil }
         self.version = version
         self.fd = fd
@@ -57,6 +63,7 @@ struct ChildMarker: Equatable {
         self.mode = mode
         self.maxFrameSize = max
         self.spinNanoseconds = spin
+        self.progress = parts[6] == "1"
     }
 }
 
@@ -127,6 +134,10 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
     private var failedCalls = 0
     /// Until when the loop keeps polling for input instead of sleeping (set after each call served).
     private var spinUntil: UInt64 = 0
+    /// Where a pool worker notes the synchronous call it runs, for its parent to read if it dies.
+    private let progress: ProgressPage?
+    /// When output was last handed to the socket.
+    private var lastFlush: UInt64 = 0
 
     private struct Scheduled {
         var jobs: [UnownedJob] = []
@@ -142,6 +153,7 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
         self.crew = crew
         self.marker = marker
         self.reader = FrameReader(maxFrameSize: marker.maxFrameSize)
+        self.progress = marker.progress ? ProgressPage.map(4) : nil
         self.wakeFD = crew_eventfd()
         if wakeFD < 0 { ChildRuntime.fail("eventfd failed (errno \(errno))") }
     }
@@ -272,6 +284,7 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
         }
         out.removeAll(keepingCapacity: out.capacity <= 1 << 20)
         outSent = 0
+        lastFlush = monotonicNanos()
     }
 
     private func handleFrames() {
@@ -305,9 +318,16 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
         }
         switch chunk ? function.invokeChunk : function.invoke {
         case .sync(let body):
-            // The results of earlier calls reach the parent before this one starts, so that if this call kills
-            // the process the parent knows it was the one running (and that those behind it never started).
-            if outSent < out.count { flush(blocking: true) }
+            // Results of earlier calls go out before a call starts if they have waited a while (so that a long call
+            // does not hold back the answers before it). A pool worker notes the call in its progress page: if the
+            // call kills the process, the parent knows it was the one running, which calls had finished and which
+            // never started. A child without one sends each result before it starts the next call, for the same
+            // knowledge.
+            if outSent < out.count && (progress == nil || monotonicNanos() &- lastFlush >= 50_000) {
+                flush(blocking: progress == nil)
+            }
+            progress?.started = id
+            defer { progress?.finished = id }
             let mark = out.count
             let at = Message.beginResult(id: id, to: &out)
             do {

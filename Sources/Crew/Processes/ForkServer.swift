@@ -18,7 +18,8 @@ import Musl
 // worker exited (the worker is the zygote's child: only the zygote can wait for it). The zygote dies with the
 // parent and its workers die with the zygote (parent-death signals and end of stream on every socket).
 //
-//   parent → zygote   fork     u8 1, u64 request, u8 mode, u64 max frame size, u64 spin ns   + 2 descriptors
+//   parent → zygote   fork     u8 1, u64 request, u8 mode, u64 max frame size, u64 spin ns
+//                              + 2 descriptors (socket, standard error) or 3 (and a progress page)
 //   zygote → parent   forked   u8 2, u64 request, i32 pid (0 if none), i32 errno
 //                     exited   u8 3, i32 pid, i32 code, i32 status
 
@@ -89,7 +90,9 @@ enum Zygote {
             }
             let received = Array(fds[0..<Int(count)])
             defer { for fd in received { close(fd) } }
-            guard n == ZygoteMessage.forkLength, buffer[0] == ZygoteMessage.fork, received.count == 2 else { continue }
+            guard n == ZygoteMessage.forkLength, buffer[0] == ZygoteMessage.fork, received.count == 2 || received.count == 3
+            else { continue }
+            let progress = received.count == 3
             var at = 1
             let request = ZygoteMessage.get(UInt64.self, buffer, &at)
             let mode = ChildMarker.Mode(rawValue: String(UnicodeScalar(buffer[at]))) ?? .worker
@@ -105,8 +108,17 @@ enum Zygote {
                 pid = crew_fork()
                 if pid == 0 {
                     close(sigchld)
-                    if crew_forked_child_setup(received[0], received[1]) != 0 { _exit(ChildRuntime.exitBadMarker) }
-                    let worker = ChildMarker(fd: 3, parentPID: me, mode: mode, maxFrameSize: maxFrameSize, spinNanoseconds: spin)
+                    if crew_forked_child_setup(received[0], received[1], progress ? received[2] : -1) != 0 {
+                        _exit(ChildRuntime.exitBadMarker)
+                    }
+                    let worker = ChildMarker(
+                        fd: 3,
+                        parentPID: me,
+                        mode: mode,
+                        maxFrameSize: maxFrameSize,
+                        spinNanoseconds: spin,
+                        progress: progress
+                    )
                     ChildRuntime.serve(crew: crew, marker: worker)
                 }
                 if pid < 0 {
@@ -150,6 +162,7 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
     private struct Request {
         var socket: Int32
         var stderr: Int32
+        var progress: ProgressPage?
         var mode: ChildMarker.Mode
         var options: Crew.Options
         var handlers: ChildConnection.Handlers
@@ -233,14 +246,18 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
         message.append(mode.rawValue.utf8.first!)
         ZygoteMessage.put(UInt64(options.maxFrameSize), &message)
         ZygoteMessage.put(Crew.effectiveSpinNanoseconds(options), &message)
-        let passed = [pair[1], errPipe[1]]
+        let progress = handlers.trackProgress ? ProgressPage.create() : nil
+        let passed = [pair[1], errPipe[1]] + (progress.map { [$0.fd] } ?? [])
         // Standard output of the parent is flushed before a child can write, as with spawned children.
         fflush(nil)
         let sent = message.withUnsafeBytes { raw in
-            passed.withUnsafeBufferPointer { crew_send_with_fds(zygote.socket, raw.baseAddress, UInt(raw.count), $0.baseAddress, 2) }
+            passed.withUnsafeBufferPointer {
+                crew_send_with_fds(zygote.socket, raw.baseAddress, UInt(raw.count), $0.baseAddress, Int32(passed.count))
+            }
         }
         close(pair[1])
         close(errPipe[1])
+        if let progress { close(progress.fd) }
         guard sent == message.count else {
             close(pair[0])
             close(errPipe[0])
@@ -250,6 +267,7 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
         requests[id] = Request(
             socket: pair[0],
             stderr: errPipe[0],
+            progress: progress?.page,
             mode: mode,
             options: options,
             handlers: handlers,
@@ -299,7 +317,8 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
                     mode: request.mode,
                     options: request.options,
                     handlers: request.handlers,
-                    foreign: true
+                    foreign: true,
+                    progress: request.progress
                 )
                 workers[pid] = connection
                 request.completion(.success(connection))

@@ -20,12 +20,13 @@ struct LaunchedChild {
 enum Launcher {
     /// Starts a child of `mode`. Its descriptor 3 is its end of a new socket pair of `socketType`, 0 is
     /// `/dev/null`, 1 is our standard output, 2 a pipe to us (or our standard error when `captureStderr` is
-    /// false); nothing else is inherited.
+    /// false), 4 the progress page if one is given; nothing else is inherited.
     static func spawn(
         options: Crew.Options,
         mode: ChildMarker.Mode,
         socketType: Int32 = Int32(SOCK_STREAM.rawValue),
-        captureStderr: Bool = true
+        captureStderr: Bool = true,
+        progressFD: Int32? = nil
     ) throws -> LaunchedChild {
         var pair: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, socketType | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
@@ -45,7 +46,8 @@ enum Launcher {
             parentPID: getpid(),
             mode: mode,
             maxFrameSize: options.maxFrameSize,
-            spinNanoseconds: Crew.effectiveSpinNanoseconds(options)
+            spinNanoseconds: Crew.effectiveSpinNanoseconds(options),
+            progress: progressFD != nil
         )
         let arguments = options.arguments ?? CommandLine.arguments
         let environment = childEnvironment(marker: marker, extra: options.environment)
@@ -55,7 +57,7 @@ enum Launcher {
         var pid: pid_t = 0
         let rc = withCStrings(arguments) { argv in
             withCStrings(environment) { envp in
-                let fds: [Int32] = [-1, 1, captureStderr ? errPipe[1] : 2, pair[1]]
+                let fds: [Int32] = [-1, 1, captureStderr ? errPipe[1] : 2, pair[1]] + (progressFD.map { [$0] } ?? [])
                 return fds.withUnsafeBufferPointer { fdBuffer in
                     crew_spawn(options.executable, argv, envp, fdBuffer.baseAddress, Int32(fds.count), &pid)
                 }
