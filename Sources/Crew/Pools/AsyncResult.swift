@@ -5,12 +5,17 @@
 /// the worker running it died, ``CrewError/Code/timedOut`` if it ran longer than its timeout,
 /// ``CrewError/Code/terminated`` if the pool was terminated first.
 public final class AsyncResult<Value: Sendable>: Sendable {
-    private let completion = Completion<Result<Value, CrewError>>()
-    private let callback: (@Sendable (Value) -> Void)?
-    private let errorCallback: (@Sendable (CrewError) -> Void)?
-
     @usableFromInline
+    let completion: Completion<Result<Value, CrewError>>
+    @usableFromInline
+    let callback: (@Sendable (Value) -> Void)?
+    @usableFromInline
+    let errorCallback: (@Sendable (CrewError) -> Void)?
+
+    // Inlinable, so that the generic types made per result are resolved where the value type is known.
+    @inlinable
     init(callback: (@Sendable (Value) -> Void)?, errorCallback: (@Sendable (CrewError) -> Void)?) {
+        self.completion = Completion()
         self.callback = callback
         self.errorCallback = errorCallback
     }

@@ -144,7 +144,7 @@ final class PoolCore: @unchecked Sendable {
                         to: &frame,
                         maxFrameSize: .max
                     ) { $0.append(contentsOf: initializer.arguments) }
-                    return connection.queue(frame, calls: []) == nil
+                    return connection.queue(frame) == nil
                 }
                 if queued { connection.flush() }
             } else {
@@ -196,26 +196,27 @@ final class PoolCore: @unchecked Sendable {
     }
 
     /// Answers from a worker, as many as one read brought (on the reactor thread, or on a thread that reads).
-    private func answered(_ answers: [(id: UInt64, result: Result<[UInt8], CrewError>)], worker: WorkerID) {
-        var completions: [(TaskCompletion, Result<[UInt8], CrewError>)] = []
+    private func answered(_ answers: [Answer], worker: WorkerID) {
+        var completions: [Finished] = []
         completions.reserveCapacity(answers.count)
         var initializerResult: Result<[UInt8], CrewError>?
         step(nil, flush: .always) { inner in
             var actions: [PoolStateMachine.Action] = []
             let now = monotonicNanos()
-            for (id, result) in answers {
+            for answer in answers {
+                let id = answer.id
                 if inner.initializerCalls[worker] == id {
                     inner.initializerCalls[worker] = nil
-                    initializerResult = result
+                    initializerResult = answer.result
                     continue
                 }
                 guard let record = inner.records.removeValue(forKey: id) else { continue }
-                var outcome = result
-                if case .failure(var error) = result {
+                var outcome = answer.result
+                if case .failure(var error) = outcome {
                     error.function = record.function
                     outcome = .failure(error)
                 }
-                completions.append((record.complete, outcome))
+                completions.append(Finished(completion: record.complete, result: outcome))
                 actions += inner.machine.taskFinished(id, worker: worker, now: now)
             }
             return actions
@@ -223,7 +224,7 @@ final class PoolCore: @unchecked Sendable {
         // Frames that submitters queued behind this worker's calls go out now, with whatever this step queued.
         inner.withLock { $0.connections[worker] }?.flush()
         if let initializerResult { initialized(worker, initializerResult) }
-        for (complete, result) in completions { complete(result) }
+        for done in completions { done.completion(done.result) }
     }
 
     /// Errors that mean the child is gone rather than that the call failed in a healthy child.
@@ -250,7 +251,7 @@ final class PoolCore: @unchecked Sendable {
         _ event: (inout Inner) -> [PoolStateMachine.Action]
     ) {
         var flushes: [ChildConnection] = []
-        var failures: [(TaskCompletion, CrewError)] = []
+        var failures: [Finished] = []
         let actions: [PoolStateMachine.Action] = inner.withLock { inner in
             var rest: [PoolStateMachine.Action] = []
             for action in event(&inner) {
@@ -270,12 +271,12 @@ final class PoolCore: @unchecked Sendable {
                     // Calls with `async` bodies start as soon as they arrive, so they are never held back.
                     let wasIdle = inner.machine.workers[worker]?.inFlight.count == tasks.count
                     let startsAtOnce = tasks.contains { inner.machine.tasks[$0]?.synchronous == false }
-                    if connection.queue(frames, calls: []) == nil && (policy == .always || wasIdle || startsAtOnce) {
+                    if connection.queue(frames) == nil && (policy == .always || wasIdle || startsAtOnce) {
                         flushes.append(connection)
                     }
                 case .fail(let task, let reason):
                     guard let record = inner.records.removeValue(forKey: task) else { continue }
-                    failures.append((record.complete, error(for: reason, record, death, inner)))
+                    failures.append(Finished(completion: record.complete, result: .failure(error(for: reason, record, death, inner))))
                 default:
                     rest.append(action)
                 }
@@ -284,7 +285,7 @@ final class PoolCore: @unchecked Sendable {
         }
         for connection in flushes { connection.flush() }
         for action in actions { perform(action) }
-        for (complete, error) in failures { complete(.failure(error)) }
+        for failure in failures { failure.completion(failure.result) }
     }
 
     private func error(

@@ -111,6 +111,8 @@ struct PoolStateMachine {
     private(set) var queue: [TaskID] = []
     private var queueHead = 0
     private var nextWorker = 0
+    /// The ids of `workers`, in ascending order.
+    private var workerOrder: [WorkerID] = []
     /// An exponentially weighted average of how long calls take, once any has finished.
     private(set) var averageNanoseconds: UInt64?
     private var failedStartsInARow = 0
@@ -133,7 +135,14 @@ struct PoolStateMachine {
         let id = nextWorker
         nextWorker += 1
         workers[id] = Worker(phase: .starting)
+        workerOrder.append(id)  // Ids only grow: the order stays sorted.
         return id
+    }
+
+    private mutating func removeWorker(_ id: WorkerID) -> Worker? {
+        guard let worker = workers.removeValue(forKey: id) else { return nil }
+        if let index = workerOrder.firstIndex(of: id) { workerOrder.remove(at: index) }
+        return worker
     }
 
     var queuedCount: Int { queue.count - queueHead }
@@ -162,7 +171,7 @@ struct PoolStateMachine {
 
     /// The worker could not be started.
     mutating func workerFailedToStart(_ worker: WorkerID, now: UInt64) -> [Action] {
-        guard workers.removeValue(forKey: worker) != nil else { return [] }
+        guard removeWorker(worker) != nil else { return [] }
         return failedStart(now: now)
     }
 
@@ -197,7 +206,7 @@ struct PoolStateMachine {
         progress: WorkerProgress? = nil,
         now: UInt64
     ) -> [Action] {
-        guard let w = workers.removeValue(forKey: worker) else { return [] }
+        guard let w = removeWorker(worker) else { return [] }
         var actions: [Action] = []
         var requeue: [TaskID] = []
         if let timed = w.timed, timed != w.timedOut { actions.append(.cancelTimer(timed)) }
@@ -273,7 +282,7 @@ struct PoolStateMachine {
         guard lifecycle == .running else { return [] }
         lifecycle = .closed
         var actions: [Action] = []
-        for id in workers.keys.sorted() { actions += retireIfIdle(id) }
+        for id in workerOrder { actions += retireIfIdle(id) }
         actions += finishIfDone()
         return actions
     }
@@ -289,7 +298,7 @@ struct PoolStateMachine {
         }
         queue.removeAll()
         queueHead = 0
-        for id in workers.keys.sorted() {
+        for id in workerOrder {
             var w = workers[id]!
             if let timed = w.timed { actions.append(.cancelTimer(timed)) }
             for task in w.inFlight {
@@ -336,15 +345,14 @@ struct PoolStateMachine {
     /// Hands queued tasks to the least loaded workers that have room.
     private mutating func dispatch(now: UInt64) -> [Action] {
         guard queuedCount > 0 else { return [] }
-        var batches: [WorkerID: [TaskID]] = [:]
-        var order: [WorkerID] = []
-        let ids = workers.keys.sorted()
+        // Small arrays rather than dictionaries: a pool has few workers, and this runs for every submission.
+        var batches: [(worker: WorkerID, tasks: [TaskID])] = []
         while queuedCount > 0 {
             var best: WorkerID?
             var bestLoad = Int.max
-            for id in ids {
+            for id in workerOrder {
                 let w = workers[id]!
-                if w.inFlight.count < capacity(w, now: now) && w.inFlight.count < bestLoad {
+                if w.inFlight.count < bestLoad && w.inFlight.count < capacity(w, now: now) {
                     best = id
                     bestLoad = w.inFlight.count
                 }
@@ -354,15 +362,23 @@ struct PoolStateMachine {
             queueHead += 1
             workers[worker]!.inFlight.append(task)
             tasks[task]!.worker = worker
-            if batches[worker] == nil { order.append(worker) }
-            batches[worker, default: []].append(task)
+            if let index = batches.firstIndex(where: { $0.worker == worker }) {
+                batches[index].tasks.append(task)
+            } else {
+                batches.append((worker, [task]))
+            }
         }
-        if queueHead > 1024 && queueHead * 2 > queue.count {
+        if queueHead == queue.count {
+            queue.removeAll(keepingCapacity: true)
+            queueHead = 0
+        } else if queueHead > 1024 && queueHead * 2 > queue.count {
             queue.removeFirst(queueHead)
             queueHead = 0
         }
-        var actions = order.map { Action.send($0, batches[$0]!) }
-        for worker in order { actions += startTimers(worker, now: now) }
+        var actions: [Action] = []
+        actions.reserveCapacity(batches.count * 2)
+        for batch in batches { actions.append(.send(batch.worker, batch.tasks)) }
+        for batch in batches { actions += startTimers(batch.worker, now: now) }
         return actions
     }
 

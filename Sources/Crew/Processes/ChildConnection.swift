@@ -19,6 +19,27 @@ import Musl
 /// The outcome of one call: the encoded result, or why there is none.
 typealias CallCompletion = @Sendable (Result<[UInt8], CrewError>) -> Void
 
+// Named structs rather than tuples for what travels per call: a tuple type's metadata is looked up in a global
+// cache at run time whenever an array of them is made, which showed in profiles of the pool's hot path.
+
+/// An answer from a child, by call id.
+struct Answer: Sendable {
+    var id: UInt64
+    var result: Result<[UInt8], CrewError>
+}
+
+/// A call waiting for its answer.
+struct PendingCall: Sendable {
+    var function: String
+    var completion: CallCompletion
+}
+
+/// A completion to run with its outcome, once locks are released.
+struct Finished: Sendable {
+    var completion: CallCompletion
+    var result: Result<[UInt8], CrewError>
+}
+
 final class ChildConnection: ReactorSource, @unchecked Sendable {
     // @unchecked Sendable: `state` is behind a mutex; `reader`, `stderrTail`, the cookies and the open flags
     // are used only on the reactor thread.
@@ -44,7 +65,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     let exited = Completion<Crew.ExitStatus>()
 
     private struct State {
-        var pending: [UInt64: (function: String, completion: CallCompletion)] = [:]
+        var pending: [UInt64: PendingCall] = [:]
         var out: [UInt8] = []
         /// Someone (a caller or the reactor) is sending `out`; the socket stays open while this is true.
         var writing = false
@@ -130,7 +151,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
 
     /// Answers by call id, as many as one read brought. A failure's error has no function name (the receiver
     /// knows it).
-    typealias ResultsHandler = @Sendable (_ answers: [(id: UInt64, result: Result<[UInt8], CrewError>)]) -> Void
+    typealias ResultsHandler = @Sendable (_ answers: [Answer]) -> Void
 
     /// Who hears from a child: its exit, and (for pools) its answers in batches.
     struct Handlers: Sendable {
@@ -284,7 +305,9 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         var toSend: [UInt8]?
         let failure: CrewError? = state.withLock { state in
             if let error = state.failure { return error }
-            if let pending { state.pending[pending.id] = (pending.function, pending.completion) }
+            if let pending {
+                state.pending[pending.id] = PendingCall(function: pending.function, completion: pending.completion)
+            }
             if state.writing {
                 state.out.append(contentsOf: frame)
             } else if state.out.isEmpty {
@@ -306,10 +329,10 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     /// Queues ready-made call frames and registers their calls, without sending: callers that must keep the
     /// order of frames across threads queue under their own lock and ``flush()`` after it. Returns the error
     /// that ended the child, if it has ended (nothing is queued then).
-    func queue(_ frames: [UInt8], calls: [(id: UInt64, function: String, completion: CallCompletion)]) -> CrewError? {
+    func queue(_ frames: [UInt8], calls: [(id: UInt64, call: PendingCall)] = []) -> CrewError? {
         state.withLock { state in
             if let error = state.failure { return error }
-            for call in calls { state.pending[call.id] = (call.function, call.completion) }
+            for call in calls { state.pending[call.id] = call.call }
             if state.out.isEmpty { state.out = frames } else { state.out.append(contentsOf: frames) }
             return nil
         }
@@ -539,8 +562,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     /// Reads what the socket has without blocking, completes the calls it answers, and says whether it read
     /// anything or reached the end. Used by the reactor and by callers that read for themselves.
     private func readAvailable() -> ReadOutcome {
-        var finished: [(CallCompletion, Result<[UInt8], CrewError>)] = []
-        var answers: [(id: UInt64, result: Result<[UInt8], CrewError>)] = []
+        var finished: [Finished] = []
+        var answers: [Answer] = []
         var broken = false
         let outcome: ReadOutcome = readSide.withLock { side in
             var got = false
@@ -559,7 +582,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         // The child sent bytes that are not our protocol: it cannot be trusted to answer. Kill it; its death
         // fails the pending calls with the message.
         if broken { signal(SIGKILL) }
-        for (completion, result) in finished { completion(result) }
+        for done in finished { done.completion(done.result) }
         if !answers.isEmpty, let resultsHandler { resultsHandler(answers) }
         return outcome
     }
@@ -593,8 +616,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     /// Parses the frames read so far. Returns false if the bytes are not the protocol.
     private func handleFrames(
         _ side: inout ReadSide,
-        _ finished: inout [(CallCompletion, Result<[UInt8], CrewError>)],
-        _ answers: inout [(id: UInt64, result: Result<[UInt8], CrewError>)]
+        _ finished: inout [Finished],
+        _ answers: inout [Answer]
     ) -> Bool {
         let batched = resultsHandler != nil
         do {
@@ -606,16 +629,19 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                     }
                     state.withLock { $0.helloSeen = true }
                 case .result(let id, let range) where batched:
-                    answers.append((id, .success(side.reader.copy(range))))
+                    answers.append(Answer(id: id, result: .success(side.reader.copy(range))))
                 case .failure(let id, let failure) where batched:
-                    answers.append((id, .failure(failure.error(function: nil, pid: pid))))
+                    answers.append(Answer(id: id, result: .failure(failure.error(function: nil, pid: pid))))
                 case .result(let id, let range):
                     if let pending = state.withLock({ $0.pending.removeValue(forKey: id) }) {
-                        finished.append((pending.completion, .success(side.reader.copy(range))))
+                        finished.append(Finished(completion: pending.completion, result: .success(side.reader.copy(range))))
                     }
                 case .failure(let id, let failure):
                     if let pending = state.withLock({ $0.pending.removeValue(forKey: id) }) {
-                        finished.append((pending.completion, .failure(failure.error(function: pending.function, pid: pid))))
+                        finished.append(Finished(
+                            completion: pending.completion,
+                            result: .failure(failure.error(function: pending.function, pid: pid))
+                        ))
                     }
                 case .protocolError(let message):
                     side.protocolErrorMessage = message
@@ -733,7 +759,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         if !foreign { Reactor.shared.unregister(fd: pidfd, cookie: pidfdCookie) }
 
         let tail = tailText()
-        let (pending, helloSeen): ([(function: String, completion: CallCompletion)], Bool) = state.withLock { state in
+        let (pending, helloSeen): ([PendingCall], Bool) = state.withLock { state in
             state.exitStatus = exitStatus
             state.pidfdClosed = true
             close(pidfd)

@@ -57,6 +57,7 @@ final class ConditionLock: @unchecked Sendable {
 ///
 /// Cheap when only tasks wait (one mutex, no allocation beyond the waiters); a thread that blocks brings its
 /// own condition variable.
+@usableFromInline
 final class Completion<Value: Sendable>: Sendable {
     private struct State {
         var value: Value?
@@ -67,9 +68,11 @@ final class Completion<Value: Sendable>: Sendable {
 
     private let state = Mutex(State())
 
+    @usableFromInline
     init() {}
 
     /// Sets the value and wakes every waiter. Only the first call has an effect; returns whether it did.
+    @usableFromInline
     @discardableResult
     func complete(_ newValue: Value) -> Bool {
         let woken = state.withLock { state -> (waiters: [(id: UInt64, continuation: CheckedContinuation<Value?, Never>)], sleepers: [ConditionLock])? in
