@@ -15,14 +15,7 @@ import Glibc
 
     /// The parent pid of `pid`, from /proc.
     func parent(of pid: Int32) -> Int32? {
-        guard let file = fopen("/proc/\(pid)/stat", "r") else { return nil }
-        defer { fclose(file) }
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        let n = fread(&buffer, 1, buffer.count, file)
-        let text = String(decoding: buffer[0..<n], as: UTF8.self)
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        return fields.count > 1 ? Int32(fields[1]) : nil
+        statFields(pid).flatMap { $0.count > 1 ? Int32($0[1]) : nil }
     }
 
     @Test func aProcessStartsThroughTheForkServer() async throws {

@@ -279,15 +279,21 @@ func exitsSoon(_ pid: Int32) async throws -> Bool {
     return false
 }
 
-/// The state letter of a process in /proc (`R`, `S`, `Z`, ...), or nil.
-func processState(_ pid: Int32) -> String? {
+/// The fields of /proc/PID/stat after the command name (state, parent pid, ...), or nil.
+func statFields(_ pid: Int32) -> [String]? {
     guard let file = fopen("/proc/\(pid)/stat", "r") else { return nil }
     defer { fclose(file) }
     var buffer = [UInt8](repeating: 0, count: 1024)
     let n = fread(&buffer, 1, buffer.count, file)
     let text = String(decoding: buffer[0..<n], as: UTF8.self)
+    // The command name may hold spaces and parentheses: split after the last ')'.
     guard let close = text.lastIndex(of: ")") else { return nil }
-    return text[text.index(after: close)...].split(separator: " ").first.map(String.init)
+    return text[text.index(after: close)...].split(separator: " ").map(String.init)
+}
+
+/// The state letter of a process in /proc (`R`, `S`, `Z`, ...), or nil.
+func processState(_ pid: Int32) -> String? {
+    statFields(pid)?.first
 }
 
 /// Lets one test run processes of different types.

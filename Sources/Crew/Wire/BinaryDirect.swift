@@ -198,19 +198,24 @@ extension UInt64: BinaryPackable { static var packedKind: PackedKind? { .uint64 
 extension Float: BinaryPackable { static var packedKind: PackedKind? { .float32 } }
 extension Double: BinaryPackable { static var packedKind: PackedKind? { .float64 } }
 
+extension BinaryPackable {
+    /// Writes the memory of a run of these numbers as a packed array (bytes for `UInt8`).
+    static func encodePacked(_ raw: UnsafeRawBufferPointer, into bytes: inout [UInt8]) {
+        if let kind = packedKind {
+            bytes.append(BinaryTag.packed)
+            bytes.appendVarint(UInt64(raw.count + 1))
+            bytes.append(kind.rawValue)
+        } else {
+            bytes.append(BinaryTag.bytes)
+            bytes.appendVarint(UInt64(raw.count))
+        }
+        bytes.append(contentsOf: raw)
+    }
+}
+
 extension Array: BinaryDirectCodable where Element: BinaryPackable {
     func encodeDirect(into bytes: inout [UInt8]) {
-        withUnsafeBytes { raw in
-            if let kind = Element.packedKind {
-                bytes.append(BinaryTag.packed)
-                bytes.appendVarint(UInt64(raw.count + 1))
-                bytes.append(kind.rawValue)
-            } else {
-                bytes.append(BinaryTag.bytes)
-                bytes.appendVarint(UInt64(raw.count))
-            }
-            bytes.append(contentsOf: raw)
-        }
+        withUnsafeBytes { Element.encodePacked($0, into: &bytes) }
     }
 
     static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> [Element]? {
@@ -250,17 +255,7 @@ extension ArraySlice: BinaryDirectCodable where Element: BinaryPackable {
     // A slice is written exactly as the array of its elements (so that a chunk of an array travels without
     // being copied into an array first), and read back as one.
     func encodeDirect(into bytes: inout [UInt8]) {
-        withUnsafeBytes { raw in
-            if let kind = Element.packedKind {
-                bytes.append(BinaryTag.packed)
-                bytes.appendVarint(UInt64(raw.count + 1))
-                bytes.append(kind.rawValue)
-            } else {
-                bytes.append(BinaryTag.bytes)
-                bytes.appendVarint(UInt64(raw.count))
-            }
-            bytes.append(contentsOf: raw)
-        }
+        withUnsafeBytes { Element.encodePacked($0, into: &bytes) }
     }
 
     static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> ArraySlice<Element>? {
