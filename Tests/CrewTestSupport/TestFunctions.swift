@@ -170,6 +170,21 @@ public enum TestFunctions {
         var x = 0
         while true { x = x &+ Int(bitPattern: UInt(getpid())) }
     }
+    /// Points this process's standard error at a full pipe nobody reads, then runs a child that writes 2 000 lines
+    /// to standard error: returns the child's answer, which must arrive although its output cannot be copied.
+    public static let childOfAStuckParent = Function("childOfAStuckParent") { () throws -> Int in
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw TestFailure(reason: "pipe") }
+        _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
+        var block = [UInt8](repeating: 0x2E, count: 4096)
+        while write(fds[1], &block, block.count) > 0 {}
+        dup2(fds[1], 2)
+        let p = Crew.Process(target: printLines, args: (0..<2000).map { "line \($0)" })
+        try p.start()
+        let count = try p.get(timeout: .seconds(30))
+        try p.join()
+        return count
+    }
     /// Registered in the test process only: the child does not know it.
     public static let onlyInParent = Function("onlyInParent") { (n: Int) in n }
 
@@ -178,6 +193,6 @@ public enum TestFunctions {
         square, add, echo, echoBytes, pid, parentPID, greet, sleepMilliseconds, blockMilliseconds, fail, failAsync,
         trapFatalError, trapIndex, trapUnwrap, exitWith, killSelf, sleepForever, printLines, bigResult,
         noArgsNoResult, argsNoResult, startGrandchild, descriptors, initState, failingInit, readState, squareOrTrap,
-        burn, ignoreTermForever, threadsWork, segfault, spinForever,
+        burn, ignoreTermForever, threadsWork, segfault, spinForever, childOfAStuckParent,
     ]
 }

@@ -259,6 +259,12 @@ import Glibc
         }
     }
 
+    @Test func aParentWhoseStandardErrorIsStuckStillHearsFromItsChildren() async throws {
+        let p = Crew.Process(target: TestFunctions.childOfAStuckParent, crew: testCrew)
+        try p.start()
+        #expect(try await p.value == 2000)
+    }
+
     @Test func manyProcessesAtOnce() async throws {
         let processes = (0..<16).map { Crew.Process(target: TestFunctions.square, args: $0, crew: testCrew) }
         for p in processes { try p.start() }

@@ -101,6 +101,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     /// The first line that starts with "Fatal error" (what Swift prints when it traps), kept even after a long
     /// crash report has pushed it out of the tail.
     private var fatalLine: String?
+    /// Bytes of the child's standard error not copied to ours because ours was full.
+    private var droppedStderr = 0
     private var socketCookie: UInt64 = 0
     private var stderrCookie: UInt64 = 0
     private var pidfdCookie: UInt64 = 0
@@ -701,7 +703,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         while true {
             let n = chunk.withUnsafeMutableBytes { read(stderrPipe, $0.baseAddress!, $0.count) }
             if n > 0 {
-                chunk.withUnsafeBytes { _ = writeAll(2, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                chunk.withUnsafeBytes { passThrough(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                 stderrTail.append(contentsOf: chunk[0..<n])
                 if fatalLine == nil { fatalLine = Self.fatalErrorLine(in: stderrTail) }
                 if stderrTail.count > tailLimit { stderrTail.removeFirst(stderrTail.count - tailLimit) }
@@ -713,6 +715,35 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             Reactor.shared.unregister(fd: stderrPipe, cookie: stderrCookie)
             close(stderrPipe)
             return
+        }
+    }
+
+    /// Copies a child's standard error to ours without ever blocking the I/O thread: a pipe nobody reads must not
+    /// stall every child. Writes of at most `PIPE_BUF` bytes into a descriptor that polls writable do not block;
+    /// what does not fit is dropped (and said so), while the tail for crash reports keeps everything.
+    private func passThrough(_ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < bytes.count {
+            var p = pollfd(fd: 2, events: Int16(POLLOUT), revents: 0)
+            guard poll(&p, 1, 0) == 1, p.revents & Int16(POLLOUT) != 0 else { break }
+            let n = write(2, bytes.baseAddress! + offset, min(4096, bytes.count - offset))
+            if n > 0 {
+                offset += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                break
+            }
+        }
+        if offset < bytes.count {
+            droppedStderr += bytes.count - offset
+        } else if droppedStderr > 0 {
+            var note = "[crew: \(droppedStderr) bytes of child \(pid)'s standard error were dropped: ours was not writable]\n"
+            droppedStderr = 0
+            note.withUTF8 { raw in
+                var q = pollfd(fd: 2, events: Int16(POLLOUT), revents: 0)
+                if poll(&q, 1, 0) == 1 { _ = write(2, raw.baseAddress, raw.count) }
+            }
         }
     }
 
