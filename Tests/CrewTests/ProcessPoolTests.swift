@@ -1,5 +1,6 @@
 import CrewTestSupport
 import CrewTesting
+import Foundation
 import Synchronization
 import Testing
 
@@ -313,6 +314,27 @@ import Glibc
             return try await group.reduce(0, +)
         }
         #expect(total == (0..<200).map { $0 * $0 }.reduce(0, +))
+        try await finish(pool)
+    }
+
+    @Test func aPoolIsUsableFromManyThreadsWithBlockingCalls() async throws {
+        let pool = try pool(2)
+        let sums = Mutex<[Int]>([])
+        let threads = (0..<4).map { t in
+            Thread {
+                var sum = 0
+                for i in 0..<50 {
+                    if let value = try? pool.applyAsync(TestFunctions.square, t * 100 + i).get(timeout: .seconds(30)) {
+                        sum += value
+                    }
+                }
+                sums.withLock { $0.append(sum) }
+            }
+        }
+        for thread in threads { thread.start() }
+        while sums.withLock({ $0.count }) < 4 { try await Task.sleep(for: .milliseconds(10)) }
+        let expected = (0..<4).map { t in (0..<50).map { (t * 100 + $0) * (t * 100 + $0) }.reduce(0, +) }
+        #expect(sums.withLock { $0.sorted() } == expected.sorted())
         try await finish(pool)
     }
 
