@@ -201,8 +201,8 @@ final class PoolCore: @unchecked Sendable {
         completions.reserveCapacity(answers.count)
         var initializerResult: Result<[UInt8], CrewError>?
         step(nil, flush: .always) { inner in
-            var actions: [PoolStateMachine.Action] = []
-            let now = monotonicNanos()
+            var finished: [TaskID] = []
+            finished.reserveCapacity(answers.count)
             for answer in answers {
                 let id = answer.id
                 if inner.initializerCalls[worker] == id {
@@ -217,9 +217,9 @@ final class PoolCore: @unchecked Sendable {
                     outcome = .failure(error)
                 }
                 completions.append(Finished(completion: record.complete, result: outcome))
-                actions += inner.machine.taskFinished(id, worker: worker, now: now)
+                finished.append(id)
             }
-            return actions
+            return finished.isEmpty ? [] : inner.machine.tasksFinished(finished, worker: worker, now: monotonicNanos())
         }
         // Frames that submitters queued behind this worker's calls go out now, with whatever this step queued.
         inner.withLock { $0.connections[worker] }?.flush()

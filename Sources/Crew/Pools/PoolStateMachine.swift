@@ -177,17 +177,29 @@ struct PoolStateMachine {
 
     /// The worker answered `task` (with a value or an error of the function's own: the worker is healthy).
     mutating func taskFinished(_ task: TaskID, worker: WorkerID, now: UInt64) -> [Action] {
-        guard var w = workers[worker], let index = w.inFlight.firstIndex(of: task) else { return [] }
-        failedStartsInARow = 0
+        tasksFinished([task], worker: worker, now: now)
+    }
+
+    /// The worker answered these tasks (one read's worth): the same as one `taskFinished` each, with one round of
+    /// dispatching at the end instead of one per task.
+    mutating func tasksFinished(_ finished: [TaskID], worker: WorkerID, now: UInt64) -> [Action] {
+        guard var w = workers[worker] else { return [] }
         var actions: [Action] = []
-        let info = tasks.removeValue(forKey: task)
-        w.inFlight.remove(at: index)
-        w.completed += 1
-        if w.timed == task {
-            actions.append(.cancelTimer(task))
-            w.timed = nil
+        var any = false
+        for task in finished {
+            guard let index = w.inFlight.firstIndex(of: task) else { continue }
+            any = true
+            let info = tasks.removeValue(forKey: task)
+            w.inFlight.remove(at: index)
+            w.completed += 1
+            if w.timed == task {
+                actions.append(.cancelTimer(task))
+                w.timed = nil
+            }
+            if let started = info?.startedAt, now >= started { record(now - started) }
         }
-        if let started = info?.startedAt, now >= started { record(now - started) }
+        guard any else { return actions }
+        failedStartsInARow = 0
         workers[worker] = w
         actions += startTimers(worker, now: now)
         if let limit = configuration.maxTasksPerChild, w.completed >= limit, w.phase == .running {
