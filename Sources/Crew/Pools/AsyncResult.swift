@@ -21,7 +21,7 @@ public final class AsyncResult<Value: Sendable>: Sendable {
     }
 
     /// Sets the outcome (once) and runs the matching callback.
-    @usableFromInline
+    @inlinable
     func complete(_ result: Result<Value, CrewError>) {
         guard completion.complete(result) else { return }
         switch result {
@@ -34,6 +34,7 @@ public final class AsyncResult<Value: Sendable>: Sendable {
     ///
     /// - Throws: the work's failure as a ``CrewError``; `CancellationError` if the waiting task is cancelled (the
     ///   work goes on).
+    @inlinable
     public var value: Value {
         get async throws {
             guard let result = await completion.wait() else { throw CancellationError() }

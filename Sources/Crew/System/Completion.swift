@@ -1,4 +1,4 @@
-import Synchronization
+public import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -8,6 +8,7 @@ import Musl
 
 /// A pthread mutex with a condition variable, for threads that must block (the blocking conveniences
 /// Python users expect: `join(timeout:)`, `get(timeout:)`).
+@usableFromInline
 final class ConditionLock: @unchecked Sendable {
     // @unchecked Sendable: the pthread objects are used only through their own thread-safe calls.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -32,12 +33,14 @@ final class ConditionLock: @unchecked Sendable {
     func lock() { pthread_mutex_lock(mutex) }
     func unlock() { pthread_mutex_unlock(mutex) }
 
+    @usableFromInline
     func withLock<R>(_ body: () throws -> R) rethrows -> R {
         lock()
         defer { unlock() }
         return try body()
     }
 
+    @usableFromInline
     func broadcast() { pthread_cond_broadcast(condition) }
 
     /// Waits (the lock held) until signalled or until `deadline` (monotonic nanoseconds) passes.
@@ -57,32 +60,53 @@ final class ConditionLock: @unchecked Sendable {
 ///
 /// Cheap when only tasks wait (one mutex, no allocation beyond the waiters); a thread that blocks brings its
 /// own condition variable.
+//
+// Its hot methods are inlinable: they are then specialized where the value's type is known (a pool's result in
+// the caller's module), instead of running as generic code that looks its types up at run time on every call.
 @usableFromInline
 final class Completion<Value: Sendable>: Sendable {
-    private struct State {
-        var value: Value?
-        var waiters: [(id: UInt64, continuation: CheckedContinuation<Value?, Never>)] = []
-        var sleepers: [ConditionLock] = []
-        var nextWaiter: UInt64 = 0
+    @usableFromInline
+    struct Waiter {
+        @usableFromInline var id: UInt64
+        @usableFromInline var continuation: CheckedContinuation<Value?, Never>
+
+        @inlinable
+        init(id: UInt64, continuation: CheckedContinuation<Value?, Never>) {
+            self.id = id
+            self.continuation = continuation
+        }
     }
 
-    private let state = Mutex(State())
+    @usableFromInline
+    struct State {
+        @usableFromInline var value: Value?
+        @usableFromInline var waiters: [Waiter] = []
+        @usableFromInline var sleepers: [ConditionLock] = []
+        @usableFromInline var nextWaiter: UInt64 = 0
+
+        @inlinable
+        init() {}
+    }
 
     @usableFromInline
-    init() {}
+    let state: Mutex<State>
+
+    @inlinable
+    init() {
+        state = Mutex(State())
+    }
 
     /// Sets the value and wakes every waiter. Only the first call has an effect; returns whether it did.
-    @usableFromInline
+    @inlinable
     @discardableResult
     func complete(_ newValue: Value) -> Bool {
-        let woken = state.withLock { state -> (waiters: [(id: UInt64, continuation: CheckedContinuation<Value?, Never>)], sleepers: [ConditionLock])? in
+        let woken = state.withLock { state -> State? in
             guard state.value == nil else { return nil }
             state.value = newValue
-            defer {
-                state.waiters = []
-                state.sleepers = []
-            }
-            return (state.waiters, state.sleepers)
+            var taken = State()
+            swap(&taken.waiters, &state.waiters)
+            swap(&taken.sleepers, &state.sleepers)
+            return taken
         }
         guard let woken else { return false }
         for waiter in woken.waiters { waiter.continuation.resume(returning: newValue) }
@@ -93,9 +117,11 @@ final class Completion<Value: Sendable>: Sendable {
     }
 
     /// The value, if it has arrived.
+    @inlinable
     var current: Value? { state.withLock { $0.value } }
 
     /// Waits for the value; nil if the waiting task is cancelled first.
+    @inlinable
     func wait() async -> Value? {
         let id: UInt64
         switch state.withLock({ state -> (Value?, UInt64) in
@@ -110,7 +136,7 @@ final class Completion<Value: Sendable>: Sendable {
                 let immediate = state.withLock { state -> Value?? in
                     if let value = state.value { return .some(value) }
                     if Task.isCancelled { return .some(nil) }
-                    state.waiters.append((id, continuation))
+                    state.waiters.append(Waiter(id: id, continuation: continuation))
                     return nil
                 }
                 if let immediate { continuation.resume(returning: immediate) }
