@@ -18,7 +18,13 @@ final class PoolCore: @unchecked Sendable {
     typealias WorkerID = PoolStateMachine.WorkerID
     typealias TaskID = PoolStateMachine.TaskID
     @usableFromInline
-    typealias TaskCompletion = @Sendable (Result<[UInt8], CrewError>) -> Void
+    typealias TaskCompletion = @Sendable (Result<Payload, CrewError>) -> Void
+
+    /// A task's completion to run with its outcome, once locks are released.
+    struct TaskFinished {
+        var completion: TaskCompletion
+        var result: Result<Payload, CrewError>
+    }
 
     struct TaskRecord {
         var frame: [UInt8]
@@ -161,7 +167,7 @@ final class PoolCore: @unchecked Sendable {
         }
     }
 
-    private func initialized(_ worker: WorkerID, _ result: Result<[UInt8], CrewError>) {
+    private func initialized(_ worker: WorkerID, _ result: Result<Payload, CrewError>) {
         switch result {
         case .success:
             step(nil, flush: .always) { $0.machine.workerStarted(worker, now: monotonicNanos()) }
@@ -197,9 +203,9 @@ final class PoolCore: @unchecked Sendable {
 
     /// Answers from a worker, as many as one read brought (on the reactor thread, or on a thread that reads).
     private func answered(_ answers: [Answer], worker: WorkerID) {
-        var completions: [Finished] = []
+        var completions: [TaskFinished] = []
         completions.reserveCapacity(answers.count)
-        var initializerResult: Result<[UInt8], CrewError>?
+        var initializerResult: Result<Payload, CrewError>?
         step(nil, flush: .always) { inner in
             var finished: [TaskID] = []
             finished.reserveCapacity(answers.count)
@@ -216,7 +222,7 @@ final class PoolCore: @unchecked Sendable {
                     error.function = record.function
                     outcome = .failure(error)
                 }
-                completions.append(Finished(completion: record.complete, result: outcome))
+                completions.append(TaskFinished(completion: record.complete, result: outcome))
                 finished.append(id)
             }
             return finished.isEmpty ? [] : inner.machine.tasksFinished(finished, worker: worker, now: monotonicNanos())
@@ -251,7 +257,7 @@ final class PoolCore: @unchecked Sendable {
         _ event: (inout Inner) -> [PoolStateMachine.Action]
     ) {
         var flushes: [ChildConnection] = []
-        var failures: [Finished] = []
+        var failures: [TaskFinished] = []
         let actions: [PoolStateMachine.Action] = inner.withLock { inner in
             var rest: [PoolStateMachine.Action] = []
             for action in event(&inner) {
@@ -276,7 +282,7 @@ final class PoolCore: @unchecked Sendable {
                     }
                 case .fail(let task, let reason):
                     guard let record = inner.records.removeValue(forKey: task) else { continue }
-                    failures.append(Finished(completion: record.complete, result: .failure(error(for: reason, record, death, inner))))
+                    failures.append(TaskFinished(completion: record.complete, result: .failure(error(for: reason, record, death, inner))))
                 default:
                     rest.append(action)
                 }

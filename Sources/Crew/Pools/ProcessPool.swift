@@ -152,9 +152,9 @@ public final class ProcessPool: Sendable {
     }
 
     @usableFromInline
-    static func decode<R: Decodable>(_ type: R.Type, _ bytes: [UInt8], function: String) -> Result<R, CrewError> {
+    static func decode<R: Decodable>(_ type: R.Type, _ payload: Payload, function: String) -> Result<R, CrewError> {
         do {
-            return .success(try BinaryDecoder().decode(R.self, from: bytes))
+            return .success(try BinaryDecoder().decode(R.self, from: payload.bytes, range: payload.range))
         } catch {
             return .failure(CrewError(.decodingFailed, "the result did not decode as \(R.self): \(error)", function: function))
         }

@@ -22,10 +22,18 @@ typealias CallCompletion = @Sendable (Result<[UInt8], CrewError>) -> Void
 // Named structs rather than tuples for what travels per call: a tuple type's metadata is looked up in a global
 // cache at run time whenever an array of them is made, which showed in profiles of the pool's hot path.
 
+/// The encoded value of an answer: a range of the buffer it was read into, which may hold other answers too.
+/// Decode it at once: the reader reuses the buffer (keeping it longer only costs a copy of the buffer).
+@usableFromInline
+struct Payload: Sendable {
+    @usableFromInline let bytes: [UInt8]
+    @usableFromInline let range: Range<Int>
+}
+
 /// An answer from a child, by call id.
 struct Answer: Sendable {
     var id: UInt64
-    var result: Result<[UInt8], CrewError>
+    var result: Result<Payload, CrewError>
 }
 
 /// A call waiting for its answer.
@@ -631,7 +639,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                     }
                     state.withLock { $0.helloSeen = true }
                 case .result(let id, let range) where batched:
-                    answers.append(Answer(id: id, result: .success(side.reader.copy(range))))
+                    answers.append(Answer(id: id, result: .success(Payload(bytes: side.reader.buffer, range: range))))
                 case .failure(let id, let failure) where batched:
                     answers.append(Answer(id: id, result: .failure(failure.error(function: nil, pid: pid))))
                 case .result(let id, let range):
