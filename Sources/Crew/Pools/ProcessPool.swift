@@ -16,8 +16,10 @@ import Synchronization
 /// with ``CrewError/Code/workerCrashed`` (pid, exit status, last lines of standard error); calls it had been sent
 /// but had not started go to another worker; the dead worker is replaced and the pool goes on. Calls on other
 /// workers are untouched, and ``join()`` always returns. (Python's `Pool` hangs in this case;
-/// `ProcessPoolExecutor` breaks the whole pool.) Calls with `async` bodies start as soon as a worker receives
-/// them, so a death fails every such call the worker held.
+/// `ProcessPoolExecutor` breaks the whole pool.) A worker notes each call it starts and finishes in memory it
+/// shares with the parent, so the parent knows this exactly; a call that had finished but whose result the
+/// worker had not sent yet also fails (saying so) rather than run twice. Calls with `async` bodies start as soon
+/// as a worker receives them, so a death fails every such call the worker held.
 ///
 /// **Timeouts.** A call given a `timeout:` that runs longer is stopped: its worker gets `SIGTERM`, then
 /// `SIGKILL` after ``Options/timeoutGrace``, the call fails with ``CrewError/Code/timedOut``, and the worker is
