@@ -113,9 +113,6 @@ int crew_epoll_wait(int epfd, uint64_t *cookies, uint32_t *events, int max, int 
     return n;
 }
 
-int crew_gettid(void) {
-    return (int)gettid();
-}
 
 int crew_epoll_create(void) {
     return epoll_create1(EPOLL_CLOEXEC);

@@ -98,7 +98,5 @@ int crew_fork(void);
 /// The number of threads of this process (from /proc/self/task), or -1.
 int crew_thread_count(void);
 
-/// The calling thread's kernel thread id.
-int crew_gettid(void);
 
 #endif

@@ -62,14 +62,6 @@ final class Reactor: @unchecked Sendable {
         if first { crew_eventfd_signal(wakeFD) }
     }
 
-    /// Runs `work` on the reactor thread and waits for its result (inline if already there).
-    func sync<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
-        if isOnReactorThread { return try work() }
-        let done = Completion<Result<T, any Error>>()
-        submit { done.complete(Result { try work() }) }
-        return try done.wait(timeout: nil)!.get()
-    }
-
     // MARK: Registration (reactor thread only)
 
     /// Watches `fd` for `events`; returns the cookie that identifies the registration.
