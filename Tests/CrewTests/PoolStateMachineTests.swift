@@ -47,6 +47,37 @@ import Testing
         #expect(sm.queuedCount == 40 - 16)
     }
 
+    @Test func tasksSubmittedTogetherGoOutAsOneSendPerWorker() {
+        var sm = running(2) { $0.maxInFlight = 8 }
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.taskFinished(1, worker: 0, now: 10_000)  // short calls
+        let actions = sm.submitMany(Array(2...41), synchronous: true, timeout: nil, now: 20_000)
+        let sendActions = actions.filter { if case .send = $0 { true } else { false } }
+        #expect(sendActions.count == 2)
+        // Least loaded first, in queue order: the workers take turns until each holds its eight.
+        #expect(sends(actions) == [0: [2, 4, 6, 8, 10, 12, 14, 16], 1: [3, 5, 7, 9, 11, 13, 15, 17]])
+        #expect(sm.queuedCount == 40 - 16)
+        // The rest go out as answers come back, and every task is handed out exactly once.
+        var handedOut = sends(actions).values.flatMap { $0 }
+        var now: UInt64 = 30_000
+        while sm.queuedCount > 0 || !sm.workers.isEmpty && handedOut.count < 40 {
+            for worker in 0..<2 {
+                let held = sm.workers[worker]!.inFlight
+                guard !held.isEmpty else { continue }
+                handedOut += sends(sm.tasksFinished(held, worker: worker, now: now)).values.flatMap { $0 }
+                now += 10_000
+            }
+        }
+        #expect(handedOut.sorted() == Array(2...41))
+    }
+
+    @Test func aBrokenPoolFailsEveryTaskSubmittedTogether() {
+        var sm = running(1) { $0.maxFailedStarts = 1 }
+        _ = sm.workerExited(0, served: false, progress: nil, now: 0)
+        #expect(sm.broken)
+        #expect(sm.submitMany([7, 8], synchronous: true, timeout: nil, now: 0) == [.fail(7, .broken), .fail(8, .broken)])
+    }
+
     @Test func nothingQueuesBehindACallThatRunsLong() {
         var sm = running(2) { $0.maxInFlight = 8 }
         _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)

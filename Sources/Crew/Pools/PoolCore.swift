@@ -36,7 +36,7 @@ final class PoolCore: @unchecked Sendable {
     struct Inner {
         var machine: PoolStateMachine
         var connections: [WorkerID: ChildConnection] = [:]
-        var records: [TaskID: TaskRecord] = [:]
+        var records = IDMap<TaskID, TaskRecord>()
         /// Why the last worker that never served ended (for the error of a broken pool).
         var lastStartFailure: CrewError?
         /// Workers whose initializer failed.
@@ -86,22 +86,7 @@ final class PoolCore: @unchecked Sendable {
         complete: @escaping TaskCompletion
     ) throws {
         let id = nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
-        var frame: [UInt8] = []
-        do {
-            try Message.appendCall(
-                id: id,
-                function: function,
-                chunk: chunk,
-                to: &frame,
-                maxFrameSize: crew.options.maxFrameSize,
-                arguments: encode
-            )
-        } catch var error as CrewError {
-            error.function = function
-            throw error
-        } catch {
-            throw CrewError(.encodingFailed, "the arguments did not encode: \(error)", function: function)
-        }
+        let frame = try callFrame(id: id, function: function, chunk: chunk, encode: encode)
         let record = TaskRecord(frame: frame, function: function, timeout: timeout, complete: complete)
         var refused = false
         step(nil, flush: .ifIdle) { inner in
@@ -120,6 +105,86 @@ final class PoolCore: @unchecked Sendable {
         if refused {
             throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: function)
         }
+    }
+
+    /// Submits `count` tasks of `function` at once (the chunks of a map): every frame is encoded first, then
+    /// all go to the state machine under one lock, so the workers get them in few frames and the reactor is
+    /// not held up by one lock round per chunk. Nothing is submitted if one of them fails to encode.
+    @usableFromInline
+    func submitMany(
+        function: String,
+        synchronous: Bool,
+        timeout: Duration?,
+        count: Int,
+        encode: (Int, inout [UInt8]) throws -> Void,
+        complete: (Int) -> TaskCompletion
+    ) throws {
+        guard count > 0 else { return }
+        let first = nextTask.wrappingAdd(UInt64(count), ordering: .relaxed).oldValue
+        // In batches, so the workers start on the first chunks while the later ones are still being encoded.
+        var done = 0
+        var batch = 16
+        var records: [TaskRecord] = []
+        while done < count {
+            let range = done..<min(count, done + batch)
+            records.removeAll(keepingCapacity: true)
+            records.reserveCapacity(range.count)
+            for index in range {
+                let frame = try callFrame(id: first + UInt64(index), function: function, chunk: true) { try encode(index, &$0) }
+                records.append(TaskRecord(frame: frame, function: function, timeout: timeout, complete: complete(index)))
+            }
+            var refused = false
+            step(nil, flush: .ifIdle) { inner in
+                guard inner.machine.lifecycle == .running else {
+                    refused = true
+                    return []
+                }
+                var ids: [TaskID] = []
+                ids.reserveCapacity(range.count)
+                for (offset, record) in records.enumerated() {
+                    let id = first + UInt64(range.lowerBound + offset)
+                    inner.records[id] = record
+                    ids.append(id)
+                }
+                return inner.machine.submitMany(
+                    ids,
+                    synchronous: synchronous,
+                    timeout: timeout.map { max(1, $0.clampedNanoseconds) },
+                    now: monotonicNanos()
+                )
+            }
+            if refused {
+                throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: function)
+            }
+            done = range.upperBound
+            batch = min(batch * 2, 256)
+        }
+    }
+
+    /// The call frame of task `id`, with the function's name on the encoding errors.
+    private func callFrame(
+        id: TaskID,
+        function: String,
+        chunk: Bool,
+        encode: (inout [UInt8]) throws -> Void
+    ) throws -> [UInt8] {
+        var frame: [UInt8] = []
+        do {
+            try Message.appendCall(
+                id: id,
+                function: function,
+                chunk: chunk,
+                to: &frame,
+                maxFrameSize: crew.options.maxFrameSize,
+                arguments: encode
+            )
+        } catch var error as CrewError {
+            error.function = function
+            throw error
+        } catch {
+            throw CrewError(.encodingFailed, "the arguments did not encode: \(error)", function: function)
+        }
+        return frame
     }
 
     // MARK: Lifecycle

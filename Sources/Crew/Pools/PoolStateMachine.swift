@@ -106,8 +106,8 @@ struct PoolStateMachine {
 
     let configuration: Configuration
     private(set) var lifecycle = Lifecycle.running
-    private(set) var workers: [WorkerID: Worker] = [:]
-    private(set) var tasks: [TaskID: Task] = [:]
+    private(set) var workers = IDMap<WorkerID, Worker>()
+    private(set) var tasks = IDMap<TaskID, Task>()
     private(set) var queue: [TaskID] = []
     private var queueHead = 0
     private var nextWorker = 0
@@ -155,6 +155,19 @@ struct PoolStateMachine {
         if broken { return [.fail(id, .broken)] }
         tasks[id] = Task(synchronous: synchronous, timeout: timeout)
         queue.append(id)
+        return dispatch(now: now)
+    }
+
+    /// Several tasks submitted together (the chunks of one map): the same as one `submit` each, with one round
+    /// of dispatching at the end, so each worker gets its share in one frame.
+    mutating func submitMany(_ ids: [TaskID], synchronous: Bool, timeout: UInt64?, now: UInt64) -> [Action] {
+        precondition(lifecycle == .running)
+        if broken { return ids.map { .fail($0, .broken) } }
+        for id in ids {
+            precondition(tasks[id] == nil)
+            tasks[id] = Task(synchronous: synchronous, timeout: timeout)
+            queue.append(id)
+        }
         return dispatch(now: now)
     }
 
@@ -354,31 +367,51 @@ struct PoolStateMachine {
         return configuration.maxInFlight
     }
 
+    /// A worker as `dispatch` sees it while it hands out tasks.
+    private struct Slot {
+        var worker: WorkerID
+        var load: Int
+        var room: Int
+        var sent: [TaskID] = []
+        /// How many of `sent` are already in the worker's `inFlight`.
+        var appended = 0
+    }
+
     /// Hands queued tasks to the least loaded workers that have room.
     private mutating func dispatch(now: UInt64) -> [Action] {
         guard queuedCount > 0 else { return [] }
-        // Small arrays rather than dictionaries: a pool has few workers, and this runs for every submission.
-        var batches: [(worker: WorkerID, tasks: [TaskID])] = []
+        // Small arrays rather than dictionaries: a pool has few workers, and this runs for every submission and
+        // every batch of answers. Each worker's load and room are read once, not once per task.
+        var slots: [Slot] = []
+        slots.reserveCapacity(workerOrder.count)
+        for id in workerOrder {
+            let w = workers[id]!
+            slots.append(Slot(worker: id, load: w.inFlight.count, room: capacity(w, now: now)))
+        }
+        var order: [Int] = []  // Slots in the order they got their first task.
         while queuedCount > 0 {
-            var best: WorkerID?
+            var best = -1
             var bestLoad = Int.max
-            for id in workerOrder {
-                let w = workers[id]!
-                if w.inFlight.count < bestLoad && w.inFlight.count < capacity(w, now: now) {
-                    best = id
-                    bestLoad = w.inFlight.count
-                }
+            for i in slots.indices where slots[i].load < bestLoad && slots[i].load < slots[i].room {
+                best = i
+                bestLoad = slots[i].load
             }
-            guard let worker = best else { break }
+            guard best >= 0 else { break }
             let task = queue[queueHead]
             queueHead += 1
-            workers[worker]!.inFlight.append(task)
-            tasks[task]!.worker = worker
-            if let index = batches.firstIndex(where: { $0.worker == worker }) {
-                batches[index].tasks.append(task)
-            } else {
-                batches.append((worker, [task]))
+            tasks[task]!.worker = slots[best].worker
+            if slots[best].sent.isEmpty { order.append(best) }
+            slots[best].sent.append(task)
+            slots[best].load += 1
+            if slots[best].load == 1 {
+                // Its first call decides how many more it may hold (see `unboundedCapacity`).
+                workers[slots[best].worker]!.inFlight.append(task)
+                slots[best].room = capacity(workers[slots[best].worker]!, now: now)
+                slots[best].appended = slots[best].sent.count
             }
+        }
+        for i in order {
+            workers[slots[i].worker]!.inFlight.append(contentsOf: slots[i].sent[slots[i].appended...])
         }
         if queueHead == queue.count {
             queue.removeAll(keepingCapacity: true)
@@ -388,9 +421,9 @@ struct PoolStateMachine {
             queueHead = 0
         }
         var actions: [Action] = []
-        actions.reserveCapacity(batches.count * 2)
-        for batch in batches { actions.append(.send(batch.worker, batch.tasks)) }
-        for batch in batches { actions += startTimers(batch.worker, now: now) }
+        actions.reserveCapacity(order.count * 2)
+        for i in order { actions.append(.send(slots[i].worker, slots[i].sent)) }
+        for i in order { actions += startTimers(slots[i].worker, now: now) }
         return actions
     }
 

@@ -153,7 +153,7 @@ public final class ProcessPool: Sendable {
         }
     }
 
-    @usableFromInline
+    @inlinable
     static func decode<R: Decodable>(_ type: R.Type, _ payload: Payload, function: String) -> Result<R, CrewError> {
         do {
             return .success(try BinaryDecoder().decode(R.self, from: payload.bytes, range: payload.range))
@@ -219,7 +219,7 @@ public final class ProcessPool: Sendable {
     }
 
     /// Submits `items` in chunks; `deliver(index, result)` gets each chunk's results.
-    @usableFromInline
+    @inlinable
     func submitChunks<A, R>(
         _ function: Function<A, R>,
         _ items: [A],
@@ -231,32 +231,32 @@ public final class ProcessPool: Sendable {
         guard chunkSize >= 1 else { throw CrewError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)") }
         let name = function.name
         let synchronous = function.registration.isSynchronous
-        var index = 0
-        for start in stride(from: 0, to: items.count, by: chunkSize) {
-            let chunk = items[start..<min(start + chunkSize, items.count)]
-            let position = index
-            // A chunk may run as long as its calls would one after the other.
-            let limit = timeout.map { $0 * chunk.count }
-            try core.submit(
-                function: name,
-                synchronous: synchronous,
-                chunk: true,
-                timeout: limit,
-                encode: { bytes in
-                    // Slices of numbers are written straight from the input; other chunks as arrays.
-                    if let direct = chunk as? any BinaryDirectCodable {
-                        direct.encodeDirect(into: &bytes)
-                    } else {
-                        try BinaryEncoder.encode(Array(chunk), appendingTo: &bytes)
-                    }
-                },
-                complete: { outcome in
-                    deliver(position, outcome.flatMap { Self.decode([R].self, $0, function: name) })
-                }
-            )
-            index += 1
+        let count = (items.count + chunkSize - 1) / chunkSize
+        // A chunk may run as long as its calls would one after the other.
+        let limit = timeout.map { $0 * chunkSize }
+        try core.submitMany(
+            function: name,
+            synchronous: synchronous,
+            timeout: limit,
+            count: count,
+            encode: { index, bytes in
+                try Self.encodeChunk(items[index * chunkSize..<min((index + 1) * chunkSize, items.count)], into: &bytes)
+            },
+            complete: { position in
+                { outcome in deliver(position, outcome.flatMap { Self.decode([R].self, $0, function: name) }) }
+            }
+        )
+        return count
+    }
+
+    /// Writes a chunk of arguments: slices of numbers straight from the input, other chunks as arrays.
+    @usableFromInline
+    static func encodeChunk<A: Encodable>(_ chunk: ArraySlice<A>, into bytes: inout [UInt8]) throws {
+        if let direct = chunk as? any BinaryDirectCodable {
+            direct.encodeDirect(into: &bytes)
+        } else {
+            try BinaryEncoder.encode(Array(chunk), appendingTo: &bytes)
         }
-        return index
     }
 
     /// Runs `function` on every item and returns the results in order: Python's `map`, awaited.
@@ -317,6 +317,7 @@ public final class ProcessPool: Sendable {
 
     /// Runs `function` on every item and yields the results in order as they become available: Python's
     /// `imap`. Iteration throws the first failure at its place.
+    @inlinable
     public func imap<A, R, S: Sequence<A>>(
         _ function: Function<A, R>,
         _ items: S,
@@ -328,6 +329,7 @@ public final class ProcessPool: Sendable {
 
     /// Runs `function` on every item and yields the results as they finish, in any order: Python's
     /// `imap_unordered`.
+    @inlinable
     public func imapUnordered<A, R, S: Sequence<A>>(
         _ function: Function<A, R>,
         _ items: S,
@@ -337,7 +339,8 @@ public final class ProcessPool: Sendable {
         try results(function, items, chunkSize: chunkSize, timeout: timeout, ordered: false)
     }
 
-    private func results<A, R, S: Sequence<A>>(
+    @inlinable
+    func results<A, R, S: Sequence<A>>(
         _ function: Function<A, R>,
         _ items: S,
         chunkSize: Int,
@@ -433,7 +436,13 @@ final class ChunkCollector<R: Sendable>: Sendable {
 /// The results of ``ProcessPool/imap(_:_:chunkSize:timeout:)`` and
 /// ``ProcessPool/imapUnordered(_:_:chunkSize:timeout:)``, as they arrive.
 public struct PoolResults<Element: Sendable>: AsyncSequence, Sendable {
+    @usableFromInline
     let buffer: ResultBuffer<Element>
+
+    @usableFromInline
+    init(buffer: ResultBuffer<Element>) {
+        self.buffer = buffer
+    }
 
     /// Makes the iterator. Iterate once: the results are handed out as they are consumed.
     public func makeAsyncIterator() -> AsyncIterator {
@@ -442,9 +451,11 @@ public struct PoolResults<Element: Sendable>: AsyncSequence, Sendable {
 
     /// Yields the results; throws the first failure.
     public struct AsyncIterator: AsyncIteratorProtocol {
+        @usableFromInline
         let buffer: ResultBuffer<Element>
 
         /// The next result, or nil after the last.
+        @inlinable
         public mutating func next() async throws -> Element? {
             try await buffer.next()
         }
@@ -452,21 +463,33 @@ public struct PoolResults<Element: Sendable>: AsyncSequence, Sendable {
 }
 
 /// Chunks of results waiting for their consumer, in chunk order (imap) or arrival order (imap_unordered).
+@usableFromInline
 final class ResultBuffer<Element: Sendable>: Sendable {
-    private struct State {
+    @usableFromInline
+    struct State {
         /// imap: chunks that arrived ahead of their turn, by index.
+        @usableFromInline
         var early: [Int: Result<[Element], CrewError>] = [:]
         /// imap_unordered: chunks in the order they arrived (consumed from `readyHead`).
+        @usableFromInline
         var ready: [Result<[Element], CrewError>] = []
+        @usableFromInline
         var readyHead = 0
+        @usableFromInline
         var nextChunk = 0
+        @usableFromInline
         var consumedChunks = 0
+        @usableFromInline
         var current: [Element] = []
+        @usableFromInline
         var currentIndex = 0
+        @usableFromInline
         var waiter: CheckedContinuation<Void, Never>?
+        @usableFromInline
         var finished = false
 
         /// The next chunk the consumer may take, if it has arrived.
+        @usableFromInline
         mutating func takeNext(ordered: Bool) -> Result<[Element], CrewError>? {
             if ordered {
                 guard let chunk = early.removeValue(forKey: nextChunk) else { return nil }
@@ -484,20 +507,26 @@ final class ResultBuffer<Element: Sendable>: Sendable {
             return ready[readyHead]
         }
 
+        @usableFromInline
         func hasNext(ordered: Bool) -> Bool {
             ordered ? early[nextChunk] != nil : readyHead < ready.count
         }
     }
 
-    private let ordered: Bool
-    private let chunks: Int
-    private let state = Mutex(State())
+    @usableFromInline
+    let ordered: Bool
+    @usableFromInline
+    let chunks: Int
+    @usableFromInline
+    let state = Locked(State())
 
+    @inlinable
     init(ordered: Bool, chunks: Int) {
         self.ordered = ordered
         self.chunks = chunks
     }
 
+    @inlinable
     func deliver(_ index: Int, _ outcome: Result<[Element], CrewError>) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             if ordered { state.early[index] = outcome } else { state.ready.append(outcome) }
@@ -507,13 +536,15 @@ final class ResultBuffer<Element: Sendable>: Sendable {
         waiter?.resume()
     }
 
-    private enum Step {
+    @usableFromInline
+    enum Step {
         case element(Element)
         case end
         case failure(CrewError)
         case wait
     }
 
+    @inlinable
     func next() async throws -> Element? {
         while true {
             let step = state.withLock { state -> Step in

@@ -11,11 +11,14 @@ import Musl
 /// `Synchronization.Mutex` on Linux uses priority-inheritance futexes: every contended lock is a system call.
 /// Under the contention of a pool (the I/O thread and submitting threads on the same lock), that cost showed in
 /// profiles; an adaptive mutex spins briefly first and sleeps only if the holder stays.
+@usableFromInline
 final class Locked<Value>: @unchecked Sendable {
     // @unchecked Sendable: `value` is only touched while `mutex` is held.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private var value: Value
+    @usableFromInline
+    var value: Value
 
+    @usableFromInline
     init(_ value: Value) {
         self.value = value
         _ = crew_mutex_init_adaptive(mutex)
@@ -26,10 +29,20 @@ final class Locked<Value>: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        lock()
+        defer { unlock() }
         return try body(&value)
+    }
+
+    @usableFromInline
+    func lock() {
+        pthread_mutex_lock(mutex)
+    }
+
+    @usableFromInline
+    func unlock() {
+        pthread_mutex_unlock(mutex)
     }
 }
