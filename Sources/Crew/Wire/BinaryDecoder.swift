@@ -22,20 +22,40 @@ struct BinaryDecoder {
     }
 
     /// Decodes a `T` that occupies exactly `range` of `bytes`.
-    @usableFromInline
+    ///
+    /// Inlinable so that, where `T` is known, the check for a direct form is decided when compiling rather than
+    /// by a conformance lookup at run time on every call.
+    @inlinable
     func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], range: Range<Int>) throws -> T {
         // Numbers, strings, byte blobs and arrays of numbers need no decoder object.
-        if let direct = T.self as? any BinaryDirectCodable.Type, !range.isEmpty {
-            let reader = ByteReader(bytes: bytes)
-            do {
-                let end = try reader.valueEnd(at: range.lowerBound, end: range.upperBound)
-                if end == range.upperBound, let value = try direct.decodeDirect(reader, start: range.lowerBound, end: end) {
-                    return value as! T  // decodeDirect returns Self, and Self is T.
-                }
-            } catch {
-                throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: error.message))
-            }
+        if let direct = T.self as? any BinaryDirectCodable.Type, !range.isEmpty,
+            let value = try Self.decodeDirect(direct, from: bytes, range: range)
+        {
+            return value as! T  // decodeDirect returns a `direct`, and `direct` is T.
         }
+        return try decodeCoded(type, from: bytes, range: range)
+    }
+
+    /// The value at `range` in `type`'s direct form, or nil if it is not in that form.
+    @usableFromInline
+    static func decodeDirect(
+        _ type: any BinaryDirectCodable.Type,
+        from bytes: [UInt8],
+        range: Range<Int>
+    ) throws -> (any BinaryDirectCodable)? {
+        let reader = ByteReader(bytes: bytes)
+        do {
+            let end = try reader.valueEnd(at: range.lowerBound, end: range.upperBound)
+            guard end == range.upperBound else { return nil }
+            return try type.decodeDirect(reader, start: range.lowerBound, end: end)
+        } catch {
+            throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: error.message))
+        }
+    }
+
+    /// Decodes a `T` through the `Decoder` protocol.
+    @usableFromInline
+    func decodeCoded<T: Decodable>(_ type: T.Type, from bytes: [UInt8], range: Range<Int>) throws -> T {
         let decoder = BinaryDecoding(bytes: bytes, maxDepth: maxDepth)
         let end = try decoder.checked { () throws(BinaryFormatError) in
             try decoder.reader.valueEnd(at: range.lowerBound, end: range.upperBound)
@@ -107,6 +127,13 @@ final class BinaryDecoding: Decoder {
                 try direct.decodeDirect(reader, start: start, end: end)
             }) {
                 return value as! T  // decodeDirect returns Self, and Self is T.
+            }
+        }
+        if let direct = T.self as? any BinaryDirectPrivate.Type {
+            if let value = try checked({ () throws(BinaryFormatError) in
+                try direct.decodeDirect(reader, start: start, end: end)
+            }) {
+                return value as! T
             }
         }
         guard depth < maxDepth else { throw corrupted("containers nested deeper than \(maxDepth) levels") }

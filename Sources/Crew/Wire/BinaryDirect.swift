@@ -7,10 +7,12 @@ internal import FoundationEssentials
 // The direct forms of the standard library's scalar types, strings, byte blobs and arrays of numbers.
 
 extension Bool: BinaryDirectCodable {
+    @usableFromInline
     func encodeDirect(into bytes: inout [UInt8]) {
         bytes.append(self ? BinaryTag.trueValue : BinaryTag.falseValue)
     }
 
+    @usableFromInline
     static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> Bool? {
         switch reader.bytes[start] {
         case BinaryTag.trueValue: true
@@ -21,6 +23,7 @@ extension Bool: BinaryDirectCodable {
 }
 
 extension String: BinaryDirectCodable {
+    @usableFromInline
     func encodeDirect(into bytes: inout [UInt8]) {
         bytes.append(BinaryTag.string)
         var copy = self
@@ -30,6 +33,7 @@ extension String: BinaryDirectCodable {
         }
     }
 
+    @usableFromInline
     static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> String? {
         guard reader.bytes[start] == BinaryTag.string else { return nil }
         var i = start + 1
@@ -43,9 +47,11 @@ extension String: BinaryDirectCodable {
 }
 
 /// Integers: non-negative values as a small integer or an unsigned varint, negative ones as a zigzag varint.
+@usableFromInline
 protocol BinaryInteger64: FixedWidthInteger, BinaryDirectCodable {}
 
 extension BinaryInteger64 {
+    @usableFromInline
     func encodeDirect(into bytes: inout [UInt8]) {
         if self >= 0 {
             if self < 0x80 {
@@ -60,6 +66,7 @@ extension BinaryInteger64 {
         }
     }
 
+    @usableFromInline
     static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> Self? {
         let tag = reader.bytes[start]
         var i = start + 1
@@ -93,11 +100,13 @@ extension UInt32: BinaryInteger64 {}
 extension UInt64: BinaryInteger64 {}
 
 extension Int128: BinaryDirectCodable {
+    @usableFromInline
     func encodeDirect(into bytes: inout [UInt8]) {
         bytes.append(BinaryTag.int128)
         bytes.appendLittleEndian(self)
     }
 
+    @usableFromInline
     static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> Int128? {
         guard reader.bytes[start] == BinaryTag.int128 else {
             return try Int64.decodeDirect(reader, start: start, end: end).map { Int128($0) }
@@ -108,11 +117,13 @@ extension Int128: BinaryDirectCodable {
 }
 
 extension UInt128: BinaryDirectCodable {
+    @usableFromInline
     func encodeDirect(into bytes: inout [UInt8]) {
         bytes.append(BinaryTag.uint128)
         bytes.appendLittleEndian(self)
     }
 
+    @usableFromInline
     static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> UInt128? {
         guard reader.bytes[start] == BinaryTag.uint128 else {
             return try UInt64.decodeDirect(reader, start: start, end: end).map { UInt128($0) }
@@ -123,11 +134,13 @@ extension UInt128: BinaryDirectCodable {
 }
 
 extension Float: BinaryDirectCodable {
+    @usableFromInline
     func encodeDirect(into bytes: inout [UInt8]) {
         bytes.append(BinaryTag.float32)
         bytes.appendLittleEndian(bitPattern)
     }
 
+    @usableFromInline
     static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> Float? {
         var i = start + 1
         switch reader.bytes[start] {
@@ -147,11 +160,13 @@ extension Float: BinaryDirectCodable {
 }
 
 extension Double: BinaryDirectCodable {
+    @usableFromInline
     func encodeDirect(into bytes: inout [UInt8]) {
         bytes.append(BinaryTag.float64)
         bytes.appendLittleEndian(bitPattern)
     }
 
+    @usableFromInline
     static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> Double? {
         var i = start + 1
         switch reader.bytes[start] {
@@ -165,7 +180,15 @@ extension Double: BinaryDirectCodable {
     }
 }
 
-extension Data: BinaryDirectCodable {
+/// A direct form for a type from a module Crew imports privately (`Data`): the same requirements as
+/// `BinaryDirectCodable`, which inlinable code checks, while this is checked out of line by the encoder and
+/// decoder objects.
+protocol BinaryDirectPrivate {
+    func encodeDirect(into bytes: inout [UInt8])
+    static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> Self?
+}
+
+extension Data: BinaryDirectPrivate {
     func encodeDirect(into bytes: inout [UInt8]) {
         bytes.append(BinaryTag.bytes)
         bytes.appendVarint(UInt64(count))
@@ -214,10 +237,12 @@ extension BinaryPackable {
 }
 
 extension Array: BinaryDirectCodable where Element: BinaryPackable {
+    @usableFromInline
     func encodeDirect(into bytes: inout [UInt8]) {
         withUnsafeBytes { Element.encodePacked($0, into: &bytes) }
     }
 
+    @usableFromInline
     static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> [Element]? {
         var i = start + 1
         let tag = reader.bytes[start]
@@ -254,10 +279,12 @@ extension Array: BinaryDirectCodable where Element: BinaryPackable {
 extension ArraySlice: BinaryDirectCodable where Element: BinaryPackable {
     // A slice is written exactly as the array of its elements (so that a chunk of an array travels without
     // being copied into an array first), and read back as one.
+    @usableFromInline
     func encodeDirect(into bytes: inout [UInt8]) {
         withUnsafeBytes { Element.encodePacked($0, into: &bytes) }
     }
 
+    @usableFromInline
     static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> ArraySlice<Element>? {
         try [Element].decodeDirect(reader, start: start, end: end).map { $0[...] }
     }

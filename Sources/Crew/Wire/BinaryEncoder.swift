@@ -20,13 +20,22 @@ struct BinaryEncoder {
     }
 
     /// Appends the encoding of `value` to `bytes`.
-    @usableFromInline
+    ///
+    /// Inlinable so that, where `T` is known, the check for a direct form is decided when compiling rather than
+    /// by a conformance lookup at run time on every call.
+    @inlinable
     static func encode<T: Encodable>(_ value: T, appendingTo bytes: inout [UInt8]) throws {
         // Numbers, strings, byte blobs and arrays of numbers need no encoder object.
         if let direct = value as? any BinaryDirectCodable {
             direct.encodeDirect(into: &bytes)
             return
         }
+        try encodeCoded(value, appendingTo: &bytes)
+    }
+
+    /// Appends the encoding of `value` through the `Encoder` protocol.
+    @usableFromInline
+    static func encodeCoded<T: Encodable>(_ value: T, appendingTo bytes: inout [UInt8]) throws {
         let encoder = BinaryEncoding(bytes: bytes)
         bytes = []
         defer { bytes = encoder.bytes }
@@ -38,6 +47,7 @@ struct BinaryEncoder {
 
 /// Types with a direct binary form that bypasses `Encoder`/`Decoder` (numbers, strings, byte blobs and
 /// arrays of numbers, which are written with one copy).
+@usableFromInline
 protocol BinaryDirectCodable {
     func encodeDirect(into bytes: inout [UInt8])
     /// Decodes a value of this type from the value at `start..<end`, or returns nil when that value is not in
@@ -82,6 +92,10 @@ final class BinaryEncoding: Encoder {
 
     func encodeValue<T: Encodable>(_ value: T) throws {
         if let direct = value as? any BinaryDirectCodable {
+            direct.encodeDirect(into: &bytes)
+            return
+        }
+        if let direct = value as? any BinaryDirectPrivate {
             direct.encodeDirect(into: &bytes)
             return
         }

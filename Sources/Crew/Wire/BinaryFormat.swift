@@ -108,12 +108,14 @@ func unzigzag(_ value: UInt64) -> Int64 {
 }
 
 /// Why a byte sequence is not a valid encoding. Turned into `DecodingError.dataCorrupted` by the decoder.
+@usableFromInline
 struct BinaryFormatError: Error {
     var message: String
 }
 
 /// Bounds-checked reads from a byte array. Every read checks its bounds and throws; nothing here can trap on
 /// any input.
+@usableFromInline
 struct ByteReader {
     let bytes: [UInt8]
 
