@@ -150,13 +150,15 @@ struct CrewBench: AsyncParsableCommand {
     }
 
     func pool(_ table: inout Table, parts: Set<String>) async throws {
-        let rounds = quick ? 1 : 3
+        // Each pool workload runs one untimed round first, then the median of `rounds` (the Python peer does
+        // the same): the first round of a size pays for growing the heap on both sides.
+        let rounds = quick ? 1 : 5
         let pool = try ProcessPool(processes: 2)
         _ = try await pool.map(BenchFunctions.square, 0..<1000)
 
         let mapCount = quick ? 200_000 : 1_000_000
         status("pool: map of \(mapCount) squares")
-        let mapRate = !parts.contains("map") ? .nan : try await Self.median(rounds: rounds) {
+        let mapRate = !parts.contains("map") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
             let items = Array(0..<mapCount)
             let start = ContinuousClock.now
             let squares = try await pool.map(BenchFunctions.square, items)
@@ -167,7 +169,7 @@ struct CrewBench: AsyncParsableCommand {
 
         let n = quick ? 5_000 : 20_000
         status("pool: \(n) applyAsync, then every value")
-        let applyRate = !parts.contains("apply") ? .nan : try await Self.median(rounds: rounds) {
+        let applyRate = !parts.contains("apply") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
             let start = ContinuousClock.now
             let results = try (0..<n).map { try pool.applyAsync(BenchFunctions.square, $0) }
             for result in results { _ = try await result.value }
@@ -175,7 +177,7 @@ struct CrewBench: AsyncParsableCommand {
         }
 
         status("pool: imapUnordered of \(n), chunk size 1")
-        let imapRate = !parts.contains("imap") ? .nan : try await Self.median(rounds: rounds) {
+        let imapRate = !parts.contains("imap") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
             let start = ContinuousClock.now
             var count = 0
             for try await _ in try pool.imapUnordered(BenchFunctions.square, 0..<n) { count += 1 }
@@ -244,7 +246,8 @@ struct CrewBench: AsyncParsableCommand {
         line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     }
 
-    static func median(rounds: Int, _ body: () async throws -> Double) async throws -> Double {
+    static func median(rounds: Int, warmUp: Bool = false, _ body: () async throws -> Double) async throws -> Double {
+        if warmUp { _ = try await body() }
         var values: [Double] = []
         for _ in 0..<rounds { values.append(try await body()) }
         return median(values)

@@ -32,53 +32,56 @@ def emit(workload, variant, value, unit):
     print(json.dumps({"workload": workload, "variant": variant, "value": value, "unit": unit}), flush=True)
 
 
+# Each workload runs one untimed round first, then the median of `rounds` (crew-bench does the same).
+
+
 def map_rate(n, rounds):
     with mp.Pool(2) as pool:
         pool.map(square, range(1000))
         rates = []
-        for _ in range(rounds):
+        for _ in range(rounds + 1):
             t0 = time.perf_counter()
             pool.map(square, range(n))
             rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates)
+    return statistics.median(rates[1:])
 
 
 def apply_async_rate(n, rounds):
     with mp.Pool(2) as pool:
         pool.apply(square, (1,))
         rates = []
-        for _ in range(rounds):
+        for _ in range(rounds + 1):
             t0 = time.perf_counter()
             results = [pool.apply_async(square, (i,)) for i in range(n)]
             for r in results:
                 r.get()
             rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates)
+    return statistics.median(rates[1:])
 
 
 def executor_rate(n, rounds):
     with ProcessPoolExecutor(2) as ex:
         ex.submit(square, 1).result()
         rates = []
-        for _ in range(rounds):
+        for _ in range(rounds + 1):
             t0 = time.perf_counter()
             futures = [ex.submit(square, i) for i in range(n)]
             for f in futures:
                 f.result()
             rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates)
+    return statistics.median(rates[1:])
 
 
 def imap_unordered_rate(n, rounds):
     with mp.Pool(2) as pool:
         list(pool.imap_unordered(square, range(100), 1))
         rates = []
-        for _ in range(rounds):
+        for _ in range(rounds + 1):
             t0 = time.perf_counter()
             for _ in pool.imap_unordered(square, range(n), 1):
                 pass
             rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates)
+    return statistics.median(rates[1:])
 
 
 def cpu_seconds(workers, tasks, rounds):
@@ -111,7 +114,7 @@ if __name__ == "__main__":
     # Arguments: "quick" or "full", then the parts to run (map apply imap cpu kill); all when none are named.
     quick = len(sys.argv) > 1 and sys.argv[1] == "quick"
     parts = set(sys.argv[2:]) or {"map", "apply", "imap", "cpu", "kill"}
-    rounds = 1 if quick else 3
+    rounds = 1 if quick else 5
     n = 5_000 if quick else 20_000
     if "map" in parts:
         emit("pool_map", "mp.Pool.map", map_rate(200_000 if quick else 1_000_000, rounds), "calls/s")
