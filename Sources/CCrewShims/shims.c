@@ -162,7 +162,7 @@ long crew_send_with_fds(int sock, const void *data, unsigned long length, const 
     struct iovec iov = { .iov_base = (void *)data, .iov_len = length };
     union {
         struct cmsghdr header;
-        char space[CMSG_SPACE(sizeof(int) * 8)];
+        char space[CMSG_SPACE(sizeof(int) * 80)];
     } control;
     struct msghdr message;
     memset(&message, 0, sizeof message);
@@ -190,7 +190,7 @@ long crew_receive_with_fds(int sock, void *buffer, unsigned long capacity, int *
     struct iovec iov = { .iov_base = buffer, .iov_len = capacity };
     union {
         struct cmsghdr header;
-        char space[CMSG_SPACE(sizeof(int) * 8)];
+        char space[CMSG_SPACE(sizeof(int) * 80)];
     } control;
     struct msghdr message;
     memset(&message, 0, sizeof message);
@@ -229,7 +229,7 @@ void crew_drain_signalfd(int fd) {
     while (read(fd, &info, sizeof info) == (ssize_t)sizeof info) {}
 }
 
-int crew_forked_child_setup(int sock, int err, int progress) {
+int crew_forked_child_setup(int sock, int err, int progress, const int *inherited, int ninherited) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -239,19 +239,24 @@ int crew_forked_child_setup(int sock, int err, int progress) {
     }
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (devnull < 0) return errno;
-    // Move the sources above 3 first so that no dup2 overwrites a descriptor still needed.
-    int s = fcntl(sock, F_DUPFD_CLOEXEC, 5);
-    int e = fcntl(err, F_DUPFD_CLOEXEC, 5);
-    int n = fcntl(devnull, F_DUPFD_CLOEXEC, 5);
-    int p = progress >= 0 ? fcntl(progress, F_DUPFD_CLOEXEC, 5) : -1;
-    if (s < 0 || e < 0 || n < 0 || (progress >= 0 && p < 0)) return errno;
-    if (dup2(n, 0) < 0 || dup2(e, 2) < 0 || dup2(s, 3) < 0) return errno;
-    if (p >= 0) {
-        if (dup2(p, 4) < 0) return errno;
-        syscall(SYS_close_range, 5, ~0U, 0);
-    } else {
-        syscall(SYS_close_range, 4, ~0U, 0);
+    // Move every source above the target range first, so that no dup2 overwrites a descriptor still needed.
+    int floor = 5 + ninherited;
+    int s = fcntl(sock, F_DUPFD_CLOEXEC, floor);
+    int e = fcntl(err, F_DUPFD_CLOEXEC, floor);
+    int n = fcntl(devnull, F_DUPFD_CLOEXEC, floor);
+    int p = fcntl(progress >= 0 ? progress : devnull, F_DUPFD_CLOEXEC, floor);
+    if (s < 0 || e < 0 || n < 0 || p < 0) return errno;
+    int moved[ninherited > 0 ? ninherited : 1];
+    for (int i = 0; i < ninherited; i++) {
+        moved[i] = fcntl(inherited[i], F_DUPFD_CLOEXEC, floor);
+        if (moved[i] < 0) return errno;
     }
+    if (dup2(n, 0) < 0 || dup2(e, 2) < 0 || dup2(s, 3) < 0 || dup2(p, 4) < 0) return errno;
+    // Descriptors handed to the child (queues, pipes, shared memory) are 5, 6, ... as with a spawned child.
+    for (int i = 0; i < ninherited; i++) {
+        if (dup2(moved[i], 5 + i) < 0) return errno;
+    }
+    syscall(SYS_close_range, floor, ~0U, 0);
     return 0;
 }
 
@@ -288,4 +293,127 @@ void *crew_map_shared(int fd, unsigned long size) {
 
 void crew_unmap(void *address, unsigned long size) {
     if (address) munmap(address, size);
+}
+
+// MARK: Shared memory and cross-process synchronization (Crew's IPC)
+
+#include <linux/futex.h>
+#include <semaphore.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int crew_shared_memory(const char *name, unsigned long size, void **address) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0) return -1;
+    fchmod(fd, 0600);
+    if (ftruncate(fd, (off_t)size) != 0) { int e = errno; close(fd); errno = e; return -1; }
+    void *mapped = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (mapped == MAP_FAILED) { int e = errno; close(fd); errno = e; return -1; }
+    *address = mapped;
+    return fd;
+}
+
+long crew_fd_size(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    return (long)st.st_size;
+}
+
+static struct timespec crew_timespec(long long nanoseconds) {
+    struct timespec ts;
+    ts.tv_sec = (time_t)(nanoseconds / 1000000000LL);
+    ts.tv_nsec = (long)(nanoseconds % 1000000000LL);
+    return ts;
+}
+
+int crew_futex_wait(uint32_t *address, uint32_t expected, long long timeout_ns) {
+    struct timespec ts;
+    if (timeout_ns >= 0) ts = crew_timespec(timeout_ns);
+    long rc = syscall(SYS_futex, address, FUTEX_WAIT, expected, timeout_ns >= 0 ? &ts : NULL, NULL, 0);
+    return rc == 0 ? 0 : errno;
+}
+
+int crew_futex_wake(uint32_t *address, int count) {
+    long rc = syscall(SYS_futex, address, FUTEX_WAKE, count, NULL, NULL, 0);
+    return rc < 0 ? -errno : (int)rc;
+}
+
+int crew_robust_mutex_init(void *mutex, int recursive) {
+    pthread_mutexattr_t attributes;
+    pthread_mutexattr_init(&attributes);
+    pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
+    pthread_mutexattr_settype(&attributes, recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_ERRORCHECK);
+    int rc = pthread_mutex_init((pthread_mutex_t *)mutex, &attributes);
+    pthread_mutexattr_destroy(&attributes);
+    return rc;
+}
+
+int crew_mutex_lock_until(void *mutex, long long deadline_ns) {
+    if (deadline_ns < 0) return pthread_mutex_lock((pthread_mutex_t *)mutex);
+    struct timespec ts = crew_timespec(deadline_ns);
+    return pthread_mutex_clocklock((pthread_mutex_t *)mutex, CLOCK_MONOTONIC, &ts);
+}
+
+int crew_mutex_trylock(void *mutex) { return pthread_mutex_trylock((pthread_mutex_t *)mutex); }
+int crew_mutex_unlock(void *mutex) { return pthread_mutex_unlock((pthread_mutex_t *)mutex); }
+int crew_mutex_consistent(void *mutex) { return pthread_mutex_consistent((pthread_mutex_t *)mutex); }
+
+int crew_shared_cond_init(void *cond) {
+    pthread_condattr_t attributes;
+    pthread_condattr_init(&attributes);
+    pthread_condattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
+    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init((pthread_cond_t *)cond, &attributes);
+    pthread_condattr_destroy(&attributes);
+    return rc;
+}
+
+int crew_cond_wait_until(void *cond, void *mutex, long long deadline_ns) {
+    if (deadline_ns < 0) return pthread_cond_wait((pthread_cond_t *)cond, (pthread_mutex_t *)mutex);
+    struct timespec ts = crew_timespec(deadline_ns);
+    return pthread_cond_timedwait((pthread_cond_t *)cond, (pthread_mutex_t *)mutex, &ts);
+}
+
+int crew_cond_signal(void *cond, int all) {
+    return all ? pthread_cond_broadcast((pthread_cond_t *)cond) : pthread_cond_signal((pthread_cond_t *)cond);
+}
+
+int crew_shared_semaphore_init(void *semaphore, unsigned int value) {
+    return sem_init((sem_t *)semaphore, 1, value) == 0 ? 0 : errno;
+}
+
+int crew_semaphore_wait_until(void *semaphore, long long deadline_ns) {
+    int rc;
+    if (deadline_ns < 0) {
+        do { rc = sem_wait((sem_t *)semaphore); } while (rc != 0 && errno == EINTR);
+    } else {
+        struct timespec ts = crew_timespec(deadline_ns);
+        do { rc = sem_clockwait((sem_t *)semaphore, CLOCK_MONOTONIC, &ts); } while (rc != 0 && errno == EINTR);
+    }
+    return rc == 0 ? 0 : errno;
+}
+
+int crew_semaphore_trywait(void *semaphore) {
+    return sem_trywait((sem_t *)semaphore) == 0 ? 0 : errno;
+}
+
+int crew_semaphore_post(void *semaphore) {
+    return sem_post((sem_t *)semaphore) == 0 ? 0 : errno;
+}
+
+int crew_semaphore_value(void *semaphore) {
+    int value = 0;
+    sem_getvalue((sem_t *)semaphore, &value);
+    return value;
+}
+
+unsigned long crew_mutex_size(void) { return sizeof(pthread_mutex_t); }
+unsigned long crew_cond_size(void) { return sizeof(pthread_cond_t); }
+unsigned long crew_semaphore_size(void) { return sizeof(sem_t); }
+
+long crew_send_nosignal(int fd, const void *data, unsigned long length) {
+    long rc;
+    do { rc = send(fd, data, length, MSG_NOSIGNAL); } while (rc < 0 && errno == EINTR);
+    return rc;
 }

@@ -10,6 +10,7 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
             case duplicateFunction, unknownFunction, notBootstrapped, workerCrashed, timedOut, alreadyStarted
             case notStarted, frameTooLarge, protocolError, encodingFailed, decodingFailed, remoteError, spawnFailed
             case systemCallFailed, cancelled, poolClosed, poolNotClosed, terminated, invalidArgument, notReady
+            case empty, full, closed, ownerDied, brokenBarrier
         }
 
         private let base: Base
@@ -58,6 +59,20 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let poolNotClosed = Code(.poolNotClosed)
         /// The call was pending when ``ProcessPool/terminate()`` ended the pool.
         public static let terminated = Code(.terminated)
+        /// A queue had nothing to get without waiting, or within the timeout (Python's `queue.Empty`).
+        public static let empty = Code(.empty)
+        /// A bounded queue had no room without waiting, or within the timeout (Python's `queue.Full`).
+        public static let full = Code(.full)
+        /// The other side is gone: every other process holding a queue has exited or closed it while this one
+        /// waited, the peer of a ``Connection`` closed it or died, or this handle was closed. Python blocks
+        /// forever here.
+        public static let closed = Code(.closed)
+        /// The process or thread that held a cross-process lock died holding it. The lock has been released;
+        /// what it guarded may be half-updated.
+        public static let ownerDied = Code(.ownerDied)
+        /// A ``Barrier`` was broken (a wait timed out, or ``Barrier/abort()`` was called): Python's
+        /// `BrokenBarrierError`.
+        public static let brokenBarrier = Code(.brokenBarrier)
         /// An argument is out of range (a pool of no processes, a chunk size of 0).
         public static let invalidArgument = Code(.invalidArgument)
         /// A result was asked whether it succeeded before it was ready (Python's `ValueError`).

@@ -25,6 +25,91 @@ public struct TestFailure: Error, CustomStringConvertible, Sendable {
     public var description: String { "TestFailure(\(reason))" }
 }
 
+/// A queue and values to put on it.
+public struct QueueJob: Codable, Sendable {
+    public var queue: Queue<Int>
+    public var values: [Int]
+    public init(queue: Queue<Int>, values: [Int]) {
+        self.queue = queue
+        self.values = values
+    }
+}
+
+/// A queue and how many values to get from it.
+public struct QueueTake: Codable, Sendable {
+    public var queue: Queue<Int>
+    public var count: Int
+    public var timeoutMilliseconds: Int
+    public init(queue: Queue<Int>, count: Int, timeoutMilliseconds: Int = 10_000) {
+        self.queue = queue
+        self.count = count
+        self.timeoutMilliseconds = timeoutMilliseconds
+    }
+}
+
+/// A byte queue and the size of a message to put.
+public struct BytesJob: Codable, Sendable {
+    public var queue: Queue<[UInt8]>
+    public var size: Int
+    public init(queue: Queue<[UInt8]>, size: Int) {
+        self.queue = queue
+        self.size = size
+    }
+}
+
+/// A connection and strings to send.
+public struct PipeJob: Codable, Sendable {
+    public var connection: Connection
+    public var texts: [String]
+    public init(connection: Connection, texts: [String]) {
+        self.connection = connection
+        self.texts = texts
+    }
+}
+
+/// A shared counter and how often to increment it.
+public struct CounterJob: Codable, Sendable {
+    public var counter: SharedValue<Int>
+    public var times: Int
+    public init(counter: SharedValue<Int>, times: Int) {
+        self.counter = counter
+        self.times = times
+    }
+}
+
+/// An event to set after a delay.
+public struct EventJob: Codable, Sendable {
+    public var event: Crew.Event
+    public var milliseconds: Int
+    public init(event: Crew.Event, milliseconds: Int) {
+        self.event = event
+        self.milliseconds = milliseconds
+    }
+}
+
+/// A semaphore to release some times.
+public struct SemaphoreJob: Codable, Sendable {
+    public var semaphore: Crew.Semaphore
+    public var times: Int
+    public init(semaphore: Crew.Semaphore, times: Int) {
+        self.semaphore = semaphore
+        self.times = times
+    }
+}
+
+/// A condition and the shared flag it guards.
+public struct ConditionJob: Codable, Sendable {
+    public var condition: Crew.Condition
+    public var flag: SharedValue<Int>
+    public init(condition: Crew.Condition, flag: SharedValue<Int>) {
+        self.condition = condition
+        self.flag = flag
+    }
+}
+
+/// The queue a pool initializer kept in a worker.
+let keptQueue = Mutex<Queue<Int>?>(nil)
+
 /// State a pool initializer sets in a worker process.
 let workerState = Mutex<String?>(nil)
 
@@ -185,6 +270,143 @@ public enum TestFunctions {
         try p.join()
         return count
     }
+    // MARK: IPC
+
+    /// Puts every value on the queue; returns how many.
+    public static let queuePut = Function("queuePut") { (job: QueueJob) throws -> Int in
+        for value in job.values { try job.queue.put(value) }
+        return job.values.count
+    }
+    /// Gets `count` values (each within `timeoutMilliseconds`) and returns them.
+    public static let queueGet = Function("queueGet") { (job: QueueTake) throws -> [Int] in
+        var values: [Int] = []
+        for _ in 0..<job.count { values.append(try job.queue.get(timeout: .milliseconds(job.timeoutMilliseconds))) }
+        return values
+    }
+    /// Gets until the queue says `closed` (or a value of -1 arrives); returns what it got.
+    public static let queueDrain = Function("queueDrain") { (queue: Queue<Int>) throws -> [Int] in
+        var values: [Int] = []
+        while true {
+            do {
+                let value = try queue.get()
+                if value == -1 { return values }
+                values.append(value)
+            } catch let error as CrewError where error.code == .closed {
+                return values
+            }
+        }
+    }
+    /// Puts one big message of `size` bytes (blocks if the ring has no room).
+    public static let queuePutBytes = Function("queuePutBytes") { (job: BytesJob) throws -> Int in
+        try job.queue.put([UInt8](repeating: 9, count: job.size))
+        return job.size
+    }
+    /// Takes values from a joinable queue and marks each done, until -1.
+    public static let joinableWorker = Function("joinableWorker") { (queue: JoinableQueue<Int>) throws -> Int in
+        var count = 0
+        while true {
+            let value = try queue.get(timeout: .seconds(30))
+            try queue.taskDone()
+            if value == -1 { return count }
+            count += 1
+        }
+    }
+    /// Answers each string on the connection with it uppercased, until the peer closes; returns how many.
+    public static let pipeEcho = Function("pipeEcho") { (connection: Connection) throws -> Int in
+        var count = 0
+        while true {
+            do {
+                let text: String = try connection.recv()
+                try connection.send(text.uppercased())
+                count += 1
+            } catch let error as CrewError where error.code == .closed {
+                return count
+            }
+        }
+    }
+    /// Sends the strings on the connection, then returns (the child exits: its end closes).
+    public static let pipeSend = Function("pipeSend") { (job: PipeJob) throws -> Int in
+        for text in job.texts { try job.connection.send(text) }
+        return job.texts.count
+    }
+    /// Takes the lock, then traps while holding it.
+    public static let lockAndTrap = Function("lockAndTrap") { (lock: Crew.Lock) throws -> Empty in
+        try lock.acquire()
+        fatalError("dying while holding the lock")
+    }
+    /// Adds 1 to the shared value `times` times, each under its lock.
+    public static let increment = Function("increment") { (job: CounterJob) throws -> Int in
+        for _ in 0..<job.times { try job.counter.withLock { $0 += 1 } }
+        return job.times
+    }
+    /// Sets the event after `milliseconds`.
+    public static let setEvent = Function("setEvent") { (job: EventJob) -> Empty in
+        usleep(UInt32(job.milliseconds) * 1000)
+        job.event.set()
+        return Empty()
+    }
+    /// Waits at the barrier; returns its arrival index.
+    public static let barrierWait = Function("barrierWait") { (barrier: Crew.Barrier) throws -> Int in
+        try barrier.wait(timeout: .seconds(30))
+    }
+    /// Releases the semaphore `times` times.
+    public static let semaphoreRelease = Function("semaphoreRelease") { (job: SemaphoreJob) throws -> Empty in
+        for _ in 0..<job.times { try job.semaphore.release() }
+        return Empty()
+    }
+    /// Under the condition's lock, sets the shared flag to 1 and notifies.
+    public static let conditionNotify = Function("conditionNotify") { (job: ConditionJob) throws -> Empty in
+        try job.condition.withLock {
+            job.flag.value = 1
+            job.condition.notifyAll()
+        }
+        return Empty()
+    }
+    /// Gets one byte message (within 30 s).
+    public static let queueGetBytes = Function("queueGetBytes") { (queue: Queue<[UInt8]>) throws -> [UInt8] in
+        try queue.get(timeout: .seconds(30))
+    }
+    /// Makes and drops `rounds` of every IPC object in this (otherwise idle) child; returns the open
+    /// descriptors before and after.
+    public static let ipcChurn = Function("ipcChurn") { (rounds: Int) throws -> [Int] in
+        func openDescriptors() -> Int {
+            guard let dir = opendir("/proc/self/fd") else { return -1 }
+            defer { closedir(dir) }
+            var n = 0
+            while readdir(dir) != nil { n += 1 }
+            return n
+        }
+        let before = openDescriptors()
+        for _ in 0..<rounds {
+            let q = try Queue<Int>()
+            try q.put(1)
+            _ = try q.get()
+            _ = try JoinableQueue<Int>()
+            _ = try SharedValue(1)
+            _ = try SharedArray([1, 2])
+            _ = try Crew.Lock()
+            _ = try Crew.RLock()
+            _ = try Crew.Semaphore()
+            _ = try Crew.Event()
+            _ = try Crew.Condition()
+            _ = try Crew.Barrier(parties: 2)
+            let (a, b) = try Crew.Pipe().ends
+            try a.send(1)
+            _ = try b.recv(Int.self)
+        }
+        return [before, openDescriptors()]
+    }
+    /// A pool initializer: keeps the queue for `putToKeptQueue`.
+    public static let keepQueue = Function("keepQueue") { (queue: Queue<Int>) in
+        keptQueue.withLock { $0 = queue }
+    }
+    /// Puts `value` on the queue the initializer kept; returns this worker's pid.
+    public static let putToKeptQueue = Function("putToKeptQueue") { (value: Int) throws -> Int32 in
+        guard let queue = keptQueue.withLock({ $0 }) else { throw TestFailure(reason: "no queue kept") }
+        try queue.put(value)
+        return getpid()
+    }
+
     /// Registered in the test process only: the child does not know it.
     public static let onlyInParent = Function("onlyInParent") { (n: Int) in n }
 
@@ -194,5 +416,7 @@ public enum TestFunctions {
         trapFatalError, trapIndex, trapUnwrap, exitWith, killSelf, sleepForever, printLines, bigResult,
         noArgsNoResult, argsNoResult, startGrandchild, descriptors, initState, failingInit, readState, squareOrTrap,
         burn, ignoreTermForever, threadsWork, segfault, spinForever, childOfAStuckParent,
+        queuePut, queueGet, queueDrain, queuePutBytes, joinableWorker, pipeEcho, pipeSend, lockAndTrap, increment,
+        setEvent, barrierWait, semaphoreRelease, conditionNotify, keepQueue, putToKeptQueue, queueGetBytes, ipcChurn,
     ]
 }

@@ -78,9 +78,9 @@ int crew_sigchld_fd(void);
 void crew_drain_signalfd(int fd);
 
 /// In a child just forked from a single-threaded process: unblocks every signal, resets their handlers, makes
-/// `sock` descriptor 3, `err` descriptor 2, `progress` descriptor 4 (if not -1) and /dev/null descriptor 0, and
-/// closes every other descriptor above 2. Returns 0 or an errno value.
-int crew_forked_child_setup(int sock, int err, int progress);
+/// `sock` descriptor 3, `err` descriptor 2, `progress` descriptor 4 (/dev/null if -1), /dev/null descriptor 0 and
+/// `inherited[i]` descriptor 5 + i, and closes every other descriptor above 2. Returns 0 or an errno value.
+int crew_forked_child_setup(int sock, int err, int progress, const int *inherited, int ninherited);
 
 /// A shared memory region of `size` bytes, mapped here: returns its descriptor (close-on-exec) and stores the
 /// address, or returns -1.
@@ -98,5 +98,59 @@ int crew_fork(void);
 /// The number of threads of this process (from /proc/self/task), or -1.
 int crew_thread_count(void);
 
+
+// MARK: Shared memory and cross-process synchronization (Crew's IPC). Deadlines are CLOCK_MONOTONIC nanoseconds,
+// -1 for none; functions return 0 or an errno value unless said otherwise.
+
+/// A new owner-only memfd of `size` bytes, mapped shared at `*address`; returns the descriptor or -1 (errno set).
+int crew_shared_memory(const char *name, unsigned long size, void **address);
+/// The size of the file behind `fd`, or -1.
+long crew_fd_size(int fd);
+/// FUTEX_WAIT (shared between processes) for at most `timeout_ns` (relative; -1: no limit). 0, EAGAIN (the
+/// word was not `expected`), ETIMEDOUT or EINTR.
+int crew_futex_wait(uint32_t *address, uint32_t expected, long long timeout_ns);
+/// FUTEX_WAKE of up to `count` waiters; the number woken, or -errno.
+int crew_futex_wake(uint32_t *address, int count);
+/// Initializes a robust, process-shared, error-checking (or recursive) pthread mutex in place.
+int crew_robust_mutex_init(void *mutex, int recursive);
+/// Locks until the deadline: 0, EOWNERDEAD (locked; the previous owner died holding it), ETIMEDOUT,
+/// ENOTRECOVERABLE, EDEADLK.
+int crew_mutex_lock_until(void *mutex, long long deadline_ns);
+int crew_mutex_trylock(void *mutex);
+int crew_mutex_unlock(void *mutex);
+int crew_mutex_consistent(void *mutex);
+/// Initializes a process-shared condition variable on CLOCK_MONOTONIC in place.
+int crew_shared_cond_init(void *cond);
+int crew_cond_wait_until(void *cond, void *mutex, long long deadline_ns);
+int crew_cond_signal(void *cond, int all);
+/// Initializes a process-shared semaphore in place.
+int crew_shared_semaphore_init(void *semaphore, unsigned int value);
+int crew_semaphore_wait_until(void *semaphore, long long deadline_ns);
+int crew_semaphore_trywait(void *semaphore);
+int crew_semaphore_post(void *semaphore);
+int crew_semaphore_value(void *semaphore);
+unsigned long crew_mutex_size(void);
+unsigned long crew_cond_size(void);
+unsigned long crew_semaphore_size(void);
+/// send(2) with MSG_NOSIGNAL, retried on EINTR.
+long crew_send_nosignal(int fd, const void *data, unsigned long length);
+
+// Atomics on shared memory (Swift's `Atomic` cannot live at an address in a mapping). Sequentially consistent
+// unless named otherwise; inlined into Swift by the importer.
+static inline uint32_t crew_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void crew_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint32_t crew_add32(uint32_t *p, uint32_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+static inline uint32_t crew_sub32(uint32_t *p, uint32_t v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }
+static inline int crew_cas32(uint32_t *p, uint32_t expected, uint32_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+static inline uint64_t crew_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void crew_store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline int64_t crew_add64(int64_t *p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+static inline int64_t crew_loadi64(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline int crew_casi64(int64_t *p, int64_t expected, int64_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+static inline void crew_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 #endif

@@ -49,6 +49,10 @@ final class PoolCore: @unchecked Sendable {
     struct Initializer: Sendable {
         var function: String
         var arguments: [UInt8]
+        /// Descriptors every worker is started with (see `HandedDescriptors`).
+        var handed: [Int32] = []
+        /// The objects that own `handed`, kept open while the pool lives.
+        var owners = HandedOwners([])
     }
 
     let crew: Crew
@@ -404,6 +408,7 @@ final class PoolCore: @unchecked Sendable {
             ChildConnection.spawnAsync(
                 crew: crew,
                 mode: .worker,
+                handed: initializer?.handed ?? [],
                 handlers: ChildConnection.Handlers(
                     onExit: { [self] _, error, served, progress in
                         exited(worker, error, served: served, progress: progress)

@@ -76,6 +76,9 @@ public final class ProcessPool: Sendable {
     /// Starts a pool whose workers each run `initializer(initArgs)` before any task, as Python's
     /// `initializer`/`initargs`.
     ///
+    /// `initArgs` may hold queues, pipes, locks and shared values: every worker gets them, as Python's workers
+    /// do (the only way to hand them to a pool's workers, there as here).
+    ///
     /// A worker whose initializer throws or crashes is ended and replaced; if that happens to three workers in
     /// a row, the pool stops starting workers and fails its calls with the initializer's error (rather than
     /// restarting workers forever, as Python does).
@@ -88,9 +91,12 @@ public final class ProcessPool: Sendable {
         initializer: Function<A, Empty>,
         initArgs: A
     ) throws {
+        // Queues, pipes, locks and shared values in `initArgs` hand their descriptors to every worker as it
+        // starts, replacements included; the pool keeps them open as long as it lives.
         let arguments: [UInt8]
+        let handed: HandedDescriptors.Collector
         do {
-            arguments = try BinaryEncoder().encode(initArgs)
+            (arguments, handed) = try HandedDescriptors.collecting { try BinaryEncoder().encode(initArgs) }
         } catch {
             throw CrewError(.encodingFailed, "the initializer's arguments did not encode: \(error)", function: initializer.name)
         }
@@ -100,7 +106,12 @@ public final class ProcessPool: Sendable {
             startMethod,
             maxTasksPerChild,
             options,
-            initializer: PoolCore.Initializer(function: initializer.name, arguments: arguments)
+            initializer: PoolCore.Initializer(
+                function: initializer.name,
+                arguments: arguments,
+                handed: handed.descriptors,
+                owners: HandedOwners(handed.owners)
+            )
         )
         guard core.crew.contains(initializer.name) else {
             terminate()

@@ -172,15 +172,22 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     }
 
     /// Starts a child process running `crew.options.executable` and connects to it.
-    static func spawn(crew: Crew, mode: ChildMarker.Mode, handlers: Handlers = Handlers()) throws -> ChildConnection {
+    /// `handed` descriptors become the child's 5, 6, ... (see ``HandedDescriptors``); they must stay open until
+    /// the child has started.
+    static func spawn(
+        crew: Crew,
+        mode: ChildMarker.Mode,
+        handed: [Int32] = [],
+        handlers: Handlers = Handlers()
+    ) throws -> ChildConnection {
         if Reactor.shared.isOnReactorThread {
             guard crew.options.startMethod == .spawn else {
                 throw CrewError(.spawnFailed, "a forkserver child cannot be started from Crew's I/O thread (a callback)")
             }
-            return try spawnOnReactorThread(crew: crew, mode: mode, handlers: handlers)
+            return try spawnOnReactorThread(crew: crew, mode: mode, handed: handed, handlers: handlers)
         }
         let done = Completion<Result<ChildConnection, CrewError>>()
-        spawnAsync(crew: crew, mode: mode, handlers: handlers) { done.complete($0) }
+        spawnAsync(crew: crew, mode: mode, handed: handed, handlers: handlers) { done.complete($0) }
         return try done.wait(timeout: nil)!.get()
     }
 
@@ -189,16 +196,17 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     static func spawnAsync(
         crew: Crew,
         mode: ChildMarker.Mode,
+        handed: [Int32] = [],
         handlers: Handlers,
         completion: @escaping @Sendable (Result<ChildConnection, CrewError>) -> Void
     ) {
         Reactor.shared.submit {
             if crew.options.startMethod == .forkserver {
-                ForkServer.fork(options: crew.options, mode: mode, handlers: handlers, completion: completion)
+                ForkServer.fork(options: crew.options, mode: mode, handed: handed, handlers: handlers, completion: completion)
                 return
             }
             do {
-                completion(.success(try spawnOnReactorThread(crew: crew, mode: mode, handlers: handlers)))
+                completion(.success(try spawnOnReactorThread(crew: crew, mode: mode, handed: handed, handlers: handlers)))
             } catch let error as CrewError {
                 completion(.failure(error))
             } catch {
@@ -210,11 +218,12 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     private static func spawnOnReactorThread(
         crew: Crew,
         mode: ChildMarker.Mode,
+        handed: [Int32],
         handlers: Handlers
     ) throws -> ChildConnection {
         let progress = handlers.trackProgress ? ProgressPage.create() : nil
         defer { if let progress { close(progress.fd) } }
-        let child = try Launcher.spawn(options: crew.options, mode: mode, progressFD: progress?.fd)
+        let child = try Launcher.spawn(options: crew.options, mode: mode, progressFD: progress?.fd, handed: handed)
         return make(child, mode: mode, options: crew.options, handlers: handlers, foreign: false, progress: progress?.page)
     }
 

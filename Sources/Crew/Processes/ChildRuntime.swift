@@ -36,9 +36,11 @@ struct ChildMarker: Equatable {
     var spinNanoseconds: UInt64
     /// The parent passed a ``ProgressPage`` as descriptor 4.
     var progress: Bool
+    /// How many descriptors the parent handed over with the child's arguments (5, 6, ...).
+    var handed = 0
 
     var encoded: String {
-        "\(version):\(fd):\(parentPID):\(mode.rawValue):\(maxFrameSize):\(spinNanoseconds):\(progress ? 1 : 0)"
+        "\(version):\(fd):\(parentPID):\(mode.rawValue):\(maxFrameSize):\(spinNanoseconds):\(progress ? 1 : 0):\(handed)"
     }
 
     init(fd: Int32, parentPID: Int32, mode: Mode, maxFrameSize: Int, spinNanoseconds: UInt64 = 0, progress: Bool = false) {
@@ -52,7 +54,7 @@ struct ChildMarker: Equatable {
 
     init?(_ text: String) {
         let parts = text.split(separator: ":")
-        guard parts.count == 7, let version = UInt64(parts[0]), let fd = Int32(parts[1]),
+        guard parts.count == 8, let handed = Int(parts[7]), (0...HandedDescriptors.limit).contains(handed), let version = UInt64(parts[0]), let fd = Int32(parts[1]),
             let parent = Int32(parts[2]), let mode = Mode(rawValue: String(parts[3])),
             let max = Int(parts[4]), let spin = UInt64(parts[5]), fd >= 0, max > 0, spin <= 1_000_000_000,
             parts[6] == "0" || parts[6] == "1"
@@ -64,6 +66,7 @@ struct ChildMarker: Equatable {
         self.maxFrameSize = max
         self.spinNanoseconds = spin
         self.progress = parts[6] == "1"
+        self.handed = handed
     }
 }
 
@@ -110,6 +113,7 @@ enum ChildRuntime {
         signal(SIGPIPE, SIG_IGN)
         setCloseOnExec(marker.fd)
         setNonBlocking(marker.fd)
+        HandedDescriptors.adopt(count: marker.handed)
         if marker.mode == .zygote { Zygote.run(crew: crew, marker: marker) }
         let loop = ChildLoop(crew: crew, marker: marker)
         loop.run()

@@ -18,8 +18,9 @@ import Musl
 // worker exited (the worker is the zygote's child: only the zygote can wait for it). The zygote dies with the
 // parent and its workers die with the zygote (parent-death signals and end of stream on every socket).
 //
-//   parent → zygote   fork     u8 1, u64 request, u8 mode, u64 max frame size, u64 spin ns
-//                              + 2 descriptors (socket, standard error) or 3 (and a progress page)
+//   parent → zygote   fork     u8 1, u64 request, u8 mode, u64 max frame size, u64 spin ns, u8 progress (0/1),
+//                              u8 n + descriptors: socket, standard error, the progress page if any, then n
+//                              descriptors handed to the child (see `HandedDescriptors`)
 //   zygote → parent   forked   u8 2, u64 request, i32 pid (0 if none), i32 errno
 //                     exited   u8 3, i32 pid, i32 code, i32 status
 
@@ -27,7 +28,7 @@ enum ZygoteMessage {
     static let fork: UInt8 = 1
     static let forked: UInt8 = 2
     static let exited: UInt8 = 3
-    static let forkLength = 26
+    static let forkLength = 28
 
     static func put<T: FixedWidthInteger>(_ value: T, _ bytes: inout [UInt8]) {
         Swift.withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
@@ -51,7 +52,7 @@ enum Zygote {
         if sigchld < 0 { ChildRuntime.fail("the fork server could not watch its children (errno \(errno))") }
         let me = getpid()
         var buffer = [UInt8](repeating: 0, count: 64)
-        var fds = [Int32](repeating: -1, count: 4)
+        var fds = [Int32](repeating: -1, count: 3 + HandedDescriptors.limit)
         while true {
             var polls = [
                 pollfd(fd: control, events: Int16(POLLIN), revents: 0),
@@ -80,7 +81,14 @@ enum Zygote {
             var count: Int32 = 0
             let n = buffer.withUnsafeMutableBytes { raw in
                 fds.withUnsafeMutableBufferPointer { fdBuffer in
-                    crew_receive_with_fds(control, raw.baseAddress, UInt(raw.count), fdBuffer.baseAddress, 4, &count)
+                    crew_receive_with_fds(
+                        control,
+                        raw.baseAddress,
+                        UInt(raw.count),
+                        fdBuffer.baseAddress,
+                        Int32(fdBuffer.count),
+                        &count
+                    )
                 }
             }
             if n == 0 { ChildRuntime.exitChild(0) }  // The parent is gone.
@@ -90,15 +98,17 @@ enum Zygote {
             }
             let received = Array(fds[0..<Int(count)])
             defer { for fd in received { close(fd) } }
-            guard n == ZygoteMessage.forkLength, buffer[0] == ZygoteMessage.fork, received.count == 2 || received.count == 3
-            else { continue }
-            let progress = received.count == 3
+            guard n == ZygoteMessage.forkLength, buffer[0] == ZygoteMessage.fork else { continue }
             var at = 1
             let request = ZygoteMessage.get(UInt64.self, buffer, &at)
             let mode = ChildMarker.Mode(rawValue: String(UnicodeScalar(buffer[at]))) ?? .worker
             at += 1
             let maxFrameSize = Int(ZygoteMessage.get(UInt64.self, buffer, &at))
             let spin = ZygoteMessage.get(UInt64.self, buffer, &at)
+            let progress = buffer[at] == 1
+            let handed = Int(buffer[at + 1])
+            guard received.count == 2 + (progress ? 1 : 0) + handed else { continue }
+            let handedFDs = Array(received[(progress ? 3 : 2)...])
             var pid: Int32 = 0
             var failure: Int32 = 0
             if crew_thread_count() != 1 {
@@ -108,10 +118,11 @@ enum Zygote {
                 pid = crew_fork()
                 if pid == 0 {
                     close(sigchld)
-                    if crew_forked_child_setup(received[0], received[1], progress ? received[2] : -1) != 0 {
-                        _exit(ChildRuntime.exitBadMarker)
+                    let setup = handedFDs.withUnsafeBufferPointer {
+                        crew_forked_child_setup(received[0], received[1], progress ? received[2] : -1, $0.baseAddress, Int32(handed))
                     }
-                    let worker = ChildMarker(
+                    if setup != 0 { _exit(ChildRuntime.exitBadMarker) }
+                    var worker = ChildMarker(
                         fd: 3,
                         parentPID: me,
                         mode: mode,
@@ -119,6 +130,7 @@ enum Zygote {
                         spinNanoseconds: spin,
                         progress: progress
                     )
+                    worker.handed = handed
                     ChildRuntime.serve(crew: crew, marker: worker)
                 }
                 if pid < 0 {
@@ -189,6 +201,7 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
     static func fork(
         options: Crew.Options,
         mode: ChildMarker.Mode,
+        handed: [Int32] = [],
         handlers: ChildConnection.Handlers,
         completion: @escaping @Sendable (Result<ChildConnection, CrewError>) -> Void
     ) {
@@ -218,12 +231,13 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
                 return
             }
         }
-        server.request(mode: mode, options: options, handlers: handlers, completion: completion)
+        server.request(mode: mode, options: options, handed: handed, handlers: handlers, completion: completion)
     }
 
     private func request(
         mode: ChildMarker.Mode,
         options: Crew.Options,
+        handed: [Int32],
         handlers: ChildConnection.Handlers,
         completion: @escaping @Sendable (Result<ChildConnection, CrewError>) -> Void
     ) {
@@ -246,8 +260,10 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
         message.append(mode.rawValue.utf8.first!)
         ZygoteMessage.put(UInt64(options.maxFrameSize), &message)
         ZygoteMessage.put(Crew.effectiveSpinNanoseconds(options), &message)
+        message.append(handlers.trackProgress ? 1 : 0)
+        message.append(UInt8(handed.count))
         let progress = handlers.trackProgress ? ProgressPage.create() : nil
-        let passed = [pair[1], errPipe[1]] + (progress.map { [$0.fd] } ?? [])
+        let passed = [pair[1], errPipe[1]] + (progress.map { [$0.fd] } ?? []) + handed
         // Standard output of the parent is flushed before a child can write, as with spawned children.
         fflush(nil)
         let sent = message.withUnsafeBytes { raw in

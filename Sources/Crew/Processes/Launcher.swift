@@ -26,7 +26,8 @@ enum Launcher {
         mode: ChildMarker.Mode,
         socketType: Int32 = Int32(SOCK_STREAM.rawValue),
         captureStderr: Bool = true,
-        progressFD: Int32? = nil
+        progressFD: Int32? = nil,
+        handed: [Int32] = []
     ) throws -> LaunchedChild {
         var pair: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, socketType | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
@@ -41,7 +42,7 @@ enum Launcher {
                 throw error
             }
         }
-        let marker = ChildMarker(
+        var marker = ChildMarker(
             fd: 3,
             parentPID: getpid(),
             mode: mode,
@@ -49,6 +50,7 @@ enum Launcher {
             spinNanoseconds: Crew.effectiveSpinNanoseconds(options),
             progress: progressFD != nil
         )
+        marker.handed = handed.count
         let arguments = options.arguments ?? CommandLine.arguments
         let environment = childEnvironment(marker: marker, extra: options.environment)
 
@@ -57,7 +59,9 @@ enum Launcher {
         var pid: pid_t = 0
         let rc = withCStrings(arguments) { argv in
             withCStrings(environment) { envp in
-                let fds: [Int32] = [-1, 1, captureStderr ? errPipe[1] : 2, pair[1]] + (progressFD.map { [$0] } ?? [])
+                // 0 /dev/null, 1 and 2 as ours (2 through a pipe), 3 the socket, 4 the progress page (or /dev/null),
+                // then the descriptors handed over with the arguments.
+                let fds: [Int32] = [-1, 1, captureStderr ? errPipe[1] : 2, pair[1], progressFD ?? -1] + handed
                 return fds.withUnsafeBufferPointer { fdBuffer in
                     crew_spawn(options.executable, argv, envp, fdBuffer.baseAddress, Int32(fds.count), &pid)
                 }

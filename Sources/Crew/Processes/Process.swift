@@ -66,9 +66,13 @@ extension Crew {
 
         /// Starts the child process and sends it the call. Returns once the child is running (its pid known).
         ///
+        /// Queues, pipes, locks and shared values in the arguments travel with the child's start: it gets their
+        /// descriptors, as Python's spawned children do.
+        ///
         /// - Throws: ``CrewError/Code/alreadyStarted`` on a second call; ``CrewError/Code/notBootstrapped`` if
         ///   no crew was given and `bootstrap` has not run; ``CrewError/Code/unknownFunction`` if `target` is
-        ///   not registered; ``CrewError/Code/spawnFailed`` if the child cannot be started.
+        ///   not registered; ``CrewError/Code/encodingFailed`` if the arguments do not encode;
+        ///   ``CrewError/Code/spawnFailed`` if the child cannot be started.
         public func start() throws {
             guard let crew = self.crew ?? Crew.current else {
                 throw CrewError(.notBootstrapped, "call Crew.bootstrap(...) at the top of main before starting processes")
@@ -86,17 +90,31 @@ extension Crew {
                 }
                 phase = .starting
             }
+            // The arguments are encoded first: queues, pipes, locks and shared values in them hand their
+            // descriptors to the child as it starts (see `HandedDescriptors`).
+            let encoded: [UInt8]
+            let handed: HandedDescriptors.Collector
             let connection: ChildConnection
             do {
-                connection = try ChildConnection.spawn(crew: crew, mode: .process)
+                (encoded, handed) = try HandedDescriptors.collecting {
+                    do {
+                        return try BinaryEncoder().encode(args)
+                    } catch let error as CrewError {
+                        throw error
+                    } catch {
+                        throw CrewError(.encodingFailed, "the arguments did not encode: \(error)", function: target.name)
+                    }
+                }
+                connection = try withExtendedLifetime(handed.owners) {
+                    try ChildConnection.spawn(crew: crew, mode: .process, handed: handed.descriptors)
+                }
             } catch {
                 phase.withLock { $0 = .idle }
                 throw error
             }
             phase.withLock { $0 = .started(connection) }
             let outcome = self.outcome
-            let args = self.args
-            connection.call(target.name, encodeArguments: { try BinaryEncoder.encode(args, appendingTo: &$0) }) {
+            connection.call(target.name, encodeArguments: { $0.append(contentsOf: encoded) }) {
                 result in
                 switch result {
                 case .success(let bytes):
