@@ -45,6 +45,27 @@ import Testing
         #expect(parent != child)
     }
 
+    @Test func seed13PassesAQueueFromWriterToReader() throws {
+        let run = try Self.runDemo(["run", "1.3"])
+        #expect(run.status == 0, "\(run.err)")
+        let lines = run.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 8, "\(lines)")
+        guard lines.count == 8 else { return }
+        let writer = try #require(lines.first { $0.hasPrefix("Process to write: ") })
+        let reader = try #require(lines.first { $0.hasPrefix("Process to read: ") })
+        #expect(writer.dropFirst(18) != reader.dropFirst(17))
+        // Every value is put before it is got, in order A, B, C on both sides.
+        let puts = lines.filter { $0.hasPrefix("Put ") }
+        let gets = lines.filter { $0.hasPrefix("Get ") }
+        #expect(puts == ["Put A to queue...", "Put B to queue...", "Put C to queue..."])
+        #expect(gets == ["Get A from queue.", "Get B from queue.", "Get C from queue."])
+        for value in ["A", "B", "C"] {
+            let put = try #require(lines.firstIndex(of: "Put \(value) to queue..."))
+            let get = try #require(lines.firstIndex(of: "Get \(value) from queue."))
+            #expect(put < get)
+        }
+    }
+
     @Test func seed12BehavesAsPythonsPool() throws {
         let run = try Self.runDemo(["run", "1.2"])
         #expect(run.status == 0, "\(run.err)")
