@@ -23,7 +23,7 @@ struct CrewBench: AsyncParsableCommand {
     @Option(help: "The directory of the Python peers.")
     var peers = "bench/peers"
 
-    @Option(help: "Workloads to run (process-start, round-trip, pool); all when not given.")
+    @Option(help: "Workloads to run (process-start, round-trip, pool, ipc); all when not given.")
     var only: [String] = []
 
     @Flag(help: "Fewer repetitions: a quick look, not figures to record.")
@@ -34,13 +34,15 @@ struct CrewBench: AsyncParsableCommand {
 
     func run() async throws {
         var table = Table()
-        let workloads = only.isEmpty ? ["process-start", "round-trip", "pool"] : only
+        let workloads = only.isEmpty ? ["process-start", "round-trip", "pool", "ipc"] : only
         for workload in workloads {
             switch workload {
             case "process-start": try await processStart(&table)
             case "round-trip": try await roundTrip(&table)
             case "pool": try await pool(&table, parts: ["map", "apply", "imap", "cpu", "kill"])
             case let name where name.hasPrefix("pool-"): try await pool(&table, parts: [String(name.dropFirst(5))])
+            case "ipc": try await ipc(&table, parts: ["queue", "big", "many", "pipe", "value"])
+            case let name where name.hasPrefix("ipc-"): try await ipc(&table, parts: [String(name.dropFirst(4))])
             default: throw ValidationError("unknown workload \(workload)")
             }
         }
@@ -244,6 +246,112 @@ struct CrewBench: AsyncParsableCommand {
     func status(_ text: String) {
         var line = "crew-bench: \(text)\n"
         line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    }
+
+    func ipc(_ table: inout Table, parts: Set<String>) async throws {
+        let rounds = quick ? 1 : 3
+        func started<A, R>(_ function: Function<A, R>, _ args: A) throws -> Crew.Process<A, R> {
+            let p = Crew.Process(target: function, args: args)
+            try p.start()
+            return p
+        }
+
+        // One producer process, the parent consumes: messages per second (and MB/s for big ones).
+        func queueRate(count: Int, size: Int) async throws -> Double {
+            try await Self.median(rounds: rounds, warmUp: true) {
+                let q = try Queue<[UInt8]>()
+                let start = ContinuousClock.now
+                let producer = try started(BenchFunctions.produce, QueueBench(queue: q, count: count, size: size))
+                var last: [UInt8] = []
+                for _ in 0..<count { last = try q.get(timeout: nil) }
+                precondition(last.count == size && last.allSatisfy { $0 == 7 }, "a message came out wrong")
+                let rate = Double(count) / Self.seconds(ContinuousClock.now - start)
+                _ = try await producer.value
+                return rate
+            }
+        }
+        let smallCount = quick ? 200_000 : 1_000_000
+        status("ipc: queue, 1 producer → 1 consumer, \(smallCount) messages of 64 B")
+        let small = !parts.contains("queue") ? .nan : try await queueRate(count: smallCount, size: 64)
+        let bigCount = quick ? 2_000 : 20_000
+        status("ipc: queue, \(bigCount) messages of 64 KiB")
+        let big = !parts.contains("big") ? .nan : try await queueRate(count: bigCount, size: 65_536) * 65_536 / 1e6
+
+        // Two producers and two consumers, all child processes; every number must arrive exactly once.
+        let manyCount = quick ? 100_000 : 500_000
+        status("ipc: queue, 2 producers × 2 consumers, \(2 * manyCount) numbers")
+        let many = !parts.contains("many") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
+            let q = try Queue<Int>(maxSize: 100_000)
+            let start = ContinuousClock.now
+            let consumers = try (0..<2).map { _ in try started(BenchFunctions.consumeNumbers, q) }
+            let producers = try (0..<2).map { i in
+                try started(BenchFunctions.produceNumbers, NumberBench(queue: q, first: i * manyCount, count: manyCount))
+            }
+            for p in producers { _ = try await p.value }
+            try q.put(-1, timeout: nil)
+            try q.put(-1, timeout: nil)
+            var count = 0
+            var sum = 0
+            for c in consumers {
+                let figures = try await c.value
+                count += figures[0]
+                sum &+= figures[1]
+            }
+            let rate = Double(2 * manyCount) / Self.seconds(ContinuousClock.now - start)
+            let total = 2 * manyCount
+            precondition(count == total && sum == total * (total - 1) / 2, "lost or duplicated messages")
+            return rate
+        }
+
+        // Ping-pong of one byte with a child through a pipe: microseconds per round trip.
+        let pings = quick ? 20_000 : 100_000
+        status("ipc: pipe ping-pong, \(pings) round trips")
+        let pipe = !parts.contains("pipe") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
+            let (mine, theirs) = try Crew.Pipe().ends
+            let echo = try started(BenchFunctions.echoPipe, theirs)
+            theirs.close()
+            let byte: [UInt8] = [1]
+            try mine.sendBytes(byte)
+            _ = try mine.recvBytes()
+            let start = ContinuousClock.now
+            for _ in 0..<pings {
+                try mine.sendBytes(byte)
+                _ = try mine.recvBytes()
+            }
+            let micros = Self.us(ContinuousClock.now - start) / Double(pings)
+            mine.close()
+            _ = try await echo.value
+            return micros
+        }
+
+        // Two processes increment a shared counter under its lock: increments per second.
+        let increments = quick ? 100_000 : 500_000
+        status("ipc: shared value + lock, 2 processes × \(increments) increments")
+        let value = !parts.contains("value") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
+            let counter = try SharedValue(0)
+            let start = ContinuousClock.now
+            let workers = try (0..<2).map { _ in try started(BenchFunctions.increment, CounterBench(counter: counter, times: increments)) }
+            for w in workers { _ = try await w.value }
+            let rate = Double(2 * increments) / Self.seconds(ContinuousClock.now - start)
+            precondition(counter.value == 2 * increments, "lost increments")
+            return rate
+        }
+
+        status("ipc: Python")
+        let python = try runPeer("ipc.py", [quick ? "quick" : "full"] + parts.sorted())
+        table.add(workload: "queue 1 → 1 process, 64 B messages (messages/s)", crew: small, crewLabel: "Queue",
+                  python: python["queue/mp.Queue"], pythonLabel: "mp.Queue", lowerIsBetter: false)
+        table.add(workload: "queue 1 → 1 process, 64 KiB messages (MB/s)", crew: big, crewLabel: "Queue",
+                  python: python["queue_big/mp.Queue"], pythonLabel: "mp.Queue", lowerIsBetter: false)
+        table.add(workload: "queue 2 × 2 processes, numbers (messages/s)", crew: many, crewLabel: "Queue",
+                  python: python["queue_many/mp.Queue"], pythonLabel: "mp.Queue", lowerIsBetter: false)
+        table.add(workload: "pipe ping-pong of 1 byte (µs per round trip)", crew: pipe, crewLabel: "Crew.Pipe",
+                  python: python["pipe/mp.Pipe"], pythonLabel: "mp.Pipe", lowerIsBetter: true)
+        table.add(workload: "pipe ping-pong of 1 byte (µs per round trip)", crew: pipe, crewLabel: "Crew.Pipe",
+                  python: python["pipe/os.pipe"], pythonLabel: "os.pipe", lowerIsBetter: true)
+        table.add(workload: "shared counter under a lock, 2 processes (increments/s)", crew: value,
+                  crewLabel: "SharedValue", python: python["value/mp.Value"], pythonLabel: "mp.Value + lock",
+                  lowerIsBetter: false)
     }
 
     static func median(rounds: Int, warmUp: Bool = false, _ body: () async throws -> Double) async throws -> Double {

@@ -113,6 +113,7 @@ enum ChildRuntime {
         signal(SIGPIPE, SIG_IGN)
         setCloseOnExec(marker.fd)
         setNonBlocking(marker.fd)
+        if !marker.progress { close(4) }  // /dev/null, holding the place of a progress page.
         HandedDescriptors.adopt(count: marker.handed)
         if marker.mode == .zygote { Zygote.run(crew: crew, marker: marker) }
         let loop = ChildLoop(crew: crew, marker: marker)
