@@ -70,7 +70,7 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
         /// The process or thread that held a cross-process lock died holding it. The lock has been released;
         /// what it guarded may be half-updated.
         public static let ownerDied = Code(.ownerDied)
-        /// A ``Barrier`` was broken (a wait timed out, or ``Barrier/abort()`` was called): Python's
+        /// A ``Crew/Barrier`` was broken (a wait timed out, or ``Crew/Barrier/abort()`` was called): Python's
         /// `BrokenBarrierError`.
         public static let brokenBarrier = Code(.brokenBarrier)
         /// An argument is out of range (a pool of no processes, a chunk size of 0).

@@ -60,6 +60,37 @@ func poolTour() async throws {
     try await pool.join()
 }
 
+enum Seed {
+    static let write = Function("write") { (q: Queue<String>) throws in
+        for value in ["A", "B", "C"] {
+            print("Put \(value) to queue...")
+            try q.put(value)
+        }
+    }
+    static let read = Function("read") { (q: Queue<String>) throws in
+        while true { print("Get \(try q.get()) from queue.") }
+    }
+}
+
+func queueTour() async throws {
+    let q = try Queue<String>()
+    let pw = Crew.Process(target: Seed.write, args: q)
+    let pr = Crew.Process(target: Seed.read, args: q)
+    try pw.start()
+    try pr.start()
+    try await pw.join()
+    pr.terminate()  // the reader loops forever, as in Python
+
+    let (mine, theirs) = try Crew.Pipe().ends  // Python's Pipe(): two Connections
+    try mine.send([1, 2, 3])
+    print(try await theirs.recv([Int].self))  // [1, 2, 3]
+
+    let counter = try SharedValue(0)  // multiprocessing.Value, with its lock
+    try counter.withLock { $0 += 1 }
+    let lock = try Crew.Lock()  // also RLock, Semaphore, Event, Condition, Barrier
+    try lock.withLock { print(counter.value) }  // 1
+}
+
 func readmeTesting() throws {
     let crew = try CrewTesting.bootstrap([Work.square], worker: "my-app")
     let p = Crew.Process(target: Work.square, args: 3, crew: crew)
