@@ -14,6 +14,7 @@ import Musl
 // the lock for it, and the next `acquire` learns of it (``CrewError/Code/ownerDied``) instead of waiting forever.
 
 /// A deadline on the monotonic clock, in nanoseconds (-1: none), for the C shims.
+@usableFromInline
 func deadline(after timeout: Duration?) -> Int64 {
     guard let timeout else { return -1 }
     let now = monotonicNanos()

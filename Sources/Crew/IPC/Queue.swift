@@ -22,6 +22,7 @@ import Synchronization
 /// the request). A queue cannot be an argument of a pool's `apply` or `map`: hand it to the workers through the
 /// pool's `initializer`, as in Python.
 public final class Queue<Element: Codable & Sendable>: Codable, Sendable {
+    @usableFromInline
     let core: QueueCore
 
     /// The default size of the ring, in bytes: messages up to a quarter of it travel in one piece.
@@ -59,6 +60,7 @@ public final class Queue<Element: Codable & Sendable>: Codable, Sendable {
     /// - Throws: ``CrewError/Code/full`` if there was no room in time; ``CrewError/Code/closed`` if this
     ///   process closed the queue, or it waited for room while no other process held the queue;
     ///   ``CrewError/Code/encodingFailed`` if `item` does not encode.
+    @inlinable
     public func put(_ item: Element, timeout: Duration? = nil) throws {
         try put(item, until: deadline(after: timeout))
     }
@@ -66,6 +68,7 @@ public final class Queue<Element: Codable & Sendable>: Codable, Sendable {
     /// Puts `item` if there is room now: Python's `put_nowait`.
     ///
     /// - Throws: ``CrewError/Code/full`` if there is none.
+    @inlinable
     public func putNowait(_ item: Element) throws {
         try put(item, until: 0)
     }
@@ -81,7 +84,10 @@ public final class Queue<Element: Codable & Sendable>: Codable, Sendable {
         }
     }
 
-    private func put(_ item: Element, until deadline: Int64) throws {
+    // Inlinable, like the other hot paths: where `Element` is known, encoding and decoding run specialized
+    // instead of looking its type up at run time for every message.
+    @inlinable
+    func put(_ item: Element, until deadline: Int64) throws {
         var bytes: [UInt8] = []
         do {
             try BinaryEncoder.encode(item, appendingTo: &bytes)
@@ -99,6 +105,7 @@ public final class Queue<Element: Codable & Sendable>: Codable, Sendable {
     /// - Throws: ``CrewError/Code/empty`` if none came in time; ``CrewError/Code/closed`` if this process
     ///   closed the queue, or it waited while no other process held the queue; ``CrewError/Code/decodingFailed``
     ///   if the message is not an `Element` (it is taken off the queue; the queue goes on).
+    @inlinable
     public func get(timeout: Duration? = nil) throws -> Element {
         try get(until: deadline(after: timeout))
     }
@@ -106,6 +113,7 @@ public final class Queue<Element: Codable & Sendable>: Codable, Sendable {
     /// Takes the oldest item if there is one now: Python's `get_nowait`.
     ///
     /// - Throws: ``CrewError/Code/empty`` if there is none.
+    @inlinable
     public func getNowait() throws -> Element {
         try get(until: 0)
     }
@@ -121,14 +129,17 @@ public final class Queue<Element: Codable & Sendable>: Codable, Sendable {
         }
     }
 
-    private func get(until deadline: Int64) throws -> Element {
+    @inlinable
+    func get(until deadline: Int64) throws -> Element {
+        var item: Element?
         try core.get(until: deadline) { bytes in
             do {
-                return try BinaryDecoder().decode(Element.self, from: Array(bytes))
+                item = try BinaryDecoder().decode(Element.self, from: Array(bytes))
             } catch {
                 throw CrewError(.decodingFailed, "a message on the queue is not a \(Element.self): \(error)")
             }
         }
+        return item!
     }
 
     // MARK: State
@@ -177,6 +188,7 @@ public final class JoinableQueue<Element: Codable & Sendable>: Codable, Sendable
     }
 
     /// Puts `item` (see ``Queue/put(_:timeout:)``); it counts as unfinished until a ``taskDone()``.
+    @inlinable
     public func put(_ item: Element, timeout: Duration? = nil) throws {
         try queue.put(item, timeout: timeout)
     }
@@ -187,6 +199,7 @@ public final class JoinableQueue<Element: Codable & Sendable>: Codable, Sendable
     }
 
     /// Takes the oldest item (see ``Queue/get(timeout:)``).
+    @inlinable
     public func get(timeout: Duration? = nil) throws -> Element {
         try queue.get(timeout: timeout)
     }

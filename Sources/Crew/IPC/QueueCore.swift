@@ -25,6 +25,7 @@ import Musl
 // A consumer that dies holding the get lock loses nothing: `head` moves only after a record has been read. A
 // producer that dies in the middle of a multi-record message leaves a partial message that the consumer drops.
 
+@usableFromInline
 final class QueueCore: @unchecked Sendable {
     // @unchecked Sendable: the shared state is synchronized by the region's atomics, futexes and mutexes; the
     // local state (`closedHere`) is atomic.
@@ -273,6 +274,7 @@ final class QueueCore: @unchecked Sendable {
     // MARK: Put
 
     /// Appends one message. `deadline` bounds the whole wait (for the lock and for room).
+    @usableFromInline
     func put(_ bytes: UnsafeRawBufferPointer, until deadline: Int64) throws {
         try checkOpen()
         guard try lock(putLock, until: deadline, what: "queue's put lock") else {
@@ -371,7 +373,8 @@ final class QueueCore: @unchecked Sendable {
     // MARK: Get
 
     /// Takes the oldest message; `body` reads its bytes (valid only during the call).
-    func get<R>(until deadline: Int64, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+    @usableFromInline
+    func get(until deadline: Int64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         try checkOpen()
         guard try lock(getLock, until: deadline, what: "queue's get lock") else {
             throw CrewError(.empty, "the queue stayed empty (its get lock stayed taken) until the timeout")
@@ -419,9 +422,9 @@ final class QueueCore: @unchecked Sendable {
             let size = 8 + (length + 7) & ~7
             switch kind {
             case Self.recordWhole where !assembling:
-                let result = try Result { try body(UnsafeRawBufferPointer(start: at + 8, count: length)) }
-                finishMessage(head: head &+ UInt64(size))
-                return try result.get()
+                // The message is taken off the queue whether or not `body` can make sense of it.
+                defer { finishMessage(head: head &+ UInt64(size)) }
+                return try body(UnsafeRawBufferPointer(start: at + 8, count: length))
             case Self.recordFirst where !assembling:
                 assembling = true
                 assembled.reserveCapacity(length * 4)
