@@ -417,3 +417,5 @@ long crew_send_nosignal(int fd, const void *data, unsigned long length) {
     do { rc = send(fd, data, length, MSG_NOSIGNAL); } while (rc < 0 && errno == EINTR);
     return rc;
 }
+
+int crew_gettid(void) { return (int)syscall(SYS_gettid); }

@@ -153,4 +153,7 @@ static inline int crew_casi64(int64_t *p, int64_t expected, int64_t desired) {
 }
 static inline void crew_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
+/// The calling thread's kernel id.
+int crew_gettid(void);
+
 #endif
