@@ -290,7 +290,7 @@ import Musl
         let flag = try SharedValue(0)
         let ready = try condition.withLock {
             let notifier = try run(TestFunctions.conditionNotify, ConditionJob(condition: condition, flag: flag))
-            defer { try? notifier.join() }
+            defer { _ = try? notifier.join() }
             return try condition.wait(for: { flag.value == 1 }, timeout: .seconds(30))
         }
         #expect(ready)

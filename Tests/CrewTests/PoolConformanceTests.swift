@@ -73,10 +73,11 @@ import Testing
     func closeJoinAndTerminateAsPythonDoes(kind: Kind) async throws {
         let pool = try makePool(kind, 1)
         await expectCrewError(.poolNotClosed) { try await pool.join() }
-        // One slow call runs; the rest wait behind it and are failed by terminate.
-        let slow = try pool.applyAsync(TestFunctions.blockMilliseconds, 300, timeout: nil, callback: nil, errorCallback: nil)
+        // One slow call runs (long enough that a busy machine cannot finish it first); the rest wait behind it
+        // and are failed by terminate.
+        let slow = try pool.applyAsync(TestFunctions.blockMilliseconds, 3000, timeout: nil, callback: nil, errorCallback: nil)
         let waiting = try (0..<5).map { _ in
-            try pool.applyAsync(TestFunctions.blockMilliseconds, 300, timeout: nil, callback: nil, errorCallback: nil)
+            try pool.applyAsync(TestFunctions.blockMilliseconds, 1, timeout: nil, callback: nil, errorCallback: nil)
         }
         try await Task.sleep(for: .milliseconds(50))
         pool.terminate()

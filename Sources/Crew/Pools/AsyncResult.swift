@@ -1,3 +1,5 @@
+public import Synchronization
+
 /// The result of work submitted to a pool, which arrives later: Python's `AsyncResult`.
 ///
 /// Await it (`try await result.value`) or, from a thread that may block, `get(timeout:)` it. It fails with a
@@ -11,6 +13,9 @@ public final class AsyncResult<Value: Sendable>: Sendable {
     let callback: (@Sendable (Value) -> Void)?
     @usableFromInline
     let errorCallback: (@Sendable (CrewError) -> Void)?
+    /// Taken by the first outcome, when there are callbacks: they run before the result is ready.
+    @usableFromInline
+    let claimed = Atomic<Bool>(false)
 
     // Inlinable, so that the generic types made per result are resolved where the value type is known.
     @inlinable
@@ -20,14 +25,20 @@ public final class AsyncResult<Value: Sendable>: Sendable {
         self.errorCallback = errorCallback
     }
 
-    /// Sets the outcome (once) and runs the matching callback.
+    /// Sets the outcome (once), running the matching callback first, as Python does (a `get` that returns finds
+    /// the callback done).
     @inlinable
     func complete(_ result: Result<Value, CrewError>) {
-        guard completion.complete(result) else { return }
+        guard callback != nil || errorCallback != nil else {
+            completion.complete(result)
+            return
+        }
+        guard !claimed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         switch result {
         case .success(let value): callback?(value)
         case .failure(let error): errorCallback?(error)
         }
+        completion.complete(result)
     }
 
     /// The value, once it has arrived.
