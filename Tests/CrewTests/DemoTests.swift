@@ -66,6 +66,52 @@ import Testing
         }
     }
 
+    @Test func seed23RunsThreadsTogetherThenOneAfterTheOther() throws {
+        let run = try Self.runDemo(["run", "2.3"])
+        #expect(run.status == 0, "\(run.err)")
+        let lines = run.out.split(separator: "\n").map(String.init)
+        let split = try #require(lines.firstIndex(of: "# with join: one after the other"))
+        #expect(lines.first == "# without join: the three threads overlap")
+        let together = Array(lines[1..<split])
+        let serial = Array(lines[(split + 1)...])
+        #expect(together.count == 12 && serial.count == 12, "\(lines)")
+        // Without join: every thread has started (printed its number) before any has finished.
+        let lastNumber = try #require(together.lastIndex { ["0", "2", "4"].contains($0) })
+        let firstEnd = try #require(together.firstIndex { $0.hasPrefix("thread run ") })
+        #expect(lastNumber < firstEnd)
+        #expect(Set(together.filter { $0.hasPrefix("Thread-") }).count == 3)
+        #expect(Set(together.filter { $0.hasPrefix("Parent process ") }).count == 1)
+        // With join: name, parent, number, end — three times in order.
+        for (i, number) in ["0", "2", "4"].enumerated() {
+            #expect(serial[i * 4].hasPrefix("Thread-"))
+            #expect(serial[i * 4 + 1].hasPrefix("Parent process "))
+            #expect(serial[i * 4 + 2] == number)
+            #expect(serial[i * 4 + 3].hasPrefix("thread run ") && serial[i * 4 + 3].hasSuffix(" s end"))
+        }
+    }
+
+    @Test func seed24RunsTheSamePoolCodeOnProcessesAndThreads() throws {
+        let run = try Self.runDemo(["run", "2.4"])
+        #expect(run.status == 0, "\(run.err)")
+        let lines = run.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 11, "\(lines)")
+        guard lines.count == 11 else { return }
+        let parent = try #require(Self.number(in: lines[0], prefix: "Parent process ", suffix: "."))
+        #expect(lines[1] == "# from multiprocessing import Pool")
+        #expect(lines[5] == "Results: [0, 2, 4]")
+        #expect(lines[6] == "# from multiprocessing.dummy import Pool")
+        #expect(lines[10] == "Results: [0, 2, 4]")
+        func pids(_ range: Range<Int>) -> [Int] {
+            lines[range].compactMap { line in
+                let parts = line.split(separator: " ")
+                return parts.count == 8 ? Int(parts[5]) : nil
+            }
+        }
+        #expect(pids(2..<5).count == 3 && !pids(2..<5).contains(parent))  // Processes: other pids.
+        #expect(pids(7..<10) == [parent, parent, parent])  // Threads: this process.
+        #expect(lines[7..<10].allSatisfy { $0.contains(" on Thread-") })
+    }
+
     @Test func seed12BehavesAsPythonsPool() throws {
         let run = try Self.runDemo(["run", "1.2"])
         #expect(run.status == 0, "\(run.err)")
