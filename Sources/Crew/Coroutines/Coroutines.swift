@@ -1,0 +1,559 @@
+import AsyncAlgorithms
+import CCrewShims
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+// gevent's toolkit on Swift concurrency: coroutines are tasks, and no new scheduler is needed. What gevent's
+// `monkey.patch_all()` does for blocking calls — keep one from stalling every other coroutine — `blocking { }`
+// does explicitly, by moving the call to a bounded pool of threads.
+
+/// A coroutine started by ``spawn(priority:_:)``: gevent's `Greenlet`, on a Swift task.
+public struct Coroutine<Success: Sendable>: Sendable {
+    let task: Task<Void, Never>
+    let outcome: Completion<Result<Success, ErrorBox>>
+
+    /// The coroutine's value, once it has finished.
+    ///
+    /// - Throws: what the coroutine threw; `CancellationError` if the waiting task is cancelled (the coroutine
+    ///   goes on).
+    public var value: Success {
+        get async throws {
+            guard let result = await outcome.wait() else { throw CancellationError() }
+            switch result {
+            case .success(let value): return value
+            case .failure(let box): throw box.error
+            }
+        }
+    }
+
+    /// Cancels the coroutine (gevent's `kill()`): Swift's cooperative cancellation, so it ends at its next
+    /// cancellation point (a `sleep`, a `Task.checkCancellation()`, ...).
+    public func cancel() {
+        task.cancel()
+    }
+
+    /// True once the coroutine has returned or thrown (gevent's `ready()`).
+    public var isDone: Bool { outcome.current != nil }
+
+    /// True if it returned a value (gevent's `successful()`); false while running or if it threw.
+    public var succeeded: Bool {
+        if case .success = outcome.current { return true }
+        return false
+    }
+}
+
+/// Starts `body` as a coroutine: gevent's `spawn`. It runs concurrently with the caller on Swift's cooperative
+/// thread pool; any number can be parked waiting (a sleep, an event, I/O) at little cost each.
+@discardableResult
+public func spawn<T: Sendable>(
+    priority: TaskPriority? = nil,
+    _ body: @escaping @Sendable () async throws -> T
+) -> Coroutine<T> {
+    spawnCoroutine(priority: priority, body)
+}
+
+func spawnCoroutine<T: Sendable>(
+    priority: TaskPriority? = nil,
+    _ body: @escaping @Sendable () async throws -> T
+) -> Coroutine<T> {
+    let outcome = Completion<Result<T, ErrorBox>>()
+    let task = Task(priority: priority) {
+        do {
+            outcome.complete(.success(try await body()))
+        } catch {
+            outcome.complete(.failure(ErrorBox(error: error)))
+        }
+    }
+    return Coroutine(task: task, outcome: outcome)
+}
+
+/// Waits for every coroutine to finish, or for `timeout`: gevent's `joinall`.
+///
+/// - Parameters:
+///   - raiseError: If true, the first coroutine that throws ends the wait with its error, and the coroutines
+///     still running are cancelled. If false (gevent's default), failures are left in the coroutines.
+/// - Returns: the coroutines that finished, in the order given.
+@discardableResult
+public func joinAll<T: Sendable>(
+    _ coroutines: [Coroutine<T>],
+    timeout: Duration? = nil,
+    raiseError: Bool = false
+) async throws -> [Coroutine<T>] {
+    var finished = Set<Int>()
+    try await withThrowingTaskGroup(of: JoinEvent.self) { group in
+        for (index, coroutine) in coroutines.enumerated() {
+            group.addTask {
+                _ = await coroutine.outcome.wait()
+                return .finished(index)
+            }
+        }
+        if let timeout, !coroutines.isEmpty {
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return .timedOut
+            }
+        }
+        defer { group.cancelAll() }
+        while finished.count < coroutines.count, let event = try await group.next() {
+            guard case .finished(let index) = event else { break }
+            finished.insert(index)
+            if raiseError, case .failure(let box) = coroutines[index].outcome.current {
+                for (other, coroutine) in coroutines.enumerated() where !finished.contains(other) { coroutine.cancel() }
+                throw box.error
+            }
+        }
+    }
+    try Task.checkCancellation()
+    return coroutines.indices.filter { finished.contains($0) }.map { coroutines[$0] }
+}
+
+/// What `joinAll` waits for.
+enum JoinEvent: Sendable {
+    case finished(Int)
+    case timedOut
+}
+
+/// Runs `body`, giving up after `timeout`: gevent's `Timeout`. On time-out `body` is cancelled and this throws
+/// ``CrewError/Code/timedOut`` at once — also if `body` ignores cancellation (it then runs on, unawaited).
+public func withTimeout<T: Sendable>(
+    _ timeout: Duration,
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    let outcome = Completion<Result<T, ErrorBox>>()
+    let task = Task {
+        do {
+            outcome.complete(.success(try await body()))
+        } catch {
+            outcome.complete(.failure(ErrorBox(error: error)))
+        }
+    }
+    let nanoseconds = timeout.clampedNanoseconds
+    Reactor.shared.submit {
+        Reactor.shared.schedule(afterNanoseconds: nanoseconds) {
+            outcome.complete(.failure(ErrorBox(error: CrewError(.timedOut, "the call did not finish within \(timeout)"))))
+        }
+    }
+    let result = await withTaskCancellationHandler {
+        await outcome.wait()
+    } onCancel: {
+        task.cancel()
+    }
+    guard let result else { throw CancellationError() }
+    switch result {
+    case .success(let value):
+        return value
+    case .failure(let box):
+        if let error = box.error as? CrewError, error.code == .timedOut { task.cancel() }
+        throw box.error
+    }
+}
+
+/// Moves a blocking call — a C library, `sleep(2)` as in the tutorial, file I/O — off Swift's cooperative
+/// threads onto a bounded pool of threads, so that it never stalls other coroutines: the job gevent's
+/// `monkey.patch_all()` does.
+///
+/// The pool grows to ``BlockingPool/limit`` threads; beyond that, callers wait (suspended, holding no thread)
+/// for one to free up — back-pressure rather than unbounded threads.
+public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await BlockingPool.shared.run(body)
+}
+
+/// The threads behind ``blocking(_:)``.
+public final class BlockingPool: @unchecked Sendable {
+    // @unchecked Sendable: `state` is behind its lock; `wakeups` is a semaphore, made for use across threads.
+    /// The pool ``blocking(_:)`` uses.
+    public static let shared = BlockingPool(limit: 64)
+
+    /// The most threads the pool runs at once.
+    public let limit: Int
+
+    private struct State {
+        var queue: [@Sendable () -> Void] = []
+        var head = 0
+        var idle = 0
+        var threads = 0
+    }
+
+    private let state = Locked(State())
+    private let wakeups: UnsafeMutablePointer<sem_t>
+
+    /// A pool of at most `limit` threads, started as needed.
+    public init(limit: Int) {
+        self.limit = max(1, limit)
+        wakeups = .allocate(capacity: 1)
+        sem_init(wakeups, 0, 0)
+    }
+
+    deinit {
+        sem_destroy(wakeups)
+        wakeups.deallocate()
+    }
+
+    /// Threads running now (busy or idle).
+    public var threads: Int { state.withLock { $0.threads } }
+
+    /// Calls waiting for a thread now.
+    public var waiting: Int { state.withLock { $0.queue.count - $0.head } }
+
+    /// Runs `body` on one of the pool's threads and returns its value.
+    public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            submit {
+                do {
+                    continuation.resume(returning: try body())
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    private func submit(_ job: @escaping @Sendable () -> Void) {
+        enum Action { case wake, start, none }
+        let action: Action = state.withLock { state in
+            state.queue.append(job)
+            if state.idle > 0 {
+                state.idle -= 1
+                return .wake
+            }
+            if state.threads < limit {
+                state.threads += 1
+                return .start
+            }
+            return .none
+        }
+        switch action {
+        case .wake: sem_post(wakeups)
+        case .start: startThread(name: "crew-blocking") { [self] in serve() }
+        case .none: break
+        }
+    }
+
+    private func serve() {
+        while true {
+            let job: (@Sendable () -> Void)? = state.withLock { state in
+                guard state.head < state.queue.count else {
+                    state.idle += 1
+                    return nil
+                }
+                let job = state.queue[state.head]
+                state.head += 1
+                if state.head == state.queue.count {
+                    state.queue.removeAll(keepingCapacity: true)
+                    state.head = 0
+                }
+                return job
+            }
+            if let job {
+                job()
+            } else {
+                // Idle: wait for a wake-up (a submission that counted on this thread).
+                while sem_wait(wakeups) != 0 && errno == EINTR {}
+            }
+        }
+    }
+}
+
+/// A pool that runs at most `size` coroutines at once: gevent's `Pool(size)`.
+///
+/// ```swift
+/// let pool = CoroutinePool(size: 100)
+/// let pages = try await pool.map(urls) { url in try await fetch(url) }
+/// ```
+public final class CoroutinePool: Sendable {
+    /// How many coroutines may run at once.
+    public let size: Int
+    private let slots: AsyncSlots
+    /// The coroutines running now, for ``cancelAll()``.
+    private let spawned = Locked<[UInt64: Task<Void, Never>]>([:])
+    private let nextID = Atomic<UInt64>(0)
+
+    /// A pool of `size` concurrent coroutines.
+    ///
+    /// - Throws: ``CrewError/Code/invalidArgument`` if `size` is below 1.
+    public init(size: Int) throws {
+        guard size >= 1 else { throw CrewError(.invalidArgument, "a coroutine pool needs a size of at least 1, not \(size)") }
+        self.size = size
+        self.slots = AsyncSlots(size)
+    }
+
+    /// Coroutines running now.
+    public var running: Int { size - slots.free }
+
+    /// Starts `body` once a slot is free — suspending the caller until then (back-pressure, as gevent's
+    /// `Pool.spawn` blocks when the pool is full).
+    @discardableResult
+    public func spawn<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> Coroutine<T> {
+        try await slots.acquire()
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
+        let coroutine = spawnCoroutine { [slots, spawned] in
+            defer {
+                spawned.withLock { _ = $0.removeValue(forKey: id) }
+                slots.release()
+            }
+            return try await body()
+        }
+        spawned.withLock { $0[id] = coroutine.task }
+        if coroutine.isDone { spawned.withLock { _ = $0.removeValue(forKey: id) } }
+        return coroutine
+    }
+
+    /// Runs `transform` on every item, at most ``size`` at once; the results in order. The first error cancels
+    /// the rest and is thrown.
+    public func map<A: Sendable, R: Sendable, S: Sequence<A>>(
+        _ items: S,
+        _ transform: @escaping @Sendable (A) async throws -> R
+    ) async throws -> [R] {
+        let items = Array(items)
+        var results = [R?](repeating: nil, count: items.count)
+        try await withThrowingTaskGroup(of: (Int, R).self) { group in
+            var next = 0
+            while next < min(size, items.count) {
+                let index = next
+                group.addTask { (index, try await transform(items[index])) }
+                next += 1
+            }
+            while let (index, value) = try await group.next() {
+                results[index] = value
+                if next < items.count {
+                    let index = next
+                    group.addTask { (index, try await transform(items[index])) }
+                    next += 1
+                }
+            }
+        }
+        return results.map { $0! }
+    }
+
+    /// Runs `transform` on every item, at most ``size`` at once; the results as they finish.
+    public func imapUnordered<A: Sendable, R: Sendable, S: Sequence<A>>(
+        _ items: S,
+        _ transform: @escaping @Sendable (A) async throws -> R
+    ) -> AsyncThrowingStream<R, any Error> {
+        let items = Array(items)
+        let size = self.size
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    try await withThrowingTaskGroup(of: R.self) { group in
+                        var next = 0
+                        while next < min(size, items.count) {
+                            let item = items[next]
+                            group.addTask { try await transform(item) }
+                            next += 1
+                        }
+                        while let value = try await group.next() {
+                            continuation.yield(value)
+                            if next < items.count {
+                                let item = items[next]
+                                group.addTask { try await transform(item) }
+                                next += 1
+                            }
+                        }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// Waits until every coroutine the pool is running has finished (gevent's `Pool.join`).
+    public func join() async throws {
+        try await slots.waitUntilAllFree()
+    }
+
+    /// Cancels every coroutine the pool is running (gevent's `Pool.kill`).
+    public func cancelAll() {
+        for task in spawned.withLock({ Array($0.values) }) { task.cancel() }
+    }
+}
+
+/// A counting gate for tasks: `acquire` suspends while no slot is free.
+final class AsyncSlots: Sendable {
+    private struct State {
+        var free: Int
+        var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+        var drained: [CheckedContinuation<Void, any Error>] = []
+        var nextID: UInt64 = 0
+    }
+
+    private let total: Int
+    private let state: Mutex<State>
+
+    init(_ count: Int) {
+        total = count
+        state = Mutex(State(free: count))
+    }
+
+    var free: Int { state.withLock { $0.free } }
+
+    func acquire() async throws {
+        let id: UInt64 = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let granted = state.withLock { state -> Bool in
+                    if Task.isCancelled { return false }
+                    if state.free > 0 {
+                        state.free -= 1
+                        return true
+                    }
+                    state.waiters.append((id, continuation))
+                    return false
+                }
+                if granted {
+                    continuation.resume()
+                } else if Task.isCancelled && !state.withLock({ $0.waiters.contains { $0.id == id } }) {
+                    continuation.resume(throwing: CancellationError())
+                }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(throwing: CancellationError())
+        }
+    }
+
+    func release() {
+        let (next, drained): (CheckedContinuation<Void, any Error>?, [CheckedContinuation<Void, any Error>]) = state.withLock { state in
+            if !state.waiters.isEmpty { return (state.waiters.removeFirst().continuation, []) }
+            state.free += 1
+            if state.free == total {
+                defer { state.drained.removeAll() }
+                return (nil, state.drained)
+            }
+            return (nil, [])
+        }
+        next?.resume()
+        for waiter in drained { waiter.resume() }
+    }
+
+    func waitUntilAllFree() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let now = state.withLock { state -> Bool in
+                if state.free == total { return true }
+                state.drained.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+}
+
+/// A flag coroutines can wait for: gevent's `Event`, for tasks (``Crew/Event`` is the one between processes).
+public final class AsyncEvent: Sendable {
+    private struct State {
+        var isSet = false
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextID: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// A new event, not set.
+    public init() {}
+
+    /// True once ``set()`` was called (and ``clear()`` not since).
+    public var isSet: Bool { state.withLock { $0.isSet } }
+
+    /// Sets the flag and wakes every waiter.
+    public func set() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.isSet = true
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Clears the flag.
+    public func clear() {
+        state.withLock { $0.isSet = false }
+    }
+
+    /// Waits until the flag is set, or `timeout` passes.
+    ///
+    /// - Returns: whether the flag is set (false after a time-out or cancellation).
+    @discardableResult
+    public func wait(timeout: Duration? = nil) async -> Bool {
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        if let timeout {
+            let nanoseconds = timeout.clampedNanoseconds
+            Reactor.shared.submit { [self] in
+                Reactor.shared.schedule(afterNanoseconds: nanoseconds) { [self] in resume(id) }
+            }
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    if state.isSet || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            resume(id)
+        }
+        return isSet
+    }
+
+    private func resume(_ id: UInt64) {
+        state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+    }
+}
+
+/// A channel between coroutines with back-pressure — a send waits until a receiver takes the element —
+/// built on swift-async-algorithms' `AsyncChannel`: gevent's `Channel`.
+///
+/// ```swift
+/// let channel = Channel<Int>()
+/// spawn { for i in 0..<3 { await channel.send(i) }; channel.finish() }
+/// for await i in channel { print(i) }
+/// ```
+public final class Channel<Element: Sendable>: AsyncSequence, Sendable {
+    private let channel = AsyncChannel<Element>()
+
+    /// A new, open channel.
+    public init() {}
+
+    /// Sends `element`, suspending until a receiver takes it (or the channel is finished).
+    public func send(_ element: Element) async {
+        await channel.send(element)
+    }
+
+    /// Ends the channel: receivers' iterations end once they have taken what was sent.
+    public func finish() {
+        channel.finish()
+    }
+
+    /// Receives the elements until the channel is finished.
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: channel.makeAsyncIterator())
+    }
+
+    /// Receives the elements of a ``Channel``.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncChannel<Element>.Iterator
+
+        /// The next element, or nil once the channel is finished.
+        public mutating func next() async -> Element? {
+            await base.next()
+        }
+    }
+}
