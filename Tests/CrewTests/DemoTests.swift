@@ -112,6 +112,21 @@ import Testing
         #expect(lines[7..<10].allSatisfy { $0.contains(" on Thread-") })
     }
 
+    @Test func seed31RunsThreeCoroutinesTogether() throws {
+        let run = try Self.runDemo(["run", "3.1"])
+        #expect(run.status == 0, "\(run.err)")
+        let lines = run.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 9, "\(lines)")
+        guard lines.count == 9 else { return }
+        // Every coroutine has started (printed its number) before any has finished its sleep.
+        let lastNumber = try #require(lines.lastIndex { ["0", "2", "4"].contains($0) })
+        let firstEnd = try #require(lines.firstIndex { $0.hasPrefix("run ") })
+        #expect(lastNumber < firstEnd)
+        #expect(Set(lines.filter { ["0", "2", "4"].contains($0) }) == ["0", "2", "4"])
+        #expect(Set(lines.filter { $0.hasPrefix("Parent process ") }).count == 1)
+        #expect(lines.filter { $0.hasPrefix("run ") && $0.hasSuffix(" s end") }.count == 3)
+    }
+
     @Test func seed12BehavesAsPythonsPool() throws {
         let run = try Self.runDemo(["run", "1.2"])
         #expect(run.status == 0, "\(run.err)")
