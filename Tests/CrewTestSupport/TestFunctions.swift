@@ -407,6 +407,16 @@ public enum TestFunctions {
         return getpid()
     }
 
+    /// Sleeps `ms` as a task; returns [pid, start, end] (monotonic nanoseconds, comparable across processes).
+    public static let overlapProbe = Function("overlapProbe") { (ms: Int) async throws -> [Int] in
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        let start = ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+        try await Task.sleep(for: .milliseconds(ms))
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return [Int(getpid()), start, ts.tv_sec * 1_000_000_000 + ts.tv_nsec]
+    }
+
     /// Registered in the test process only: the child does not know it.
     public static let onlyInParent = Function("onlyInParent") { (n: Int) in n }
 
@@ -418,5 +428,6 @@ public enum TestFunctions {
         burn, ignoreTermForever, threadsWork, segfault, spinForever, childOfAStuckParent,
         queuePut, queueGet, queueDrain, queuePutBytes, joinableWorker, pipeEcho, pipeSend, lockAndTrap, increment,
         setEvent, barrierWait, semaphoreRelease, conditionNotify, keepQueue, putToKeptQueue, queueGetBytes, ipcChurn,
+        overlapProbe,
     ]
 }

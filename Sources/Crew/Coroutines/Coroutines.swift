@@ -265,10 +265,11 @@ public final class BlockingPool: @unchecked Sendable {
 /// let pool = CoroutinePool(size: 100)
 /// let pages = try await pool.map(urls) { url in try await fetch(url) }
 /// ```
-public final class CoroutinePool: Sendable {
+public final class CoroutinePool: WorkerPool, Sendable {
     /// How many coroutines may run at once.
     public let size: Int
     private let slots: AsyncSlots
+    private let closed = Atomic<Bool>(false)
     /// The coroutines running now, for ``cancelAll()``.
     private let spawned = Locked<[UInt64: Task<Void, Never>]>([:])
     private let nextID = Atomic<UInt64>(0)
@@ -289,6 +290,7 @@ public final class CoroutinePool: Sendable {
     /// `Pool.spawn` blocks when the pool is full).
     @discardableResult
     public func spawn<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> Coroutine<T> {
+        try checkOpen(nil)
         try await slots.acquire()
         let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
         let coroutine = spawnCoroutine { [slots, spawned] in
@@ -368,6 +370,153 @@ public final class CoroutinePool: Sendable {
     /// Waits until every coroutine the pool is running has finished (gevent's `Pool.join`).
     public func join() async throws {
         try await slots.waitUntilAllFree()
+    }
+
+    // MARK: The pool API (WorkerPool), for registered functions
+
+    /// The pool's size, under the name every ``WorkerPool`` has.
+    public var processes: Int { size }
+
+    private func checkOpen(_ name: String?) throws {
+        if closed.load(ordering: .acquiring) {
+            throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: name)
+        }
+    }
+
+    /// Runs `function(args)` as a coroutine of the pool (in this process, no encoding) once a slot is free.
+    @discardableResult
+    public func applyAsync<A, R>(
+        _ function: Function<A, R>,
+        _ args: A,
+        timeout: Duration? = nil,
+        callback: (@Sendable (R) -> Void)? = nil,
+        errorCallback: (@Sendable (CrewError) -> Void)? = nil
+    ) throws -> AsyncResult<R> {
+        try checkOpen(function.name)
+        let result = AsyncResult<R>(callback: callback, errorCallback: errorCallback)
+        let name = function.name
+        Task { [slots] in
+            do {
+                try await slots.acquire()
+            } catch {
+                result.complete(.failure(CrewError(.cancelled, "cancelled before it started", function: name)))
+                return
+            }
+            defer { slots.release() }
+            let outcome: Result<R, CrewError>
+            if let timeout {
+                do {
+                    outcome = .success(try await withTimeout(timeout) { try await function.callAsync(args) })
+                } catch {
+                    outcome = ThreadPool.outcome(name: name) { throw error }
+                }
+            } else {
+                do {
+                    outcome = .success(try await function.callAsync(args))
+                } catch {
+                    outcome = ThreadPool.outcome(name: name) { throw error }
+                }
+            }
+            result.complete(outcome)
+        }
+        return result
+    }
+
+    /// Runs `function` on every item as coroutines of the pool; the results in order, later.
+    public func mapAsync<A, R, S: Sequence<A>>(
+        _ function: Function<A, R>,
+        _ items: S,
+        chunkSize: Int? = nil,
+        timeout: Duration? = nil,
+        callback: (@Sendable ([R]) -> Void)? = nil,
+        errorCallback: (@Sendable (CrewError) -> Void)? = nil
+    ) throws -> AsyncResult<[R]> {
+        try checkOpen(function.name)
+        if let chunkSize, chunkSize < 1 { throw CrewError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)") }
+        let items = Array(items)
+        let result = AsyncResult<[R]>(callback: callback, errorCallback: errorCallback)
+        let name = function.name
+        Task {
+            do {
+                let values = try await map(items) { item in
+                    if let timeout { return try await withTimeout(timeout) { try await function.callAsync(item) } }
+                    return try await function.callAsync(item)
+                }
+                result.complete(.success(values))
+            } catch {
+                result.complete(ThreadPool.outcome(name: name) { throw error })
+            }
+        }
+        return result
+    }
+
+    /// The results of `function` on every item, in order, as they become available.
+    public func imap<A, R, S: Sequence<A>>(
+        _ function: Function<A, R>,
+        _ items: S,
+        chunkSize: Int = 1,
+        timeout: Duration? = nil
+    ) throws -> PoolResults<R> {
+        try results(function, Array(items), ordered: true)
+    }
+
+    /// The results of `function` on every item, as they finish.
+    public func imapUnordered<A, R, S: Sequence<A>>(
+        _ function: Function<A, R>,
+        _ items: S,
+        chunkSize: Int = 1,
+        timeout: Duration? = nil
+    ) throws -> PoolResults<R> {
+        try results(function, Array(items), ordered: false)
+    }
+
+    private func results<A, R>(_ function: Function<A, R>, _ items: [A], ordered: Bool) throws -> PoolResults<R> {
+        try checkOpen(function.name)
+        let buffer = ResultBuffer<R>(ordered: ordered, chunks: items.count)
+        let name = function.name
+        Task { [slots] in
+            await withTaskGroup(of: Void.self) { group in
+                for (index, item) in items.enumerated() {
+                    do {
+                        try await slots.acquire()
+                    } catch {
+                        buffer.deliver(index, .failure(CrewError(.cancelled, "cancelled", function: name)))
+                        continue
+                    }
+                    group.addTask {
+                        defer { slots.release() }
+                        do {
+                            buffer.deliver(index, .success([try await function.callAsync(item)]))
+                        } catch {
+                            buffer.deliver(index, ThreadPool.outcome(name: name) { throw error })
+                        }
+                    }
+                }
+            }
+        }
+        return PoolResults(buffer: buffer)
+    }
+
+    /// Takes no more work; running coroutines finish.
+    public func close() {
+        closed.store(true, ordering: .releasing)
+    }
+
+    /// Takes no more work and cancels the running coroutines.
+    public func terminate() {
+        close()
+        cancelAll()
+    }
+
+    /// Blocks until no coroutine of the pool runs, or `timeout` passes.
+    @discardableResult
+    public func join(timeout: Duration? = nil) throws -> Bool {
+        let limit = timeout.map { ContinuousClock.now + $0 }
+        while running > 0 {
+            if let limit, ContinuousClock.now >= limit { return false }
+            usleep(1000)
+        }
+        return true
     }
 
     /// Cancels every coroutine the pool is running (gevent's `Pool.kill`).

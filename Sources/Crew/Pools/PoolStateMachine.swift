@@ -34,6 +34,9 @@ struct PoolStateMachine {
         var longCallNanoseconds: UInt64 = 1_000_000
         /// After this many workers in a row end without ever serving, the pool stops starting new ones.
         var maxFailedStarts: Int = 3
+        /// If set, a worker whose oldest call is `async` holds this many calls, however long they run (they run
+        /// concurrently in the worker).
+        var asyncInFlight: Int?
     }
 
     /// Why the pool failed a task.
@@ -360,6 +363,7 @@ struct PoolStateMachine {
 
     private func unboundedCapacity(_ w: Worker, now: UInt64) -> Int {
         guard let head = w.inFlight.first else { return 1 }
+        if let concurrent = configuration.asyncInFlight, tasks[head]?.synchronous == false { return concurrent }
         guard let average = averageNanoseconds, average < configuration.longCallNanoseconds else { return 1 }
         if let started = tasks[head]?.startedAt, now > started, now - started >= configuration.longCallNanoseconds {
             return w.inFlight.count  // Nothing more behind a call that runs long.

@@ -38,11 +38,16 @@ public final class ProcessPool: Sendable {
         public var maxInFlight: Int
         /// How long a timed-out call's worker has between `SIGTERM` and `SIGKILL`.
         public var timeoutGrace: Duration
+        /// How many calls of `async` functions each worker runs at once, however long they take (the seed's
+        /// "several processes, many coroutines each"; uWSGI's `--processes 4 --gevent 100`). Nil: as other
+        /// calls, up to ``maxInFlight`` while calls are short, one behind a long one.
+        public var coroutinesEach: Int?
 
         /// Options with defaults: up to 32 calls per worker, half a second of grace.
-        public init(maxInFlight: Int = 32, timeoutGrace: Duration = .milliseconds(500)) {
+        public init(maxInFlight: Int = 32, timeoutGrace: Duration = .milliseconds(500), coroutinesEach: Int? = nil) {
             self.maxInFlight = maxInFlight
             self.timeoutGrace = timeoutGrace
+            self.coroutinesEach = coroutinesEach
         }
     }
 
@@ -138,8 +143,12 @@ public final class ProcessPool: Sendable {
         guard options.maxInFlight >= 1 else {
             throw CrewError(.invalidArgument, "maxInFlight must be at least 1, not \(options.maxInFlight)")
         }
+        if let each = options.coroutinesEach, each < 1 {
+            throw CrewError(.invalidArgument, "coroutinesEach must be at least 1, not \(each)")
+        }
         var configuration = PoolStateMachine.Configuration(processes: count)
         configuration.maxInFlight = options.maxInFlight
+        configuration.asyncInFlight = options.coroutinesEach
         configuration.maxTasksPerChild = maxTasksPerChild
         configuration.graceNanoseconds = options.timeoutGrace.clampedNanoseconds
         self.processes = count

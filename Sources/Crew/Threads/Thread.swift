@@ -170,6 +170,14 @@ enum ThreadNames {
 }
 
 extension Function {
+    /// Runs the function's body in this process, in this task.
+    func callAsync(_ arguments: Arguments) async throws -> Result {
+        switch body {
+        case .sync(let body): try body(arguments)
+        case .async(let body): try await body(arguments)
+        }
+    }
+
     /// Runs the function's body in this process, on this thread (an `async` body is waited for).
     func callHere(_ arguments: Arguments) throws -> Result {
         switch body {
