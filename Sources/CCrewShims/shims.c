@@ -419,3 +419,10 @@ long crew_send_nosignal(int fd, const void *data, unsigned long length) {
 }
 
 int crew_gettid(void) { return (int)syscall(SYS_gettid); }
+
+#include <malloc.h>
+
+long crew_heap_in_use(void) {
+    struct mallinfo2 info = mallinfo2();
+    return (long)(info.uordblks + info.hblkhd);
+}

@@ -52,8 +52,15 @@ enum BenchFunctions {
         return job.times
     }
 
+    /// An I/O-bound call: sleeps `ms` milliseconds as a task.
+    static let sleepMs = Function("bench.sleepMs") { (ms: Int) async throws -> Int in
+        try await Task.sleep(for: .milliseconds(ms))
+        return ms
+    }
+
     static let all: [any AnyFunction] = [
         double, echoByte, square, burn, sleepLong, produce, produceNumbers, consumeNumbers, echoPipe, increment,
+        sleepMs,
     ]
 }
 

@@ -23,7 +23,7 @@ struct CrewBench: AsyncParsableCommand {
     @Option(help: "The directory of the Python peers.")
     var peers = "bench/peers"
 
-    @Option(help: "Workloads to run (process-start, round-trip, pool, ipc); all when not given.")
+    @Option(help: "Workloads to run (process-start, round-trip, pool, ipc, concurrency); all when not given.")
     var only: [String] = []
 
     @Flag(help: "Fewer repetitions: a quick look, not figures to record.")
@@ -34,7 +34,7 @@ struct CrewBench: AsyncParsableCommand {
 
     func run() async throws {
         var table = Table()
-        let workloads = only.isEmpty ? ["process-start", "round-trip", "pool", "ipc"] : only
+        let workloads = only.isEmpty ? ["process-start", "round-trip", "pool", "ipc", "concurrency"] : only
         for workload in workloads {
             switch workload {
             case "process-start": try await processStart(&table)
@@ -42,6 +42,9 @@ struct CrewBench: AsyncParsableCommand {
             case "pool": try await pool(&table, parts: ["map", "apply", "imap", "cpu", "kill"])
             case let name where name.hasPrefix("pool-"): try await pool(&table, parts: [String(name.dropFirst(5))])
             case "ipc": try await ipc(&table, parts: ["queue", "big", "many", "pipe", "value"])
+            case "concurrency": try await concurrency(&table, parts: Self.concurrencyParts)
+            case let name where name.hasPrefix("concurrency-"):
+                try await concurrency(&table, parts: [String(name.dropFirst(12))])
             case let name where name.hasPrefix("ipc-"): try await ipc(&table, parts: [String(name.dropFirst(4))])
             default: throw ValidationError("unknown workload \(workload)")
             }
@@ -467,6 +470,19 @@ struct Table {
 
 /// What the benchmark ran on, for the record.
 enum Machine {
+    /// Bytes the heap has handed out and not taken back (glibc's `mallinfo2`): what live objects use, whatever
+    /// the heap kept from earlier work.
+    static func heapBytesInUse() -> Int {
+        crewHeapBytesInUse()
+    }
+
+    /// This process's resident memory, in bytes (from /proc/self/statm).
+    static func residentBytes() -> Int {
+        let fields = read("/proc/self/statm").split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
     static func read(_ path: String) -> String {
         guard let file = fopen(path, "r") else { return "" }
         defer { fclose(file) }

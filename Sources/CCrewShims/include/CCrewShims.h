@@ -156,4 +156,7 @@ static inline void crew_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 /// The calling thread's kernel id.
 int crew_gettid(void);
 
+/// Bytes the heap has handed out and not taken back (mallinfo2), for measurements.
+long crew_heap_in_use(void);
+
 #endif

@@ -84,6 +84,13 @@ public func joinAll<T: Sendable>(
     timeout: Duration? = nil,
     raiseError: Bool = false
 ) async throws -> [Coroutine<T>] {
+    if timeout == nil && !raiseError {
+        // Nothing to race: wait for each in turn (no task per coroutine).
+        for coroutine in coroutines {
+            guard await coroutine.outcome.wait() != nil else { throw CancellationError() }
+        }
+        return coroutines
+    }
     var finished = Set<Int>()
     try await withThrowingTaskGroup(of: JoinEvent.self) { group in
         for (index, coroutine) in coroutines.enumerated() {

@@ -1,3 +1,4 @@
+import CCrewShims
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -72,4 +73,10 @@ public final class ChildWorker: Sendable {
     public func exitStatus() async -> Crew.ExitStatus? {
         await connection.exited.wait()
     }
+}
+
+/// Bytes of heap in use in this process (glibc's `mallinfo2`), for the benchmark's memory figures.
+@_spi(Internals)
+public func crewHeapBytesInUse() -> Int {
+    Int(crew_heap_in_use())
 }
