@@ -91,6 +91,29 @@ func queueTour() async throws {
     try lock.withLock { print(counter.value) }  // 1
 }
 
+func whichPool(threads: Bool) async throws -> [Int] {
+    let pool: any WorkerPool = threads ? try ThreadPool(processes: 4) : try ProcessPool(processes: 4)
+    let squares = try await pool.map(Work.square, 0..<100)
+    pool.close()
+    try await pool.join()
+    return squares
+}
+
+func coroutineTour() async throws {
+    let pages = (0..<3).map { i in
+        spawn {
+            try await Task.sleep(for: .seconds(2))  // an I/O wait: the three overlap
+            return i * 2
+        }
+    }
+    try await joinAll(pages)
+    let napped = try await blocking { sleep(1) }  // a blocking call, kept off the coroutines
+    let executor = try Crew.Executor.processes(2, coroutinesEach: 100)
+    let results = try await executor.map(Work.greet, ["a", "b", "c"])
+    try await executor.shutdown()
+    print(napped, results)
+}
+
 func readmeTesting() throws {
     let crew = try CrewTesting.bootstrap([Work.square], worker: "my-app")
     let p = Crew.Process(target: Work.square, args: 3, crew: crew)

@@ -75,6 +75,8 @@ func spawnCoroutine<T: Sendable>(
 /// Waits for every coroutine to finish, or for `timeout`: gevent's `joinall`.
 ///
 /// - Parameters:
+///   - coroutines: The coroutines to wait for.
+///   - timeout: The longest to wait (no limit when nil).
 ///   - raiseError: If true, the first coroutine that throws ends the wait with its error, and the coroutines
 ///     still running are cancelled. If false (gevent's default), failures are left in the coroutines.
 /// - Returns: the coroutines that finished, in the order given.

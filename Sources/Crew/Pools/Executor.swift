@@ -7,10 +7,10 @@ extension Crew {
     /// try await executor.shutdown()
     /// ```
     ///
-    /// - ``processes(_:)``: a ``ProcessPool`` — CPU-bound work on every core, crashes isolated.
+    /// - ``processes(_:crew:)``: a ``ProcessPool`` — CPU-bound work on every core, crashes isolated.
     /// - ``threads(_:)``: a ``ThreadPool`` — work that blocks (C libraries, files) or shares memory.
     /// - ``coroutines(_:)``: a ``CoroutinePool`` in this process — I/O-bound `async` work, thousands at once.
-    /// - ``processes(_:coroutinesEach:)``: processes, each running many `async` calls at once — the tutorial's
+    /// - ``processes(_:coroutinesEach:crew:)``: processes, each running many `async` calls at once — the tutorial's
     ///   best practice, and uWSGI's `--processes 4 --gevent 100`.
     ///
     /// (Nested in `Crew` because Swift's concurrency library has an `Executor` protocol of its own.)

@@ -31,7 +31,9 @@ public final class ThreadPool: WorkerPool, Sendable {
     /// Starts a pool of `processes` threads (one per CPU when nil). The label is Python's, so that switching
     /// from a ``ProcessPool`` is one word.
     ///
-    /// - Parameter initializer: Runs on each thread before it takes work (Python's `initializer`).
+    /// - Parameters:
+    ///   - processes: How many threads.
+    ///   - initializer: Runs on each thread before it takes work (Python's `initializer`).
     /// - Throws: ``CrewError/Code/invalidArgument`` for fewer than one thread.
     public init(processes: Int? = nil, initializer: (@Sendable () throws -> Void)? = nil) throws {
         let count = processes ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
