@@ -127,6 +127,16 @@ import Testing
         #expect(lines.filter { $0.hasPrefix("run ") && $0.hasSuffix(" s end") }.count == 3)
     }
 
+    @Test func seed22MeasuresThreadsAndProcesses() throws {
+        let run = try Self.runDemo(["run", "2.2"])
+        #expect(run.status == 0, "\(run.err)")
+        let lines = run.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4, "\(lines)")
+        guard lines.count == 4 else { return }
+        #expect(lines[1].hasPrefix("threads  : 1 worker ") && lines[1].hasSuffix("×"))
+        #expect(lines[2].hasPrefix("processes: 1 worker ") && lines[2].contains(" speed-up "))
+    }
+
     @Test func seed12BehavesAsPythonsPool() throws {
         let run = try Self.runDemo(["run", "1.2"])
         #expect(run.status == 0, "\(run.err)")
