@@ -150,9 +150,16 @@ final class Completion<Value: Sendable>: Sendable {
         }
     }
 
-    /// Blocks the calling thread until the value arrives or `timeout` passes (nil: no limit).
-    func wait(timeout: Duration?) -> Value? {
+    /// Blocks the calling thread until the value arrives or `timeout` passes (nil: no limit). With
+    /// `spinNanoseconds`, polls for that long first: a value that comes within it costs no sleep and no wake-up.
+    func wait(timeout: Duration?, spinNanoseconds: UInt64 = 0) -> Value? {
         let deadline = timeout.map { monotonicNanos() &+ $0.clampedNanoseconds }
+        if spinNanoseconds > 0 {
+            let until = monotonicNanos() &+ min(spinNanoseconds, timeout?.clampedNanoseconds ?? .max)
+            repeat {
+                if let value = current { return value }
+            } while monotonicNanos() < until
+        }
         let sleeper = ConditionLock()
         sleeper.lock()
         defer { sleeper.unlock() }

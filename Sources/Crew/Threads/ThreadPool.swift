@@ -23,7 +23,8 @@ import Musl
 public final class ThreadPool: WorkerPool, Sendable {
     /// How many threads the pool runs.
     public let processes: Int
-    private let jobs: JobQueue
+    @usableFromInline
+    let jobs: JobQueue
     /// Completed when the pool is closed or terminated and every thread has ended.
     private let finished = Completion<Bool>()
     private let running: Locked<Int>
@@ -89,6 +90,7 @@ public final class ThreadPool: WorkerPool, Sendable {
     /// the pool thread when the call ends.
     ///
     /// - Throws: ``CrewError/Code/poolClosed`` after ``close()`` or ``terminate()``.
+    @inlinable
     @discardableResult
     public func applyAsync<A, R>(
         _ function: Function<A, R>,
@@ -113,7 +115,8 @@ public final class ThreadPool: WorkerPool, Sendable {
         try applyAsync(timeout: timeout, name: nil, callback: callback, errorCallback: errorCallback, body)
     }
 
-    private func applyAsync<R: Sendable>(
+    @inlinable
+    func applyAsync<R: Sendable>(
         timeout: Duration?,
         name: String?,
         callback: (@Sendable (R) -> Void)?,
@@ -131,19 +134,28 @@ public final class ThreadPool: WorkerPool, Sendable {
         return result
     }
 
+    @inlinable
     static func outcome<R>(name: String?, _ body: () throws -> R) -> Result<R, CrewError> {
         do {
             return .success(try body())
-        } catch var error as CrewError {
-            if error.function == nil { error.function = name }
-            return .failure(error)
         } catch {
-            let type = String(reflecting: Swift.type(of: error))
-            return .failure(CrewError(.remoteError, "\(type): \(error)", remoteErrorType: type, function: name))
+            return .failure(failure(error, name: name))
         }
     }
 
+    /// A call's error as the pool reports it: a ``CrewError`` as it is, anything else as `remoteError`.
+    @usableFromInline
+    static func failure(_ error: any Error, name: String?) -> CrewError {
+        if var error = error as? CrewError {
+            if error.function == nil { error.function = name }
+            return error
+        }
+        let type = String(reflecting: Swift.type(of: error))
+        return CrewError(.remoteError, "\(type): \(error)", remoteErrorType: type, function: name)
+    }
+
     /// Fails `result` with `timedOut` once `timeout` has passed, unless it has completed by then.
+    @usableFromInline
     static func expire<R>(_ result: AsyncResult<R>, after timeout: Duration, name: String?) {
         let nanoseconds = timeout.clampedNanoseconds
         Reactor.shared.submit {
@@ -194,6 +206,8 @@ public final class ThreadPool: WorkerPool, Sendable {
     }
 
     /// Starts a map whose results arrive later: Python's `map_async`.
+    // Inlinable down to the loop over a chunk, so that it runs specialized for the function's types.
+    @inlinable
     public func mapAsync<A, R, S: Sequence<A>>(
         _ function: Function<A, R>,
         _ items: S,
@@ -207,7 +221,8 @@ public final class ThreadPool: WorkerPool, Sendable {
         }
     }
 
-    private func mapAsync<A: Sendable, R: Sendable>(
+    @inlinable
+    func mapAsync<A: Sendable, R: Sendable>(
         _ items: [A],
         chunkSize: Int?,
         timeout: Duration?,
@@ -332,12 +347,20 @@ public final class ThreadPool: WorkerPool, Sendable {
 }
 
 /// A unit of a thread pool's work, and how to fail it if it never runs.
+@usableFromInline
 struct Job: Sendable {
-    var run: @Sendable () -> Void
-    var fail: @Sendable (CrewError) -> Void
+    @usableFromInline var run: @Sendable () -> Void
+    @usableFromInline var fail: @Sendable (CrewError) -> Void
+
+    @inlinable
+    init(run: @escaping @Sendable () -> Void, fail: @escaping @Sendable (CrewError) -> Void) {
+        self.run = run
+        self.fail = fail
+    }
 }
 
 /// The jobs waiting for a thread pool's threads: a FIFO under a mutex, with a condition for idle threads.
+@usableFromInline
 final class JobQueue: @unchecked Sendable {
     // @unchecked Sendable: every field is touched only with `mutex` held.
     private enum State {
@@ -372,6 +395,7 @@ final class JobQueue: @unchecked Sendable {
         return try body()
     }
 
+    @usableFromInline
     func checkOpen(name: String?) throws {
         try locked {
             guard state == .open else { throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: name) }
@@ -385,10 +409,12 @@ final class JobQueue: @unchecked Sendable {
         }
     }
 
+    @usableFromInline
     func submit(_ job: Job, name: String?) throws {
         try submit([job], name: name)
     }
 
+    @usableFromInline
     func submit(_ batch: [Job], name: String?) throws {
         let wake: Int = try locked {
             guard state == .open else { throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: name) }
