@@ -205,8 +205,9 @@ public final class ThreadPool: WorkerPool, Sendable {
         try await map(function, items, chunkSize: chunkSize, timeout: timeout)
     }
 
-    /// Starts a map whose results arrive later: Python's `map_async`.
     // Inlinable down to the loop over a chunk, so that it runs specialized for the function's types.
+
+    /// Starts a map whose results arrive later: Python's `map_async`.
     @inlinable
     public func mapAsync<A, R, S: Sequence<A>>(
         _ function: Function<A, R>,
