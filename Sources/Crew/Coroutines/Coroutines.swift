@@ -321,24 +321,25 @@ public final class CoroutinePool: WorkerPool, Sendable {
         _ transform: @escaping @Sendable (A) async throws -> R
     ) async throws -> [R] {
         let items = Array(items)
-        var results = [R?](repeating: nil, count: items.count)
-        try await withThrowingTaskGroup(of: (Int, R).self) { group in
-            var next = 0
-            while next < min(size, items.count) {
-                let index = next
-                group.addTask { (index, try await transform(items[index])) }
-                next += 1
-            }
-            while let (index, value) = try await group.next() {
-                results[index] = value
-                if next < items.count {
-                    let index = next
-                    group.addTask { (index, try await transform(items[index])) }
-                    next += 1
+        guard !items.isEmpty else { return [] }
+        // `size` workers take the next index until none is left (asyncio's worker-queue pattern): one task per
+        // worker, not one per item. Each index is written by the one worker that took it.
+        let next = SharedCounter()
+        let results = ResultSlots<R>(count: items.count)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<min(size, items.count) {
+                group.addTask {
+                    while true {
+                        let index = next.take()
+                        guard index < items.count else { return }
+                        try Task.checkCancellation()
+                        results.set(index, try await transform(items[index]))
+                    }
                 }
             }
+            try await group.waitForAll()
         }
-        return results.map { $0! }
+        return results.values()
     }
 
     /// Runs `transform` on every item, at most ``size`` at once; the results as they finish.
@@ -531,6 +532,41 @@ public final class CoroutinePool: WorkerPool, Sendable {
     /// Cancels every coroutine the pool is running (gevent's `Pool.kill`).
     public func cancelAll() {
         for task in spawned.withLock({ Array($0.values) }) { task.cancel() }
+    }
+}
+
+/// A counter several tasks take numbers from.
+final class SharedCounter: Sendable {
+    private let value = Atomic<Int>(0)
+
+    /// The next number (0, 1, 2, ...).
+    func take() -> Int {
+        value.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+}
+
+/// Results written by index from several tasks, each index once; read after they have all finished.
+final class ResultSlots<R>: @unchecked Sendable {
+    // @unchecked Sendable: each slot is written by one task, and read only after every writer has finished
+    // (the task group's completion orders the writes before the read).
+    private let slots: UnsafeMutableBufferPointer<R?>
+
+    init(count: Int) {
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: nil)
+    }
+
+    deinit {
+        _ = slots.deinitialize()
+        slots.deallocate()
+    }
+
+    func set(_ index: Int, _ value: R) {
+        slots[index] = value
+    }
+
+    func values() -> [R] {
+        slots.map { $0! }
     }
 }
 
