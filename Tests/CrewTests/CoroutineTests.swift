@@ -21,7 +21,8 @@ final class Concurrency: Sendable {
     @Test func spawnedCoroutinesRunTogetherAndJoinAllWaitsForThem() async throws {
         let coroutines = (0..<3).map { i in
             spawn {
-                try await Task.sleep(for: .milliseconds(50))
+                try await sleep(for: .milliseconds(50))
+                try await sleep(for: .zero)
                 return i * 2
             }
         }

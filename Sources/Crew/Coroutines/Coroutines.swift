@@ -127,6 +127,19 @@ enum JoinEvent: Sendable {
     case timedOut
 }
 
+/// Suspends the running coroutine for `duration`, letting others run: gevent's `sleep`. A zero duration only
+/// yields. (Glibc's blocking `sleep(_:)` would hold a cooperative thread: wrap such calls in ``blocking(_:)``.)
+///
+/// - Throws: `CancellationError` if the coroutine is cancelled while it sleeps.
+public func sleep(for duration: Duration) async throws {
+    if duration <= .zero {
+        await Task.yield()
+        try Task.checkCancellation()
+    } else {
+        try await Task.sleep(for: duration)
+    }
+}
+
 /// Runs `body`, giving up after `timeout`: gevent's `Timeout`. On time-out `body` is cancelled and this throws
 /// ``CrewError/Code/timedOut`` at once — also if `body` ignores cancellation (it then runs on, unawaited).
 public func withTimeout<T: Sendable>(
