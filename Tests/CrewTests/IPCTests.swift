@@ -53,6 +53,21 @@ import Musl
         #expect(try numbers.get() == 7)
     }
 
+    @Test func byteMessagesTakeTheDirectPathAndStillCheckTheirInput() throws {
+        let q = try Queue<[UInt8]>()
+        for message in [[], [0], [UInt8](repeating: 200, count: 300)] as [[UInt8]] {
+            try q.put(message)
+            #expect(try q.get() == message)
+        }
+        // A message that is not a byte array is a typed error, and the queue goes on.
+        let numbers = Queue<Int>(core: q.core)
+        try numbers.put(7)
+        let error = try #require(throws: CrewError.self) { try q.get() }
+        #expect(error.code == .decodingFailed)
+        try q.put([1])
+        #expect(try q.get() == [1])
+    }
+
     @Test func messagesBiggerThanTheRingTravelInPieces() async throws {
         let q = try Queue<[UInt8]>(capacity: 1 << 16)
         let big = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }

@@ -88,6 +88,16 @@ public final class Queue<Element: Codable & Sendable>: Codable, Sendable {
     // instead of looking its type up at run time for every message.
     @inlinable
     func put(_ item: Element, until deadline: Int64) throws {
+        if let raw = item as? [UInt8] {
+            // Bytes, the commonest message, go into the ring straight from the array (decided when compiling).
+            var header: (UInt8, UInt64, UInt64) = (0, 0, 0)
+            let headerCount = BinaryEncoder.byteArrayHeader(count: raw.count, into: &header)
+            return try withUnsafeBytes(of: &header) { head in
+                try raw.withUnsafeBytes { body in
+                    try core.put(prefix: UnsafeRawBufferPointer(rebasing: head[0..<headerCount]), body, until: deadline)
+                }
+            }
+        }
         var bytes: [UInt8] = []
         do {
             try BinaryEncoder.encode(item, appendingTo: &bytes)
@@ -134,7 +144,12 @@ public final class Queue<Element: Codable & Sendable>: Codable, Sendable {
         var item: Element?
         try core.get(until: deadline) { bytes in
             do {
-                item = try BinaryDecoder().decode(Element.self, from: Array(bytes))
+                if Element.self == [UInt8].self {
+                    // Bytes, the commonest message, straight from the ring (decided when compiling).
+                    item = try BinaryDecoder.byteArray(from: bytes) as? Element
+                } else {
+                    item = try BinaryDecoder().decode(Element.self, from: Array(bytes))
+                }
             } catch {
                 throw CrewError(.decodingFailed, "a message on the queue is not a \(Element.self): \(error)")
             }

@@ -276,6 +276,18 @@ final class QueueCore: @unchecked Sendable {
     /// Appends one message. `deadline` bounds the whole wait (for the lock and for room).
     @usableFromInline
     func put(_ bytes: UnsafeRawBufferPointer, until deadline: Int64) throws {
+        try put(prefix: UnsafeRawBufferPointer(start: nil, count: 0), bytes, until: deadline)
+    }
+
+    /// Appends one message made of `prefix` then `bytes` (so that a caller need not join them first).
+    @usableFromInline
+    func put(prefix: UnsafeRawBufferPointer, _ bytes: UnsafeRawBufferPointer, until deadline: Int64) throws {
+        if prefix.count > 0 && prefix.count + bytes.count > capacity / 4 - 8 {
+            // Big enough to travel in pieces: join the parts first (the piece code takes one buffer).
+            var joined = [UInt8](prefix)
+            joined.append(contentsOf: bytes)
+            return try joined.withUnsafeBytes { try put(prefix: UnsafeRawBufferPointer(start: nil, count: 0), $0, until: deadline) }
+        }
         try checkOpen()
         guard try lock(putLock, until: deadline, what: "queue's put lock") else {
             throw CrewError(.full, "the queue stayed full (its put lock stayed taken) until the timeout")
@@ -295,8 +307,8 @@ final class QueueCore: @unchecked Sendable {
         _ = crew_add64(i64(Layout.count), 1)
         do {
             let fragment = capacity / 4 - 8
-            if bytes.count <= fragment {
-                try writeRecord(kind: Self.recordWhole, bytes, until: deadline)
+            if prefix.count + bytes.count <= fragment {
+                try writeRecord(kind: Self.recordWhole, prefix: prefix, bytes, until: deadline)
             } else {
                 // Who writes it, so that a consumer waiting for its records can tell if it died.
                 region.pointer(Layout.partialWriterStart).storeBytes(of: me.start, as: UInt64.self)
@@ -320,8 +332,14 @@ final class QueueCore: @unchecked Sendable {
     }
 
     /// Writes one record past `tail` once there is room, and publishes it.
-    private func writeRecord(kind: UInt32, _ bytes: UnsafeRawBufferPointer, until deadline: Int64) throws {
-        let size = 8 + (bytes.count + 7) & ~7
+    private func writeRecord(
+        kind: UInt32,
+        prefix: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+        _ bytes: UnsafeRawBufferPointer,
+        until deadline: Int64
+    ) throws {
+        let length = prefix.count + bytes.count
+        let size = 8 + (length + 7) & ~7
         let head = u64(Layout.head)
         let tailPointer = u64(Layout.tail)
         var tail = crew_load64(tailPointer)
@@ -335,7 +353,7 @@ final class QueueCore: @unchecked Sendable {
         case .ready: break
         case .timedOut:
             if kind == Self.recordWhole || kind == Self.recordFirst {
-                throw CrewError(.full, "the queue had no room for a message of \(bytes.count) bytes until the timeout")
+                throw CrewError(.full, "the queue had no room for a message of \(length) bytes until the timeout")
             }
             // Never happens: later records wait without a deadline.
             throw CrewError(.full, "the queue had no room until the timeout")
@@ -349,9 +367,12 @@ final class QueueCore: @unchecked Sendable {
             tail &+= UInt64(untilEnd)
         }
         let at = data + Int(tail & mask)
-        at.storeBytes(of: UInt32(bytes.count), as: UInt32.self)
+        at.storeBytes(of: UInt32(length), as: UInt32.self)
         at.storeBytes(of: kind, toByteOffset: 4, as: UInt32.self)
-        if let base = bytes.baseAddress, bytes.count > 0 { (at + 8).copyMemory(from: base, byteCount: bytes.count) }
+        if let base = prefix.baseAddress, prefix.count > 0 { (at + 8).copyMemory(from: base, byteCount: prefix.count) }
+        if let base = bytes.baseAddress, bytes.count > 0 {
+            (at + 8 + prefix.count).copyMemory(from: base, byteCount: bytes.count)
+        }
         tail &+= UInt64(size)
         crew_store64(tailPointer, tail)
         if kind != Self.recordWhole && kind != Self.recordLast {

@@ -36,6 +36,34 @@ struct BinaryDecoder {
         return try decodeCoded(type, from: bytes, range: range)
     }
 
+    /// A `[UInt8]` read straight from an encoded byte blob in `raw` (tag, length, bytes: as the encoder writes
+    /// one), without first copying the encoding into an array.
+    @usableFromInline
+    static func byteArray(from raw: UnsafeRawBufferPointer) throws -> [UInt8] {
+        func corrupted(_ what: String) -> DecodingError {
+            .dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: what))
+        }
+        guard raw.count >= 2, raw[0] == BinaryTag.bytes else {
+            // Not a byte blob: the general decoder explains what it is instead.
+            return try BinaryDecoder().decode([UInt8].self, from: Array(raw))
+        }
+        var length: UInt64 = 0
+        var shift: UInt64 = 0
+        var i = 1
+        while true {
+            guard i < raw.count, shift <= 63 else { throw corrupted("truncated length of a byte array") }
+            let b = raw[i]
+            i += 1
+            length |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { break }
+            shift += 7
+        }
+        guard length == UInt64(raw.count - i) else {
+            throw corrupted("a byte array of \(length) bytes in \(raw.count - i) bytes")
+        }
+        return Array(UnsafeRawBufferPointer(rebasing: raw[i...]))
+    }
+
     /// The value at `range` in `type`'s direct form, or nil if it is not in that form.
     @usableFromInline
     static func decodeDirect(

@@ -33,6 +33,19 @@ struct BinaryEncoder {
         try encodeCoded(value, appendingTo: &bytes)
     }
 
+    /// Writes the header of a `[UInt8]` of `count` bytes (the byte-blob tag and the length) into the first bytes
+    /// of `storage`; returns how many. The bytes themselves follow it.
+    @usableFromInline
+    static func byteArrayHeader<Storage>(count: Int, into storage: inout Storage) -> Int {
+        var header: [UInt8] = [BinaryTag.bytes]
+        header.appendVarint(UInt64(count))
+        withUnsafeMutableBytes(of: &storage) { raw in
+            precondition(raw.count >= header.count)
+            raw.copyBytes(from: header)
+        }
+        return header.count
+    }
+
     /// Appends the encoding of `value` through the `Encoder` protocol.
     @usableFromInline
     static func encodeCoded<T: Encodable>(_ value: T, appendingTo bytes: inout [UInt8]) throws {
