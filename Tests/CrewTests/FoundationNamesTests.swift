@@ -27,4 +27,37 @@ import Testing
         #expect(!Crew.isChildProcess)
         #expect(Crew.current != nil)
     }
+
+    @Test func theIPCThreadAndCoroutineTypesClashWithNothing() async throws {
+        let _: Queue<Int> = try Queue()
+        let _: JoinableQueue<Int> = try JoinableQueue()
+        let _: SimpleQueue<Int> = try SimpleQueue()
+        let (a, b): (Connection, Connection) = try Crew.Pipe().ends
+        a.close()
+        b.close()
+        let _: SharedValue<Int> = try SharedValue(0)
+        let _: SharedArray<Int> = try SharedArray([1])
+        let _: Crew.Lock = try Crew.Lock()
+        let _: Crew.RLock = try Crew.RLock()
+        let _: Crew.Semaphore = try Crew.Semaphore()
+        let _: Crew.Event = try Crew.Event()
+        let _: Crew.Condition = try Crew.Condition()
+        let _: Crew.Barrier = try Crew.Barrier(parties: 1)
+        let thread: Crew.Thread = Crew.Thread {}
+        #expect(!thread.isAlive)
+        let pool: any WorkerPool = try ThreadPool(processes: 1)
+        pool.close()
+        let coroutine: Coroutine<Int> = spawn { 1 }
+        _ = try await joinAll([coroutine])
+        let _: CoroutinePool = try CoroutinePool(size: 1)
+        let _: AsyncEvent = AsyncEvent()
+        let _: Channel<Int> = Channel()
+        let _: BlockingPool = BlockingPool.shared
+        let executor: Crew.Executor = try .threads(1)
+        try await executor.shutdown()
+        try await sleep(for: .zero)
+        #expect(try await withTimeout(.seconds(5)) { 2 } == 2)
+        #expect(try await blocking { 3 } == 3)
+        let _: AsyncResult<Int> = try ThreadPool(processes: 1).applyAsync { 4 }
+    }
 }
