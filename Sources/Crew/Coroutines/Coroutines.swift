@@ -145,7 +145,8 @@ public func joinAll<T: Sendable>(
     }
     sink.finish()
     try Task.checkCancellation()
-    return coroutines.indices.filter { finished.contains($0) }.map { coroutines[$0] }
+    // Those that ended before their waiter could report it count too.
+    return coroutines.indices.filter { finished.contains($0) || coroutines[$0].isDone }.map { coroutines[$0] }
 }
 
 /// What `joinAll` waits for.
