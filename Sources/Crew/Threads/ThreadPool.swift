@@ -420,8 +420,11 @@ final class JobQueue: @unchecked Sendable {
         let wake: Int = try locked {
             guard state == .open else { throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: name) }
             if let broken { throw broken }
+            // Wake sleepers only when the queue was empty: otherwise a woken thread is already on its way, and
+            // each thread that takes a job wakes the next if more wait (no wake-up per submission).
+            let wasEmpty = head == jobs.count
             jobs.append(contentsOf: batch)
-            return min(idle, batch.count)
+            return wasEmpty ? min(idle, batch.count) : 0
         }
         if wake == 1 {
             pthread_cond_signal(condition)
@@ -447,6 +450,7 @@ final class JobQueue: @unchecked Sendable {
             }
             let job = jobs[head]
             head += 1
+            let wakeNext = head < jobs.count && idle > 0
             if head == jobs.count {
                 jobs.removeAll(keepingCapacity: true)
                 head = 0
@@ -455,6 +459,7 @@ final class JobQueue: @unchecked Sendable {
                 head = 0
             }
             pthread_mutex_unlock(mutex)
+            if wakeNext { pthread_cond_signal(condition) }
             job.run()
         }
     }
