@@ -24,12 +24,15 @@ let package = Package(
     products: [
         .library(name: "Crew", targets: ["Crew"]),
         .library(name: "CrewTesting", targets: ["CrewTesting"]),
+        .library(name: "CrewQueue", targets: ["CrewQueue"]),
+        .library(name: "CrewSQLite", targets: ["CrewSQLite"]),
         .executable(name: "crew-demo", targets: ["crew-demo"]),
         .executable(name: "crew-bench", targets: ["crew-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
@@ -67,6 +70,13 @@ let package = Package(
             swiftSettings: swiftSettings,
             linkerSettings: staticStdlib
         ),
+        // The durable task queue (the Celery part) and its embedded SQLite broker.
+        .target(name: "CrewQueue", dependencies: ["Crew"], swiftSettings: swiftSettings),
+        .target(
+            name: "CrewSQLite",
+            dependencies: ["CrewQueue", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
         // Functions the test suite runs in child processes, and the executable those children are.
         .target(
             name: "CrewTestSupport",
@@ -86,6 +96,8 @@ let package = Package(
                 "Crew",
                 "CrewTesting",
                 "CrewTestSupport",
+                "CrewQueue",
+                "CrewSQLite",
                 // Built so that tests can start it as their child process. (crew-demo, which the demo tests
                 // run, is not listed: its static-stdlib link settings would leak into the test bundle; the
                 // test script builds every product before testing.)

@@ -1,0 +1,90 @@
+public import FoundationEssentials
+
+/// Where jobs wait and are claimed: the durable queue's storage. ``MemoryBroker`` is for tests;
+/// `SQLiteBroker` (module CrewSQLite) is the embedded default; a PostgreSQL broker serves many machines. Every
+/// broker passes the same conformance suite.
+///
+/// Delivery is at least once: a job whose worker dies is run again once its lease expires (``reapExpiredLeases()``).
+public protocol Broker: Sendable {
+    /// Stores the jobs, all or none: `scheduled` if their time has not come, `available` otherwise.
+    ///
+    /// - Throws: ``BrokerError`` (`duplicateJob` for an id already taken; nothing is stored then).
+    func enqueue(_ jobs: [NewJob]) async throws
+
+    /// Claims up to `limit` available jobs of `queues` for `worker`: highest priority first, then oldest. They
+    /// become `running`, their attempt counted, held until `lease` from now. Jobs whose time has come become
+    /// available first; jobs past their expiry expire.
+    func claim(queues: [String], limit: Int, worker: String, lease: Duration) async throws -> [JobRecord]
+
+    /// Extends the leases `worker` holds on these jobs; returns the ids it still holds.
+    func renew(_ ids: [JobID], worker: String, lease: Duration) async throws -> [JobID]
+
+    /// Records the result of a job `worker` holds. Returns false if it no longer holds it (its lease expired and
+    /// the job went to another worker, or it was cancelled): the result is then dropped.
+    func succeed(_ id: JobID, worker: String, result: String) async throws -> Bool
+
+    /// Records a failed attempt of a job `worker` holds: with `retryAt` and attempts left it waits as
+    /// `retrying`, otherwise it `failed`. Returns the new state, or nil if `worker` no longer held it.
+    func fail(_ id: JobID, worker: String, error: AttemptError, retryAt: Date?) async throws -> JobState?
+
+    /// Gives back jobs `worker` holds without counting their attempt (a graceful stop): they become available.
+    func release(_ ids: [JobID], worker: String) async throws
+
+    /// Cancels a job that has not ended. Returns false if it had already ended.
+    func cancel(_ id: JobID) async throws -> Bool
+
+    /// The job, if it exists.
+    func job(_ id: JobID) async throws -> JobRecord?
+
+    /// Returns running jobs whose lease has expired (their worker died or hung): to `available` if they have
+    /// attempts left, `failed` otherwise. Returns how many.
+    func reapExpiredLeases() async throws -> Int
+
+    /// Jobs per queue and state.
+    func counts() async throws -> [QueueCounts]
+}
+
+extension Broker {
+    /// Stores one job.
+    public func enqueue(_ job: NewJob) async throws {
+        try await enqueue([job])
+    }
+}
+
+/// The rules every broker applies, in one place, for brokers in other modules too.
+public enum JobRules {
+    /// The state a new job starts in.
+    public static func initialState(_ job: NewJob, now: Date) -> JobState {
+        if let runAt = job.runAt, runAt > now { return .scheduled }
+        return .available
+    }
+
+    /// Checks jobs before they are stored.
+    ///
+    /// - Throws: ``BrokerError`` `invalidArgument` or `duplicateJob`.
+    public static func validate(_ jobs: [NewJob]) throws {
+        for job in jobs {
+            guard job.maxAttempts >= 1 else {
+                throw BrokerError(.invalidArgument, "maxAttempts must be at least 1, not \(job.maxAttempts) (job \(job.id))")
+            }
+            guard !job.name.isEmpty, !job.queue.isEmpty else {
+                throw BrokerError(.invalidArgument, "a job needs a name and a queue (job \(job.id))")
+            }
+        }
+        guard Set(jobs.map(\.id)).count == jobs.count else {
+            throw BrokerError(.duplicateJob, "the same job id twice in one enqueue")
+        }
+    }
+
+    /// The state after a failed attempt: `retrying` if a retry time is given and attempts are left.
+    public static func afterFailure(_ job: JobRecord, retryAt: Date?) -> JobState {
+        retryAt != nil && job.attempts < job.maxAttempts ? .retrying : .failed
+    }
+}
+
+extension JobRules {
+    /// A duration in seconds (a lease's length, for date arithmetic).
+    public static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}

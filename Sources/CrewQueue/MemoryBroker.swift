@@ -1,0 +1,159 @@
+public import FoundationEssentials
+
+/// A broker in this process's memory (`memory://`): for tests and for trying things out. Nothing survives the
+/// process.
+public actor MemoryBroker: Broker {
+    private var jobs: [JobID: JobRecord] = [:]
+    private var order: [JobID] = []
+    private let clock: @Sendable () -> Date
+
+    /// An empty broker; `clock` tells it the time (tests move it).
+    public init(clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.clock = clock
+    }
+
+    /// Stores the jobs, all or none (see ``Broker``).
+    public func enqueue(_ new: [NewJob]) async throws {
+        try JobRules.validate(new)
+        if let taken = new.first(where: { jobs[$0.id] != nil }) {
+            throw BrokerError(.duplicateJob, "job \(taken.id) already exists")
+        }
+        let now = clock()
+        for job in new {
+            jobs[job.id] = JobRecord(
+                id: job.id, name: job.name, arguments: job.arguments, queue: job.queue, priority: job.priority,
+                state: JobRules.initialState(job, now: now), attempts: 0, maxAttempts: job.maxAttempts,
+                runAt: job.runAt ?? now, expiresAt: job.expiresAt, leaseUntil: nil, worker: nil, result: nil,
+                errors: [], createdAt: now, finishedAt: nil
+            )
+            order.append(job.id)
+        }
+    }
+
+    private func housekeep(now: Date) {
+        for id in order {
+            guard var job = jobs[id] else { continue }
+            if (job.state == .scheduled || job.state == .available || job.state == .retrying),
+                let expiry = job.expiresAt, expiry <= now
+            {
+                job.state = .expired
+                job.finishedAt = now
+            } else if (job.state == .scheduled || job.state == .retrying) && job.runAt <= now {
+                job.state = .available
+            }
+            jobs[id] = job
+        }
+    }
+
+    /// Claims up to `limit` available jobs (see ``Broker``).
+    public func claim(queues: [String], limit: Int, worker: String, lease: Duration) async throws -> [JobRecord] {
+        guard limit > 0 else { return [] }
+        let now = clock()
+        housekeep(now: now)
+        let wanted = Set(queues)
+        let candidates = order.compactMap { jobs[$0] }
+            .filter { $0.state == .available && wanted.contains($0.queue) }
+            .sorted { ($0.priority, $1.runAt, $1.createdAt) > ($1.priority, $0.runAt, $0.createdAt) }
+        var claimed: [JobRecord] = []
+        for var job in candidates.prefix(limit) {
+            job.state = .running
+            job.attempts += 1
+            job.worker = worker
+            job.leaseUntil = now.addingTimeInterval(JobRules.seconds(lease))
+            jobs[job.id] = job
+            claimed.append(job)
+        }
+        return claimed
+    }
+
+    private func held(_ id: JobID, by worker: String) -> JobRecord? {
+        guard let job = jobs[id], job.state == .running, job.worker == worker else { return nil }
+        return job
+    }
+
+    /// Extends the leases `worker` holds; returns the ids it still holds.
+    public func renew(_ ids: [JobID], worker: String, lease: Duration) async throws -> [JobID] {
+        let until = clock().addingTimeInterval(JobRules.seconds(lease))
+        return ids.filter { id in
+            guard var job = held(id, by: worker) else { return false }
+            job.leaseUntil = until
+            jobs[id] = job
+            return true
+        }
+    }
+
+    /// Records a result; false if `worker` no longer holds the job.
+    public func succeed(_ id: JobID, worker: String, result: String) async throws -> Bool {
+        guard var job = held(id, by: worker) else { return false }
+        job.state = .succeeded
+        job.result = result
+        job.leaseUntil = nil
+        job.finishedAt = clock()
+        jobs[id] = job
+        return true
+    }
+
+    /// Records a failed attempt; the new state, or nil if `worker` no longer holds the job.
+    public func fail(_ id: JobID, worker: String, error: AttemptError, retryAt: Date?) async throws -> JobState? {
+        guard var job = held(id, by: worker) else { return nil }
+        job.errors.append(error)
+        job.state = JobRules.afterFailure(job, retryAt: retryAt)
+        job.leaseUntil = nil
+        if job.state == .retrying { job.runAt = retryAt! } else { job.finishedAt = clock() }
+        jobs[id] = job
+        return job.state
+    }
+
+    /// Gives jobs back without counting their attempt.
+    public func release(_ ids: [JobID], worker: String) async throws {
+        for id in ids {
+            guard var job = held(id, by: worker) else { continue }
+            job.state = .available
+            job.attempts -= 1
+            job.leaseUntil = nil
+            jobs[id] = job
+        }
+    }
+
+    /// Cancels a job that has not ended.
+    public func cancel(_ id: JobID) async throws -> Bool {
+        guard var job = jobs[id], !job.state.isFinal else { return false }
+        job.state = .cancelled
+        job.leaseUntil = nil
+        job.finishedAt = clock()
+        jobs[id] = job
+        return true
+    }
+
+    /// The job, if it exists.
+    public func job(_ id: JobID) async throws -> JobRecord? {
+        jobs[id]
+    }
+
+    /// Returns running jobs whose lease has expired; how many.
+    public func reapExpiredLeases() async throws -> Int {
+        let now = clock()
+        var reaped = 0
+        for id in order {
+            guard var job = jobs[id], job.state == .running, let lease = job.leaseUntil, lease < now else { continue }
+            job.errors.append(AttemptError(attempt: job.attempts, message: "the worker \(job.worker ?? "?") stopped renewing its lease (it died or hung)", at: now))
+            job.leaseUntil = nil
+            if job.attempts < job.maxAttempts {
+                job.state = .available
+            } else {
+                job.state = .failed
+                job.finishedAt = now
+            }
+            jobs[id] = job
+            reaped += 1
+        }
+        return reaped
+    }
+
+    /// Jobs per queue and state.
+    public func counts() async throws -> [QueueCounts] {
+        var byQueue: [String: [JobState: Int]] = [:]
+        for job in jobs.values { byQueue[job.queue, default: [:]][job.state, default: 0] += 1 }
+        return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
+    }
+}

@@ -1,0 +1,203 @@
+import CrewQueue
+import CrewSQLite
+import Foundation
+import Synchronization
+import Testing
+
+/// A clock the tests move by hand.
+final class TestClock: Sendable {
+    private let now = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
+    var read: @Sendable () -> Date { { [self] in now.withLock { $0 } } }
+    func advance(_ seconds: Double) { now.withLock { $0 = $0.addingTimeInterval(seconds) } }
+}
+
+/// The same cases against every broker (PostgreSQL joins them later).
+@Suite struct BrokerConformanceTests {
+    enum Kind: String, CaseIterable, CustomTestStringConvertible {
+        case memory, sqlite
+        var testDescription: String { rawValue }
+    }
+
+    func make(_ kind: Kind, _ clock: TestClock) throws -> any Broker {
+        switch kind {
+        case .memory: MemoryBroker(clock: clock.read)
+        case .sqlite: try SQLiteBroker(path: Self.temporaryPath(), clock: clock.read)
+        }
+    }
+
+    static func temporaryPath() -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("crew-broker-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.appendingPathComponent("crew.db").path
+    }
+
+    @Test(arguments: Kind.allCases)
+    func claimsByPriorityThenAgeAndOnlyFromItsQueues(kind: Kind) async throws {
+        let clock = TestClock()
+        let broker = try make(kind, clock)
+        try await broker.enqueue([
+            NewJob(id: JobID("a"), name: "f", arguments: "1"),
+            NewJob(id: JobID("b"), name: "f", arguments: "2", priority: 5),
+            NewJob(id: JobID("c"), name: "f", arguments: "3", queue: "other"),
+        ])
+        clock.advance(1)
+        try await broker.enqueue(NewJob(id: JobID("d"), name: "f", arguments: "4"))
+        let first = try await broker.claim(queues: ["default"], limit: 2, worker: "w1", lease: .seconds(30))
+        #expect(first.map(\.id) == [JobID("b"), JobID("a")])
+        #expect(first.allSatisfy { $0.state == .running && $0.attempts == 1 && $0.worker == "w1" && $0.leaseUntil != nil })
+        let rest = try await broker.claim(queues: ["default"], limit: 10, worker: "w2", lease: .seconds(30))
+        #expect(rest.map(\.id) == [JobID("d")])
+        #expect(try await broker.claim(queues: ["default"], limit: 10, worker: "w2", lease: .seconds(30)).isEmpty)
+        #expect(try await broker.claim(queues: ["other"], limit: 10, worker: "w2", lease: .seconds(30)).map(\.id) == [JobID("c")])
+    }
+
+    @Test(arguments: Kind.allCases)
+    func onlyTheHolderRecordsAResult(kind: Kind) async throws {
+        let clock = TestClock()
+        let broker = try make(kind, clock)
+        try await broker.enqueue(NewJob(id: JobID("j"), name: "f", arguments: "[]"))
+        _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w1", lease: .seconds(30))
+        #expect(try await broker.succeed(JobID("j"), worker: "w2", result: "0") == false)
+        #expect(try await broker.succeed(JobID("j"), worker: "w1", result: "42"))
+        let job = try #require(try await broker.job(JobID("j")))
+        #expect(job.state == .succeeded && job.result == "42" && job.finishedAt != nil)
+        #expect(try await broker.succeed(JobID("j"), worker: "w1", result: "43") == false)
+    }
+
+    @Test(arguments: Kind.allCases)
+    func aFailedAttemptWaitsItsBackoffThenFailsForGood(kind: Kind) async throws {
+        let clock = TestClock()
+        let broker = try make(kind, clock)
+        try await broker.enqueue(NewJob(id: JobID("j"), name: "f", arguments: "[]", maxAttempts: 2))
+        _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(30))
+        let retryAt = clock.read().addingTimeInterval(10)
+        #expect(try await broker.fail(JobID("j"), worker: "w", error: AttemptError(attempt: 1, message: "boom"), retryAt: retryAt) == .retrying)
+        #expect(try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(30)).isEmpty)
+        clock.advance(11)
+        let again = try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(30))
+        #expect(again.first?.attempts == 2)
+        #expect(try await broker.fail(JobID("j"), worker: "w", error: AttemptError(attempt: 2, message: "boom again"), retryAt: clock.read()) == .failed)
+        let job = try #require(try await broker.job(JobID("j")))
+        #expect(job.state == .failed && job.errors.map(\.message) == ["boom", "boom again"])
+        #expect(try await broker.fail(JobID("j"), worker: "w", error: AttemptError(attempt: 3, message: "x"), retryAt: nil) == nil)
+    }
+
+    @Test(arguments: Kind.allCases)
+    func anExpiredLeaseReturnsTheJobUntilItsAttemptsRunOut(kind: Kind) async throws {
+        let clock = TestClock()
+        let broker = try make(kind, clock)
+        try await broker.enqueue([
+            NewJob(id: JobID("kept"), name: "f", arguments: "[]", maxAttempts: 3),
+            NewJob(id: JobID("lost"), name: "f", arguments: "[]", maxAttempts: 1),
+        ])
+        _ = try await broker.claim(queues: ["default"], limit: 2, worker: "dead", lease: .seconds(30))
+        clock.advance(20)
+        #expect(try await broker.renew([JobID("kept")], worker: "dead", lease: .seconds(30)) == [JobID("kept")])
+        clock.advance(15)
+        #expect(try await broker.reapExpiredLeases() == 1)  // "kept" was renewed; "lost" expired.
+        #expect(try await broker.job(JobID("lost"))?.state == .failed)
+        clock.advance(30)
+        #expect(try await broker.reapExpiredLeases() == 1)
+        let kept = try #require(try await broker.job(JobID("kept")))
+        #expect(kept.state == .available && kept.attempts == 1 && kept.errors.count == 1)
+        #expect(try await broker.renew([JobID("kept")], worker: "dead", lease: .seconds(30)).isEmpty)
+        // The dead worker's late result is dropped.
+        #expect(try await broker.succeed(JobID("kept"), worker: "dead", result: "1") == false)
+    }
+
+    @Test(arguments: Kind.allCases)
+    func releaseCancelExpiryAndETAs(kind: Kind) async throws {
+        let clock = TestClock()
+        let broker = try make(kind, clock)
+        let now = clock.read()
+        try await broker.enqueue([
+            NewJob(id: JobID("released"), name: "f", arguments: "[]"),
+            NewJob(id: JobID("cancelled"), name: "f", arguments: "[]"),
+            NewJob(id: JobID("expiring"), name: "f", arguments: "[]", expiresAt: now.addingTimeInterval(5)),
+            NewJob(id: JobID("later"), name: "f", arguments: "[]", runAt: now.addingTimeInterval(60)),
+            NewJob(id: JobID("past"), name: "f", arguments: "[]", runAt: now.addingTimeInterval(-60)),
+        ])
+        #expect(try await broker.job(JobID("later"))?.state == .scheduled)
+        #expect(try await broker.job(JobID("past"))?.state == .available)
+        #expect(try await broker.cancel(JobID("cancelled")))
+        let claimed = try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(30))
+        try await broker.release(claimed.map(\.id), worker: "w")
+        #expect(try await broker.job(claimed[0].id)?.attempts == 0)
+        clock.advance(10)
+        var seen: [JobID] = []
+        while true {
+            let batch = try await broker.claim(queues: ["default"], limit: 10, worker: "w", lease: .seconds(30))
+            if batch.isEmpty { break }
+            seen += batch.map(\.id)
+            for job in batch { _ = try await broker.succeed(job.id, worker: "w", result: "null") }
+        }
+        #expect(Set(seen) == [JobID("released"), JobID("past")])
+        #expect(try await broker.job(JobID("expiring"))?.state == .expired)
+        #expect(try await broker.job(JobID("cancelled"))?.state == .cancelled)
+        #expect(try await broker.cancel(JobID("past")) == false)  // Already ended.
+        clock.advance(60)
+        #expect(try await broker.claim(queues: ["default"], limit: 10, worker: "w", lease: .seconds(30)).map(\.id) == [JobID("later")])
+        let counts = try await broker.counts()
+        #expect(counts == [QueueCounts(queue: "default", counts: [.succeeded: 2, .expired: 1, .cancelled: 1, .running: 1])])
+    }
+
+    @Test(arguments: Kind.allCases)
+    func enqueueIsAllOrNothingAndChecksItsInput(kind: Kind) async throws {
+        let clock = TestClock()
+        let broker = try make(kind, clock)
+        try await broker.enqueue(NewJob(id: JobID("x"), name: "f", arguments: "[]"))
+        await #expect(throws: BrokerError.self) {
+            try await broker.enqueue([NewJob(id: JobID("y"), name: "f", arguments: "[]"), NewJob(id: JobID("x"), name: "f", arguments: "[]")])
+        }
+        #expect(try await broker.job(JobID("y")) == nil)
+        await #expect(throws: BrokerError.self) { try await broker.enqueue(NewJob(name: "f", arguments: "[]", maxAttempts: 0)) }
+        await #expect(throws: BrokerError.self) { try await broker.enqueue(NewJob(name: "", arguments: "[]")) }
+        // Names and queues with quotes are data.
+        try await broker.enqueue(NewJob(id: JobID("q"), name: "it's", arguments: "[]", queue: "o'queue\"; DROP TABLE crew_jobs; --"))
+        let claimed = try await broker.claim(queues: ["o'queue\"; DROP TABLE crew_jobs; --"], limit: 1, worker: "w", lease: .seconds(1))
+        #expect(claimed.first?.name == "it's")
+    }
+}
+
+/// What only the SQLite broker has: a file.
+@Suite struct SQLiteBrokerTests {
+    @Test func jobsOutliveTheBrokerAndTheFilesAreOwnerOnly() async throws {
+        let path = BrokerConformanceTests.temporaryPath()
+        do {
+            let broker = try SQLiteBroker(path: path)
+            try await broker.enqueue(NewJob(id: JobID("durable"), name: "f", arguments: "[1]"))
+        }
+        let reopened = try SQLiteBroker(path: path)
+        #expect(try await reopened.job(JobID("durable"))?.arguments == "[1]")
+        for file in [path, path + "-wal"] where FileManager.default.fileExists(atPath: file) {
+            let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
+            #expect(mode == 0o600, "\(file)")
+        }
+    }
+
+    @Test func foreignAndNewerDatabasesAreRefusedClearly() throws {
+        let garbage = BrokerConformanceTests.temporaryPath()
+        try Data(repeating: 0x5A, count: 4096).write(to: URL(fileURLWithPath: garbage))
+        let notSQLite = try #require(throws: BrokerError.self) { try SQLiteBroker(path: garbage) }
+        #expect(notSQLite.code == .incompatibleSchema)
+
+        let foreign = BrokerConformanceTests.temporaryPath()
+        _ = try SQLiteBroker(path: foreign)  // A Crew database...
+        let other = BrokerConformanceTests.temporaryPath()
+        let sqlite = Foundation.Process()
+        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        sqlite.arguments = [other, "CREATE TABLE people (name TEXT);"]
+        try sqlite.run()
+        sqlite.waitUntilExit()
+        let notCrew = try #require(throws: BrokerError.self) { try SQLiteBroker(path: other) }
+        #expect(notCrew.code == .incompatibleSchema)
+
+        let newer = Foundation.Process()
+        newer.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        newer.arguments = [foreign, "UPDATE crew_schema SET version = 99;"]
+        try newer.run()
+        newer.waitUntilExit()
+        let tooNew = try #require(throws: BrokerError.self) { try SQLiteBroker(path: foreign) }
+        #expect(tooNew.code == .incompatibleSchema && tooNew.message.contains("99"))
+    }
+}
