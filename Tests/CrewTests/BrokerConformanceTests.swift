@@ -175,6 +175,15 @@ final class TestClock: Sendable {
         }
     }
 
+    /// Runs SQL on a database with the `sqlite3` shell, as a person editing it by hand would.
+    static func sqlite3(_ path: String, _ sql: String) throws {
+        let shell = Foundation.Process()
+        shell.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        shell.arguments = [path, sql]
+        try shell.run()
+        shell.waitUntilExit()
+    }
+
     @Test func foreignAndNewerDatabasesAreRefusedClearly() throws {
         let garbage = BrokerConformanceTests.temporaryPath()
         try Data(repeating: 0x5A, count: 4096).write(to: URL(fileURLWithPath: garbage))
@@ -184,19 +193,11 @@ final class TestClock: Sendable {
         let foreign = BrokerConformanceTests.temporaryPath()
         _ = try SQLiteBroker(path: foreign)  // A Crew database...
         let other = BrokerConformanceTests.temporaryPath()
-        let sqlite = Foundation.Process()
-        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        sqlite.arguments = [other, "CREATE TABLE people (name TEXT);"]
-        try sqlite.run()
-        sqlite.waitUntilExit()
+        try Self.sqlite3(other, "CREATE TABLE people (name TEXT);")
         let notCrew = try #require(throws: BrokerError.self) { try SQLiteBroker(path: other) }
         #expect(notCrew.code == .incompatibleSchema)
 
-        let newer = Foundation.Process()
-        newer.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        newer.arguments = [foreign, "UPDATE crew_schema SET version = 99;"]
-        try newer.run()
-        newer.waitUntilExit()
+        try Self.sqlite3(foreign, "UPDATE crew_schema SET version = 99;")
         let tooNew = try #require(throws: BrokerError.self) { try SQLiteBroker(path: foreign) }
         #expect(tooNew.code == .incompatibleSchema && tooNew.message.contains("99"))
     }
