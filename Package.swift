@@ -71,7 +71,11 @@ let package = Package(
             linkerSettings: staticStdlib
         ),
         // The durable task queue (the Celery part) and its embedded SQLite broker.
-        .target(name: "CrewQueue", dependencies: ["Crew"], swiftSettings: swiftSettings),
+        .target(
+            name: "CrewQueue",
+            dependencies: ["Crew", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CrewSQLite",
             dependencies: ["CrewQueue", .product(name: "GRDB", package: "GRDB.swift")],

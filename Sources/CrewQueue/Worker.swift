@@ -1,0 +1,223 @@
+public import Crew
+public import FoundationEssentials
+public import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs queued tasks: Celery's worker. It claims only as many jobs as it can start, runs each on its executor
+/// (processes, threads, coroutines or processes × coroutines), renews their leases while they run, retries
+/// failures with backoff, and on ``stop()`` lets running jobs finish within a grace period before it gives the
+/// rest back — nothing is lost.
+///
+/// ```swift
+/// let worker = Worker(broker: broker, tasks: [Jobs.resize], executor: try .processes(4))
+/// try await worker.run()          // until stop() (or SIGTERM, when run from the CLI)
+/// ```
+public final class Worker: Sendable {
+    /// How a worker claims and runs.
+    public struct Configuration: Sendable {
+        /// The queues it takes jobs from.
+        public var queues: [String]
+        /// How many jobs it runs at once.
+        public var concurrency: Int
+        /// How long a claimed job stays its own without a renewal.
+        public var lease: Duration
+        /// How often it renews its leases (well within ``lease``).
+        public var heartbeat: Duration
+        /// How long it waits before looking for jobs again when it found none.
+        public var pollInterval: Duration
+        /// How long running jobs may go on after ``Worker/stop()`` before their leases are given back.
+        public var gracePeriod: Duration
+        /// The worker's name in the jobs it runs: host and pid unless given.
+        public var name: String
+
+        /// A configuration with defaults: the `default` queue, 4 at once, 30 s leases renewed every 10 s.
+        public init(
+            queues: [String] = ["default"],
+            concurrency: Int = 4,
+            lease: Duration = .seconds(30),
+            heartbeat: Duration = .seconds(10),
+            pollInterval: Duration = .milliseconds(20),
+            gracePeriod: Duration = .seconds(30),
+            name: String? = nil
+        ) {
+            self.queues = queues
+            self.concurrency = concurrency
+            self.lease = lease
+            self.heartbeat = heartbeat
+            self.pollInterval = pollInterval
+            self.gracePeriod = gracePeriod
+            self.name = name ?? Self.defaultName()
+        }
+
+        static func defaultName() -> String {
+            var host = [CChar](repeating: 0, count: 256)
+            gethostname(&host, host.count - 1)
+            let name = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return "\(name):\(getpid())"
+        }
+    }
+
+    /// Where jobs come from.
+    public let broker: any Broker
+    /// What runs them.
+    public let executor: Crew.Executor
+    /// How it claims and runs.
+    public let configuration: Configuration
+    private let tasks: [String: any AnyQueueTask]
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    private struct State {
+        var stopping = false
+        var running: [JobID: Task<Void, Never>] = [:]
+    }
+
+    /// A worker for `tasks`, taking jobs from `broker` and running them on `executor`.
+    public init(
+        broker: any Broker,
+        tasks: [any AnyQueueTask],
+        executor: Crew.Executor,
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "crew.worker")
+    ) {
+        self.broker = broker
+        self.executor = executor
+        self.configuration = configuration
+        self.tasks = Dictionary(tasks.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.logger = logger
+    }
+
+    /// Jobs running now.
+    public var running: Int { state.withLock { $0.running.count } }
+
+    /// Claims and runs jobs until ``stop()``; then waits for the running ones (up to the grace period) and gives
+    /// back the leases of any still running.
+    public func run() async throws {
+        logger.info("worker ready", metadata: [
+            "worker": "\(configuration.name)", "queues": "\(configuration.queues.joined(separator: ","))",
+            "concurrency": "\(configuration.concurrency)",
+        ])
+        let heartbeat = Task { await self.heartbeatLoop() }
+        defer { heartbeat.cancel() }
+        var lastReap = ContinuousClock.now - .seconds(3600)
+        while !state.withLock({ $0.stopping }) {
+            if ContinuousClock.now - lastReap > configuration.heartbeat {
+                lastReap = ContinuousClock.now
+                let reaped = try await broker.reapExpiredLeases()
+                if reaped > 0 { logger.warning("returned jobs whose worker stopped renewing", metadata: ["count": "\(reaped)"]) }
+            }
+            let free = configuration.concurrency - running
+            var claimed: [JobRecord] = []
+            if free > 0 {
+                claimed = try await broker.claim(
+                    queues: configuration.queues,
+                    limit: free,
+                    worker: configuration.name,
+                    lease: configuration.lease
+                )
+            }
+            for job in claimed { start(job) }
+            if claimed.isEmpty { try? await Task.sleep(for: configuration.pollInterval) }
+        }
+        try await drain()
+    }
+
+    /// Stops claiming. ``run()`` then lets the running jobs finish (within the grace period) and returns.
+    public func stop() {
+        state.withLock { $0.stopping = true }
+    }
+
+    private func start(_ job: JobRecord) {
+        let task = Task {
+            await self.execute(job)
+            _ = self.state.withLock { $0.running.removeValue(forKey: job.id) }
+        }
+        state.withLock { $0.running[job.id] = task }
+    }
+
+    private func drain() async throws {
+        let deadline = ContinuousClock.now + configuration.gracePeriod
+        while running > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let left = state.withLock { state in state.running }
+        guard !left.isEmpty else {
+            logger.info("worker stopped", metadata: ["worker": "\(configuration.name)"])
+            return
+        }
+        // Past the grace period: give the jobs back (their attempt not counted) and stop waiting for them.
+        try await broker.release(Array(left.keys), worker: configuration.name)
+        for task in left.values { task.cancel() }
+        logger.warning("gave back jobs still running at the end of the grace period", metadata: ["count": "\(left.count)"])
+    }
+
+    private func heartbeatLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.heartbeat)
+            let ids = state.withLock { Array($0.running.keys) }
+            guard !ids.isEmpty else { continue }
+            do {
+                let held = try await broker.renew(ids, worker: configuration.name, lease: configuration.lease)
+                if held.count < ids.count {
+                    logger.warning("lost the leases of some running jobs", metadata: ["count": "\(ids.count - held.count)"])
+                }
+            } catch {
+                logger.error("could not renew leases", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Runs one attempt of `job` and records its outcome.
+    private func execute(_ job: JobRecord) async {
+        let started = ContinuousClock.now
+        guard let task = tasks[job.name] else {
+            let error = AttemptError(attempt: job.attempts, message: "no task named \"\(job.name)\" is registered with this worker", type: "unknownTask")
+            _ = try? await broker.fail(job.id, worker: configuration.name, error: error, retryAt: nil)
+            logger.error("unknown task", metadata: ["job": "\(job.id)", "task": "\(job.name)"])
+            return
+        }
+        do {
+            let result: String
+            if let soft = task.options.softTimeLimit {
+                result = try await withTimeout(soft) {
+                    try await task.run(arguments: job.arguments, on: self.executor, timeout: task.options.timeLimit)
+                }
+            } else {
+                result = try await task.run(arguments: job.arguments, on: executor, timeout: task.options.timeLimit)
+            }
+            let recorded = try await broker.succeed(job.id, worker: configuration.name, result: result)
+            logger.info(recorded ? "task succeeded" : "task finished after its lease was lost; result dropped", metadata: [
+                "job": "\(job.id)", "task": "\(job.name)", "seconds": "\(Self.seconds(ContinuousClock.now - started))",
+            ])
+        } catch {
+            await recordFailure(job, task: task, error: error)
+        }
+    }
+
+    private func recordFailure(_ job: JobRecord, task: any AnyQueueTask, error: any Error) async {
+        let crewError = error as? CrewError
+        let message = crewError.map { "\($0.code): \($0.message)" } ?? "\(error)"
+        let type = crewError?.remoteErrorType ?? crewError.map { "CrewError.\($0.code)" } ?? String(reflecting: Swift.type(of: error))
+        let attempt = AttemptError(attempt: job.attempts, message: message, type: type)
+        let retryable = task.options.retryOn.map { filter in crewError.map(filter) ?? false } ?? true
+        let retryAt = retryable && job.attempts < job.maxAttempts
+            ? task.options.retryTime(after: job.attempts, now: Date()) : nil
+        do {
+            let state = try await broker.fail(job.id, worker: configuration.name, error: attempt, retryAt: retryAt)
+            logger.warning("task failed", metadata: [
+                "job": "\(job.id)", "task": "\(job.name)", "attempt": "\(job.attempts)",
+                "state": "\(state?.rawValue ?? "lease lost")", "error": "\(message)",
+            ])
+        } catch {
+            logger.error("could not record a failure", metadata: ["job": "\(job.id)", "error": "\(error)"])
+        }
+    }
+
+    private static func seconds(_ duration: Duration) -> String {
+        "\((JobRules.seconds(duration) * 1000).rounded() / 1000)"
+    }
+}

@@ -1,0 +1,152 @@
+import Crew
+import CrewQueue
+import CrewSQLite
+import CrewTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// Functions queued tasks run in these tests (in this process, on threads or coroutines).
+enum QueuedWork {
+    static let flakyCalls = Mutex(0)
+    static let double = Function("queued.double") { (n: Int) in n * 2 }
+    /// Fails its first two calls, then succeeds.
+    static let flaky = Function("queued.flaky") { (n: Int) throws -> Int in
+        let call = flakyCalls.withLock { $0 += 1; return $0 }
+        if call <= 2 { throw TestFailure(reason: "call \(call) fails") }
+        return n
+    }
+    static let nap = Function("queued.nap") { (ms: Int) async throws -> Int in
+        try await Task.sleep(for: .milliseconds(ms))
+        return ms
+    }
+}
+
+/// The queue end to end: a client enqueues, a worker runs, handles get results.
+@Suite(.serialized) struct QueueWorkerTests {
+    enum Backend: String, CaseIterable, CustomTestStringConvertible {
+        case memoryThreads, sqliteCoroutines
+        var testDescription: String { rawValue }
+    }
+
+    init() {
+        _ = testCrew
+    }
+
+    func setUp(_ backend: Backend, tasks: [any AnyQueueTask], configuration: Worker.Configuration = .init(pollInterval: .milliseconds(5))) throws -> (TaskClient, Worker) {
+        let broker: any Broker
+        let executor: Crew.Executor
+        switch backend {
+        case .memoryThreads:
+            broker = MemoryBroker()
+            executor = try .threads(2)
+        case .sqliteCoroutines:
+            broker = try SQLiteBroker(path: BrokerConformanceTests.temporaryPath())
+            executor = try .coroutines(10)
+        }
+        return (TaskClient(broker: broker), Worker(broker: broker, tasks: tasks, executor: executor, configuration: configuration))
+    }
+
+    @Test(arguments: Backend.allCases)
+    func enqueuedTasksRunAndTheirResultsComeBack(backend: Backend) async throws {
+        let double = QueueTask(QueuedWork.double)
+        let (client, worker) = try setUp(backend, tasks: [double])
+        let running = Task { try await worker.run() }
+        let handles = try await client.enqueueMany(double, Array(0..<20))
+        var results: [Int] = []
+        for handle in handles { results.append(try await handle.result(timeout: .seconds(30))) }
+        #expect(results == (0..<20).map { $0 * 2 })
+        let one = try await client.enqueue(double, 21)
+        #expect(try await one.result(timeout: .seconds(30)) == 42)
+        #expect(try await one.state == .succeeded)
+        worker.stop()
+        try await running.value
+    }
+
+    @Test(arguments: Backend.allCases)
+    func failuresAreRetriedWithBackoffThenReported(backend: Backend) async throws {
+        QueuedWork.flakyCalls.withLock { $0 = 0 }
+        let flaky = QueueTask(QueuedWork.flaky, options: TaskOptions(maxRetries: 3, retryBackoff: .milliseconds(10)))
+        let noRetry = QueueTask(QueuedWork.flaky, options: TaskOptions(maxRetries: 0))
+        let (client, worker) = try setUp(backend, tasks: [flaky])
+        let running = Task { try await worker.run() }
+        let handle = try await client.enqueue(flaky, 5)
+        #expect(try await handle.result(timeout: .seconds(30)) == 5)
+        let job = try #require(try await client.broker.job(handle.id))
+        #expect(job.attempts == 3 && job.errors.count == 2 && job.errors[0].message.contains("call 1 fails"))
+        // No retries left: the failure is the handle's error, with the function's error in it.
+        QueuedWork.flakyCalls.withLock { $0 = 0 }
+        let failing = try await client.enqueue(noRetry, 1)
+        let error = await expectCrewError(.remoteError) { try await failing.result(timeout: .seconds(30)) }
+        #expect(error?.message.contains("call 1 fails") == true)
+        worker.stop()
+        try await running.value
+    }
+
+    @Test(arguments: Backend.allCases)
+    func unknownTasksAndCorruptArgumentsFailTheirJobOnly(backend: Backend) async throws {
+        let double = QueueTask(QueuedWork.double)
+        let (client, worker) = try setUp(backend, tasks: [double])
+        let running = Task { try await worker.run() }
+        try await client.broker.enqueue([
+            NewJob(id: JobID("unknown"), name: "nobody.knows", arguments: "1"),
+            NewJob(id: JobID("corrupt"), name: "queued.double", arguments: "{not json"),
+        ])
+        let unknown = TaskHandle<Int>(id: JobID("unknown"), broker: client.broker)
+        let corrupt = TaskHandle<Int>(id: JobID("corrupt"), broker: client.broker)
+        let e1 = await expectCrewError(.remoteError) { try await unknown.result(timeout: .seconds(30)) }
+        #expect(e1?.message.contains("no task named") == true)
+        let e2 = await expectCrewError(.remoteError) { try await corrupt.result(timeout: .seconds(30)) }
+        #expect(e2?.message.contains("decodingFailed") == true)
+        #expect(try await client.enqueue(double, 4).result(timeout: .seconds(30)) == 8)  // The worker goes on.
+        worker.stop()
+        try await running.value
+    }
+
+    @Test func softTimeLimitsCancelAndCancelledJobsNeverRun() async throws {
+        let nap = QueueTask(QueuedWork.nap, options: TaskOptions(softTimeLimit: .milliseconds(50)))
+        let (client, worker) = try setUp(.memoryThreads, tasks: [nap])
+        let cancelled = try await client.enqueue(nap, 1, countdown: .seconds(60))
+        #expect(try await cancelled.cancel())
+        let running = Task { try await worker.run() }
+        let slow = try await client.enqueue(nap, 5_000)
+        let error = await expectCrewError(.remoteError) { try await slow.result(timeout: .seconds(30)) }
+        #expect(error?.message.contains("timedOut") == true)
+        #expect(try await cancelled.state == .cancelled)
+        worker.stop()
+        try await running.value
+    }
+
+    @Test func aCrashInAPreforkWorkerCostsOneAttemptNotTheWorker() async throws {
+        let broker = MemoryBroker()
+        let trap = QueueTask(TestFunctions.trapIndex, options: TaskOptions(maxRetries: 1, retryBackoff: .milliseconds(1)))
+        let square = QueueTask(TestFunctions.square)
+        let worker = Worker(
+            broker: broker, tasks: [trap, square], executor: try .processes(2, crew: testCrew),
+            configuration: .init(pollInterval: .milliseconds(5))
+        )
+        let client = TaskClient(broker: broker)
+        let running = Task { try await worker.run() }
+        let crashing = try await client.enqueue(trap, 7)
+        let error = await expectCrewError(.remoteError) { try await crashing.result(timeout: .seconds(60)) }
+        #expect(error?.message.contains("workerCrashed") == true)
+        #expect(try await broker.job(crashing.id)?.attempts == 2)  // Retried once, then failed.
+        #expect(try await client.enqueue(square, 9).result(timeout: .seconds(60)) == 81)
+        worker.stop()
+        try await running.value
+    }
+
+    @Test func stoppingLetsRunningJobsFinishThenGivesBackTheRest() async throws {
+        let nap = QueueTask(QueuedWork.nap)
+        let (client, worker) = try setUp(.memoryThreads, tasks: [nap], configuration: .init(concurrency: 2, pollInterval: .milliseconds(5), gracePeriod: .milliseconds(300)))
+        let quick = try await client.enqueue(nap, 50)
+        let long = try await client.enqueue(nap, 20_000)
+        let running = Task { try await worker.run() }
+        while worker.running < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        worker.stop()
+        try await running.value
+        #expect(try await quick.state == .succeeded)  // Finished within the grace period.
+        let given = try #require(try await client.broker.job(long.id))
+        #expect(given.state == .available && given.attempts == 0)  // Given back, its attempt not counted.
+    }
+}
