@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
@@ -73,7 +74,11 @@ let package = Package(
         // The durable task queue (the Celery part) and its embedded SQLite broker.
         .target(
             name: "CrewQueue",
-            dependencies: ["Crew", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Crew",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -102,6 +107,8 @@ let package = Package(
                 "CrewTestSupport",
                 "CrewQueue",
                 "CrewSQLite",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 // Built so that tests can start it as their child process. (crew-demo, which the demo tests
                 // run, is not listed: its static-stdlib link settings would leak into the test bundle; the
                 // test script builds every product before testing.)

@@ -1,6 +1,7 @@
 public import Crew
 public import FoundationEssentials
 public import Logging
+public import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
@@ -14,9 +15,12 @@ import Glibc
 ///
 /// ```swift
 /// let worker = Worker(broker: broker, tasks: [Jobs.resize], executor: try .processes(4))
-/// try await worker.run()          // until stop() (or SIGTERM, when run from the CLI)
+/// try await worker.run()          // until stop(), or a graceful shutdown of its service group
 /// ```
-public final class Worker: Sendable {
+///
+/// It is a swift-service-lifecycle `Service`: in a `ServiceGroup` with `gracefulShutdownSignals: [.sigterm,
+/// .sigint]`, SIGTERM and SIGINT stop it as ``stop()`` does.
+public final class Worker: Service, Sendable {
     /// How a worker claims and runs.
     public struct Configuration: Sendable {
         /// The queues it takes jobs from.
@@ -97,6 +101,14 @@ public final class Worker: Sendable {
     /// Claims and runs jobs until ``stop()``; then waits for the running ones (up to the grace period) and gives
     /// back the leases of any still running.
     public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await serve()
+        } onGracefulShutdown: {
+            self.stop()
+        }
+    }
+
+    private func serve() async throws {
         logger.info("worker ready", metadata: [
             "worker": "\(configuration.name)", "queues": "\(configuration.queues.joined(separator: ","))",
             "concurrency": "\(configuration.concurrency)",

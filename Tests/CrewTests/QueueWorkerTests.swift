@@ -3,6 +3,9 @@ import CrewQueue
 import CrewSQLite
 import CrewTestSupport
 import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
 import Synchronization
 import Testing
 
@@ -133,6 +136,20 @@ enum QueuedWork {
         #expect(try await broker.job(crashing.id)?.attempts == 2)  // Retried once, then failed.
         #expect(try await client.enqueue(square, 9).result(timeout: .seconds(60)) == 81)
         worker.stop()
+        try await running.value
+    }
+
+    @Test func aGracefulShutdownOfItsServiceGroupStopsTheWorker() async throws {
+        let double = QueueTask(QueuedWork.double)
+        let (client, worker) = try setUp(.memoryThreads, tasks: [double])
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [worker],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: Logger(label: "test")
+        ))
+        let running = Task { try await group.run() }
+        #expect(try await client.enqueue(double, 3).result(timeout: .seconds(30)) == 6)
+        await group.triggerGracefulShutdown()
         try await running.value
     }
 
