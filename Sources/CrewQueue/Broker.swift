@@ -42,6 +42,17 @@ public protocol Broker: Sendable {
 
     /// Jobs per queue and state.
     func counts() async throws -> [QueueCounts]
+
+    /// Jobs in `queue` (all queues when nil) in `states` (all when nil), most recently created first.
+    func jobs(queue: String?, states: Set<JobState>?, limit: Int) async throws -> [JobRecord]
+
+    /// Runs an ended job again (failed, cancelled or expired): it becomes available with its attempts counted
+    /// from zero; its error history stays. Returns false if the job does not exist or has not ended in one of
+    /// those states.
+    func retry(_ id: JobID) async throws -> Bool
+
+    /// Deletes the jobs of `queue` that wait (scheduled, available, retrying); returns how many.
+    func purge(queue: String) async throws -> Int
 }
 
 extension Broker {

@@ -156,4 +156,34 @@ public actor MemoryBroker: Broker {
         for job in jobs.values { byQueue[job.queue, default: [:]][job.state, default: 0] += 1 }
         return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
     }
+
+    /// Jobs of a queue and states, most recently created first.
+    public func jobs(queue: String?, states: Set<JobState>?, limit: Int) async throws -> [JobRecord] {
+        Array(order.reversed().compactMap { jobs[$0] }.filter { job in
+            (queue.map { job.queue == $0 } ?? true) && (states.map { $0.contains(job.state) } ?? true)
+        }.prefix(max(0, limit)))
+    }
+
+    /// Runs an ended job again.
+    public func retry(_ id: JobID) async throws -> Bool {
+        guard var job = jobs[id], [.failed, .cancelled, .expired].contains(job.state) else { return false }
+        job.state = .available
+        job.attempts = 0
+        job.runAt = clock()
+        job.expiresAt = nil
+        job.finishedAt = nil
+        jobs[id] = job
+        return true
+    }
+
+    /// Deletes the waiting jobs of a queue.
+    public func purge(queue: String) async throws -> Int {
+        let doomed = order.filter { id in
+            guard let job = jobs[id] else { return false }
+            return job.queue == queue && [.scheduled, .available, .retrying].contains(job.state)
+        }
+        for id in doomed { jobs[id] = nil }
+        order.removeAll { jobs[$0] == nil }
+        return doomed.count
+    }
 }

@@ -334,4 +334,47 @@ public final class SQLiteBroker: Broker {
             return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
         }
     }
+
+    /// Jobs of a queue and states, most recently created first.
+    public func jobs(queue: String?, states: Set<JobState>?, limit: Int) async throws -> [JobRecord] {
+        try await read { db in
+            var conditions: [String] = []
+            var values: [(any DatabaseValueConvertible)?] = []
+            if let queue {
+                conditions.append("queue = ?")
+                values.append(queue)
+            }
+            if let states {
+                conditions.append("state IN (\(Array(repeating: "?", count: max(1, states.count)).joined(separator: ", ")))")
+                values += states.isEmpty ? ["none"] : states.map(\.rawValue).sorted().map { $0 as (any DatabaseValueConvertible)? }
+            }
+            values.append(max(0, limit))
+            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            return try Row.fetchAll(db, sql: """
+                SELECT \(Self.columns) FROM crew_jobs \(filter) ORDER BY created_at DESC, rowid DESC LIMIT ?
+                """, arguments: StatementArguments(values)).compactMap(Self.record)
+        }
+    }
+
+    /// Runs an ended job again.
+    public func retry(_ id: JobID) async throws -> Bool {
+        let now = clock().timeIntervalSince1970
+        return try await write { db in
+            try db.execute(sql: """
+                UPDATE crew_jobs SET state = 'available', attempts = 0, run_at = ?, expires_at = NULL, finished_at = NULL
+                WHERE id = ? AND state IN ('failed', 'cancelled', 'expired')
+                """, arguments: [now, id.rawValue])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Deletes the waiting jobs of a queue.
+    public func purge(queue: String) async throws -> Int {
+        try await write { db in
+            try db.execute(sql: """
+                DELETE FROM crew_jobs WHERE queue = ? AND state IN ('scheduled', 'available', 'retrying')
+                """, arguments: [queue])
+            return db.changesCount
+        }
+    }
 }

@@ -142,6 +142,28 @@ final class TestClock: Sendable {
     }
 
     @Test(arguments: Kind.allCases)
+    func listingRetryingAndPurging(kind: Kind) async throws {
+        let clock = TestClock()
+        let broker = try make(kind, clock)
+        try await broker.enqueue([
+            NewJob(id: JobID("a"), name: "f", arguments: "[]"),
+            NewJob(id: JobID("b"), name: "f", arguments: "[]", queue: "mail"),
+            NewJob(id: JobID("c"), name: "f", arguments: "[]", queue: "mail"),
+        ])
+        #expect(try await broker.jobs(queue: "mail", states: nil, limit: 10).map(\.id).sorted { $0.rawValue < $1.rawValue } == [JobID("b"), JobID("c")])
+        _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(30))
+        _ = try await broker.fail(JobID("a"), worker: "w", error: AttemptError(attempt: 1, message: "no"), retryAt: nil)
+        #expect(try await broker.jobs(queue: nil, states: [.failed], limit: 10).map(\.id) == [JobID("a")])
+        #expect(try await broker.retry(JobID("a")))
+        #expect(try await broker.retry(JobID("b")) == false)  // Not ended.
+        let again = try #require(try await broker.job(JobID("a")))
+        #expect(again.state == .available && again.attempts == 0 && again.errors.count == 1)
+        #expect(try await broker.purge(queue: "mail") == 2)
+        #expect(try await broker.jobs(queue: "mail", states: nil, limit: 10).isEmpty)
+        #expect(try await broker.jobs(queue: nil, states: [], limit: 10).isEmpty)
+    }
+
+    @Test(arguments: Kind.allCases)
     func enqueueIsAllOrNothingAndChecksItsInput(kind: Kind) async throws {
         let clock = TestClock()
         let broker = try make(kind, clock)
