@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "CrewTesting", targets: ["CrewTesting"]),
         .library(name: "CrewQueue", targets: ["CrewQueue"]),
         .library(name: "CrewSQLite", targets: ["CrewSQLite"]),
+        .library(name: "CrewCLI", targets: ["CrewCLI"]),
         .executable(name: "crew-demo", targets: ["crew-demo"]),
         .executable(name: "crew-bench", targets: ["crew-bench"]),
     ],
@@ -86,6 +87,17 @@ let package = Package(
             dependencies: ["CrewQueue", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "CrewCLI",
+            dependencies: [
+                "CrewQueue",
+                "CrewSQLite",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Functions the test suite runs in child processes, and the executable those children are.
         .target(
             name: "CrewTestSupport",
@@ -107,6 +119,7 @@ let package = Package(
                 "CrewTestSupport",
                 "CrewQueue",
                 "CrewSQLite",
+                "CrewCLI",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 // Built so that tests can start it as their child process. (crew-demo, which the demo tests
