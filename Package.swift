@@ -10,7 +10,7 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
-// The demo and the benchmark link the Swift runtime statically: a spawned child then starts without loading
+// The benchmark links the Swift runtime statically: a spawned child then starts without loading
 // the stdlib's shared objects (about 2 ms instead of 4-9 ms per child on Linux; see BENCHMARKS.md).
 let staticStdlib: [LinkerSetting] = [
     .unsafeFlags(["-static-executable"]),
@@ -58,10 +58,14 @@ let package = Package(
             name: "crew-demo",
             dependencies: [
                 "Crew",
+                "CrewQueue",
+                "CrewCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: swiftSettings,
-            linkerSettings: staticStdlib
+            // Linked dynamically: its queue commands bring GRDB, which needs all of Foundation, and a static
+            // link of Foundation fails on this toolchain (CoreFoundation's symbols are not found). Its children
+            // start a few milliseconds slower than crew-bench's, which stays a static executable.
+            swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "crew-bench",

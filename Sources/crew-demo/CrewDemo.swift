@@ -7,7 +7,12 @@ struct CrewDemo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crew-demo",
         abstract: "Runs Crew's twins of the Python examples on processes, threads and coroutines.",
-        subcommands: [All.self, List.self, Run.self],
+        discussion: """
+            Seed 3.3 (Celery) is a worker and a producer: `crew-demo worker -P coroutines -c 10 -l info` in one
+            terminal, `crew-demo produce` in another. The worker also takes `enqueue`, `inspect`, `result`, `retry`,
+            `cancel` and `purge` (see `crew-demo worker --help`).
+            """,
+        subcommands: [All.self, List.self, Run.self, Produce.self],
         defaultSubcommand: All.self
     )
 

@@ -137,6 +137,34 @@ import Testing
         #expect(lines[2].hasPrefix("processes: 1 worker ") && lines[2].contains(" speed-up "))
     }
 
+    @Test func seed33AWorkerServesWhatTheProducerEnqueues() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("crew-seed33-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let broker = "sqlite://" + dir.appendingPathComponent("crew.db").path
+        let worker = Process()
+        worker.executableURL = URL(fileURLWithPath: CrewTesting.productsDirectory + "/crew-demo")
+        worker.arguments = ["worker", "-P", "coroutines", "-c", "10", "-l", "info", "--broker", broker]
+        let log = Pipe()
+        worker.standardError = log
+        worker.standardOutput = log
+        try worker.run()
+        defer { if worker.isRunning { worker.terminate() } }
+        let run = try Self.runDemo(["produce", "--count", "3", "--broker", broker])
+        #expect(run.status == 0, "\(run.err)")
+        let lines = run.out.split(separator: "\n").map(String.init)
+        #expect(lines.filter { $0.hasPrefix("page ") }.count == 3, "\(lines)")
+        #expect(lines.filter { $0.hasPrefix("crunch ") }.count == 3)
+        #expect(lines.last?.hasPrefix("all 6 results in ") == true)
+        let inspection = try Self.runDemo(["inspect", "--broker", broker])
+        #expect(inspection.out.contains("default: succeeded 6"), "\(inspection.out)")
+        // SIGTERM: the worker stops gracefully and exits 0.
+        worker.terminate()
+        worker.waitUntilExit()
+        #expect(worker.terminationStatus == 0)
+        let text = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.contains("worker ready") && text.contains("worker stopped"), "\(text)")
+    }
+
     @Test func seed12BehavesAsPythonsPool() throws {
         let run = try Self.runDemo(["run", "1.2"])
         #expect(run.status == 0, "\(run.err)")

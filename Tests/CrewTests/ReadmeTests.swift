@@ -1,3 +1,5 @@
+import CrewQueue
+import CrewSQLite
 import CrewTesting
 import Foundation
 import Testing
@@ -112,6 +114,20 @@ func coroutineTour() async throws {
     let results = try await executor.map(Work.greet, ["a", "b", "c"])
     try await executor.shutdown()
     print(napped, results)
+}
+
+enum Jobs {
+    static let square = QueueTask(Work.square, options: TaskOptions(maxRetries: 3))
+}
+
+func taskQueueTour() async throws {
+    let broker = try SQLiteBroker(path: "crew.db")
+    let handle = try await TaskClient(broker: broker).enqueue(Jobs.square, 12, countdown: .seconds(1))
+    let worker = Worker(broker: broker, tasks: [Jobs.square], executor: try .processes(2))
+    let serving = Task { try await worker.run() }
+    print(try await handle.result(timeout: .seconds(10)))  // 144
+    worker.stop()
+    try await serving.value
 }
 
 func readmeTesting() throws {
