@@ -1,6 +1,7 @@
 public import Crew
 public import FoundationEssentials
 public import Logging
+import Metrics
 public import ServiceLifecycle
 import Synchronization
 
@@ -17,6 +18,9 @@ import Glibc
 /// let worker = Worker(broker: broker, tasks: [Jobs.resize], executor: try .processes(4))
 /// try await worker.run()          // until stop(), or a graceful shutdown of its service group
 /// ```
+///
+/// It reports through swift-metrics: the counter `crew.tasks` with a `state` dimension (`succeeded`, `retrying`,
+/// `failed`, `lost`) and the timer `crew.task.duration` (per attempt, with a `task` dimension).
 ///
 /// It is a swift-service-lifecycle `Service`: in a `ServiceGroup` with `gracefulShutdownSignals: [.sigterm,
 /// .sigint]`, SIGTERM and SIGINT stop it as ``stop()`` does.
@@ -202,15 +206,23 @@ public final class Worker: Service, Sendable {
                 result = try await task.run(arguments: job.arguments, on: executor, timeout: task.options.timeLimit)
             }
             let recorded = try await broker.succeed(job.id, worker: configuration.name, result: result)
+            Self.measure(job, state: recorded ? "succeeded" : "lost", since: started)
             logger.info(recorded ? "task succeeded" : "task finished after its lease was lost; result dropped", metadata: [
                 "job": "\(job.id)", "task": "\(job.name)", "seconds": "\(Self.seconds(ContinuousClock.now - started))",
             ])
         } catch {
-            await recordFailure(job, task: task, error: error)
+            await recordFailure(job, task: task, error: error, started: started)
         }
     }
 
-    private func recordFailure(_ job: JobRecord, task: any AnyQueueTask, error: any Error) async {
+    private static func measure(_ job: JobRecord, state: String, since started: ContinuousClock.Instant) {
+        Counter(label: "crew.tasks", dimensions: [("state", state)]).increment()
+        let elapsed = ContinuousClock.now - started
+        Metrics.Timer(label: "crew.task.duration", dimensions: [("task", job.name)])
+            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+
+    private func recordFailure(_ job: JobRecord, task: any AnyQueueTask, error: any Error, started: ContinuousClock.Instant) async {
         let crewError = error as? CrewError
         let message = crewError.map { "\($0.code): \($0.message)" } ?? "\(error)"
         let type = crewError?.remoteErrorType ?? crewError.map { "CrewError.\($0.code)" } ?? String(reflecting: Swift.type(of: error))
@@ -220,6 +232,7 @@ public final class Worker: Service, Sendable {
             ? task.options.retryTime(after: job.attempts, now: Date()) : nil
         do {
             let state = try await broker.fail(job.id, worker: configuration.name, error: attempt, retryAt: retryAt)
+            Self.measure(job, state: state?.rawValue ?? "lost", since: started)
             logger.warning("task failed", metadata: [
                 "job": "\(job.id)", "task": "\(job.name)", "attempt": "\(job.attempts)",
                 "state": "\(state?.rawValue ?? "lease lost")", "error": "\(message)",

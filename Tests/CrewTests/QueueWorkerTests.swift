@@ -4,6 +4,8 @@ import CrewSQLite
 import CrewTestSupport
 import Foundation
 import Logging
+import Metrics
+import MetricsTestKit
 import ServiceLifecycle
 import UnixSignals
 import Synchronization
@@ -19,11 +21,19 @@ enum QueuedWork {
         if call <= 2 { throw TestFailure(reason: "call \(call) fails") }
         return n
     }
+    static let measured = Function("queued.measured") { (n: Int) in n + 1 }
     static let nap = Function("queued.nap") { (ms: Int) async throws -> Int in
         try await Task.sleep(for: .milliseconds(ms))
         return ms
     }
 }
+
+/// The metrics backend of the test process (swift-metrics is bootstrapped once per process).
+let testMetrics: TestMetrics = {
+    let metrics = TestMetrics()
+    MetricsSystem.bootstrap(metrics)
+    return metrics
+}()
 
 /// The queue end to end: a client enqueues, a worker runs, handles get results.
 @Suite(.serialized) struct QueueWorkerTests {
@@ -137,6 +147,20 @@ enum QueuedWork {
         #expect(try await client.enqueue(square, 9).result(timeout: .seconds(60)) == 81)
         worker.stop()
         try await running.value
+    }
+
+    @Test func theWorkerCountsTasksByStateAndTimesThem() async throws {
+        _ = testMetrics
+        let measured = QueueTask(QueuedWork.measured)
+        let (client, worker) = try setUp(.memoryThreads, tasks: [measured])
+        let running = Task { try await worker.run() }
+        for handle in try await client.enqueueMany(measured, Array(0..<5)) {
+            _ = try await handle.result(timeout: .seconds(30))
+        }
+        worker.stop()
+        try await running.value
+        #expect(try testMetrics.expectCounter("crew.tasks", [("state", "succeeded")]).totalValue >= 5)
+        #expect(try testMetrics.expectTimer("crew.task.duration", [("task", "queued.measured")]).values.count == 5)
     }
 
     @Test func aGracefulShutdownOfItsServiceGroupStopsTheWorker() async throws {
