@@ -107,7 +107,7 @@ let package = Package(
         // Functions the test suite runs in child processes, and the executable those children are.
         .target(
             name: "CrewTestSupport",
-            dependencies: ["Crew"],
+            dependencies: ["Crew", "CrewQueue", "CrewSQLite"],
             path: "Tests/CrewTestSupport",
             swiftSettings: swiftSettings
         ),

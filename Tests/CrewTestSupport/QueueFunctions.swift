@@ -1,0 +1,64 @@
+public import Crew
+public import CrewQueue
+import CrewSQLite
+import FoundationEssentials
+
+/// A queue worker's settings, for the chaos test's worker processes.
+public struct ChaosWorkerJob: Codable, Sendable {
+    public var path: String
+    public var name: String
+    public init(path: String, name: String) {
+        self.path = path
+        self.name = name
+    }
+}
+
+/// A producer's settings: how many jobs to enqueue in one `enqueueMany`.
+public struct ChaosProducerJob: Codable, Sendable {
+    public var path: String
+    public var count: Int
+    public init(path: String, count: Int) {
+        self.path = path
+        self.count = count
+    }
+}
+
+/// The functions the durable queue's chaos test runs in worker and producer processes.
+public enum QueueFunctions {
+    /// The task the chaos jobs run: a short wait, then its argument back.
+    public static let chaosTask = Function("chaos.task") { (n: Int) async throws -> Int in
+        try await Task.sleep(for: .milliseconds(2))
+        return n
+    }
+
+    /// The task with its options: retried enough to survive many killed workers.
+    public static let chaosQueueTask = QueueTask(chaosTask, options: TaskOptions(maxRetries: 50, retryBackoff: .milliseconds(1)))
+
+    /// Runs a queue worker on the SQLite file until the process is killed.
+    public static let runWorker = Function("chaos.runWorker") { (job: ChaosWorkerJob) async throws -> Int in
+        let worker = Worker(
+            broker: try SQLiteBroker(path: job.path),
+            tasks: [chaosQueueTask],
+            executor: try .coroutines(8),
+            configuration: Worker.Configuration(
+                concurrency: 8,
+                lease: .milliseconds(600),
+                heartbeat: .milliseconds(150),
+                pollInterval: .milliseconds(5),
+                name: job.name
+            )
+        )
+        try await worker.run()
+        return 0
+    }
+
+    /// Enqueues `count` chaos jobs in one `enqueueMany` (the test kills it on the way).
+    public static let produce = Function("chaos.produce") { (job: ChaosProducerJob) async throws -> Int in
+        let client = TaskClient(broker: try SQLiteBroker(path: job.path))
+        try await client.enqueueMany(chaosQueueTask, Array(0..<job.count))
+        return job.count
+    }
+
+    /// Every queue function the test worker registers.
+    public static let all: [any AnyFunction] = [chaosTask, runWorker, produce]
+}
