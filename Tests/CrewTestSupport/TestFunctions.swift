@@ -57,6 +57,16 @@ public struct BytesJob: Codable, Sendable {
     }
 }
 
+/// A byte queue and an event to set once the consumer holds it.
+public struct ReadyConsumerJob: Codable, Sendable {
+    public var queue: Queue<[UInt8]>
+    public var ready: Crew.Event
+    public init(queue: Queue<[UInt8]>, ready: Crew.Event) {
+        self.queue = queue
+        self.ready = ready
+    }
+}
+
 /// A connection and strings to send.
 public struct PipeJob: Codable, Sendable {
     public var connection: Connection
@@ -366,6 +376,12 @@ public enum TestFunctions {
     public static let queueGetBytes = Function("queueGetBytes") { (queue: Queue<[UInt8]>) throws -> [UInt8] in
         try queue.get(timeout: .seconds(30))
     }
+    /// Holds the queue (it is decoded, so this process counts as a holder), sets `ready`, then gets one byte
+    /// message.
+    public static let queueGetBytesWhenReady = Function("queueGetBytesWhenReady") { (job: ReadyConsumerJob) throws -> [UInt8] in
+        job.ready.set()
+        return try job.queue.get(timeout: .seconds(30))
+    }
     /// Makes and drops `rounds` of every IPC object in this (otherwise idle) child; returns the open
     /// descriptors before and after.
     public static let ipcChurn = Function("ipcChurn") { (rounds: Int) throws -> [Int] in
@@ -427,7 +443,7 @@ public enum TestFunctions {
         noArgsNoResult, argsNoResult, startGrandchild, descriptors, initState, failingInit, readState, squareOrTrap,
         burn, ignoreTermForever, threadsWork, segfault, spinForever, childOfAStuckParent,
         queuePut, queueGet, queueDrain, queuePutBytes, joinableWorker, pipeEcho, pipeSend, lockAndTrap, increment,
-        setEvent, barrierWait, semaphoreRelease, conditionNotify, keepQueue, putToKeptQueue, queueGetBytes, ipcChurn,
+        setEvent, barrierWait, semaphoreRelease, conditionNotify, keepQueue, putToKeptQueue, queueGetBytes, ipcChurn, queueGetBytesWhenReady,
         overlapProbe,
     ]
 }

@@ -159,8 +159,12 @@ import Musl
         usleep(300_000)
         producer.kill()
         try await producer.join()
-        // A consumer drops the dead producer's partial message (freeing the ring), then gets the next one.
-        let consumer = try run(TestFunctions.queueGetBytes, q)
+        // A consumer drops the dead producer's partial message (freeing the ring), then gets the next one. The
+        // put waits until the consumer holds the queue: before that, nobody else does, and a put that has to wait
+        // for room would rightly end with `closed`.
+        let ready = try Crew.Event()
+        let consumer = try run(TestFunctions.queueGetBytesWhenReady, ReadyConsumerJob(queue: q, ready: ready))
+        #expect(ready.wait(timeout: .seconds(30)))
         try await q.put([1, 2, 3])
         #expect(try await consumer.value == [1, 2, 3])
         #expect(q.isEmpty)
