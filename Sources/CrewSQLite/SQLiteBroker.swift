@@ -22,17 +22,31 @@ public final class SQLiteBroker: Broker {
 
     /// Opens (creating if needed) the broker database at `path`.
     ///
+    /// - Parameters:
+    ///   - path: The database file.
+    ///   - busyTimeout: How long a statement waits for another program's lock before it fails with `storage`.
+    ///   - maxPages: A quota: the most pages the database may grow to (SQLite's `max_page_count`); a write that
+    ///     would pass it fails with `storage`, as on a full disk. No quota when nil.
+    ///   - clock: Tells the broker the time (tests move it).
     /// - Throws: ``BrokerError`` `incompatibleSchema` if the file is not a Crew database or comes from a newer
     ///   Crew; `storage` if it cannot be opened (a directory, no permission, locked, not SQLite).
-    public init(path: String, clock: @escaping @Sendable () -> Date = { Date() }) throws {
+    public init(
+        path: String,
+        busyTimeout: Duration = .seconds(10),
+        maxPages: Int? = nil,
+        clock: @escaping @Sendable () -> Date = { Date() }
+    ) throws {
         self.path = path
         self.clock = clock
         // Owner-only from the start: SQLite gives the WAL and shared-memory files the database file's mode.
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         if fd >= 0 { close(fd) }
         var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = .timeout(JobRules.seconds(busyTimeout))
         configuration.label = "crew"
+        if let maxPages {
+            configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA max_page_count = \(maxPages)") }
+        }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             try pool.write { db in try Self.migrate(db) }

@@ -206,6 +206,39 @@ final class TestClock: Sendable {
         shell.waitUntilExit()
     }
 
+    @Test func aFullDiskIsATypedErrorAndLeavesNothingHalfWritten() async throws {
+        let path = BrokerConformanceTests.temporaryPath()
+        try await SQLiteBroker(path: path).enqueue(NewJob(id: JobID("first"), name: "f", arguments: "[]"))
+        // A page quota stands in for a full disk: the next pages cannot be written (SQLITE_FULL).
+        let full = try SQLiteBroker(path: path, maxPages: 16)
+        let big = String(repeating: "x", count: 20_000)
+        let jobs = (0..<20).map { _ in NewJob(name: "f", arguments: "\"\(big)\"") }
+        let error = await #expect(throws: BrokerError.self) { try await full.enqueue(jobs) }
+        #expect(error?.code == .storage && error?.message.contains("full") == true, "\(String(describing: error))")
+        let left = try await SQLiteBroker(path: path).jobs(queue: nil, states: nil, limit: .max)
+        #expect(left.map(\.id) == [JobID("first")])  // All or nothing: none of the twenty.
+        try await full.enqueue(NewJob(id: JobID("small"), name: "f", arguments: "[]"))  // Room for a small one.
+    }
+
+    @Test func aDatabaseLockedByAnotherProgramIsATypedErrorNotAHang() async throws {
+        let path = BrokerConformanceTests.temporaryPath()
+        let broker = try SQLiteBroker(path: path, busyTimeout: .milliseconds(200))
+        // Another program holds the write lock.
+        let holder = Foundation.Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        holder.arguments = [path]
+        let input = Pipe()
+        holder.standardInput = input
+        try holder.run()
+        input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE; INSERT INTO crew_schema VALUES (1);\n".utf8))
+        try await Task.sleep(for: .milliseconds(300))
+        let error = await #expect(throws: BrokerError.self) { try await broker.enqueue(NewJob(name: "f", arguments: "[]")) }
+        #expect(error?.code == .storage && error?.message.contains("locked") == true, "\(String(describing: error))")
+        input.fileHandleForWriting.write(Data("ROLLBACK;\n.quit\n".utf8))
+        holder.waitUntilExit()
+        try await broker.enqueue(NewJob(name: "f", arguments: "[]"))  // Free again: it works.
+    }
+
     @Test func foreignAndNewerDatabasesAreRefusedClearly() throws {
         let garbage = BrokerConformanceTests.temporaryPath()
         try Data(repeating: 0x5A, count: 4096).write(to: URL(fileURLWithPath: garbage))
