@@ -90,7 +90,7 @@ let package = Package(
         ),
         .target(
             name: "CrewSQLite",
-            dependencies: ["CrewQueue", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Crew", "CCrewShims", "CrewQueue", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -53,9 +53,27 @@ public protocol Broker: Sendable {
 
     /// Deletes the jobs of `queue` that wait (scheduled, available, retrying); returns how many.
     func purge(queue: String) async throws -> Int
+
+    /// Returns when jobs may have been enqueued (anywhere) since the call began, or after `timeout`: what an idle
+    /// worker waits on instead of polling blindly.
+    func awaitJobs(timeout: Duration) async
+
+    /// Returns when jobs may have ended (anywhere) since the call began, or after `timeout`: what a result waiter
+    /// waits on.
+    func awaitResults(timeout: Duration) async
 }
 
 extension Broker {
+    /// Sleeps for `timeout` (a broker without wake-ups).
+    public func awaitJobs(timeout: Duration) async {
+        try? await Task.sleep(for: timeout)
+    }
+
+    /// Sleeps for `timeout` (a broker without wake-ups).
+    public func awaitResults(timeout: Duration) async {
+        try? await Task.sleep(for: timeout)
+    }
+
     /// Stores one job.
     public func enqueue(_ job: NewJob) async throws {
         try await enqueue([job])

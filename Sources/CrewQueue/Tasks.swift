@@ -223,7 +223,8 @@ public struct TaskHandle<Result: Decodable & Sendable>: Sendable {
                 if let deadline, ContinuousClock.now >= deadline {
                     throw CrewError(.timedOut, "the job had no result within \(timeout!)", function: job.name)
                 }
-                try await Task.sleep(for: pause)
+                try Task.checkCancellation()
+                await broker.awaitResults(timeout: pause)
                 pause = min(pause * 2, .milliseconds(50))
             }
         }

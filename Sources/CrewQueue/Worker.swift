@@ -137,7 +137,10 @@ public final class Worker: Service, Sendable {
                 )
             }
             for job in claimed { start(job) }
-            if claimed.isEmpty { try? await Task.sleep(for: configuration.pollInterval) }
+            if claimed.isEmpty {
+                // Idle: wait for a wake-up from the broker, looking again at most every poll interval.
+                await broker.awaitJobs(timeout: configuration.pollInterval)
+            }
         }
         try await drain()
     }

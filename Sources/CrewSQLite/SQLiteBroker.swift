@@ -16,6 +16,7 @@ public final class SQLiteBroker: Broker {
     public static let schemaVersion = 1
 
     private let pool: DatabasePool
+    private let wake: WakeFile
     private let clock: @Sendable () -> Date
     /// The database file.
     public let path: String
@@ -38,6 +39,7 @@ public final class SQLiteBroker: Broker {
     ) throws {
         self.path = path
         self.clock = clock
+        self.wake = WakeFile(databasePath: path)
         // Owner-only from the start: SQLite gives the WAL and shared-memory files the database file's mode.
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         if fd >= 0 { close(fd) }
@@ -195,6 +197,17 @@ public final class SQLiteBroker: Broker {
                 ])
             }
         }
+        wake.signal(.jobs)
+    }
+
+    /// Returns when a job may have been enqueued by any process using this file, or after `timeout`.
+    public func awaitJobs(timeout: Duration) async {
+        await wake.wait(.jobs, timeout: timeout)
+    }
+
+    /// Returns when a job may have ended in any process using this file, or after `timeout`.
+    public func awaitResults(timeout: Duration) async {
+        await wake.wait(.results, timeout: timeout)
     }
 
     /// Claims up to `limit` available jobs in one `BEGIN IMMEDIATE` transaction.
@@ -248,6 +261,7 @@ public final class SQLiteBroker: Broker {
     /// Records the result of a job `worker` holds; false if it no longer holds it.
     public func succeed(_ id: JobID, worker: String, result: String) async throws -> Bool {
         let now = clock().timeIntervalSince1970
+        defer { wake.signal(.results) }
         return try await write { db in
             try db.execute(sql: """
                 UPDATE crew_jobs SET state = 'succeeded', result = ?, lease_until = NULL, finished_at = ?
@@ -260,6 +274,7 @@ public final class SQLiteBroker: Broker {
     /// Records a failed attempt; the new state, or nil if `worker` no longer held the job.
     public func fail(_ id: JobID, worker: String, error: AttemptError, retryAt: Date?) async throws -> JobState? {
         let now = clock().timeIntervalSince1970
+        defer { wake.signal(.results) }
         return try await write { db in
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT \(Self.columns) FROM crew_jobs WHERE id = ? AND state = 'running' AND worker = ?
@@ -281,6 +296,7 @@ public final class SQLiteBroker: Broker {
     /// Gives jobs back without counting their attempt.
     public func release(_ ids: [JobID], worker: String) async throws {
         guard !ids.isEmpty else { return }
+        defer { wake.signal(.jobs) }
         try await write { db in
             for id in ids {
                 try db.execute(sql: """
@@ -294,6 +310,7 @@ public final class SQLiteBroker: Broker {
     /// Cancels a job that has not ended; false if it had.
     public func cancel(_ id: JobID) async throws -> Bool {
         let now = clock().timeIntervalSince1970
+        defer { wake.signal(.results) }
         return try await write { db in
             try db.execute(sql: """
                 UPDATE crew_jobs SET state = 'cancelled', lease_until = NULL, finished_at = ?
@@ -373,6 +390,7 @@ public final class SQLiteBroker: Broker {
     /// Runs an ended job again.
     public func retry(_ id: JobID) async throws -> Bool {
         let now = clock().timeIntervalSince1970
+        defer { wake.signal(.jobs) }
         return try await write { db in
             try db.execute(sql: """
                 UPDATE crew_jobs SET state = 'available', attempts = 0, run_at = ?, expires_at = NULL, finished_at = NULL

@@ -191,7 +191,7 @@ final class TestClock: Sendable {
         }
         let reopened = try SQLiteBroker(path: path)
         #expect(try await reopened.job(JobID("durable"))?.arguments == "[1]")
-        for file in [path, path + "-wal"] where FileManager.default.fileExists(atPath: file) {
+        for file in [path, path + "-wal", path + "-wake"] where FileManager.default.fileExists(atPath: file) {
             let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
             #expect(mode == 0o600, "\(file)")
         }
