@@ -54,6 +54,9 @@ public protocol Broker: Sendable {
     /// Deletes the jobs of `queue` that wait (scheduled, available, retrying); returns how many.
     func purge(queue: String) async throws -> Int
 
+    /// Deletes ended jobs whose result TTL has passed; returns how many.
+    func deleteExpiredResults() async throws -> Int
+
     /// Returns when jobs may have been enqueued (anywhere) since the call began, or after `timeout`: what an idle
     /// worker waits on instead of polling blindly.
     func awaitJobs(timeout: Duration) async

@@ -56,6 +56,8 @@ public struct NewJob: Sendable {
     public var runAt: Date?
     /// Not after this time: it expires instead of running.
     public var expiresAt: Date?
+    /// How long the job (with its result or errors) is kept once it has ended; for ever when nil.
+    public var resultTTL: Duration?
 
     /// A job for `name` with JSON `arguments`.
     public init(
@@ -66,7 +68,8 @@ public struct NewJob: Sendable {
         priority: Int = 0,
         maxAttempts: Int = 1,
         runAt: Date? = nil,
-        expiresAt: Date? = nil
+        expiresAt: Date? = nil,
+        resultTTL: Duration? = nil
     ) {
         self.id = id
         self.name = name
@@ -76,6 +79,7 @@ public struct NewJob: Sendable {
         self.maxAttempts = maxAttempts
         self.runAt = runAt
         self.expiresAt = expiresAt
+        self.resultTTL = resultTTL
     }
 }
 

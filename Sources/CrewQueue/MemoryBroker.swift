@@ -4,6 +4,7 @@ public import FoundationEssentials
 /// process.
 public actor MemoryBroker: Broker {
     private var jobs: [JobID: JobRecord] = [:]
+    private var ttls: [JobID: Duration] = [:]
     private var order: [JobID] = []
     private let clock: @Sendable () -> Date
 
@@ -27,6 +28,7 @@ public actor MemoryBroker: Broker {
                 errors: [], createdAt: now, finishedAt: nil
             )
             order.append(job.id)
+            if let ttl = job.resultTTL { ttls[job.id] = ttl }
         }
     }
 
@@ -183,6 +185,23 @@ public actor MemoryBroker: Broker {
             return job.queue == queue && [.scheduled, .available, .retrying].contains(job.state)
         }
         for id in doomed { jobs[id] = nil }
+        order.removeAll { jobs[$0] == nil }
+        return doomed.count
+    }
+
+    /// Deletes ended jobs whose result TTL has passed.
+    public func deleteExpiredResults() async throws -> Int {
+        let now = clock()
+        let doomed = ttls.compactMap { id, ttl -> JobID? in
+            guard let job = jobs[id], job.state.isFinal, let finished = job.finishedAt,
+                finished.addingTimeInterval(JobRules.seconds(ttl)) <= now
+            else { return nil }
+            return id
+        }
+        for id in doomed {
+            jobs[id] = nil
+            ttls[id] = nil
+        }
         order.removeAll { jobs[$0] == nil }
         return doomed.count
     }

@@ -25,6 +25,8 @@ public struct TaskOptions: Sendable {
     public var softTimeLimit: Duration?
     /// Jobs not started within this time after they were due expire instead of running.
     public var expires: Duration?
+    /// How long an ended job and its result are kept (Celery's `result_expires`); for ever when nil.
+    public var resultTTL: Duration?
 
     /// Options with defaults: the `default` queue, no retries, no limits.
     public init(
@@ -37,7 +39,8 @@ public struct TaskOptions: Sendable {
         retryOn: (@Sendable (CrewError) -> Bool)? = nil,
         timeLimit: Duration? = nil,
         softTimeLimit: Duration? = nil,
-        expires: Duration? = nil
+        expires: Duration? = nil,
+        resultTTL: Duration? = nil
     ) {
         self.queue = queue
         self.priority = priority
@@ -49,6 +52,7 @@ public struct TaskOptions: Sendable {
         self.timeLimit = timeLimit
         self.softTimeLimit = softTimeLimit
         self.expires = expires
+        self.resultTTL = resultTTL
     }
 
     /// When to retry after failed attempt number `attempt` (1 for the first), from `now`.
@@ -161,7 +165,8 @@ public struct TaskClient: Sendable {
             priority: task.options.priority,
             maxAttempts: task.options.maxRetries + 1,
             runAt: runAt,
-            expiresAt: task.options.expires.map { (runAt ?? now).addingTimeInterval(JobRules.seconds($0)) }
+            expiresAt: task.options.expires.map { (runAt ?? now).addingTimeInterval(JobRules.seconds($0)) },
+            resultTTL: task.options.resultTTL
         )
     }
 }

@@ -125,6 +125,8 @@ public final class Worker: Service, Sendable {
                 lastReap = ContinuousClock.now
                 let reaped = try await broker.reapExpiredLeases()
                 if reaped > 0 { logger.warning("returned jobs whose worker stopped renewing", metadata: ["count": "\(reaped)"]) }
+                let deleted = try await broker.deleteExpiredResults()
+                if deleted > 0 { logger.debug("deleted jobs past their result TTL", metadata: ["count": "\(deleted)"]) }
             }
             let free = configuration.concurrency - running
             var claimed: [JobRecord] = []

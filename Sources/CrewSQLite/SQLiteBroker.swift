@@ -108,7 +108,8 @@ public final class SQLiteBroker: Broker {
                 result TEXT,
                 errors TEXT NOT NULL DEFAULT '[]',
                 created_at REAL NOT NULL,
-                finished_at REAL
+                finished_at REAL,
+                result_ttl REAL
             );
             CREATE INDEX crew_jobs_claim ON crew_jobs (state, queue, priority DESC, run_at);
             CREATE INDEX crew_jobs_lease ON crew_jobs (state, lease_until);
@@ -185,15 +186,15 @@ public final class SQLiteBroker: Broker {
         let now = clock()
         try await write { db in
             let statement = try db.cachedStatement(sql: """
-                INSERT INTO crew_jobs (id, name, arguments, queue, priority, state, max_attempts, run_at, expires_at, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO crew_jobs (id, name, arguments, queue, priority, state, max_attempts, run_at, expires_at, created_at, result_ttl)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for job in jobs {
                 let state: JobState = (job.runAt.map { $0 > now } ?? false) ? .scheduled : .available
                 try statement.execute(arguments: [
                     job.id.rawValue, job.name, job.arguments, job.queue, job.priority, state.rawValue, job.maxAttempts,
                     (job.runAt ?? now).timeIntervalSince1970, job.expiresAt?.timeIntervalSince1970,
-                    now.timeIntervalSince1970,
+                    now.timeIntervalSince1970, job.resultTTL.map { JobRules.seconds($0) },
                 ])
             }
         }
@@ -406,6 +407,19 @@ public final class SQLiteBroker: Broker {
             try db.execute(sql: """
                 DELETE FROM crew_jobs WHERE queue = ? AND state IN ('scheduled', 'available', 'retrying')
                 """, arguments: [queue])
+            return db.changesCount
+        }
+    }
+
+    /// Deletes ended jobs whose result TTL has passed.
+    public func deleteExpiredResults() async throws -> Int {
+        let now = clock().timeIntervalSince1970
+        return try await write { db in
+            try db.execute(sql: """
+                DELETE FROM crew_jobs
+                WHERE result_ttl IS NOT NULL AND finished_at IS NOT NULL AND finished_at + result_ttl <= ?
+                AND state IN ('succeeded', 'failed', 'cancelled', 'expired')
+                """, arguments: [now])
             return db.changesCount
         }
     }

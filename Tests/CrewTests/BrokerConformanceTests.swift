@@ -164,6 +164,27 @@ final class TestClock: Sendable {
     }
 
     @Test(arguments: Kind.allCases)
+    func endedJobsAreDeletedOnceTheirResultTTLHasPassed(kind: Kind) async throws {
+        let clock = TestClock()
+        let broker = try make(kind, clock)
+        try await broker.enqueue([
+            NewJob(id: JobID("short"), name: "f", arguments: "[]", resultTTL: .seconds(10)),
+            NewJob(id: JobID("kept"), name: "f", arguments: "[]"),
+            NewJob(id: JobID("waiting"), name: "f", arguments: "[]", queue: "later", resultTTL: .seconds(1)),
+        ])
+        for job in try await broker.claim(queues: ["default"], limit: 2, worker: "w", lease: .seconds(30)) {
+            _ = try await broker.succeed(job.id, worker: "w", result: "1")
+        }
+        clock.advance(5)
+        #expect(try await broker.deleteExpiredResults() == 0)
+        clock.advance(6)
+        #expect(try await broker.deleteExpiredResults() == 1)
+        #expect(try await broker.job(JobID("short")) == nil)
+        #expect(try await broker.job(JobID("kept"))?.state == .succeeded)  // No TTL: kept.
+        #expect(try await broker.job(JobID("waiting"))?.state == .available)  // Not ended: kept.
+    }
+
+    @Test(arguments: Kind.allCases)
     func enqueueIsAllOrNothingAndChecksItsInput(kind: Kind) async throws {
         let clock = TestClock()
         let broker = try make(kind, clock)
