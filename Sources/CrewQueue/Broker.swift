@@ -57,6 +57,11 @@ public protocol Broker: Sendable {
     /// Deletes ended jobs whose result TTL has passed; returns how many.
     func deleteExpiredResults() async throws -> Int
 
+    /// Takes the turn of the periodic schedule `name` if it is due: true for exactly one caller per period,
+    /// however many schedulers share the broker (its next run moves `every` on). A schedule seen for the first
+    /// time is due at once.
+    func claimSchedule(_ name: String, every: Duration) async throws -> Bool
+
     /// Returns when jobs may have been enqueued (anywhere) since the call began, or after `timeout`: what an idle
     /// worker waits on instead of polling blindly.
     func awaitJobs(timeout: Duration) async

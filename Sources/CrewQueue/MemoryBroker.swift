@@ -5,6 +5,7 @@ public import FoundationEssentials
 public actor MemoryBroker: Broker {
     private var jobs: [JobID: JobRecord] = [:]
     private var ttls: [JobID: Duration] = [:]
+    private var schedules: [String: Date] = [:]
     private var order: [JobID] = []
     private let clock: @Sendable () -> Date
 
@@ -204,5 +205,13 @@ public actor MemoryBroker: Broker {
         }
         order.removeAll { jobs[$0] == nil }
         return doomed.count
+    }
+
+    /// Takes the turn of a periodic schedule if it is due.
+    public func claimSchedule(_ name: String, every: Duration) async throws -> Bool {
+        let now = clock()
+        if let next = schedules[name], next > now { return false }
+        schedules[name] = now.addingTimeInterval(JobRules.seconds(every))
+        return true
     }
 }

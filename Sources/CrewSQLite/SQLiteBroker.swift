@@ -111,6 +111,7 @@ public final class SQLiteBroker: Broker {
                 finished_at REAL,
                 result_ttl REAL
             );
+            CREATE TABLE crew_schedules (name TEXT PRIMARY KEY, next_run REAL NOT NULL);
             CREATE INDEX crew_jobs_claim ON crew_jobs (state, queue, priority DESC, run_at);
             CREATE INDEX crew_jobs_lease ON crew_jobs (state, lease_until);
             """)
@@ -421,6 +422,21 @@ public final class SQLiteBroker: Broker {
                 AND state IN ('succeeded', 'failed', 'cancelled', 'expired')
                 """, arguments: [now])
             return db.changesCount
+        }
+    }
+
+    /// Takes the turn of a periodic schedule if it is due, in one transaction.
+    public func claimSchedule(_ name: String, every: Duration) async throws -> Bool {
+        let now = clock().timeIntervalSince1970
+        let next = now + JobRules.seconds(every)
+        return try await write { db in
+            if let due = try Double.fetchOne(db, sql: "SELECT next_run FROM crew_schedules WHERE name = ?", arguments: [name]) {
+                guard due <= now else { return false }
+                try db.execute(sql: "UPDATE crew_schedules SET next_run = ? WHERE name = ?", arguments: [next, name])
+            } else {
+                try db.execute(sql: "INSERT INTO crew_schedules (name, next_run) VALUES (?, ?)", arguments: [name, next])
+            }
+            return true
         }
     }
 }

@@ -185,6 +185,22 @@ final class TestClock: Sendable {
     }
 
     @Test(arguments: Kind.allCases)
+    func eachPeriodOfAScheduleGoesToOneScheduler(kind: Kind) async throws {
+        let clock = TestClock()
+        let broker = try make(kind, clock)
+        #expect(try await broker.claimSchedule("report", every: .seconds(60)))  // New: due at once.
+        #expect(try await broker.claimSchedule("report", every: .seconds(60)) == false)  // Taken this period.
+        clock.advance(59)
+        #expect(try await broker.claimSchedule("report", every: .seconds(60)) == false)
+        clock.advance(2)
+        let turns = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<4 { group.addTask { try await broker.claimSchedule("report", every: .seconds(60)) } }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(turns == 1)
+    }
+
+    @Test(arguments: Kind.allCases)
     func enqueueIsAllOrNothingAndChecksItsInput(kind: Kind) async throws {
         let clock = TestClock()
         let broker = try make(kind, clock)

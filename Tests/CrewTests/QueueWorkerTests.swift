@@ -149,6 +149,20 @@ let testMetrics: TestMetrics = {
         try await running.value
     }
 
+    @Test func aSchedulerEnqueuesDueTasksOncePerPeriodAcrossSchedulers() async throws {
+        let broker = MemoryBroker()
+        let double = QueueTask(QueuedWork.double)
+        let schedules = [Schedule.every(.seconds(3600), double, 5, name: "hourly")]
+        let one = Scheduler(broker: broker, schedules: schedules)
+        let two = Scheduler(broker: broker, schedules: schedules)
+        #expect(try await one.runDue() == ["hourly"])
+        #expect(try await two.runDue().isEmpty)  // Already taken for this hour.
+        #expect(try await broker.jobs(queue: nil, states: nil, limit: 10).map(\.arguments) == ["5"])
+        let running = Task { try await one.run() }
+        one.stop()
+        try await running.value
+    }
+
     @Test func theWorkerCountsTasksByStateAndTimesThem() async throws {
         _ = testMetrics
         let measured = QueueTask(QueuedWork.measured)

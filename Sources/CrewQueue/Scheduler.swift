@@ -1,0 +1,85 @@
+public import FoundationEssentials
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// A task enqueued every so often: an entry of Celery beat's schedule.
+public struct Schedule: Sendable {
+    /// The schedule's name: unique across the schedulers that share a broker.
+    public let name: String
+    /// How often it runs.
+    public let every: Duration
+    let enqueue: @Sendable (TaskClient) async throws -> Void
+
+    /// `task(args)` every `every`, under `name` (the task's name when nil).
+    public static func every<A, R>(_ every: Duration, _ task: QueueTask<A, R>, _ args: A, name: String? = nil) -> Schedule {
+        Schedule(name: name ?? task.name, every: every) { client in
+            _ = try await client.enqueue(task, args)
+        }
+    }
+}
+
+/// Enqueues scheduled tasks when they are due: Celery beat. Several schedulers may share a broker (for
+/// availability): each period goes to exactly one of them, decided in the broker.
+public final class Scheduler: Service, Sendable {
+    /// Where jobs go.
+    public let broker: any Broker
+    /// What it enqueues, and how often.
+    public let schedules: [Schedule]
+    /// How often it looks at the schedules.
+    public let tick: Duration
+    private let logger: Logger
+    private let stopped = StopFlag()
+
+    /// A scheduler of `schedules` on `broker`, looking every `tick`.
+    public init(broker: any Broker, schedules: [Schedule], tick: Duration = .seconds(1), logger: Logger = Logger(label: "crew.scheduler")) {
+        self.broker = broker
+        self.schedules = schedules
+        self.tick = tick
+        self.logger = logger
+    }
+
+    /// Enqueues what is due now; returns the names of the schedules it enqueued.
+    @discardableResult
+    public func runDue() async throws -> [String] {
+        let client = TaskClient(broker: broker)
+        var enqueued: [String] = []
+        for schedule in schedules where try await broker.claimSchedule(schedule.name, every: schedule.every) {
+            try await schedule.enqueue(client)
+            enqueued.append(schedule.name)
+        }
+        return enqueued
+    }
+
+    /// Enqueues due tasks every ``tick`` until ``stop()`` or a graceful shutdown of its service group.
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            while !stopped.isSet {
+                do {
+                    for name in try await runDue() { logger.info("enqueued a scheduled task", metadata: ["schedule": "\(name)"]) }
+                } catch {
+                    logger.error("could not enqueue scheduled tasks", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: tick)
+            }
+        } onGracefulShutdown: {
+            self.stop()
+        }
+    }
+
+    /// Stops ``run()`` after its current tick.
+    public func stop() {
+        stopped.set()
+    }
+}
+
+/// A flag set once.
+final class StopFlag: Sendable {
+    private let state = Atomic<Bool>(false)
+
+    var isSet: Bool { state.load(ordering: .acquiring) }
+
+    func set() {
+        state.store(true, ordering: .releasing)
+    }
+}
