@@ -7,9 +7,12 @@ import FoundationEssentials
 public struct ChaosWorkerJob: Codable, Sendable {
     public var path: String
     public var name: String
-    public init(path: String, name: String) {
+    /// Run the tasks in a process pool of this worker's own (prefork) rather than as coroutines.
+    public var prefork: Bool
+    public init(path: String, name: String, prefork: Bool = false) {
         self.path = path
         self.name = name
+        self.prefork = prefork
     }
 }
 
@@ -39,7 +42,7 @@ public enum QueueFunctions {
         let worker = Worker(
             broker: try SQLiteBroker(path: job.path),
             tasks: [chaosQueueTask],
-            executor: try .coroutines(8),
+            executor: job.prefork ? try .processes(2, coroutinesEach: 4) : try .coroutines(8),
             configuration: Worker.Configuration(
                 concurrency: 8,
                 lease: .milliseconds(600),

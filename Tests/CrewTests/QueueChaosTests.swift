@@ -13,8 +13,11 @@ import Testing
         _ = testCrew
     }
 
+    /// Every other worker runs its tasks in a process pool of its own (prefork): killing it kills its task
+    /// children too (they die with their parent).
     func startWorker(_ path: String, _ n: Int) throws -> Crew.Process<ChaosWorkerJob, Int> {
-        let p = Crew.Process(target: QueueFunctions.runWorker, args: ChaosWorkerJob(path: path, name: "chaos-\(n)"), crew: testCrew)
+        let job = ChaosWorkerJob(path: path, name: "chaos-\(n)", prefork: n % 2 == 1)
+        let p = Crew.Process(target: QueueFunctions.runWorker, args: job, crew: testCrew)
         try p.start()
         return p
     }
