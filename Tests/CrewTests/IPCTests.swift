@@ -98,6 +98,17 @@ import Musl
         await #expect(throws: CancellationError.self) { try await cancelled.value }
     }
 
+    @Test func manyAsyncGettersShareABoundedPoolOfThreads() async throws {
+        let q = try Queue<Int>()
+        let getters = (0..<200).map { _ in Task { try await q.get() } }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(BlockingPool.shared.threads <= BlockingPool.shared.limit)
+        for i in 0..<200 { try q.put(i, timeout: nil) }
+        var got: [Int] = []
+        for getter in getters { got.append(try await getter.value) }
+        #expect(got.sorted() == Array(0..<200))
+    }
+
     @Test func aQueueCannotBeAPoolCallArgument() async throws {
         let q = try Queue<Int>()
         let pool = try ProcessPool(testCrew, processes: 1)

@@ -312,32 +312,17 @@ public final class SimpleQueue<Element: Codable & Sendable>: Codable, Sendable {
     }
 }
 
-/// Runs `attempt` on a thread of its own until it stops throwing ``CrewError/Code/empty`` or
-/// ``CrewError/Code/full`` (each attempt waits a short while), or the task is cancelled. For the async forms of
-/// blocking waits on shared memory, which no event loop can watch.
+/// Runs `attempt` on Crew's bounded pool for blocking calls (see ``blocking(_:)``) until it stops throwing
+/// ``CrewError/Code/empty`` or ``CrewError/Code/full`` (each attempt waits a short while), or the task is
+/// cancelled. For the async forms of blocking waits on shared memory, which no event loop can watch: however
+/// many tasks wait, they hold at most the pool's threads, a short attempt at a time.
 func offload<R: Sendable>(_ attempt: @escaping @Sendable () throws -> R) async throws -> R {
-    let cancelled = Atomic<Bool>(false)
-    return try await withTaskCancellationHandler {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, any Error>) in
-            startThread(name: "crew-wait") {
-                while true {
-                    if cancelled.load(ordering: .acquiring) {
-                        continuation.resume(throwing: CancellationError())
-                        return
-                    }
-                    do {
-                        continuation.resume(returning: try attempt())
-                        return
-                    } catch let error as CrewError where error.code == .empty || error.code == .full {
-                        continue
-                    } catch {
-                        continuation.resume(throwing: error)
-                        return
-                    }
-                }
-            }
+    while true {
+        try Task.checkCancellation()
+        do {
+            return try await BlockingPool.shared.run(attempt)
+        } catch let error as CrewError where error.code == .empty || error.code == .full {
+            continue
         }
-    } onCancel: {
-        cancelled.store(true, ordering: .releasing)
     }
 }
