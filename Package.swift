@@ -62,6 +62,7 @@ let package = Package(
                 "CrewQueue",
                 "CrewCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             // Linked dynamically: its queue commands bring GRDB, which needs all of Foundation, and a static
             // link of Foundation fails on this toolchain (CoreFoundation's symbols are not found). Its children

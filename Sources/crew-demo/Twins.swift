@@ -17,6 +17,7 @@ enum Twins {
         Twin(id: "2.3", title: "Threads: three threads, without and with join", run: Seed23.main),
         Twin(id: "2.4", title: "multiprocessing.dummy: the same pool code on processes and on threads", run: Seed24.main),
         Twin(id: "3.1", title: "Coroutines (gevent): three coroutines sleeping together", run: Seed31.main),
+        Twin(id: "3.3", title: "Celery: a worker with a pool of coroutines serves queued tasks", run: Seed33.main),
     ]
 
     /// Every function the twins run in child processes; `main` registers them.

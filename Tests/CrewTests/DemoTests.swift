@@ -165,6 +165,16 @@ import Testing
         #expect(text.contains("worker ready") && text.contains("worker stopped"), "\(text)")
     }
 
+    @Test func seed33RunsAWorkerAndAProducerInOneProcess() throws {
+        let run = try Self.runDemo(["run", "3.3"])
+        #expect(run.status == 0, "\(run.err)")
+        let lines = run.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 13, "\(lines)")
+        #expect(lines.filter { $0.hasPrefix("page ") }.count == 10)
+        #expect(lines.contains("crunch: 59999997"))
+        #expect(lines.last?.hasPrefix("10 fetches of 0.2 s each on 10 coroutines took ") == true)
+    }
+
     @Test func seed12BehavesAsPythonsPool() throws {
         let run = try Self.runDemo(["run", "1.2"])
         #expect(run.status == 0, "\(run.err)")

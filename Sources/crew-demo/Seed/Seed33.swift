@@ -3,6 +3,7 @@ import Crew
 import CrewCLI
 import CrewQueue
 import FoundationEssentials
+import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -35,6 +36,42 @@ enum Seed33 {
     static let fetchTask = QueueTask(fetch, options: TaskOptions(maxRetries: 2, retryBackoff: .milliseconds(100)))
     static let crunchTask = QueueTask(crunch)
     static let tasks: [any AnyQueueTask] = [fetchTask, crunchTask]
+
+    /// `crew-demo run 3.3`: the worker and the producer in one process, on a fresh database (the two-terminal
+    /// form is `crew-demo worker -P coroutines -c 10 -l info` and `crew-demo produce`).
+    @Sendable
+    static func main() async throws {
+        let dir = "/tmp/crew-demo-\(getpid())"
+        mkdir(dir, 0o700)
+        let broker = try CrewCLI.broker("sqlite://\(dir)/crew.db")
+        let worker = Worker(
+            broker: broker,
+            tasks: tasks,
+            executor: try .coroutines(10),
+            configuration: Worker.Configuration(concurrency: 10, pollInterval: .milliseconds(5)),
+            logger: quietLogger
+        )
+        let serving = Task { try await worker.run() }
+        say("$ crew-demo worker -P coroutines -c 10   (running in this process)")
+        let client = TaskClient(broker: broker)
+        let start = Clock.seconds()
+        let fetches = try await client.enqueueMany(fetchTask, Array(0..<10))
+        let crunch = try await client.enqueue(crunchTask, 20)
+        for handle in fetches { say(try await handle.result(timeout: .seconds(60))) }
+        say("crunch: \(try await crunch.result(timeout: .seconds(60)))")
+        say("10 fetches of 0.2 s each on 10 coroutines took \(fixed(Clock.seconds() - start, 2)) s")
+        worker.stop()
+        try await serving.value
+        for file in ["crew.db", "crew.db-wal", "crew.db-shm", "crew.db-wake"] { unlink("\(dir)/\(file)") }
+        rmdir(dir)
+    }
+
+    /// The in-process worker logs only warnings, so that the demo prints what the producer sees.
+    static var quietLogger: Logger {
+        var logger = Logger(label: "crew.worker")
+        logger.logLevel = .warning
+        return logger
+    }
 
     /// The command names the queue's command line answers.
     static let commands: Set<String> = ["worker", "enqueue", "inspect", "result", "retry", "cancel", "purge"]
