@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Celery 5 + Redis: the peer of crew-bench's durable-queue rows.
+
+Run with a Python that has celery and redis installed (crew-bench makes a venv for it with pip). Starts its own
+redis-server on a Unix socket in a temporary directory (installing Debian's redis-server is the caller's job),
+starts a Celery worker, measures, and stops both. Prints JSON lines: {"workload", "variant", "value", "unit"}.
+"""
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+APP = '''
+from celery import Celery
+import os
+app = Celery("bench", broker=os.environ["CREW_BENCH_REDIS"], backend=os.environ["CREW_BENCH_REDIS"])
+app.conf.worker_prefetch_multiplier = 1
+app.conf.broker_connection_retry_on_startup = True
+
+@app.task
+def trivial(x):
+    return x
+'''
+
+
+def emit(workload, variant, value, unit):
+    print(json.dumps({"workload": workload, "variant": variant, "value": value, "unit": unit}), flush=True)
+
+
+def wait_for(path, timeout=10):
+    deadline = time.time() + timeout
+    while not os.path.exists(path):
+        if time.time() > deadline:
+            raise RuntimeError(f"{path} did not appear")
+        time.sleep(0.01)
+
+
+def main():
+    quick = len(sys.argv) > 1 and sys.argv[1] == "quick"
+    concurrency = 2
+    total = 1_000 if quick else 10_000
+    work = tempfile.mkdtemp(prefix="crew-celery-")
+    os.chmod(work, 0o700)
+    sock = os.path.join(work, "redis.sock")
+    redis = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    worker = None
+    try:
+        wait_for(sock)
+        url = f"redis+socket://{sock}"
+        env = dict(os.environ, CREW_BENCH_REDIS=url, PYTHONPATH=work)
+        with open(os.path.join(work, "bench_app.py"), "w") as f:
+            f.write(APP)
+        sys.path.insert(0, work)
+        os.environ["CREW_BENCH_REDIS"] = url
+        import bench_app  # noqa: E402
+        from celery import group  # noqa: E402
+
+        # Enqueue, one at a time and in bulk, with no worker running.
+        n = 1_000 if quick else 5_000
+        t0 = time.perf_counter()
+        for i in range(n):
+            bench_app.trivial.apply_async((i,))
+        emit("enqueue", "one at a time", n / (time.perf_counter() - t0), "tasks/s")
+        t0 = time.perf_counter()
+        group(bench_app.trivial.s(i) for i in range(n)).apply_async()
+        emit("enqueue", "bulk (group)", n / (time.perf_counter() - t0), "tasks/s")
+        bench_app.app.control.purge()
+
+        # Worker ready: from its start until it answers a task.
+        t0 = time.perf_counter()
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "bench_app", "worker", "-P", "prefork", "-c", str(concurrency),
+             "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        bench_app.trivial.apply_async((0,)).get(timeout=60)
+        emit("worker", "ready", time.perf_counter() - t0, "s")
+
+        # Round trips, one at a time.
+        times = []
+        for i in range(100 if quick else 500):
+            t0 = time.perf_counter()
+            bench_app.trivial.apply_async((i,)).get(timeout=60)
+            times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        emit("round_trip", "p50", statistics.median(times), "ms")
+        emit("round_trip", "p99", times[int(len(times) * 0.99) - 1], "ms")
+
+        # End to end: enqueue `total`, wait for every result.
+        t0 = time.perf_counter()
+        results = [bench_app.trivial.apply_async((i,)) for i in range(total)]
+        for r in results:
+            r.get(timeout=600)
+        emit("end_to_end", f"prefork -c {concurrency}", total / (time.perf_counter() - t0), "tasks/s")
+
+        # Graceful stop: SIGTERM until the worker has exited.
+        t0 = time.perf_counter()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+        emit("worker", "graceful stop", time.perf_counter() - t0, "s")
+        worker = None
+    finally:
+        if worker is not None:
+            worker.kill()
+            worker.wait()
+        redis.terminate()
+        redis.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
