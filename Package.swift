@@ -29,6 +29,7 @@ let package = Package(
         .library(name: "CrewCLI", targets: ["CrewCLI"]),
         .executable(name: "crew-demo", targets: ["crew-demo"]),
         .executable(name: "crew-bench", targets: ["crew-bench"]),
+        .executable(name: "crew-queue-bench", targets: ["crew-queue-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -67,6 +68,13 @@ let package = Package(
             // Linked dynamically: its queue commands bring GRDB, which needs all of Foundation, and a static
             // link of Foundation fails on this toolchain (CoreFoundation's symbols are not found). Its children
             // start a few milliseconds slower than crew-bench's, which stays a static executable.
+            swiftSettings: swiftSettings
+        ),
+        // The durable queue's side of the benchmark: crew-bench runs it (it links GRDB and all of Foundation, which
+        // crew-bench, a static executable, cannot).
+        .executableTarget(
+            name: "crew-queue-bench",
+            dependencies: ["Crew", "CrewQueue", "CrewSQLite", "CrewCLI"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -78,10 +78,13 @@ public final class Worker: Service, Sendable {
     private let tasks: [String: any AnyQueueTask]
     private let logger: Logger
     private let state = Mutex(State())
+    /// Set when a running job ends: a worker at capacity waits on it to claim again at once.
+    private let slotFreed = AsyncEvent()
 
     private struct State {
         var stopping = false
-        var running: [JobID: Task<Void, Never>] = [:]
+        /// The jobs running now, with their tasks once made.
+        var running: [JobID: Task<Void, Never>?] = [:]
     }
 
     /// A worker for `tasks`, taking jobs from `broker` and running them on `executor`.
@@ -128,7 +131,16 @@ public final class Worker: Service, Sendable {
                 let deleted = try await broker.deleteExpiredResults()
                 if deleted > 0 { logger.debug("deleted jobs past their result TTL", metadata: ["count": "\(deleted)"]) }
             }
-            let free = configuration.concurrency - running
+            var free = configuration.concurrency - running
+            if free <= 0 {
+                // At capacity: wait for a running job to end (not for the poll interval).
+                slotFreed.clear()
+                free = configuration.concurrency - running
+                if free <= 0 {
+                    await slotFreed.wait(timeout: configuration.pollInterval)
+                    continue
+                }
+            }
             var claimed: [JobRecord] = []
             if free > 0 {
                 claimed = try await broker.claim(
@@ -153,11 +165,16 @@ public final class Worker: Service, Sendable {
     }
 
     private func start(_ job: JobRecord) {
+        // Counted as running before its task exists: a job that ends at once must not be counted after it.
+        state.withLock { $0.running[job.id] = .some(nil) }
         let task = Task {
             await self.execute(job)
             _ = self.state.withLock { $0.running.removeValue(forKey: job.id) }
+            self.slotFreed.set()
         }
-        state.withLock { $0.running[job.id] = task }
+        state.withLock { state in
+            if state.running[job.id] != nil { state.running[job.id] = task }
+        }
     }
 
     private func drain() async throws {
@@ -172,7 +189,7 @@ public final class Worker: Service, Sendable {
         }
         // Past the grace period: give the jobs back (their attempt not counted) and stop waiting for them.
         try await broker.release(Array(left.keys), worker: configuration.name)
-        for task in left.values { task.cancel() }
+        for task in left.values { task?.cancel() }
         logger.warning("gave back jobs still running at the end of the grace period", metadata: ["count": "\(left.count)"])
     }
 

@@ -72,6 +72,10 @@ let testMetrics: TestMetrics = {
         let one = try await client.enqueue(double, 21)
         #expect(try await one.result(timeout: .seconds(30)) == 42)
         #expect(try await one.state == .succeeded)
+        // Every job that ended has left the worker's count (none is counted after it ended, however fast).
+        let settled = ContinuousClock.now + .seconds(10)
+        while worker.running > 0 && ContinuousClock.now < settled { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(worker.running == 0)
         worker.stop()
         try await running.value
     }

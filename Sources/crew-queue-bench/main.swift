@@ -1,0 +1,98 @@
+import Crew
+import CrewCLI
+import CrewQueue
+import CrewSQLite
+import Foundation
+
+// The Crew side of crew-bench's durable-queue rows, as a program of its own: the queue modules bring GRDB and
+// Foundation, which crew-bench (a static executable, for process-start figures) cannot link. crew-bench runs it
+// and reads JSON lines, as it reads the Python peers'. Run alone: `crew-queue-bench [quick]`.
+
+enum BenchTasks {
+    static let trivial = Function("bench.trivial") { (x: Int) in x }
+    static let task = QueueTask(trivial)
+}
+
+func emit(_ workload: String, _ variant: String, _ value: Double, _ unit: String) {
+    print("{\"workload\": \"\(workload)\", \"variant\": \"\(variant)\", \"value\": \(value), \"unit\": \"\(unit)\"}")
+    fflush(nil)
+}
+
+func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+/// Starts this program as a queue worker on `broker`.
+func startWorker(_ pool: String, _ concurrency: Int, broker: String) throws -> Foundation.Process {
+    let worker = Foundation.Process()
+    worker.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+    worker.arguments = ["worker", "-P", pool, "-c", "\(concurrency)", "-l", "warning", "--broker", broker]
+    try worker.run()
+    return worker
+}
+
+func stop(_ worker: Foundation.Process) -> Double {
+    let start = ContinuousClock.now
+    worker.terminate()
+    worker.waitUntilExit()
+    return seconds(ContinuousClock.now - start)
+}
+
+@main
+enum QueueBench {
+    static func main() async throws {
+        try Crew.bootstrap(BenchTasks.trivial)
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "worker" {
+            await CrewCLI.main(tasks: [BenchTasks.task], arguments: arguments)
+            return
+        }
+        let quick = arguments.first == "quick"
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("crew-queue-bench-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("crew.db").path
+        let url = "sqlite://" + path
+        let broker = try SQLiteBroker(path: path)
+        let client = TaskClient(broker: broker)
+
+        // Enqueue, one at a time and in bulk, with no worker running.
+        let n = quick ? 1_000 : 5_000
+        var start = ContinuousClock.now
+        for i in 0..<n { try await client.enqueue(BenchTasks.task, i) }
+        emit("enqueue", "one at a time", Double(n) / seconds(ContinuousClock.now - start), "tasks/s")
+        let bulk = quick ? 20_000 : 100_000
+        start = ContinuousClock.now
+        try await client.enqueueMany(BenchTasks.task, Array(0..<bulk))
+        emit("enqueue", "bulk", Double(bulk) / seconds(ContinuousClock.now - start), "tasks/s")
+        _ = try await broker.purge(queue: "default")
+
+        for (pool, concurrency) in [("threads", 4), ("prefork", 2)] {
+            // Worker ready: from its start until it answers a task.
+            start = ContinuousClock.now
+            let worker = try startWorker(pool, concurrency, broker: url)
+            _ = try await client.enqueue(BenchTasks.task, 0).result(timeout: .seconds(60))
+            emit("worker", "ready (\(pool))", seconds(ContinuousClock.now - start), "s")
+
+            if pool == "threads" {
+                var times: [Double] = []
+                for i in 0..<(quick ? 100 : 500) {
+                    let t0 = ContinuousClock.now
+                    _ = try await client.enqueue(BenchTasks.task, i).result(timeout: .seconds(60))
+                    times.append(seconds(ContinuousClock.now - t0) * 1000)
+                }
+                times.sort()
+                emit("round_trip", "p50", times[times.count / 2], "ms")
+                emit("round_trip", "p99", times[Int(Double(times.count) * 0.99) - 1], "ms")
+            }
+
+            // End to end: enqueue, then wait for every result.
+            let total = quick ? 2_000 : 10_000
+            start = ContinuousClock.now
+            let handles = try await client.enqueueMany(BenchTasks.task, Array(0..<total))
+            for handle in handles { _ = try await handle.result(timeout: .seconds(600)) }
+            emit("end_to_end", "\(pool) -c \(concurrency)", Double(total) / seconds(ContinuousClock.now - start), "tasks/s")
+            emit("worker", "graceful stop (\(pool))", stop(worker), "s")
+        }
+    }
+}
