@@ -23,7 +23,7 @@ struct CrewBench: AsyncParsableCommand {
     @Option(help: "The directory of the Python peers.")
     var peers = "bench/peers"
 
-    @Option(help: "Workloads to run (process-start, round-trip, pool, ipc, concurrency); all when not given.")
+    @Option(help: "Workloads to run (process-start, round-trip, pool, ipc, concurrency, queue); all when not given.")
     var only: [String] = []
 
     @Flag(help: "Fewer repetitions: a quick look, not figures to record.")
@@ -34,7 +34,7 @@ struct CrewBench: AsyncParsableCommand {
 
     func run() async throws {
         var table = Table()
-        let workloads = only.isEmpty ? ["process-start", "round-trip", "pool", "ipc", "concurrency"] : only
+        let workloads = only.isEmpty ? ["process-start", "round-trip", "pool", "ipc", "concurrency", "queue"] : only
         for workload in workloads {
             switch workload {
             case "process-start": try await processStart(&table)
@@ -43,6 +43,7 @@ struct CrewBench: AsyncParsableCommand {
             case let name where name.hasPrefix("pool-"): try await pool(&table, parts: [String(name.dropFirst(5))])
             case "ipc": try await ipc(&table, parts: ["queue", "big", "many", "pipe", "value"])
             case "concurrency": try await concurrency(&table, parts: Self.concurrencyParts)
+            case "queue": try queue(&table)
             case let name where name.hasPrefix("concurrency-"):
                 try await concurrency(&table, parts: [String(name.dropFirst(12))])
             case let name where name.hasPrefix("ipc-"): try await ipc(&table, parts: [String(name.dropFirst(4))])

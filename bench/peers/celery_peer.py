@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Celery 5 + Redis: the peer of crew-bench's durable-queue rows.
 
-Run with a Python that has celery and redis installed (crew-bench makes a venv for it with pip). Starts its own
-redis-server on a Unix socket in a temporary directory (installing Debian's redis-server is the caller's job),
-starts a Celery worker, measures, and stops both. Prints JSON lines: {"workload", "variant", "value", "unit"}.
+Installs what it needs when missing: Debian's redis-server (apt-get), and celery with redis-py in a venv under
+.build/celery-venv (pip), then runs itself there. Starts its own redis-server on a Unix socket in a temporary
+directory, starts a Celery worker, measures, and stops both. Prints JSON lines: {"workload", "variant", "value",
+"unit"}.
 """
 import json
 import os
@@ -116,5 +117,30 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def ensure_setup():
+    """Installs redis-server and a venv with celery if missing; re-runs this script in the venv if needed."""
+    if shutil.which("redis-server") is None:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"],
+                       check=True, stdout=subprocess.DEVNULL, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    try:
+        import celery  # noqa: F401
+        import packaging  # noqa: F401
+        import redis  # noqa: F401
+        return
+    except ImportError:
+        pass
+    venv = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".build", "celery-venv")
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True, stdout=subprocess.DEVNULL)
+    # kombu's redis transport imports `packaging` without declaring it.
+    subprocess.run([python, "-m", "pip", "install", "-q", "celery>=5,<6", "redis", "packaging"], check=True,
+                   stdout=subprocess.DEVNULL)
+    os.execv(python, [python, os.path.abspath(__file__)] + sys.argv[1:])
+
+
 if __name__ == "__main__":
+    ensure_setup()
     main()
