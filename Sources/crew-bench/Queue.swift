@@ -12,6 +12,12 @@ extension CrewBench {
     func queue(_ table: inout Table) throws {
         status("queue: Crew (crew-queue-bench, SQLite broker)")
         let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        guard access("\(directory)/crew-queue-bench", X_OK) == 0 else {
+            throw ValidationError(
+                "the queue workload runs crew-queue-bench, which is not built beside crew-bench: "
+                    + "build every product (swift build -c release), then run .build/release/crew-bench"
+            )
+        }
         let crewSide = try runJSONLines("'\(directory)/crew-queue-bench' \(quick ? "quick" : "full")")
         status("queue: Celery + Redis")
         let celery = skipPython ? [:] : try runPeer("celery_peer.py", [quick ? "quick" : "full"])
