@@ -454,23 +454,15 @@ public final class CoroutinePool: WorkerPool, Sendable {
                 return
             }
             defer { slots.release() }
-            let outcome: Result<R, CrewError>
-            if let timeout {
-                do {
-                    outcome = .success(try await withTimeout(timeout) { try await function.callAsync(args) })
-                } catch {
-                    outcome = ThreadPool.outcome(name: name) { throw error }
-                }
-            } else {
-                do {
-                    outcome = .success(try await function.callAsync(args))
-                } catch {
-                    outcome = ThreadPool.outcome(name: name) { throw error }
-                }
-            }
-            result.complete(outcome)
+            result.complete(await CallOutcome.of(name: name) { try await Self.call(function, args, timeout: timeout) })
         }
         return result
+    }
+
+    /// One call of `function` in this task, given up after `timeout` if there is one.
+    private static func call<A, R>(_ function: Function<A, R>, _ args: A, timeout: Duration?) async throws -> R {
+        guard let timeout else { return try await function.callAsync(args) }
+        return try await withTimeout(timeout) { try await function.callAsync(args) }
     }
 
     /// Runs `function` on every item as coroutines of the pool; the results in order, later.
@@ -489,13 +481,10 @@ public final class CoroutinePool: WorkerPool, Sendable {
         let name = function.name
         Task {
             do {
-                let values = try await map(items) { item in
-                    if let timeout { return try await withTimeout(timeout) { try await function.callAsync(item) } }
-                    return try await function.callAsync(item)
-                }
+                let values = try await map(items) { try await Self.call(function, $0, timeout: timeout) }
                 result.complete(.success(values))
             } catch {
-                result.complete(ThreadPool.outcome(name: name) { throw error })
+                result.complete(.failure(CallOutcome.failure(error, name: name)))
             }
         }
         return result
@@ -539,7 +528,7 @@ public final class CoroutinePool: WorkerPool, Sendable {
                         do {
                             buffer.deliver(index, .success([try await function.callAsync(item)]))
                         } catch {
-                            buffer.deliver(index, ThreadPool.outcome(name: name) { throw error })
+                            buffer.deliver(index, .failure(CallOutcome.failure(error, name: name)))
                         }
                     }
                 }

@@ -57,7 +57,7 @@ extension Crew {
             chunkSize: Int? = nil,
             timeout: Duration? = nil
         ) async throws -> [R] {
-            try await pool.mapAsync(function, items, chunkSize: chunkSize, timeout: timeout, callback: nil, errorCallback: nil).value
+            try await pool.map(function, items, chunkSize: chunkSize, timeout: timeout)
         }
 
         /// Takes no more work: Python's `shutdown`. With `cancelFutures`, calls not yet started fail with

@@ -51,12 +51,16 @@ public protocol WorkerPool: AnyObject, Sendable {
 }
 
 extension WorkerPool {
+    // Inlinable, so that a concrete pool's call goes straight to its own (specialized) `applyAsync` and `mapAsync`.
+
     /// Runs `function(args)` on a worker and returns its value (Python's `apply`).
+    @inlinable
     public func apply<A, R>(_ function: Function<A, R>, _ args: A, timeout: Duration? = nil) async throws -> R {
         try await applyAsync(function, args, timeout: timeout, callback: nil, errorCallback: nil).value
     }
 
     /// Runs `function` on every item and returns the results in order (Python's `map`).
+    @inlinable
     public func map<A, R, S: Sequence<A>>(
         _ function: Function<A, R>,
         _ items: S,
@@ -64,6 +68,50 @@ extension WorkerPool {
         timeout: Duration? = nil
     ) async throws -> [R] {
         try await mapAsync(function, items, chunkSize: chunkSize, timeout: timeout, callback: nil, errorCallback: nil).value
+    }
+
+    /// Python's `starmap`: ``map(_:_:chunkSize:timeout:)`` under its other name (a function takes one
+    /// argument, a struct for several).
+    @inlinable
+    public func starmap<A, R, S: Sequence<A>>(
+        _ function: Function<A, R>,
+        _ items: S,
+        chunkSize: Int? = nil,
+        timeout: Duration? = nil
+    ) async throws -> [R] {
+        try await map(function, items, chunkSize: chunkSize, timeout: timeout)
+    }
+}
+
+/// A call's outcome as the in-process pools (threads, coroutines) report it: a thrown ``CrewError`` as it is,
+/// anything else as ``CrewError/Code/remoteError`` with its type, as a process pool reports a child's error.
+@usableFromInline
+enum CallOutcome {
+    @inlinable
+    static func of<R>(name: String?, _ body: () throws -> R) -> Result<R, CrewError> {
+        do {
+            return .success(try body())
+        } catch {
+            return .failure(failure(error, name: name))
+        }
+    }
+
+    static func of<R>(name: String?, _ body: () async throws -> R) async -> Result<R, CrewError> {
+        do {
+            return .success(try await body())
+        } catch {
+            return .failure(failure(error, name: name))
+        }
+    }
+
+    @usableFromInline
+    static func failure(_ error: any Error, name: String?) -> CrewError {
+        if var error = error as? CrewError {
+            if error.function == nil { error.function = name }
+            return error
+        }
+        let type = String(reflecting: Swift.type(of: error))
+        return CrewError(.remoteError, "\(type): \(error)", remoteErrorType: type, function: name)
     }
 }
 

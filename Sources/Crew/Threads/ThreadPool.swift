@@ -76,11 +76,6 @@ public final class ThreadPool: WorkerPool, Sendable {
 
     // MARK: One call
 
-    /// Runs `function(args)` on a pool thread and returns its value: Python's `apply`, awaited.
-    public func apply<A, R>(_ function: Function<A, R>, _ args: A, timeout: Duration? = nil) async throws -> R {
-        try await applyAsync(function, args, timeout: timeout).value
-    }
-
     /// Runs `body` on a pool thread and returns its value.
     public func apply<R: Sendable>(timeout: Duration? = nil, _ body: @escaping @Sendable () throws -> R) async throws -> R {
         try await applyAsync(timeout: timeout, body).value
@@ -127,31 +122,11 @@ public final class ThreadPool: WorkerPool, Sendable {
         try jobs.submit(Job(
             run: {
                 if let timeout { Self.expire(result, after: timeout, name: name) }
-                result.complete(Self.outcome(name: name, body))
+                result.complete(CallOutcome.of(name: name, body))
             },
             fail: { result.complete(.failure($0)) }
         ), name: name)
         return result
-    }
-
-    @inlinable
-    static func outcome<R>(name: String?, _ body: () throws -> R) -> Result<R, CrewError> {
-        do {
-            return .success(try body())
-        } catch {
-            return .failure(failure(error, name: name))
-        }
-    }
-
-    /// A call's error as the pool reports it: a ``CrewError`` as it is, anything else as `remoteError`.
-    @usableFromInline
-    static func failure(_ error: any Error, name: String?) -> CrewError {
-        if var error = error as? CrewError {
-            if error.function == nil { error.function = name }
-            return error
-        }
-        let type = String(reflecting: Swift.type(of: error))
-        return CrewError(.remoteError, "\(type): \(error)", remoteErrorType: type, function: name)
     }
 
     /// Fails `result` with `timedOut` once `timeout` has passed, unless it has completed by then.
@@ -172,19 +147,6 @@ public final class ThreadPool: WorkerPool, Sendable {
 
     // MARK: Many calls
 
-    /// Runs `function` on every item and returns the results in order: Python's `map`, awaited.
-    ///
-    /// The items are run in chunks of `chunkSize` (Python's automatic size when nil: four chunks per thread);
-    /// the first call that fails fails the map.
-    public func map<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
-        _ items: S,
-        chunkSize: Int? = nil,
-        timeout: Duration? = nil
-    ) async throws -> [R] {
-        try await mapAsync(function, items, chunkSize: chunkSize, timeout: timeout).value
-    }
-
     /// Runs `transform` on every item on the pool's threads; the results in order.
     public func map<A: Sendable, R: Sendable, S: Sequence<A>>(
         _ items: S,
@@ -194,20 +156,13 @@ public final class ThreadPool: WorkerPool, Sendable {
         try await mapAsync(Array(items), chunkSize: chunkSize, timeout: nil, name: nil, callback: nil, errorCallback: nil, transform).value
     }
 
-    /// Python's `starmap`: ``map(_:_:chunkSize:timeout:)`` under its other name (a function takes one
-    /// argument, a struct for several).
-    public func starmap<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
-        _ items: S,
-        chunkSize: Int? = nil,
-        timeout: Duration? = nil
-    ) async throws -> [R] {
-        try await map(function, items, chunkSize: chunkSize, timeout: timeout)
-    }
-
     // Inlinable down to the loop over a chunk, so that it runs specialized for the function's types.
 
-    /// Starts a map whose results arrive later: Python's `map_async`.
+    /// Starts a map whose results arrive later: Python's `map_async`. (`apply`, `map` and `starmap` come from
+    /// ``WorkerPool``.)
+    ///
+    /// The items are run in chunks of `chunkSize` (Python's automatic size when nil: four chunks per thread);
+    /// the first call that fails fails the map.
     @inlinable
     public func mapAsync<A, R, S: Sequence<A>>(
         _ function: Function<A, R>,
@@ -251,7 +206,7 @@ public final class ThreadPool: WorkerPool, Sendable {
             batch.append(Job(
                 run: {
                     if let timeout { Self.expire(result, after: timeout * range.count, name: name) }
-                    collector.deliver(index, Self.outcome(name: name) {
+                    collector.deliver(index, CallOutcome.of(name: name) {
                         var values: [R] = []
                         values.reserveCapacity(range.count)
                         for i in range { values.append(try transform(items[i])) }
@@ -302,7 +257,7 @@ public final class ThreadPool: WorkerPool, Sendable {
             let range = (index * chunkSize)..<min(items.count, (index + 1) * chunkSize)
             batch.append(Job(
                 run: {
-                    buffer.deliver(index, Self.outcome(name: name) {
+                    buffer.deliver(index, CallOutcome.of(name: name) {
                         var values: [R] = []
                         values.reserveCapacity(range.count)
                         for i in range { values.append(try function.callHere(items[i])) }
