@@ -299,17 +299,6 @@ public final class ProcessPool: Sendable {
         try await mapAsync(function, items, chunkSize: chunkSize, timeout: timeout).value
     }
 
-    /// Python's `starmap`. A registered function takes one `Codable` argument — a struct for several — so this
-    /// is ``map(_:_:chunkSize:timeout:)`` under Python's other name.
-    public func starmap<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
-        _ items: S,
-        chunkSize: Int? = nil,
-        timeout: Duration? = nil
-    ) async throws -> [R] {
-        try await map(function, items, chunkSize: chunkSize, timeout: timeout)
-    }
-
     /// Starts a map whose results arrive later: Python's `map_async`.
     @inlinable
     public func mapAsync<A, R, S: Sequence<A>>(
