@@ -420,6 +420,10 @@ long crew_send_nosignal(int fd, const void *data, unsigned long length) {
 
 int crew_gettid(void) { return (int)syscall(SYS_gettid); }
 
+static __thread int crew_flag;
+void crew_set_thread_flag(int value) { crew_flag = value; }
+int crew_thread_flag(void) { return crew_flag; }
+
 #include <malloc.h>
 
 long crew_heap_in_use(void) {

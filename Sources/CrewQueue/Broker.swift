@@ -19,13 +19,11 @@ public protocol Broker: Sendable {
     /// Extends the leases `worker` holds on these jobs; returns the ids it still holds.
     func renew(_ ids: [JobID], worker: String, lease: Duration) async throws -> [JobID]
 
-    /// Records the result of a job `worker` holds. Returns false if it no longer holds it (its lease expired and
-    /// the job went to another worker, or it was cancelled): the result is then dropped.
-    func succeed(_ id: JobID, worker: String, result: String) async throws -> Bool
-
-    /// Records a failed attempt of a job `worker` holds: with `retryAt` and attempts left it waits as
-    /// `retrying`, otherwise it `failed`. Returns the new state, or nil if `worker` no longer held it.
-    func fail(_ id: JobID, worker: String, error: AttemptError, retryAt: Date?) async throws -> JobState?
+    /// Records the outcomes of attempts `worker` ran, all in one write (a worker batches the jobs that end
+    /// together). A success stores the result; a failure with `retryAt` and attempts left waits as `retrying`,
+    /// otherwise the job has `failed`. Returns each job's new state, in order, or nil where `worker` no longer held
+    /// the job (its lease expired and it went to another worker, or it was cancelled): that outcome is dropped.
+    func record(_ outcomes: [JobOutcome], worker: String) async throws -> [JobState?]
 
     /// Gives back jobs `worker` holds without counting their attempt (a graceful stop): they become available.
     func release(_ ids: [JobID], worker: String) async throws
@@ -62,29 +60,82 @@ public protocol Broker: Sendable {
     /// time is due at once.
     func claimSchedule(_ name: String, every: Duration) async throws -> Bool
 
-    /// Returns when jobs may have been enqueued (anywhere) since the call began, or after `timeout`: what an idle
-    /// worker waits on instead of polling blindly.
-    func awaitJobs(timeout: Duration) async
+    /// How many wake-ups of `signal` this process has seen so far: take it before looking at the jobs, then pass
+    /// it to ``awaitSignal(_:after:timeout:)`` so that a wake-up in between is not missed.
+    func signalMark(_ signal: BrokerSignal) -> UInt64
 
-    /// Returns when jobs may have ended (anywhere) since the call began, or after `timeout`: what a result waiter
-    /// waits on.
-    func awaitResults(timeout: Duration) async
+    /// Returns once `signal` has been raised (anywhere) after `mark` was taken, or after `timeout`: what an idle
+    /// worker and a result waiter wait on instead of polling blindly.
+    func awaitSignal(_ signal: BrokerSignal, after mark: UInt64, timeout: Duration) async
 }
 
 extension Broker {
+    /// Always 0 (a broker without wake-ups).
+    public func signalMark(_ signal: BrokerSignal) -> UInt64 { 0 }
+
     /// Sleeps for `timeout` (a broker without wake-ups).
-    public func awaitJobs(timeout: Duration) async {
+    public func awaitSignal(_ signal: BrokerSignal, after mark: UInt64, timeout: Duration) async {
         try? await Task.sleep(for: timeout)
     }
 
-    /// Sleeps for `timeout` (a broker without wake-ups).
+    /// Returns when jobs may have been enqueued (anywhere) since the call began, or after `timeout`.
+    public func awaitJobs(timeout: Duration) async {
+        await awaitSignal(.jobs, after: signalMark(.jobs), timeout: timeout)
+    }
+
+    /// Returns when jobs may have ended (anywhere) since the call began, or after `timeout`.
     public func awaitResults(timeout: Duration) async {
-        try? await Task.sleep(for: timeout)
+        await awaitSignal(.results, after: signalMark(.results), timeout: timeout)
+    }
+
+    /// Records the result of a job `worker` holds. Returns false if it no longer holds it: the result is then
+    /// dropped.
+    public func succeed(_ id: JobID, worker: String, result: String) async throws -> Bool {
+        try await record([JobOutcome(id, result: result)], worker: worker)[0] != nil
+    }
+
+    /// Records a failed attempt of a job `worker` holds: with `retryAt` and attempts left it waits as
+    /// `retrying`, otherwise it `failed`. Returns the new state, or nil if `worker` no longer held it.
+    public func fail(_ id: JobID, worker: String, error: AttemptError, retryAt: Date?) async throws -> JobState? {
+        try await record([JobOutcome(id, error: error, retryAt: retryAt)], worker: worker)[0]
     }
 
     /// Stores one job.
     public func enqueue(_ job: NewJob) async throws {
         try await enqueue([job])
+    }
+}
+
+/// What a broker's wake-ups are about.
+public enum BrokerSignal: Sendable {
+    /// Jobs were enqueued or given back: idle workers look again.
+    case jobs
+    /// Jobs ended: result waiters look again.
+    case results
+}
+
+/// How an attempt of a job ended, as a worker reports it to ``Broker/record(_:worker:)``.
+public struct JobOutcome: Sendable, Equatable {
+    /// The job.
+    public var id: JobID
+    /// The result as JSON, if the attempt succeeded.
+    public var result: String?
+    /// The error, if the attempt failed.
+    public var error: AttemptError?
+    /// When a failed attempt may run again; nil for no retry.
+    public var retryAt: Date?
+
+    /// A success with its result (JSON).
+    public init(_ id: JobID, result: String) {
+        self.id = id
+        self.result = result
+    }
+
+    /// A failure; retried at `retryAt` if the job has attempts left.
+    public init(_ id: JobID, error: AttemptError, retryAt: Date?) {
+        self.id = id
+        self.error = error
+        self.retryAt = retryAt
     }
 }
 

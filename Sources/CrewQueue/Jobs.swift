@@ -3,7 +3,8 @@ public import FoundationEssentials
 // The durable queue's data: jobs as a broker stores them. Arguments and results are JSON text, so that rows stay
 // readable and another language can enqueue by name.
 
-/// A job's id: a UUID, as text.
+/// A job's id: a UUID, as text (new ids are version 7: time-ordered, so that a broker's index of ids grows at its
+/// end).
 public struct JobID: Hashable, Sendable, Codable, CustomStringConvertible {
     /// The id's text.
     public let rawValue: String
@@ -13,9 +14,23 @@ public struct JobID: Hashable, Sendable, Codable, CustomStringConvertible {
         self.rawValue = rawValue
     }
 
-    /// A new, unique id.
+    /// A new, unique id: a UUID version 7 (48 bits of Unix milliseconds, then 74 random bits).
     public static func make() -> JobID {
-        JobID(UUID().uuidString.lowercased())
+        var random = SystemRandomNumberGenerator()
+        let milliseconds = UInt64(Date().timeIntervalSince1970 * 1000)
+        let high = (milliseconds << 16) | 0x7000 | (random.next() & 0x0FFF)
+        let low = (random.next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(36)
+        for (index, word) in [high, low].enumerated() {
+            for nibble in 0..<16 {
+                let position = index * 16 + nibble
+                if position == 8 || position == 12 || position == 16 || position == 20 { text.append(UInt8(ascii: "-")) }
+                text.append(digits[Int((word >> UInt64(60 - nibble * 4)) & 0xF)])
+            }
+        }
+        return JobID(String(decoding: text, as: UTF8.self))
     }
 
     /// The id's text.

@@ -8,6 +8,7 @@ public actor MemoryBroker: Broker {
     private var schedules: [String: Date] = [:]
     private var order: [JobID] = []
     private let clock: @Sendable () -> Date
+    private let signals = BrokerSignals()
 
     /// An empty broker; `clock` tells it the time (tests move it).
     public init(clock: @escaping @Sendable () -> Date = { Date() }) {
@@ -31,6 +32,7 @@ public actor MemoryBroker: Broker {
             order.append(job.id)
             if let ttl = job.resultTTL { ttls[job.id] = ttl }
         }
+        signals.raise(.jobs)
     }
 
     private func housekeep(now: Date) {
@@ -85,30 +87,40 @@ public actor MemoryBroker: Broker {
         }
     }
 
-    /// Records a result; false if `worker` no longer holds the job.
-    public func succeed(_ id: JobID, worker: String, result: String) async throws -> Bool {
-        guard var job = held(id, by: worker) else { return false }
-        job.state = .succeeded
-        job.result = result
-        job.leaseUntil = nil
-        job.finishedAt = clock()
-        jobs[id] = job
-        return true
+    /// Records the outcomes of attempts (see ``Broker/record(_:worker:)``).
+    public func record(_ outcomes: [JobOutcome], worker: String) async throws -> [JobState?] {
+        let now = clock()
+        defer { signals.raise(.results) }
+        return outcomes.map { outcome in
+            guard var job = held(outcome.id, by: worker) else { return nil }
+            job.leaseUntil = nil
+            if let error = outcome.error {
+                job.errors.append(error)
+                job.state = JobRules.afterFailure(job, retryAt: outcome.retryAt)
+                if job.state == .retrying { job.runAt = outcome.retryAt! } else { job.finishedAt = now }
+            } else {
+                job.state = .succeeded
+                job.result = outcome.result ?? "null"
+                job.finishedAt = now
+            }
+            jobs[outcome.id] = job
+            return job.state
+        }
     }
 
-    /// Records a failed attempt; the new state, or nil if `worker` no longer holds the job.
-    public func fail(_ id: JobID, worker: String, error: AttemptError, retryAt: Date?) async throws -> JobState? {
-        guard var job = held(id, by: worker) else { return nil }
-        job.errors.append(error)
-        job.state = JobRules.afterFailure(job, retryAt: retryAt)
-        job.leaseUntil = nil
-        if job.state == .retrying { job.runAt = retryAt! } else { job.finishedAt = clock() }
-        jobs[id] = job
-        return job.state
+    /// Wake-ups of `signal` so far in this broker.
+    public nonisolated func signalMark(_ signal: BrokerSignal) -> UInt64 {
+        signals.mark(signal)
+    }
+
+    /// Returns once `signal` was raised after `mark`, or after `timeout`.
+    public nonisolated func awaitSignal(_ signal: BrokerSignal, after mark: UInt64, timeout: Duration) async {
+        await signals.wait(signal, after: mark, timeout: timeout)
     }
 
     /// Gives jobs back without counting their attempt.
     public func release(_ ids: [JobID], worker: String) async throws {
+        defer { signals.raise(.jobs) }
         for id in ids {
             guard var job = held(id, by: worker) else { continue }
             job.state = .available
@@ -121,6 +133,7 @@ public actor MemoryBroker: Broker {
     /// Cancels a job that has not ended.
     public func cancel(_ id: JobID) async throws -> Bool {
         guard var job = jobs[id], !job.state.isFinal else { return false }
+        defer { signals.raise(.results) }
         job.state = .cancelled
         job.leaseUntil = nil
         job.finishedAt = clock()
@@ -170,6 +183,7 @@ public actor MemoryBroker: Broker {
     /// Runs an ended job again.
     public func retry(_ id: JobID) async throws -> Bool {
         guard var job = jobs[id], [.failed, .cancelled, .expired].contains(job.state) else { return false }
+        defer { signals.raise(.jobs) }
         job.state = .available
         job.attempts = 0
         job.runAt = clock()

@@ -204,8 +204,9 @@ public struct TaskHandle<Result: Decodable & Sendable>: Sendable {
     ///   ``CrewError/Code/cancelled`` if it was cancelled or expired; ``CrewError/Code/timedOut``.
     public func result(timeout: Duration? = nil) async throws -> Result {
         let deadline = timeout.map { ContinuousClock.now + $0 }
-        var pause = Duration.milliseconds(1)
         while true {
+            // Marked before the look, so that a job ending between the look and the wait is not missed.
+            let mark = broker.signalMark(.results)
             guard let job = try await broker.job(id) else { throw BrokerError(.invalidArgument, "no job \(id)") }
             switch job.state {
             case .succeeded:
@@ -229,8 +230,10 @@ public struct TaskHandle<Result: Decodable & Sendable>: Sendable {
                     throw CrewError(.timedOut, "the job had no result within \(timeout!)", function: job.name)
                 }
                 try Task.checkCancellation()
-                await broker.awaitResults(timeout: pause)
-                pause = min(pause * 2, .milliseconds(50))
+                // Brokers with wake-ups end the wait at once; the timeout is the fallback poll.
+                var pause = Duration.milliseconds(50)
+                if let deadline { pause = min(pause, max(deadline - ContinuousClock.now, .zero)) }
+                await broker.awaitSignal(.results, after: mark, timeout: pause)
             }
         }
     }

@@ -80,6 +80,8 @@ public final class Worker: Service, Sendable {
     private let state = Mutex(State())
     /// Set when a running job ends: a worker at capacity waits on it to claim again at once.
     private let slotFreed = AsyncEvent()
+    /// Records the outcomes of jobs that end together in one write.
+    private let outcomes: GroupCommit<JobOutcome, JobState?>
 
     private struct State {
         var stopping = false
@@ -100,6 +102,8 @@ public final class Worker: Service, Sendable {
         self.configuration = configuration
         self.tasks = Dictionary(tasks.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.logger = logger
+        let name = configuration.name
+        self.outcomes = GroupCommit { [broker] batch in try await broker.record(batch, worker: name) }
     }
 
     /// Jobs running now.
@@ -142,6 +146,7 @@ public final class Worker: Service, Sendable {
                 }
             }
             var claimed: [JobRecord] = []
+            let mark = broker.signalMark(.jobs)
             if free > 0 {
                 claimed = try await broker.claim(
                     queues: configuration.queues,
@@ -153,7 +158,7 @@ public final class Worker: Service, Sendable {
             for job in claimed { start(job) }
             if claimed.isEmpty {
                 // Idle: wait for a wake-up from the broker, looking again at most every poll interval.
-                await broker.awaitJobs(timeout: configuration.pollInterval)
+                await broker.awaitSignal(.jobs, after: mark, timeout: configuration.pollInterval)
             }
         }
         try await drain()
@@ -214,7 +219,7 @@ public final class Worker: Service, Sendable {
         let started = ContinuousClock.now
         guard let task = tasks[job.name] else {
             let error = AttemptError(attempt: job.attempts, message: "no task named \"\(job.name)\" is registered with this worker", type: "unknownTask")
-            _ = try? await broker.fail(job.id, worker: configuration.name, error: error, retryAt: nil)
+            _ = try? await outcomes.submit(JobOutcome(job.id, error: error, retryAt: nil))
             logger.error("unknown task", metadata: ["job": "\(job.id)", "task": "\(job.name)"])
             return
         }
@@ -227,7 +232,7 @@ public final class Worker: Service, Sendable {
             } else {
                 result = try await task.run(arguments: job.arguments, on: executor, timeout: task.options.timeLimit)
             }
-            let recorded = try await broker.succeed(job.id, worker: configuration.name, result: result)
+            let recorded = try await outcomes.submit(JobOutcome(job.id, result: result)) != nil
             Self.measure(job, state: recorded ? "succeeded" : "lost", since: started)
             logger.info(recorded ? "task succeeded" : "task finished after its lease was lost; result dropped", metadata: [
                 "job": "\(job.id)", "task": "\(job.name)", "seconds": "\(Self.seconds(ContinuousClock.now - started))",
@@ -253,7 +258,7 @@ public final class Worker: Service, Sendable {
         let retryAt = retryable && job.attempts < job.maxAttempts
             ? task.options.retryTime(after: job.attempts, now: Date()) : nil
         do {
-            let state = try await broker.fail(job.id, worker: configuration.name, error: attempt, retryAt: retryAt)
+            let state = try await outcomes.submit(JobOutcome(job.id, error: attempt, retryAt: retryAt))
             Self.measure(job, state: state?.rawValue ?? "lost", since: started)
             logger.warning("task failed", metadata: [
                 "job": "\(job.id)", "task": "\(job.name)", "attempt": "\(job.attempts)",

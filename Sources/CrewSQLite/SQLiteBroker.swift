@@ -1,6 +1,8 @@
 public import CrewQueue
 public import FoundationEssentials
+import CCrewShims
 import GRDB
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -13,9 +15,11 @@ import Glibc
 /// results and errors as JSON text, readable with the `sqlite3` tool.
 public final class SQLiteBroker: Broker {
     /// The schema version this code writes and reads.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     private let pool: DatabasePool
+    /// Writes of this process under way (see ``write(_:)``).
+    private let writes = Atomic<Int>(0)
     private let wake: WakeFile
     private let clock: @Sendable () -> Date
     /// The database file.
@@ -44,7 +48,12 @@ public final class SQLiteBroker: Broker {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         if fd >= 0 { close(fd) }
         var configuration = Configuration()
-        configuration.busyMode = .timeout(JobRules.seconds(busyTimeout))
+        // SQLite's own busy timeout, except on a thread that tries a write without waiting (see write(_:)).
+        let timeout = JobRules.seconds(busyTimeout)
+        configuration.busyMode = .callback { tries in
+            if crew_thread_flag() != 0 { return false }
+            return Self.waitBusy(tries: tries, timeout: timeout)
+        }
         configuration.label = "crew"
         configuration.prepareDatabase { db in
             // WAL with synchronous=NORMAL: a process that dies (the chaos test kills workers at random) loses no
@@ -76,57 +85,97 @@ public final class SQLiteBroker: Broker {
         }
     }
 
-    /// Creates the schema, or checks that the file's is one this code knows.
+    /// Creates the schema, or checks that the file's is one this code knows and brings it up to date.
     private static func migrate(_ db: Database) throws {
         let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+        var version = 0
         if tables.contains("crew_schema") {
-            let version = try Int.fetchOne(db, sql: "SELECT version FROM crew_schema") ?? 0
+            version = try Int.fetchOne(db, sql: "SELECT version FROM crew_schema") ?? 0
             guard version <= schemaVersion else {
                 throw BrokerError(
                     .incompatibleSchema,
                     "the database has schema version \(version), newer than this Crew's \(schemaVersion): upgrade Crew"
                 )
             }
-            return
-        }
-        guard tables.isEmpty else {
+        } else if !tables.isEmpty {
             throw BrokerError(.incompatibleSchema, "the database has tables of its own (\(tables.sorted().joined(separator: ", "))) and no Crew schema: not a Crew database")
         }
-        try db.execute(sql: """
-            CREATE TABLE crew_schema (version INTEGER NOT NULL);
-            INSERT INTO crew_schema (version) VALUES (\(schemaVersion));
-            CREATE TABLE crew_jobs (
-                id TEXT PRIMARY KEY,
-                name TEXT NOT NULL,
-                arguments TEXT NOT NULL,
-                queue TEXT NOT NULL,
-                priority INTEGER NOT NULL DEFAULT 0,
-                state TEXT NOT NULL CHECK (state IN
-                    ('scheduled', 'available', 'running', 'succeeded', 'retrying', 'failed', 'cancelled', 'expired')),
-                attempts INTEGER NOT NULL DEFAULT 0,
-                max_attempts INTEGER NOT NULL DEFAULT 1,
-                run_at REAL NOT NULL,
-                expires_at REAL,
-                lease_until REAL,
-                worker TEXT,
-                result TEXT,
-                errors TEXT NOT NULL DEFAULT '[]',
-                created_at REAL NOT NULL,
-                finished_at REAL,
-                result_ttl REAL
-            );
-            CREATE TABLE crew_schedules (name TEXT PRIMARY KEY, next_run REAL NOT NULL);
-            CREATE INDEX crew_jobs_claim ON crew_jobs (state, queue, priority DESC, run_at);
-            CREATE INDEX crew_jobs_lease ON crew_jobs (state, lease_until);
-            CREATE INDEX crew_jobs_expiry ON crew_jobs (expires_at) WHERE expires_at IS NOT NULL;
-            CREATE INDEX crew_jobs_due ON crew_jobs (state, run_at);
-            """)
+        // Each step takes the schema from version i to i + 1, all in the open transaction.
+        for step in migrations.dropFirst(version) { try db.execute(sql: step) }
+        if version < schemaVersion {
+            try db.execute(sql: "UPDATE crew_schema SET version = ?", arguments: [schemaVersion])
+        }
     }
+
+    /// The schema's history: step i brings version i to i + 1.
+    static let migrations = [
+        // 1: the jobs and the periodic schedules.
+        """
+        CREATE TABLE crew_schema (version INTEGER NOT NULL);
+        INSERT INTO crew_schema (version) VALUES (1);
+        CREATE TABLE crew_jobs (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            arguments TEXT NOT NULL,
+            queue TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL CHECK (state IN
+                ('scheduled', 'available', 'running', 'succeeded', 'retrying', 'failed', 'cancelled', 'expired')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL DEFAULT 1,
+            run_at REAL NOT NULL,
+            expires_at REAL,
+            lease_until REAL,
+            worker TEXT,
+            result TEXT,
+            errors TEXT NOT NULL DEFAULT '[]',
+            created_at REAL NOT NULL,
+            finished_at REAL,
+            result_ttl REAL
+        );
+        CREATE TABLE crew_schedules (name TEXT PRIMARY KEY, next_run REAL NOT NULL);
+        CREATE INDEX crew_jobs_claim ON crew_jobs (state, queue, priority DESC, run_at);
+        CREATE INDEX crew_jobs_lease ON crew_jobs (state, lease_until);
+        CREATE INDEX crew_jobs_expiry ON crew_jobs (expires_at) WHERE expires_at IS NOT NULL;
+        CREATE INDEX crew_jobs_due ON crew_jobs (state, run_at);
+        """,
+        // 2: indexes that keep a claim and the result-TTL sweep from reading every ended job: only waiting jobs
+        // with an expiry, and only ended jobs with a TTL, are in them.
+        """
+        DROP INDEX crew_jobs_expiry;
+        CREATE INDEX crew_jobs_waiting_expiry ON crew_jobs (expires_at)
+            WHERE expires_at IS NOT NULL AND state IN ('scheduled', 'available', 'retrying');
+        CREATE INDEX crew_jobs_ttl ON crew_jobs (finished_at + result_ttl)
+            WHERE result_ttl IS NOT NULL AND finished_at IS NOT NULL;
+        """,
+    ]
 
     // MARK: Running statements
 
+    /// Waits before another try at a lock held by another connection, as SQLite's busy timeout does; false once
+    /// `timeout` seconds have passed.
+    private static func waitBusy(tries: Int, timeout: Double) -> Bool {
+        let delays: [Double] = [0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.025, 0.025, 0.05, 0.05, 0.1]
+        let waited = tries < delays.count
+            ? delays.prefix(tries).reduce(0, +)
+            : delays.reduce(0, +) + Double(tries - delays.count) * 0.1
+        guard waited < timeout else { return false }
+        let delay = min(delays[min(tries, delays.count - 1)], timeout - waited)
+        usleep(useconds_t(delay * 1_000_000))
+        return true
+    }
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction.
+    ///
+    /// When no other write of this process is under way, it first tries on the calling thread, giving up at once
+    /// if another process holds the file's write lock: a short write then costs no thread switch. Otherwise (or
+    /// if the lock was taken) it runs on GRDB's writer queue, waiting up to the busy timeout.
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
+            // Alone: no other write of this process to wait behind on the writer queue.
+            let alone = writes.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue == 0
+            defer { writes.wrappingSubtract(1, ordering: .acquiringAndReleasing) }
+            if alone, let value = try writeOnThisThread(body) { return value }
             return try await pool.writeWithoutTransaction { db in
                 var value: T?
                 try db.inTransaction(.immediate) {
@@ -142,42 +191,84 @@ public final class SQLiteBroker: Broker {
         }
     }
 
+    /// The write on this thread; nil if another process holds the write lock (nothing was done then).
+    private func writeOnThisThread<T>(_ body: (Database) throws -> T) throws -> T? {
+        try pool.writeWithoutTransaction { db -> T? in
+            crew_set_thread_flag(1)
+            do {
+                try db.beginTransaction(.immediate)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+                crew_set_thread_flag(0)
+                return nil
+            } catch {
+                crew_set_thread_flag(0)
+                throw error
+            }
+            crew_set_thread_flag(0)
+            do {
+                let value = try body(db)
+                try db.commit()
+                return value
+            } catch {
+                if db.isInsideTransaction { try? db.rollback() }
+                throw error
+            }
+        }
+    }
+
     private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try await pool.read(body)
+            // On the calling thread: a read in WAL mode never waits for a writer, and is shorter than the two
+            // thread switches an asynchronous read costs.
+            return try readOnThisThread(body)
         } catch let error as DatabaseError {
             throw Self.brokerError(error, path: path)
         }
     }
 
+    private func readOnThisThread<T>(_ body: (Database) throws -> T) throws -> T {
+        try pool.read(body)
+    }
+
     private static let columns =
         "id, name, arguments, queue, priority, state, attempts, max_attempts, run_at, expires_at, lease_until, worker, result, errors, created_at, finished_at"
 
+    /// A job from a row of ``columns`` (read by position: by name, GRDB compares names case-insensitively).
     private static func record(_ row: Row) -> JobRecord? {
-        guard let state = JobState(rawValue: row["state"]) else { return nil }
-        let errorsJSON: String = row["errors"]
-        let errors = (try? JSONDecoder().decode([AttemptError].self, from: Data(errorsJSON.utf8))) ?? []
-        func date(_ column: String) -> Date? {
+        guard let state = JobState(rawValue: row[5]) else { return nil }
+        let errorsJSON: String = row[13]
+        let errors = errorsJSON == "[]" ? [] : (try? JSONDecoder().decode([AttemptError].self, from: Data(errorsJSON.utf8))) ?? []
+        func date(_ column: Int) -> Date? {
             (row[column] as Double?).map { Date(timeIntervalSince1970: $0) }
         }
         return JobRecord(
-            id: JobID(row["id"]),
-            name: row["name"],
-            arguments: row["arguments"],
-            queue: row["queue"],
-            priority: row["priority"],
+            id: JobID(row[0] as String),
+            name: row[1],
+            arguments: row[2],
+            queue: row[3],
+            priority: row[4],
             state: state,
-            attempts: row["attempts"],
-            maxAttempts: row["max_attempts"],
-            runAt: date("run_at") ?? Date(timeIntervalSince1970: 0),
-            expiresAt: date("expires_at"),
-            leaseUntil: date("lease_until"),
-            worker: row["worker"],
-            result: row["result"],
+            attempts: row[6],
+            maxAttempts: row[7],
+            runAt: date(8) ?? Date(timeIntervalSince1970: 0),
+            expiresAt: date(9),
+            leaseUntil: date(10),
+            worker: row[11],
+            result: row[12],
             errors: errors,
-            createdAt: date("created_at") ?? Date(timeIntervalSince1970: 0),
-            finishedAt: date("finished_at")
+            createdAt: date(14) ?? Date(timeIntervalSince1970: 0),
+            finishedAt: date(15)
         )
+    }
+
+    /// Runs a statement, prepared once per connection.
+    private static func run(_ db: Database, _ sql: String, _ arguments: StatementArguments = StatementArguments()) throws {
+        try db.cachedStatement(sql: sql).execute(arguments: arguments)
+    }
+
+    /// The rows of a statement, prepared once per connection.
+    private static func rows(_ db: Database, _ sql: String, _ arguments: StatementArguments = StatementArguments()) throws -> [Row] {
+        try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
     }
 
     private static func json(_ errors: [AttemptError]) -> String {
@@ -208,14 +299,21 @@ public final class SQLiteBroker: Broker {
         wake.signal(.jobs)
     }
 
-    /// Returns when a job may have been enqueued by any process using this file, or after `timeout`.
-    public func awaitJobs(timeout: Duration) async {
-        await wake.wait(.jobs, timeout: timeout)
+    /// Wake-ups of `signal` so far, counted in the wake file that every process using this database shares.
+    public func signalMark(_ signal: BrokerSignal) -> UInt64 {
+        wake.mark(Self.word(signal))
     }
 
-    /// Returns when a job may have ended in any process using this file, or after `timeout`.
-    public func awaitResults(timeout: Duration) async {
-        await wake.wait(.results, timeout: timeout)
+    /// Returns once a process using this database raised `signal` after `mark`, or after `timeout`.
+    public func awaitSignal(_ signal: BrokerSignal, after mark: UInt64, timeout: Duration) async {
+        await wake.wait(Self.word(signal), after: mark, timeout: timeout)
+    }
+
+    private static func word(_ signal: BrokerSignal) -> WakeFile.Word {
+        switch signal {
+        case .jobs: .jobs
+        case .results: .results
+        }
     }
 
     /// Claims up to `limit` available jobs in one `BEGIN IMMEDIATE` transaction.
@@ -224,26 +322,26 @@ public final class SQLiteBroker: Broker {
         let now = clock().timeIntervalSince1970
         let until = now + JobRules.seconds(lease)
         return try await write { db in
-            try db.execute(sql: """
-                UPDATE crew_jobs SET state = 'expired', finished_at = ?
+            try Self.run(db, """
+                UPDATE crew_jobs INDEXED BY crew_jobs_waiting_expiry SET state = 'expired', finished_at = ?
                 WHERE expires_at IS NOT NULL AND expires_at <= ? AND state IN ('scheduled', 'available', 'retrying')
-                """, arguments: [now, now])
-            try db.execute(sql: """
+                """, [now, now])
+            try Self.run(db, """
                 UPDATE crew_jobs SET state = 'available' WHERE state IN ('scheduled', 'retrying') AND run_at <= ?
-                """, arguments: [now])
+                """, [now])
             let marks = Array(repeating: "?", count: queues.count).joined(separator: ", ")
             var values: [(any DatabaseValueConvertible)?] = [until, worker]
             values += queues.map { $0 as (any DatabaseValueConvertible)? }
             values.append(limit)
             let arguments = StatementArguments(values)
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try Self.rows(db, """
                 UPDATE crew_jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, worker = ?
                 WHERE id IN (
                     SELECT id FROM crew_jobs WHERE state = 'available' AND queue IN (\(marks))
                     ORDER BY priority DESC, run_at, rowid LIMIT ?
                 )
                 RETURNING \(Self.columns)
-                """, arguments: arguments)
+                """, arguments)
             return rows.compactMap(Self.record).sorted {
                 ($0.priority, $1.runAt, $1.createdAt) > ($1.priority, $0.runAt, $0.createdAt)
             }
@@ -257,47 +355,44 @@ public final class SQLiteBroker: Broker {
         return try await write { db in
             var held: [JobID] = []
             for id in ids {
-                try db.execute(sql: """
+                try Self.run(db, """
                     UPDATE crew_jobs SET lease_until = ? WHERE id = ? AND state = 'running' AND worker = ?
-                    """, arguments: [until, id.rawValue, worker])
+                    """, [until, id.rawValue, worker])
                 if db.changesCount > 0 { held.append(id) }
             }
             return held
         }
     }
 
-    /// Records the result of a job `worker` holds; false if it no longer holds it.
-    public func succeed(_ id: JobID, worker: String, result: String) async throws -> Bool {
+    /// Records the outcomes of attempts in one transaction (see ``Broker/record(_:worker:)``).
+    public func record(_ outcomes: [JobOutcome], worker: String) async throws -> [JobState?] {
+        guard !outcomes.isEmpty else { return [] }
         let now = clock().timeIntervalSince1970
         defer { wake.signal(.results) }
         return try await write { db in
-            try db.execute(sql: """
-                UPDATE crew_jobs SET state = 'succeeded', result = ?, lease_until = NULL, finished_at = ?
-                WHERE id = ? AND state = 'running' AND worker = ?
-                """, arguments: [result, now, id.rawValue, worker])
-            return db.changesCount > 0
-        }
-    }
-
-    /// Records a failed attempt; the new state, or nil if `worker` no longer held the job.
-    public func fail(_ id: JobID, worker: String, error: AttemptError, retryAt: Date?) async throws -> JobState? {
-        let now = clock().timeIntervalSince1970
-        defer { wake.signal(.results) }
-        return try await write { db in
-            guard let row = try Row.fetchOne(db, sql: """
-                SELECT \(Self.columns) FROM crew_jobs WHERE id = ? AND state = 'running' AND worker = ?
-                """, arguments: [id.rawValue, worker]), let job = Self.record(row)
-            else { return nil }
-            let state = JobRules.afterFailure(job, retryAt: retryAt)
-            try db.execute(sql: """
-                UPDATE crew_jobs SET state = ?, errors = ?, lease_until = NULL, run_at = ?, finished_at = ?
-                WHERE id = ?
-                """, arguments: [
-                    state.rawValue, Self.json(job.errors + [error]),
-                    state == .retrying ? retryAt!.timeIntervalSince1970 : job.runAt.timeIntervalSince1970,
-                    state == .retrying ? nil : now, id.rawValue,
-                ])
-            return state
+            try outcomes.map { outcome -> JobState? in
+                guard let error = outcome.error else {
+                    try Self.run(db, """
+                        UPDATE crew_jobs SET state = 'succeeded', result = ?, lease_until = NULL, finished_at = ?
+                        WHERE id = ? AND state = 'running' AND worker = ?
+                        """, [outcome.result ?? "null", now, outcome.id.rawValue, worker])
+                    return db.changesCount > 0 ? .succeeded : nil
+                }
+                guard let row = try Self.rows(db, """
+                    SELECT \(Self.columns) FROM crew_jobs WHERE id = ? AND state = 'running' AND worker = ?
+                    """, [outcome.id.rawValue, worker]).first, let job = Self.record(row)
+                else { return nil }
+                let state = JobRules.afterFailure(job, retryAt: outcome.retryAt)
+                try Self.run(db, """
+                    UPDATE crew_jobs SET state = ?, errors = ?, lease_until = NULL, run_at = ?, finished_at = ?
+                    WHERE id = ?
+                    """, [
+                        state.rawValue, Self.json(job.errors + [error]),
+                        state == .retrying ? outcome.retryAt!.timeIntervalSince1970 : job.runAt.timeIntervalSince1970,
+                        state == .retrying ? nil : now, outcome.id.rawValue,
+                    ])
+                return state
+            }
         }
     }
 
@@ -307,10 +402,10 @@ public final class SQLiteBroker: Broker {
         defer { wake.signal(.jobs) }
         try await write { db in
             for id in ids {
-                try db.execute(sql: """
+                try Self.run(db, """
                     UPDATE crew_jobs SET state = 'available', attempts = attempts - 1, lease_until = NULL
                     WHERE id = ? AND state = 'running' AND worker = ?
-                    """, arguments: [id.rawValue, worker])
+                    """, [id.rawValue, worker])
             }
         }
     }
@@ -331,7 +426,7 @@ public final class SQLiteBroker: Broker {
     /// The job, if it exists.
     public func job(_ id: JobID) async throws -> JobRecord? {
         try await read { db in
-            try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM crew_jobs WHERE id = ?", arguments: [id.rawValue])
+            try Self.rows(db, "SELECT \(Self.columns) FROM crew_jobs WHERE id = ?", [id.rawValue]).first
                 .flatMap(Self.record)
         }
     }
@@ -340,9 +435,9 @@ public final class SQLiteBroker: Broker {
     public func reapExpiredLeases() async throws -> Int {
         let now = clock()
         return try await write { db in
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try Self.rows(db, """
                 SELECT \(Self.columns) FROM crew_jobs WHERE state = 'running' AND lease_until < ?
-                """, arguments: [now.timeIntervalSince1970])
+                """, [now.timeIntervalSince1970])
             for row in rows {
                 guard let job = Self.record(row) else { continue }
                 let error = AttemptError(
@@ -422,11 +517,11 @@ public final class SQLiteBroker: Broker {
     public func deleteExpiredResults() async throws -> Int {
         let now = clock().timeIntervalSince1970
         return try await write { db in
-            try db.execute(sql: """
-                DELETE FROM crew_jobs
+            try Self.run(db, """
+                DELETE FROM crew_jobs INDEXED BY crew_jobs_ttl
                 WHERE result_ttl IS NOT NULL AND finished_at IS NOT NULL AND finished_at + result_ttl <= ?
                 AND state IN ('succeeded', 'failed', 'cancelled', 'expired')
-                """, arguments: [now])
+                """, [now])
             return db.changesCount
         }
     }

@@ -201,6 +201,35 @@ final class TestClock: Sendable {
     }
 
     @Test(arguments: Kind.allCases)
+    func recordsABatchOfOutcomesAndWakesResultWaiters(kind: Kind) async throws {
+        let clock = TestClock()
+        let broker = try make(kind, clock)
+        try await broker.enqueue(["a", "b", "c", "d"].map { NewJob(id: JobID($0), name: "f", arguments: "[]", maxAttempts: 2) })
+        _ = try await broker.claim(queues: ["default"], limit: 3, worker: "w1", lease: .seconds(30))
+        _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w2", lease: .seconds(30))
+        // b: an attempt left, a retry time: retrying. c: no retry time: failed. d: w2's, not w1's: dropped.
+        try await broker.enqueue(NewJob(id: JobID("e"), name: "f", arguments: "[]"))
+        _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w1", lease: .seconds(30))
+        let mark = broker.signalMark(.results)
+        let error = AttemptError(attempt: 1, message: "boom")
+        let states = try await broker.record([
+            JobOutcome(JobID("a"), result: "1"),
+            JobOutcome(JobID("b"), error: error, retryAt: clock.read().addingTimeInterval(5)),
+            JobOutcome(JobID("c"), error: error, retryAt: nil),
+            JobOutcome(JobID("d"), result: "4"),
+            JobOutcome(JobID("e"), result: "5"),
+        ], worker: "w1")
+        #expect(states == [.succeeded, .retrying, .failed, nil, .succeeded])
+        #expect(try await broker.job(JobID("a"))?.result == "1")
+        #expect(try await broker.job(JobID("b"))?.errors == [error])
+        #expect(try await broker.job(JobID("d"))?.state == .running)
+        // A waiter that marked before the record sees the wake-up: it does not wait at all.
+        #expect(broker.signalMark(.results) != mark)
+        await broker.awaitSignal(.results, after: mark, timeout: .seconds(600))
+        #expect(try await broker.record([], worker: "w1").isEmpty)
+    }
+
+    @Test(arguments: Kind.allCases)
     func enqueueIsAllOrNothingAndChecksItsInput(kind: Kind) async throws {
         let clock = TestClock()
         let broker = try make(kind, clock)
@@ -274,6 +303,37 @@ final class TestClock: Sendable {
         input.fileHandleForWriting.write(Data("ROLLBACK;\n.quit\n".utf8))
         holder.waitUntilExit()
         try await broker.enqueue(NewJob(name: "f", arguments: "[]"))  // Free again: it works.
+    }
+
+    @Test func aVersionOneDatabaseIsMigratedWithItsJobs() async throws {
+        let path = BrokerConformanceTests.temporaryPath()
+        try await SQLiteBroker(path: path).enqueue(NewJob(id: JobID("old"), name: "f", arguments: "[7]"))
+        // Back to version 1 by hand: its expiry index, neither of version 2's.
+        try Self.sqlite3(path, """
+            DROP INDEX crew_jobs_waiting_expiry; DROP INDEX crew_jobs_ttl;
+            CREATE INDEX crew_jobs_expiry ON crew_jobs (expires_at) WHERE expires_at IS NOT NULL;
+            UPDATE crew_schema SET version = 1;
+            """)
+        let broker = try SQLiteBroker(path: path)
+        #expect(try await broker.job(JobID("old"))?.arguments == "[7]")
+        #expect(try Self.sqlite3Output(path, "SELECT version FROM crew_schema;") == "2")
+        #expect(try Self.sqlite3Output(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'crew_jobs_%' ORDER BY name;")
+            == "crew_jobs_claim\ncrew_jobs_due\ncrew_jobs_lease\ncrew_jobs_ttl\ncrew_jobs_waiting_expiry")
+        // And it still claims.
+        #expect(try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(5)).map(\.id) == [JobID("old")])
+    }
+
+    /// What the `sqlite3` shell prints for `sql`, trimmed.
+    static func sqlite3Output(_ path: String, _ sql: String) throws -> String {
+        let shell = Foundation.Process()
+        shell.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        shell.arguments = [path, sql]
+        let output = Pipe()
+        shell.standardOutput = output
+        try shell.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        shell.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test func foreignAndNewerDatabasesAreRefusedClearly() throws {

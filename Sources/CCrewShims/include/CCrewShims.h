@@ -156,6 +156,10 @@ static inline void crew_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 /// The calling thread's kernel id.
 int crew_gettid(void);
 
+/// A per-thread flag: set while this thread tries a write that must not wait for another process's lock.
+void crew_set_thread_flag(int value);
+int crew_thread_flag(void);
+
 /// Bytes the heap has handed out and not taken back (mallinfo2), for measurements.
 long crew_heap_in_use(void);
 

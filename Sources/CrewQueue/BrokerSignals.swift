@@ -1,0 +1,66 @@
+import Synchronization
+
+/// Wake-ups within one process, for brokers to build ``Broker/signalMark(_:)`` and
+/// ``Broker/awaitSignal(_:after:timeout:)`` on: ``MemoryBroker`` raises them itself; a broker on a server raises
+/// them when the server tells it that jobs were enqueued or ended.
+public final class BrokerSignals: Sendable {
+    private struct State {
+        var jobs: UInt64 = 0
+        var results: UInt64 = 0
+        var nextWaiter: UInt64 = 0
+        var waiters: [UInt64: (signal: BrokerSignal, continuation: CheckedContinuation<Void, Never>)] = [:]
+
+        func count(_ signal: BrokerSignal) -> UInt64 {
+            switch signal {
+            case .jobs: jobs
+            case .results: results
+            }
+        }
+    }
+
+    private let state = Mutex(State())
+
+    /// No wake-ups yet.
+    public init() {}
+
+    /// How many times `signal` has been raised.
+    public func mark(_ signal: BrokerSignal) -> UInt64 {
+        state.withLock { $0.count(signal) }
+    }
+
+    /// Raises `signal`: every waiter on it returns.
+    public func raise(_ signal: BrokerSignal) {
+        let woken = state.withLock { state in
+            switch signal {
+            case .jobs: state.jobs &+= 1
+            case .results: state.results &+= 1
+            }
+            let ids = state.waiters.filter { $0.value.signal == signal }.map(\.key)
+            return ids.compactMap { state.waiters.removeValue(forKey: $0)?.continuation }
+        }
+        for continuation in woken { continuation.resume() }
+    }
+
+    /// Returns once `signal` has been raised after `mark` was taken, or after `timeout`.
+    public func wait(_ signal: BrokerSignal, after mark: UInt64, timeout: Duration) async {
+        let id = state.withLock { state -> UInt64? in
+            guard state.count(signal) == mark else { return nil }
+            state.nextWaiter &+= 1
+            return state.nextWaiter
+        }
+        guard let id else { return }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            self.state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume()
+        }
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state -> Bool in
+                guard state.count(signal) == mark else { return true }
+                state.waiters[id] = (signal, continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+        timer.cancel()
+    }
+}
