@@ -91,6 +91,7 @@ let package = Package(
             name: "CrewQueue",
             dependencies: [
                 "Crew",
+                "CCrewShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

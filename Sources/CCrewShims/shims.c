@@ -424,6 +424,8 @@ static __thread int crew_flag;
 void crew_set_thread_flag(int value) { crew_flag = value; }
 int crew_thread_flag(void) { return crew_flag; }
 
+long crew_random_bytes(void *buffer, unsigned long count) { return (long)syscall(SYS_getrandom, buffer, count, 0); }
+
 #include <malloc.h>
 
 long crew_heap_in_use(void) {

@@ -147,10 +147,11 @@ public enum JobRules {
         return .available
     }
 
-    /// Checks jobs before they are stored.
+    /// Checks jobs before they are stored. A broker whose storage refuses a taken id itself (a unique key) passes
+    /// `duplicates: false` and reports `duplicateJob` from its own error.
     ///
     /// - Throws: ``BrokerError`` `invalidArgument` or `duplicateJob`.
-    public static func validate(_ jobs: [NewJob]) throws {
+    public static func validate(_ jobs: [NewJob], duplicates: Bool = true) throws {
         for job in jobs {
             guard job.maxAttempts >= 1 else {
                 throw BrokerError(.invalidArgument, "maxAttempts must be at least 1, not \(job.maxAttempts) (job \(job.id))")
@@ -159,7 +160,7 @@ public enum JobRules {
                 throw BrokerError(.invalidArgument, "a job needs a name and a queue (job \(job.id))")
             }
         }
-        guard Set(jobs.map(\.id)).count == jobs.count else {
+        guard !duplicates || Set(jobs.map(\.id)).count == jobs.count else {
             throw BrokerError(.duplicateJob, "the same job id twice in one enqueue")
         }
     }

@@ -144,15 +144,18 @@ public struct TaskClient: Sendable {
     /// Enqueues `task` once per item of `args`, all or none, in one transaction.
     @discardableResult
     public func enqueueMany<A, R>(_ task: QueueTask<A, R>, _ args: [A]) async throws -> [TaskHandle<R>] {
-        let jobs = try args.map { try newJob(task, $0, countdown: nil, eta: nil) }
+        let encoder = JSONEncoder()
+        let jobs = try args.map { try newJob(task, $0, countdown: nil, eta: nil, encoder: encoder) }
         try await broker.enqueue(jobs)
         return jobs.map { TaskHandle(id: $0.id, broker: broker) }
     }
 
-    private func newJob<A, R>(_ task: QueueTask<A, R>, _ args: A, countdown: Duration?, eta: Date?) throws -> NewJob {
+    private func newJob<A, R>(
+        _ task: QueueTask<A, R>, _ args: A, countdown: Duration?, eta: Date?, encoder: JSONEncoder = JSONEncoder()
+    ) throws -> NewJob {
         let arguments: String
         do {
-            arguments = String(decoding: try JSONEncoder().encode(args), as: UTF8.self)
+            arguments = String(decoding: try encoder.encode(args), as: UTF8.self)
         } catch {
             throw CrewError(.encodingFailed, "the arguments did not encode as JSON: \(error)", function: task.name)
         }

@@ -308,17 +308,21 @@ final class TestClock: Sendable {
     @Test func aVersionOneDatabaseIsMigratedWithItsJobs() async throws {
         let path = BrokerConformanceTests.temporaryPath()
         try await SQLiteBroker(path: path).enqueue(NewJob(id: JobID("old"), name: "f", arguments: "[7]"))
-        // Back to version 1 by hand: its expiry index, neither of version 2's.
+        // Back to version 1 by hand: its four indexes instead of version 2's five.
         try Self.sqlite3(path, """
+            DROP INDEX crew_jobs_available; DROP INDEX crew_jobs_waiting; DROP INDEX crew_jobs_leases;
             DROP INDEX crew_jobs_waiting_expiry; DROP INDEX crew_jobs_ttl;
+            CREATE INDEX crew_jobs_claim ON crew_jobs (state, queue, priority DESC, run_at);
+            CREATE INDEX crew_jobs_lease ON crew_jobs (state, lease_until);
             CREATE INDEX crew_jobs_expiry ON crew_jobs (expires_at) WHERE expires_at IS NOT NULL;
+            CREATE INDEX crew_jobs_due ON crew_jobs (state, run_at);
             UPDATE crew_schema SET version = 1;
             """)
         let broker = try SQLiteBroker(path: path)
         #expect(try await broker.job(JobID("old"))?.arguments == "[7]")
         #expect(try Self.sqlite3Output(path, "SELECT version FROM crew_schema;") == "2")
         #expect(try Self.sqlite3Output(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'crew_jobs_%' ORDER BY name;")
-            == "crew_jobs_claim\ncrew_jobs_due\ncrew_jobs_lease\ncrew_jobs_ttl\ncrew_jobs_waiting_expiry")
+            == "crew_jobs_available\ncrew_jobs_leases\ncrew_jobs_ttl\ncrew_jobs_waiting\ncrew_jobs_waiting_expiry")
         // And it still claims.
         #expect(try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(5)).map(\.id) == [JobID("old")])
     }

@@ -160,6 +160,9 @@ int crew_gettid(void);
 void crew_set_thread_flag(int value);
 int crew_thread_flag(void);
 
+/// Fills `buffer` with `count` random bytes from the kernel (getrandom); returns how many were written, or -1.
+long crew_random_bytes(void *buffer, unsigned long count);
+
 /// Bytes the heap has handed out and not taken back (mallinfo2), for measurements.
 long crew_heap_in_use(void);
 
