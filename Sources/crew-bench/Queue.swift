@@ -25,8 +25,16 @@ extension CrewBench {
             table.add(workload: workload, crew: crewSide[crewKey] ?? .nan, crewLabel: crewLabel,
                       python: celery[celeryKey], pythonLabel: "Celery + Redis", lowerIsBetter: lowerIsBetter)
         }
-        add("queue end to end, trivial tasks (tasks/s)", "end_to_end/threads -c 4", "threads -c 4", "end_to_end/prefork -c 2", lowerIsBetter: false)
         add("queue end to end, trivial tasks (tasks/s)", "end_to_end/prefork -c 2", "prefork -c 2", "end_to_end/prefork -c 2", lowerIsBetter: false)
+        table.add(workload: "queue end to end, trivial tasks (tasks/s)", crew: crewSide["end_to_end/threads -c 4"] ?? .nan,
+                  crewLabel: "threads -c 4", python: celery["end_to_end/threads -c 8"], pythonLabel: "Celery threads -c 8",
+                  lowerIsBetter: false)
+        table.add(workload: "queue end to end, trivial tasks (tasks/s)", crew: crewSide["end_to_end/threads -c 8"] ?? .nan,
+                  crewLabel: "threads -c 8", python: celery["end_to_end/threads -c 8"], pythonLabel: "Celery threads -c 8",
+                  lowerIsBetter: false)
+        table.add(workload: "queue end to end, trivial tasks (tasks/s)", crew: crewSide["end_to_end/coroutines -c 8"] ?? .nan,
+                  crewLabel: "coroutines -c 8", python: celery["end_to_end/gevent -c 8"], pythonLabel: "Celery gevent -c 8",
+                  lowerIsBetter: false)
         add("queue enqueue, one at a time (tasks/s)", "enqueue/one at a time", "TaskClient", "enqueue/one at a time", lowerIsBetter: false)
         add("queue enqueue, bulk (tasks/s)", "enqueue/bulk", "enqueueMany", "enqueue/bulk (group)", lowerIsBetter: false)
         add("queue round trip enqueue → result, p50 (ms)", "round_trip/p50", "SQLite", "round_trip/p50", lowerIsBetter: true)

@@ -74,7 +74,7 @@ enum QueueBench {
         emit("enqueue", "bulk", Double(bulk) / seconds(ContinuousClock.now - start), "tasks/s")
         _ = try await broker.purge(queue: "default")
 
-        for (pool, concurrency) in [("threads", 4), ("prefork", 2)] {
+        for (pool, concurrency) in [("threads", 4), ("coroutines", 8), ("threads", 8), ("prefork", 2)] {
             // Worker ready: from its start until it answers a task.
             start = ContinuousClock.now
             let worker = try startWorker(pool, concurrency, broker: url)

@@ -75,13 +75,24 @@ def main():
         emit("enqueue", "bulk (group)", n / (time.perf_counter() - t0), "tasks/s")
         bench_app.app.control.purge()
 
+        def start_worker(pool, concurrency):
+            return subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "bench_app", "worker", "-P", pool, "-c", str(concurrency),
+                 "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+
+        def end_to_end(label):
+            # Enqueue `total`, wait for every result.
+            t0 = time.perf_counter()
+            results = [bench_app.trivial.apply_async((i,)) for i in range(total)]
+            for r in results:
+                r.get(timeout=600)
+            emit("end_to_end", label, total / (time.perf_counter() - t0), "tasks/s")
+
         # Worker ready: from its start until it answers a task.
         t0 = time.perf_counter()
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "bench_app", "worker", "-P", "prefork", "-c", str(concurrency),
-             "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        worker = start_worker("prefork", concurrency)
         bench_app.trivial.apply_async((0,)).get(timeout=60)
         emit("worker", "ready", time.perf_counter() - t0, "s")
 
@@ -95,12 +106,7 @@ def main():
         emit("round_trip", "p50", statistics.median(times), "ms")
         emit("round_trip", "p99", times[int(len(times) * 0.99) - 1], "ms")
 
-        # End to end: enqueue `total`, wait for every result.
-        t0 = time.perf_counter()
-        results = [bench_app.trivial.apply_async((i,)) for i in range(total)]
-        for r in results:
-            r.get(timeout=600)
-        emit("end_to_end", f"prefork -c {concurrency}", total / (time.perf_counter() - t0), "tasks/s")
+        end_to_end(f"prefork -c {concurrency}")
 
         # Graceful stop: SIGTERM until the worker has exited.
         t0 = time.perf_counter()
@@ -108,6 +114,15 @@ def main():
         worker.wait(timeout=60)
         emit("worker", "graceful stop", time.perf_counter() - t0, "s")
         worker = None
+
+        # The same tasks on Celery's thread and gevent pools, 8 at once.
+        for pool in ["threads", "gevent"]:
+            worker = start_worker(pool, 8)
+            bench_app.trivial.apply_async((0,)).get(timeout=60)
+            end_to_end(f"{pool} -c 8")
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+            worker = None
     finally:
         if worker is not None:
             worker.kill()
@@ -126,6 +141,7 @@ def ensure_setup():
                        check=True, stdout=subprocess.DEVNULL, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     try:
         import celery  # noqa: F401
+        import gevent  # noqa: F401
         import packaging  # noqa: F401
         import redis  # noqa: F401
         return
@@ -136,7 +152,7 @@ def ensure_setup():
     if not os.path.exists(python):
         subprocess.run([sys.executable, "-m", "venv", venv], check=True, stdout=subprocess.DEVNULL)
     # kombu's redis transport imports `packaging` without declaring it.
-    subprocess.run([python, "-m", "pip", "install", "-q", "celery>=5,<6", "redis", "packaging"], check=True,
+    subprocess.run([python, "-m", "pip", "install", "-q", "celery>=5,<6", "redis", "packaging", "gevent"], check=True,
                    stdout=subprocess.DEVNULL)
     os.execv(python, [python, os.path.abspath(__file__)] + sys.argv[1:])
 
