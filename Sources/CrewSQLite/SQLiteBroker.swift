@@ -32,6 +32,8 @@ public final class SQLiteBroker: Broker {
     ///   - busyTimeout: How long a statement waits for another program's lock before it fails with `storage`.
     ///   - maxPages: A quota: the most pages the database may grow to (SQLite's `max_page_count`); a write that
     ///     would pass it fails with `storage`, as on a full disk. No quota when nil.
+    ///   - readOnly: Opens an existing database for reading only (to inspect it): every write fails with
+    ///     `storage`, as it does on a file this process may not write.
     ///   - clock: Tells the broker the time (tests move it).
     /// - Throws: ``BrokerError`` `incompatibleSchema` if the file is not a Crew database or comes from a newer
     ///   Crew; `storage` if it cannot be opened (a directory, no permission, locked, not SQLite).
@@ -39,15 +41,19 @@ public final class SQLiteBroker: Broker {
         path: String,
         busyTimeout: Duration = .seconds(10),
         maxPages: Int? = nil,
+        readOnly: Bool = false,
         clock: @escaping @Sendable () -> Date = { Date() }
     ) throws {
         self.path = path
         self.clock = clock
         self.wake = WakeFile(databasePath: path)
-        // Owner-only from the start: SQLite gives the WAL and shared-memory files the database file's mode.
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        if fd >= 0 { close(fd) }
+        if !readOnly {
+            // Owner-only from the start: SQLite gives the WAL and shared-memory files the database file's mode.
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd) }
+        }
         var configuration = Configuration()
+        configuration.readonly = readOnly
         // SQLite's own busy timeout, except on a thread that tries a write without waiting (see write(_:)).
         let timeout = JobRules.seconds(busyTimeout)
         configuration.busyMode = .callback { tries in
@@ -64,7 +70,11 @@ public final class SQLiteBroker: Broker {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
-            try pool.write { db in try Self.migrate(db) }
+            if readOnly {
+                try pool.read { db in try Self.checkSchema(db) }
+            } else {
+                try pool.write { db in try Self.migrate(db) }
+            }
         } catch let error as BrokerError {
             throw error
         } catch let error as DatabaseError {
@@ -104,6 +114,22 @@ public final class SQLiteBroker: Broker {
         for step in migrations.dropFirst(version) { try db.execute(sql: step) }
         if version < schemaVersion {
             try db.execute(sql: "UPDATE crew_schema SET version = ?", arguments: [schemaVersion])
+        }
+    }
+
+    /// Checks, without writing, that the file holds a schema this code reads (a read-only broker's check).
+    private static func checkSchema(_ db: Database) throws {
+        let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+        guard tables.contains("crew_schema") else {
+            throw BrokerError(.incompatibleSchema, "no Crew schema in the database (tables: \(tables.sorted().joined(separator: ", ")))")
+        }
+        let version = try Int.fetchOne(db, sql: "SELECT version FROM crew_schema") ?? 0
+        guard version == schemaVersion else {
+            throw BrokerError(
+                .incompatibleSchema,
+                "the database has schema version \(version) and this Crew reads \(schemaVersion)"
+                    + (version < schemaVersion ? ": open it once for writing to migrate it" : ": upgrade Crew")
+            )
         }
     }
 

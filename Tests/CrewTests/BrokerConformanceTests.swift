@@ -305,6 +305,38 @@ final class TestClock: Sendable {
         try await broker.enqueue(NewJob(name: "f", arguments: "[]"))  // Free again: it works.
     }
 
+    @Test func aReadOnlyDatabaseIsATypedErrorAndStaysAsItWas() async throws {
+        let path = BrokerConformanceTests.temporaryPath()
+        try await SQLiteBroker(path: path).enqueue(NewJob(id: JobID("kept"), name: "f", arguments: "[]"))
+        let reader = try SQLiteBroker(path: path, readOnly: true)
+        #expect(try await reader.job(JobID("kept"))?.state == .available)
+        #expect(try await reader.counts().first?.counts[.available] == 1)
+        for write in [
+            { try await reader.enqueue(NewJob(name: "f", arguments: "[]")) },
+            { _ = try await reader.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(5)) },
+            { _ = try await reader.cancel(JobID("kept")) },
+        ] as [@Sendable () async throws -> Void] {
+            let error = await #expect(throws: BrokerError.self) { try await write() }
+            #expect(error?.code == .storage && error?.message.contains("read-only") == true, "\(String(describing: error))")
+        }
+        #expect(try await SQLiteBroker(path: path).jobs(queue: nil, states: nil, limit: 10).map(\.state) == [.available])
+        // A file this process may not write (file modes do not bind root, which CI runs as).
+        if getuid() != 0 {
+            let locked = BrokerConformanceTests.temporaryPath()
+            try await SQLiteBroker(path: locked).enqueue(NewJob(name: "f", arguments: "[]"))
+            let directory = (locked as NSString).deletingLastPathComponent
+            for file in try FileManager.default.contentsOfDirectory(atPath: directory) {
+                chmod(directory + "/" + file, 0o400)
+            }
+            chmod(directory, 0o500)
+            defer { chmod(directory, 0o700) }
+            let error = await #expect(throws: BrokerError.self) {
+                try await SQLiteBroker(path: locked).enqueue(NewJob(name: "f", arguments: "[]"))
+            }
+            #expect(error?.code == .storage, "\(String(describing: error))")
+        }
+    }
+
     @Test func aVersionOneDatabaseIsMigratedWithItsJobs() async throws {
         let path = BrokerConformanceTests.temporaryPath()
         try await SQLiteBroker(path: path).enqueue(NewJob(id: JobID("old"), name: "f", arguments: "[7]"))
