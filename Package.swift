@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "CrewTesting", targets: ["CrewTesting"]),
         .library(name: "CrewQueue", targets: ["CrewQueue"]),
         .library(name: "CrewSQLite", targets: ["CrewSQLite"]),
+        .library(name: "CrewPostgres", targets: ["CrewPostgres"]),
         .library(name: "CrewCLI", targets: ["CrewCLI"]),
         .executable(name: "crew-demo", targets: ["crew-demo"]),
         .executable(name: "crew-bench", targets: ["crew-bench"]),
@@ -39,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(name: "CCrewShims"),
@@ -103,11 +105,23 @@ let package = Package(
             dependencies: ["Crew", "CCrewShims", "CrewQueue", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
+        // The PostgreSQL broker, for many workers on many machines.
+        .target(
+            name: "CrewPostgres",
+            dependencies: [
+                "CrewQueue",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CrewCLI",
             dependencies: [
                 "CrewQueue",
                 "CrewSQLite",
+                "CrewPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -117,7 +131,7 @@ let package = Package(
         // Functions the test suite runs in child processes, and the executable those children are.
         .target(
             name: "CrewTestSupport",
-            dependencies: ["Crew", "CrewQueue", "CrewSQLite"],
+            dependencies: ["Crew", "CrewQueue", "CrewSQLite", "CrewCLI"],
             path: "Tests/CrewTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -135,7 +149,9 @@ let package = Package(
                 "CrewTestSupport",
                 "CrewQueue",
                 "CrewSQLite",
+                "CrewPostgres",
                 "CrewCLI",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),

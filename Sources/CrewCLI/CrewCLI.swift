@@ -1,6 +1,7 @@
 public import ArgumentParser
 public import Crew
 public import CrewQueue
+import CrewPostgres
 import CrewSQLite
 import FoundationEssentials
 import Logging
@@ -51,11 +52,17 @@ public enum CrewCLI {
         return try await reporting.report()
     }
 
-    /// Opens the broker a URL names: `sqlite:///absolute/path.db`, `sqlite://relative.db` or `memory://`.
-    public static func broker(_ url: String) throws -> any Broker {
+    /// Opens the broker a URL names: `sqlite:///absolute/path.db`, `sqlite://relative.db`,
+    /// `postgres://user:password@host:port/database` (or `…/database?host=/socket/directory`) or `memory://`.
+    public static func broker(_ url: String) async throws -> any Broker {
         if url == "memory://" { return MemoryBroker() }
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            return try await PostgresBroker.connect(url: url)
+        }
         guard url.hasPrefix("sqlite://") else {
-            throw ValidationError("unknown broker \(url): use sqlite:///path/to/crew.db (the default) or memory://")
+            throw ValidationError(
+                "unknown broker \(url): use sqlite:///path/to/crew.db (the default), postgres://user@host/database or memory://"
+            )
         }
         let path = String(url.dropFirst("sqlite://".count))
         guard !path.isEmpty else { throw ValidationError("the broker URL \(url) names no file") }
@@ -81,14 +88,14 @@ extension ReportingCommand {
 
 /// Options every command takes.
 struct BrokerOptions: ParsableArguments {
-    @Option(help: "The broker: sqlite:///path/to/crew.db, sqlite://relative.db or memory://.")
+    @Option(help: "The broker: sqlite:///path/to/crew.db, sqlite://relative.db, postgres://user@host/database or memory://.")
     var broker = "sqlite://crew.db"
 
     @Flag(help: "Print JSON for scripts instead of text for people.")
     var json = false
 
-    func open() throws -> any Broker {
-        try CrewCLI.broker(broker)
+    func open() async throws -> any Broker {
+        try await CrewCLI.broker(broker)
     }
 }
 
@@ -141,7 +148,7 @@ struct WorkerCommand: AsyncParsableCommand {
         case .coroutines: try .coroutines(n)
         }
         let worker = Worker(
-            broker: try options.open(),
+            broker: try await options.open(),
             tasks: CLIContext.tasks.withLock { $0 },
             executor: executor,
             configuration: Worker.Configuration(
@@ -209,7 +216,7 @@ struct InspectCommand: ReportingCommand {
     @OptionGroup var options: BrokerOptions
 
     func report() async throws -> String {
-        let broker = try options.open()
+        let broker = try await options.open()
         let counts = try await broker.counts()
         let running = try await broker.jobs(queue: nil, states: [.running], limit: limit)
         let failed = try await broker.jobs(queue: nil, states: [.failed], limit: limit)
@@ -275,7 +282,7 @@ struct RetryCommand: ReportingCommand {
     }
 
     func report() async throws -> String {
-        let broker = try options.open()
+        let broker = try await options.open()
         var ids: [JobID] = id.map { [JobID($0)] } ?? []
         if failed { ids = try await broker.jobs(queue: nil, states: [.failed], limit: .max).map(\.id) }
         var retried = 0

@@ -228,6 +228,8 @@ public struct BrokerError: Error, Sendable, CustomStringConvertible, Equatable {
         case invalidArgument
         /// A job id that is already taken.
         case duplicateJob
+        /// The broker's server cannot be reached, refused the credentials, or went away.
+        case unavailable
     }
 
     /// What kind of failure.

@@ -150,6 +150,14 @@ public struct TaskClient: Sendable {
         return jobs.map { TaskHandle(id: $0.id, broker: broker) }
     }
 
+    /// The job ``enqueue(_:_:countdown:eta:)`` would store, without storing it: for a broker's own enqueue, such
+    /// as the PostgreSQL broker's inside the caller's transaction.
+    ///
+    /// - Throws: ``CrewError`` `encodingFailed` if the arguments do not encode as JSON.
+    public func job<A, R>(_ task: QueueTask<A, R>, _ args: A, countdown: Duration? = nil, eta: Date? = nil) throws -> NewJob {
+        try newJob(task, args, countdown: countdown, eta: eta)
+    }
+
     private func newJob<A, R>(
         _ task: QueueTask<A, R>, _ args: A, countdown: Duration?, eta: Date?, encoder: JSONEncoder = JSONEncoder()
     ) throws -> NewJob {

@@ -127,41 +127,78 @@ public final class Worker: Service, Sendable {
         let heartbeat = Task { await self.heartbeatLoop() }
         defer { heartbeat.cancel() }
         var lastReap = ContinuousClock.now - .seconds(3600)
+        var backoff = Duration.milliseconds(100)
         while !state.withLock({ $0.stopping }) {
-            if ContinuousClock.now - lastReap > configuration.heartbeat {
-                lastReap = ContinuousClock.now
-                let reaped = try await broker.reapExpiredLeases()
-                if reaped > 0 { logger.warning("returned jobs whose worker stopped renewing", metadata: ["count": "\(reaped)"]) }
-                let deleted = try await broker.deleteExpiredResults()
-                if deleted > 0 { logger.debug("deleted jobs past their result TTL", metadata: ["count": "\(deleted)"]) }
-            }
-            var free = configuration.concurrency - running
-            if free <= 0 {
-                // At capacity: wait for a running job to end (not for the poll interval).
-                slotFreed.clear()
-                free = configuration.concurrency - running
-                if free <= 0 {
-                    await slotFreed.wait(timeout: configuration.pollInterval)
-                    continue
-                }
-            }
-            var claimed: [JobRecord] = []
-            let mark = broker.signalMark(.jobs)
-            if free > 0 {
-                claimed = try await broker.claim(
-                    queues: configuration.queues,
-                    limit: free,
-                    worker: configuration.name,
-                    lease: configuration.lease
-                )
-            }
-            for job in claimed { start(job) }
-            if claimed.isEmpty {
-                // Idle: wait for a wake-up from the broker, looking again at most every poll interval.
-                await broker.awaitSignal(.jobs, after: mark, timeout: configuration.pollInterval)
+            do {
+                try await claimOnce(lastReap: &lastReap)
+                backoff = .milliseconds(100)
+            } catch {
+                // The broker is away (a database restart, a full disk): log, back off, try again. Running jobs go
+                // on; their results are recorded once it is back (see record(_:)).
+                logger.error("the broker failed; trying again", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
             }
         }
         try await drain()
+    }
+
+    /// One turn of the claim loop: reaps now and then, claims what it can start, or waits for a wake-up.
+    private func claimOnce(lastReap: inout ContinuousClock.Instant) async throws {
+        if ContinuousClock.now - lastReap > configuration.heartbeat {
+            lastReap = ContinuousClock.now
+            let reaped = try await broker.reapExpiredLeases()
+            if reaped > 0 { logger.warning("returned jobs whose worker stopped renewing", metadata: ["count": "\(reaped)"]) }
+            let deleted = try await broker.deleteExpiredResults()
+            if deleted > 0 { logger.debug("deleted jobs past their result TTL", metadata: ["count": "\(deleted)"]) }
+        }
+        var free = configuration.concurrency - running
+        if free <= 0 {
+            // At capacity: wait for a running job to end (not for the poll interval).
+            slotFreed.clear()
+            free = configuration.concurrency - running
+            if free <= 0 {
+                await slotFreed.wait(timeout: configuration.pollInterval)
+                return
+            }
+        }
+        let mark = broker.signalMark(.jobs)
+        let claimed = try await broker.claim(
+            queues: configuration.queues,
+            limit: free,
+            worker: configuration.name,
+            lease: configuration.lease
+        )
+        for job in claimed { start(job) }
+        if claimed.isEmpty {
+            // Idle: wait for a wake-up from the broker, looking again at most every poll interval.
+            await broker.awaitSignal(.jobs, after: mark, timeout: configuration.pollInterval)
+        }
+    }
+
+    /// Records an outcome, trying again while the broker is away, for as long as a lease lasts (after that the
+    /// job has gone back to the queue and will run again anyway). Nil if it could not be recorded or the
+    /// lease was lost.
+    private func record(_ outcome: JobOutcome) async -> JobState? {
+        let deadline = ContinuousClock.now + configuration.lease
+        var backoff = Duration.milliseconds(50)
+        while true {
+            do {
+                return try await outcomes.submit(outcome)
+            } catch {
+                guard ContinuousClock.now + backoff < deadline else {
+                    logger.error("could not record a job's outcome; it runs again once its lease expires", metadata: [
+                        "job": "\(outcome.id)", "error": "\(error)",
+                    ])
+                    return nil
+                }
+                logger.warning("could not record a job's outcome; trying again", metadata: [
+                    "job": "\(outcome.id)", "error": "\(error)", "retry_in": "\(backoff)",
+                ])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(2))
+            }
+        }
     }
 
     /// Stops claiming. ``run()`` then lets the running jobs finish (within the grace period) and returns.
@@ -219,7 +256,7 @@ public final class Worker: Service, Sendable {
         let started = ContinuousClock.now
         guard let task = tasks[job.name] else {
             let error = AttemptError(attempt: job.attempts, message: "no task named \"\(job.name)\" is registered with this worker", type: "unknownTask")
-            _ = try? await outcomes.submit(JobOutcome(job.id, error: error, retryAt: nil))
+            _ = await record(JobOutcome(job.id, error: error, retryAt: nil))
             logger.error("unknown task", metadata: ["job": "\(job.id)", "task": "\(job.name)"])
             return
         }
@@ -232,7 +269,7 @@ public final class Worker: Service, Sendable {
             } else {
                 result = try await task.run(arguments: job.arguments, on: executor, timeout: task.options.timeLimit)
             }
-            let recorded = try await outcomes.submit(JobOutcome(job.id, result: result)) != nil
+            let recorded = await record(JobOutcome(job.id, result: result)) != nil
             Self.measure(job, state: recorded ? "succeeded" : "lost", since: started)
             logger.info(recorded ? "task succeeded" : "task finished after its lease was lost; result dropped", metadata: [
                 "job": "\(job.id)", "task": "\(job.name)", "seconds": "\(Self.seconds(ContinuousClock.now - started))",
@@ -257,16 +294,12 @@ public final class Worker: Service, Sendable {
         let retryable = task.options.retryOn.map { filter in crewError.map(filter) ?? false } ?? true
         let retryAt = retryable && job.attempts < job.maxAttempts
             ? task.options.retryTime(after: job.attempts, now: Date()) : nil
-        do {
-            let state = try await outcomes.submit(JobOutcome(job.id, error: attempt, retryAt: retryAt))
-            Self.measure(job, state: state?.rawValue ?? "lost", since: started)
-            logger.warning("task failed", metadata: [
-                "job": "\(job.id)", "task": "\(job.name)", "attempt": "\(job.attempts)",
-                "state": "\(state?.rawValue ?? "lease lost")", "error": "\(message)",
-            ])
-        } catch {
-            logger.error("could not record a failure", metadata: ["job": "\(job.id)", "error": "\(error)"])
-        }
+        let state = await record(JobOutcome(job.id, error: attempt, retryAt: retryAt))
+        Self.measure(job, state: state?.rawValue ?? "lost", since: started)
+        logger.warning("task failed", metadata: [
+            "job": "\(job.id)", "task": "\(job.name)", "attempt": "\(job.attempts)",
+            "state": "\(state?.rawValue ?? "lease lost")", "error": "\(message)",
+        ])
     }
 
     private static func seconds(_ duration: Duration) -> String {

@@ -1,16 +1,17 @@
 public import Crew
 public import CrewQueue
-import CrewSQLite
+import CrewCLI
 import FoundationEssentials
 
 /// A queue worker's settings, for the chaos test's worker processes.
 public struct ChaosWorkerJob: Codable, Sendable {
-    public var path: String
+    /// The broker's URL.
+    public var broker: String
     public var name: String
     /// Run the tasks in a process pool of this worker's own (prefork) rather than as coroutines.
     public var prefork: Bool
-    public init(path: String, name: String, prefork: Bool = false) {
-        self.path = path
+    public init(broker: String, name: String, prefork: Bool = false) {
+        self.broker = broker
         self.name = name
         self.prefork = prefork
     }
@@ -18,10 +19,11 @@ public struct ChaosWorkerJob: Codable, Sendable {
 
 /// A producer's settings: how many jobs to enqueue in one `enqueueMany`.
 public struct ChaosProducerJob: Codable, Sendable {
-    public var path: String
+    /// The broker's URL.
+    public var broker: String
     public var count: Int
-    public init(path: String, count: Int) {
-        self.path = path
+    public init(broker: String, count: Int) {
+        self.broker = broker
         self.count = count
     }
 }
@@ -37,10 +39,10 @@ public enum QueueFunctions {
     /// The task with its options: retried enough to survive many killed workers.
     public static let chaosQueueTask = QueueTask(chaosTask, options: TaskOptions(maxRetries: 50, retryBackoff: .milliseconds(1)))
 
-    /// Runs a queue worker on the SQLite file until the process is killed.
+    /// Runs a queue worker on the broker until the process is killed.
     public static let runWorker = Function("chaos.runWorker") { (job: ChaosWorkerJob) async throws -> Int in
         let worker = Worker(
-            broker: try SQLiteBroker(path: job.path),
+            broker: try await CrewCLI.broker(job.broker),
             tasks: [chaosQueueTask],
             executor: job.prefork ? try .processes(2, coroutinesEach: 4) : try .coroutines(8),
             configuration: Worker.Configuration(
@@ -57,7 +59,7 @@ public enum QueueFunctions {
 
     /// Enqueues `count` chaos jobs in one `enqueueMany` (the test kills it on the way).
     public static let produce = Function("chaos.produce") { (job: ChaosProducerJob) async throws -> Int in
-        let client = TaskClient(broker: try SQLiteBroker(path: job.path))
+        let client = TaskClient(broker: try await CrewCLI.broker(job.broker))
         try await client.enqueueMany(chaosQueueTask, Array(0..<job.count))
         return job.count
     }

@@ -1,3 +1,4 @@
+import CrewPostgres
 import CrewQueue
 import CrewSQLite
 import Foundation
@@ -11,17 +12,21 @@ final class TestClock: Sendable {
     func advance(_ seconds: Double) { now.withLock { $0 = $0.addingTimeInterval(seconds) } }
 }
 
-/// The same cases against every broker (PostgreSQL joins them later).
+/// The same cases against every broker: memory, SQLite, and PostgreSQL (on the server `scripts/test` starts).
 @Suite struct BrokerConformanceTests {
     enum Kind: String, CaseIterable, CustomTestStringConvertible {
-        case memory, sqlite
+        case memory, sqlite, postgres
         var testDescription: String { rawValue }
     }
 
-    func make(_ kind: Kind, _ clock: TestClock) throws -> any Broker {
+    /// PostgreSQL only where `scripts/test` started a server.
+    static let kinds: [Kind] = PostgresTestServer.available ? Kind.allCases : [.memory, .sqlite]
+
+    func make(_ kind: Kind, _ clock: TestClock) async throws -> any Broker {
         switch kind {
         case .memory: MemoryBroker(clock: clock.read)
         case .sqlite: try SQLiteBroker(path: Self.temporaryPath(), clock: clock.read)
+        case .postgres: try await PostgresBroker.connect(url: PostgresTestServer.freshDatabase(), clock: clock.read)
         }
     }
 
@@ -31,10 +36,10 @@ final class TestClock: Sendable {
         return dir.appendingPathComponent("crew.db").path
     }
 
-    @Test(arguments: Kind.allCases)
+    @Test(arguments: kinds)
     func claimsByPriorityThenAgeAndOnlyFromItsQueues(kind: Kind) async throws {
         let clock = TestClock()
-        let broker = try make(kind, clock)
+        let broker = try await make(kind, clock)
         try await broker.enqueue([
             NewJob(id: JobID("a"), name: "f", arguments: "1"),
             NewJob(id: JobID("b"), name: "f", arguments: "2", priority: 5),
@@ -51,10 +56,10 @@ final class TestClock: Sendable {
         #expect(try await broker.claim(queues: ["other"], limit: 10, worker: "w2", lease: .seconds(30)).map(\.id) == [JobID("c")])
     }
 
-    @Test(arguments: Kind.allCases)
+    @Test(arguments: kinds)
     func onlyTheHolderRecordsAResult(kind: Kind) async throws {
         let clock = TestClock()
-        let broker = try make(kind, clock)
+        let broker = try await make(kind, clock)
         try await broker.enqueue(NewJob(id: JobID("j"), name: "f", arguments: "[]"))
         _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w1", lease: .seconds(30))
         #expect(try await broker.succeed(JobID("j"), worker: "w2", result: "0") == false)
@@ -64,10 +69,10 @@ final class TestClock: Sendable {
         #expect(try await broker.succeed(JobID("j"), worker: "w1", result: "43") == false)
     }
 
-    @Test(arguments: Kind.allCases)
+    @Test(arguments: kinds)
     func aFailedAttemptWaitsItsBackoffThenFailsForGood(kind: Kind) async throws {
         let clock = TestClock()
-        let broker = try make(kind, clock)
+        let broker = try await make(kind, clock)
         try await broker.enqueue(NewJob(id: JobID("j"), name: "f", arguments: "[]", maxAttempts: 2))
         _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(30))
         let retryAt = clock.read().addingTimeInterval(10)
@@ -82,10 +87,10 @@ final class TestClock: Sendable {
         #expect(try await broker.fail(JobID("j"), worker: "w", error: AttemptError(attempt: 3, message: "x"), retryAt: nil) == nil)
     }
 
-    @Test(arguments: Kind.allCases)
+    @Test(arguments: kinds)
     func anExpiredLeaseReturnsTheJobUntilItsAttemptsRunOut(kind: Kind) async throws {
         let clock = TestClock()
-        let broker = try make(kind, clock)
+        let broker = try await make(kind, clock)
         try await broker.enqueue([
             NewJob(id: JobID("kept"), name: "f", arguments: "[]", maxAttempts: 3),
             NewJob(id: JobID("lost"), name: "f", arguments: "[]", maxAttempts: 1),
@@ -105,10 +110,10 @@ final class TestClock: Sendable {
         #expect(try await broker.succeed(JobID("kept"), worker: "dead", result: "1") == false)
     }
 
-    @Test(arguments: Kind.allCases)
+    @Test(arguments: kinds)
     func releaseCancelExpiryAndETAs(kind: Kind) async throws {
         let clock = TestClock()
-        let broker = try make(kind, clock)
+        let broker = try await make(kind, clock)
         let now = clock.read()
         try await broker.enqueue([
             NewJob(id: JobID("released"), name: "f", arguments: "[]"),
@@ -141,10 +146,10 @@ final class TestClock: Sendable {
         #expect(counts == [QueueCounts(queue: "default", counts: [.succeeded: 2, .expired: 1, .cancelled: 1, .running: 1])])
     }
 
-    @Test(arguments: Kind.allCases)
+    @Test(arguments: kinds)
     func listingRetryingAndPurging(kind: Kind) async throws {
         let clock = TestClock()
-        let broker = try make(kind, clock)
+        let broker = try await make(kind, clock)
         try await broker.enqueue([
             NewJob(id: JobID("a"), name: "f", arguments: "[]"),
             NewJob(id: JobID("b"), name: "f", arguments: "[]", queue: "mail"),
@@ -163,10 +168,10 @@ final class TestClock: Sendable {
         #expect(try await broker.jobs(queue: nil, states: [], limit: 10).isEmpty)
     }
 
-    @Test(arguments: Kind.allCases)
+    @Test(arguments: kinds)
     func endedJobsAreDeletedOnceTheirResultTTLHasPassed(kind: Kind) async throws {
         let clock = TestClock()
-        let broker = try make(kind, clock)
+        let broker = try await make(kind, clock)
         try await broker.enqueue([
             NewJob(id: JobID("short"), name: "f", arguments: "[]", resultTTL: .seconds(10)),
             NewJob(id: JobID("kept"), name: "f", arguments: "[]"),
@@ -184,10 +189,10 @@ final class TestClock: Sendable {
         #expect(try await broker.job(JobID("waiting"))?.state == .available)  // Not ended: kept.
     }
 
-    @Test(arguments: Kind.allCases)
+    @Test(arguments: kinds)
     func eachPeriodOfAScheduleGoesToOneScheduler(kind: Kind) async throws {
         let clock = TestClock()
-        let broker = try make(kind, clock)
+        let broker = try await make(kind, clock)
         #expect(try await broker.claimSchedule("report", every: .seconds(60)))  // New: due at once.
         #expect(try await broker.claimSchedule("report", every: .seconds(60)) == false)  // Taken this period.
         clock.advance(59)
@@ -200,10 +205,10 @@ final class TestClock: Sendable {
         #expect(turns == 1)
     }
 
-    @Test(arguments: Kind.allCases)
+    @Test(arguments: kinds)
     func recordsABatchOfOutcomesAndWakesResultWaiters(kind: Kind) async throws {
         let clock = TestClock()
-        let broker = try make(kind, clock)
+        let broker = try await make(kind, clock)
         try await broker.enqueue(["a", "b", "c", "d"].map { NewJob(id: JobID($0), name: "f", arguments: "[]", maxAttempts: 2) })
         _ = try await broker.claim(queues: ["default"], limit: 3, worker: "w1", lease: .seconds(30))
         _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w2", lease: .seconds(30))
@@ -229,10 +234,10 @@ final class TestClock: Sendable {
         #expect(try await broker.record([], worker: "w1").isEmpty)
     }
 
-    @Test(arguments: Kind.allCases)
+    @Test(arguments: kinds)
     func enqueueIsAllOrNothingAndChecksItsInput(kind: Kind) async throws {
         let clock = TestClock()
-        let broker = try make(kind, clock)
+        let broker = try await make(kind, clock)
         try await broker.enqueue(NewJob(id: JobID("x"), name: "f", arguments: "[]"))
         await #expect(throws: BrokerError.self) {
             try await broker.enqueue([NewJob(id: JobID("y"), name: "f", arguments: "[]"), NewJob(id: JobID("x"), name: "f", arguments: "[]")])

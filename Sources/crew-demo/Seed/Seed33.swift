@@ -43,7 +43,7 @@ enum Seed33 {
     static func main() async throws {
         let dir = "/tmp/crew-demo-\(getpid())"
         mkdir(dir, 0o700)
-        let broker = try CrewCLI.broker("sqlite://\(dir)/crew.db")
+        let broker = try await CrewCLI.broker("sqlite://\(dir)/crew.db")
         let worker = Worker(
             broker: broker,
             tasks: tasks,
@@ -93,7 +93,7 @@ struct Produce: AsyncParsableCommand {
     var timeout = 60.0
 
     func run() async throws {
-        let client = TaskClient(broker: try CrewCLI.broker(broker))
+        let client = TaskClient(broker: try await CrewCLI.broker(broker))
         let start = Clock.seconds()
         let fetches = try await client.enqueueMany(Seed33.fetchTask, Array(0..<count))
         let crunches = try await client.enqueueMany(Seed33.crunchTask, Array(repeating: 20, count: count))

@@ -1,0 +1,610 @@
+public import CrewQueue
+public import FoundationEssentials
+public import Logging
+public import PostgresNIO
+import Synchronization
+
+/// The broker for many workers on many machines: a PostgreSQL database, through postgres-nio's `PostgresClient`
+/// (`postgres://user:password@host:5432/database`).
+///
+/// A claim is one `UPDATE … WHERE id = ANY(ARRAY(SELECT … FOR UPDATE SKIP LOCKED))`: workers never wait for each
+/// other's rows. Workers and result waiters wake at once through `LISTEN`/`NOTIFY` (triggers on the jobs table
+/// notify, so a job inserted by another program wakes them too), and poll as a fallback — set
+/// ``Options/notifications`` to false behind PgBouncer in transaction mode, where `LISTEN` does not work.
+/// ``enqueue(_:connection:)`` enqueues inside the caller's own transaction: the job exists only if it commits.
+///
+/// Times are stored as Unix seconds from the broker's clock; the machines that share a database should keep
+/// their clocks in step (NTP), as leases are compared across them.
+public final class PostgresBroker: Broker {
+    /// The schema version this code writes and reads.
+    public static let schemaVersion = 1
+
+    /// How the broker connects and wakes up.
+    public struct Options: Sendable {
+        /// Whether to `LISTEN` for enqueued and ended jobs. Without it, workers and waiters poll.
+        public var notifications: Bool
+        /// The most connections the broker's pool opens.
+        public var maximumConnections: Int
+        /// How long a connection attempt may take before it fails.
+        public var connectTimeout: Duration
+
+        /// Notifications on, 8 connections, 5 s to connect.
+        public init(notifications: Bool = true, maximumConnections: Int = 8, connectTimeout: Duration = .seconds(5)) {
+            self.notifications = notifications
+            self.maximumConnections = maximumConnections
+            self.connectTimeout = connectTimeout
+        }
+    }
+
+    /// The pool of connections every statement runs on.
+    public let client: PostgresClient
+    private let configuration: PostgresClient.Configuration
+    private let options: Options
+    private let clock: @Sendable () -> Date
+    private let logger: Logger
+    private let signals = BrokerSignals()
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+    /// Where the server is, for messages.
+    public let endpoint: String
+
+    /// Connects to the database `url` names, creating or migrating Crew's schema.
+    ///
+    /// `postgres://user:password@host:port/database`; a Unix socket with `?host=/path/to/socket/directory` (the
+    /// directory holding `.s.PGSQL.5432`). Options in the URL: `notifications=off`, `connections=N`.
+    ///
+    /// - Throws: ``BrokerError`` `unavailable` if the server cannot be reached or refuses the credentials (within
+    ///   the connect timeout, not a hang); `incompatibleSchema` for a newer Crew's schema; `invalidArgument` for a
+    ///   URL it cannot read.
+    public static func connect(
+        url: String,
+        clock: @escaping @Sendable () -> Date = { Date() },
+        logger: Logger = Logger(label: "crew.postgres")
+    ) async throws -> PostgresBroker {
+        let (configuration, options, endpoint) = try PostgresURL.parse(url)
+        return try await PostgresBroker(configuration: configuration, options: options, endpoint: endpoint, clock: clock, logger: logger)
+    }
+
+    /// Connects with a postgres-nio configuration, creating or migrating Crew's schema.
+    ///
+    /// - Throws: ``BrokerError`` as ``connect(url:clock:logger:)`` does.
+    public convenience init(
+        configuration: PostgresClient.Configuration,
+        options: Options = Options(),
+        clock: @escaping @Sendable () -> Date = { Date() },
+        logger: Logger = Logger(label: "crew.postgres")
+    ) async throws {
+        let endpoint = configuration.unixSocketPath ?? "\(configuration.host ?? "?"):\(configuration.port ?? 5432)"
+        try await self.init(configuration: configuration, options: options, endpoint: endpoint, clock: clock, logger: logger)
+    }
+
+    private init(
+        configuration: PostgresClient.Configuration,
+        options: Options,
+        endpoint: String,
+        clock: @escaping @Sendable () -> Date,
+        logger: Logger
+    ) async throws {
+        var configuration = configuration
+        configuration.options.maximumConnections = options.maximumConnections
+        configuration.options.connectTimeout = options.connectTimeout
+        self.configuration = configuration
+        self.options = options
+        self.clock = clock
+        self.logger = logger
+        self.endpoint = endpoint
+        // The pool's own messages (a connection attempt given up when the broker closes) only from warnings up.
+        var poolLogger = logger
+        poolLogger.logLevel = max(logger.logLevel, .warning)
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: poolLogger)
+        // A first connection of its own: a wrong password or an unreachable server fails here, at once, instead
+        // of leaving requests queued in the pool. It creates or checks the schema.
+        let connection = try await Self.open(configuration, endpoint: endpoint, logger: logger)
+        do {
+            try await Self.migrate(connection, logger: logger)
+            try? await connection.close()
+        } catch {
+            try? await connection.close()
+            throw Self.brokerError(error, endpoint: endpoint)
+        }
+        let client = self.client
+        tasks.withLock { $0.append(Task { await client.run() }) }
+        if options.notifications {
+            // Holds no reference to the broker: dropping the broker ends it (deinit cancels it).
+            let listening = Task { [signals, configuration, endpoint, logger] in
+                await Self.listen(signals: signals, configuration: configuration, endpoint: endpoint, logger: logger)
+            }
+            tasks.withLock { $0.append(listening) }
+        }
+    }
+
+    deinit {
+        for task in tasks.withLock({ $0 }) { task.cancel() }
+    }
+
+    /// Closes the broker's connections. Statements after it fail.
+    public func close() {
+        for task in tasks.withLock({ $0 }) { task.cancel() }
+    }
+
+    static func open(_ configuration: PostgresClient.Configuration, endpoint: String, logger: Logger) async throws -> PostgresConnection {
+        var connectionConfiguration: PostgresConnection.Configuration
+        if let socket = configuration.unixSocketPath {
+            connectionConfiguration = .init(unixSocketPath: socket, username: configuration.username, password: configuration.password, database: configuration.database)
+        } else {
+            connectionConfiguration = .init(
+                host: configuration.host ?? "localhost", port: configuration.port ?? 5432, username: configuration.username,
+                password: configuration.password, database: configuration.database, tls: .disable
+            )
+        }
+        let timeout = configuration.options.connectTimeout.components
+        connectionConfiguration.options.connectTimeout = .nanoseconds(timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000)
+        do {
+            return try await PostgresConnection.connect(configuration: connectionConfiguration, id: 0, logger: logger)
+        } catch {
+            throw brokerError(error, endpoint: endpoint)
+        }
+    }
+
+    // MARK: Errors
+
+    /// A broker error for what postgres-nio threw.
+    static func brokerError(_ error: any Error, endpoint: String) -> BrokerError {
+        if let error = error as? BrokerError { return error }
+        if let error = error as? PostgresTransactionError {
+            return brokerError(error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError ?? error, endpoint: endpoint)
+        }
+        guard let error = error as? PSQLError else {
+            return BrokerError(.unavailable, "PostgreSQL at \(endpoint): \(error)")
+        }
+        let state = error.serverInfo?[.sqlState]
+        let message = error.serverInfo?[.message] ?? "\(error.code)"
+        switch state {
+        case "23505": return BrokerError(.duplicateJob, "a job with that id already exists (\(message))")
+        case "28P01", "28000": return BrokerError(.unavailable, "PostgreSQL at \(endpoint) refused the credentials: \(message)")
+        case "3D000": return BrokerError(.unavailable, "PostgreSQL at \(endpoint): \(message)")
+        case "53100": return BrokerError(.storage, "the database server's disk is full: nothing was written (\(message))")
+        case "25006": return BrokerError(.storage, "the database is read-only: \(message)")
+        case .some(let code) where code.hasPrefix("08") || code.hasPrefix("57P"):
+            return BrokerError(.unavailable, "PostgreSQL at \(endpoint) went away: \(message)")
+        case .some(let code):
+            return BrokerError(.storage, "PostgreSQL at \(endpoint): \(message) (SQLSTATE \(code))")
+        case nil:
+            if let underlying = error.underlying {
+                return BrokerError(.unavailable, "cannot reach PostgreSQL at \(endpoint): \(underlying)")
+            }
+            return BrokerError(.unavailable, "PostgreSQL at \(endpoint): \(error.code)")
+        }
+    }
+
+    // MARK: Schema
+
+    /// Creates the schema, or checks that the database's is one this code knows and brings it up to date. Two
+    /// processes starting at once take turns (an advisory lock held for the migration's transaction).
+    static func migrate(_ connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(7243519086)", logger: logger)
+            let exists = try await connection.query(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'crew_schema'",
+                logger: logger
+            ).collect().first?.decode(Int.self) ?? 0
+            var version = 0
+            if exists > 0 {
+                version = try await connection.query("SELECT version FROM crew_schema", logger: logger)
+                    .collect().first?.decode(Int.self) ?? 0
+                guard version <= schemaVersion else {
+                    throw BrokerError(
+                        .incompatibleSchema,
+                        "the database has Crew schema version \(version), newer than this Crew's \(schemaVersion): upgrade Crew"
+                    )
+                }
+            }
+            for step in migrations.dropFirst(version) {
+                for statement in step { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+            }
+            if version < schemaVersion {
+                try await connection.query("UPDATE crew_schema SET version = \(schemaVersion)", logger: logger)
+            }
+        }
+    }
+
+    /// The schema's history: step i brings version i to i + 1 (one statement per string).
+    static let migrations: [[String]] = [
+        [
+            "CREATE TABLE crew_schema (version bigint NOT NULL)",
+            "INSERT INTO crew_schema (version) VALUES (1)",
+            """
+            CREATE TABLE crew_jobs (
+                seq bigserial NOT NULL,
+                id text PRIMARY KEY,
+                name text NOT NULL,
+                arguments text NOT NULL,
+                queue text NOT NULL,
+                priority bigint NOT NULL DEFAULT 0,
+                state text NOT NULL CHECK (state IN
+                    ('scheduled', 'available', 'running', 'succeeded', 'retrying', 'failed', 'cancelled', 'expired')),
+                attempts bigint NOT NULL DEFAULT 0,
+                max_attempts bigint NOT NULL DEFAULT 1,
+                run_at double precision NOT NULL,
+                expires_at double precision,
+                lease_until double precision,
+                worker text,
+                result text,
+                errors text NOT NULL DEFAULT '[]',
+                created_at double precision NOT NULL,
+                finished_at double precision,
+                result_ttl double precision
+            )
+            """,
+            "CREATE TABLE crew_schedules (name text PRIMARY KEY, next_run double precision NOT NULL)",
+            // Partial indexes, each holding only the jobs its statement looks for.
+            "CREATE INDEX crew_jobs_available ON crew_jobs (queue, priority DESC, run_at, seq) WHERE state = 'available'",
+            "CREATE INDEX crew_jobs_waiting ON crew_jobs (run_at) WHERE state IN ('scheduled', 'retrying')",
+            "CREATE INDEX crew_jobs_leases ON crew_jobs (lease_until) WHERE state = 'running'",
+            """
+            CREATE INDEX crew_jobs_waiting_expiry ON crew_jobs (expires_at)
+                WHERE expires_at IS NOT NULL AND state IN ('scheduled', 'available', 'retrying')
+            """,
+            """
+            CREATE INDEX crew_jobs_ttl ON crew_jobs ((finished_at + result_ttl))
+                WHERE result_ttl IS NOT NULL AND finished_at IS NOT NULL
+            """,
+            // An error history as JSON; one edited by hand into something else is kept as a message, not a failure.
+            """
+            CREATE FUNCTION crew_errors(history text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+            BEGIN
+                IF jsonb_typeof(history::jsonb) = 'array' THEN RETURN history::jsonb; END IF;
+                RETURN jsonb_build_array(jsonb_build_object('attempt', 0, 'message', 'unreadable error history: ' || left(history, 200), 'at', 0));
+            EXCEPTION WHEN others THEN
+                RETURN jsonb_build_array(jsonb_build_object('attempt', 0, 'message', 'unreadable error history: ' || left(history, 200), 'at', 0));
+            END
+            $$
+            """,
+            // Wake-ups: any statement that makes jobs available notifies crew_jobs; any that ends jobs notifies
+            // crew_results. Triggers, so that a job inserted by another program wakes workers too.
+            """
+            CREATE FUNCTION crew_notify_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('crew_jobs', '');
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE FUNCTION crew_notify_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF EXISTS (SELECT 1 FROM crew_new WHERE state = 'available') THEN
+                    PERFORM pg_notify('crew_jobs', '');
+                END IF;
+                IF EXISTS (SELECT 1 FROM crew_new WHERE state IN ('succeeded', 'failed', 'cancelled', 'expired')) THEN
+                    PERFORM pg_notify('crew_results', '');
+                END IF;
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER crew_jobs_inserted AFTER INSERT ON crew_jobs
+                FOR EACH STATEMENT EXECUTE FUNCTION crew_notify_inserted()
+            """,
+            """
+            CREATE TRIGGER crew_jobs_updated AFTER UPDATE ON crew_jobs REFERENCING NEW TABLE AS crew_new
+                FOR EACH STATEMENT EXECUTE FUNCTION crew_notify_updated()
+            """,
+        ]
+    ]
+
+    // MARK: Wake-ups
+
+    /// Listens for the triggers' notifications on a connection of its own, and reconnects (backing off) when it
+    /// drops. Every (re)connection raises both signals: what happened while it was away is looked at again.
+    private static func listen(
+        signals: BrokerSignals, configuration: PostgresClient.Configuration, endpoint: String, logger: Logger
+    ) async {
+        var backoff = Duration.milliseconds(100)
+        while !Task.isCancelled {
+            do {
+                let connection = try await open(configuration, endpoint: endpoint, logger: logger)
+                defer { Task { try? await connection.close() } }
+                try await connection.listen(on: "crew_jobs") { jobs in
+                    try await connection.listen(on: "crew_results") { results in
+                        signals.raise(.jobs)
+                        signals.raise(.results)
+                        backoff = .milliseconds(100)
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask { for try await _ in jobs { signals.raise(.jobs) } }
+                            group.addTask { for try await _ in results { signals.raise(.results) } }
+                            try await group.next()
+                            group.cancelAll()
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("lost the PostgreSQL notifications connection; reconnecting", metadata: [
+                    "error": "\(brokerError(error, endpoint: endpoint))", "retry_in": "\(backoff)",
+                ])
+            }
+            signals.raise(.jobs)
+            signals.raise(.results)
+            try? await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, .seconds(5))
+        }
+    }
+
+    /// Wake-ups of `signal` this process has seen.
+    public func signalMark(_ signal: BrokerSignal) -> UInt64 {
+        signals.mark(signal)
+    }
+
+    /// Returns once a notification of `signal` arrived after `mark`, or after `timeout` (the fallback poll).
+    public func awaitSignal(_ signal: BrokerSignal, after mark: UInt64, timeout: Duration) async {
+        await signals.wait(signal, after: mark, timeout: timeout)
+    }
+
+    // MARK: Statements
+
+    private func run(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        do {
+            return try await client.query(query, logger: logger).collect()
+        } catch {
+            throw Self.brokerError(error, endpoint: endpoint)
+        }
+    }
+
+    static let columns =
+        "id, name, arguments, queue, priority, state, attempts, max_attempts, run_at, expires_at, lease_until, worker, result, errors, created_at, finished_at"
+
+    /// A job from a row of ``columns``; nil (and logged) for a row that does not read as one.
+    func record(_ row: PostgresRow) -> JobRecord? {
+        do {
+            let (id, name, arguments, queue, priority, state, attempts, maxAttempts, runAt, expiresAt, leaseUntil, worker, result, errors, createdAt, finishedAt) =
+                try row.decode((String, String, String, String, Int, String, Int, Int, Double, Double?, Double?, String?, String?, String, Double, Double?).self)
+            guard let state = JobState(rawValue: state) else { throw BrokerError(.storage, "unknown state \(state)") }
+            return JobRecord(
+                id: JobID(id), name: name, arguments: arguments, queue: queue, priority: priority, state: state,
+                attempts: attempts, maxAttempts: maxAttempts, runAt: Date(timeIntervalSince1970: runAt),
+                expiresAt: expiresAt.map(Date.init(timeIntervalSince1970:)),
+                leaseUntil: leaseUntil.map(Date.init(timeIntervalSince1970:)), worker: worker, result: result,
+                errors: errors == "[]" ? [] : (try? JSONDecoder().decode([AttemptError].self, from: Data(errors.utf8))) ?? [],
+                createdAt: Date(timeIntervalSince1970: createdAt), finishedAt: finishedAt.map(Date.init(timeIntervalSince1970:))
+            )
+        } catch {
+            logger.error("skipped a job row that does not read as a job", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    // MARK: Broker
+
+    /// Stores the jobs in one statement (one round trip, however many), all or none.
+    public func enqueue(_ jobs: [NewJob]) async throws {
+        guard !jobs.isEmpty else { return }
+        _ = try await run(insert(jobs))
+    }
+
+    /// Stores the jobs inside the caller's transaction on `connection`: they exist only if it commits, and
+    /// workers are woken at its commit.
+    ///
+    /// ```swift
+    /// try await client.withTransaction(logger: logger) { connection in
+    ///     try await connection.query("INSERT INTO orders …", logger: logger)
+    ///     try await broker.enqueue([taskClient.job(Jobs.ship, orderID)], connection: connection)
+    /// }
+    /// ```
+    public func enqueue(_ jobs: [NewJob], connection: PostgresConnection) async throws {
+        guard !jobs.isEmpty else { return }
+        do {
+            try await connection.query(insert(jobs), logger: logger)
+        } catch {
+            throw Self.brokerError(error, endpoint: endpoint)
+        }
+    }
+
+    private func insert(_ jobs: [NewJob]) throws -> PostgresQuery {
+        // The primary key refuses a taken id (duplicateJob), rolling back the whole statement.
+        try JobRules.validate(jobs, duplicates: false)
+        let now = clock()
+        let states = jobs.map { JobRules.initialState($0, now: now).rawValue }
+        // Arrays of optionals do not bind: NaN stands for NULL.
+        let runAt = jobs.map { ($0.runAt ?? now).timeIntervalSince1970 }
+        let expiresAt = jobs.map { $0.expiresAt?.timeIntervalSince1970 ?? .nan }
+        let ttl = jobs.map { $0.resultTTL.map { JobRules.seconds($0) } ?? .nan }
+        return """
+            INSERT INTO crew_jobs (id, name, arguments, queue, priority, state, max_attempts, run_at, expires_at, created_at, result_ttl)
+            SELECT id, name, arguments, queue, priority, state, max_attempts, run_at, nullif(expires_at, 'NaN'), \(now.timeIntervalSince1970), nullif(ttl, 'NaN')
+            FROM unnest(\(jobs.map(\.id.rawValue)), \(jobs.map(\.name)), \(jobs.map(\.arguments)), \(jobs.map(\.queue)),
+                        \(jobs.map(\.priority)), \(states), \(jobs.map(\.maxAttempts)), \(runAt), \(expiresAt), \(ttl))
+                AS j(id, name, arguments, queue, priority, state, max_attempts, run_at, expires_at, ttl)
+            """
+    }
+
+    /// Claims up to `limit` available jobs in one statement; rows other workers hold are skipped, not waited for.
+    public func claim(queues: [String], limit: Int, worker: String, lease: Duration) async throws -> [JobRecord] {
+        guard limit > 0, !queues.isEmpty else { return [] }
+        let now = clock().timeIntervalSince1970
+        let until = now + JobRules.seconds(lease)
+        // Time-driven moves first: expiry, then scheduled and retrying jobs whose time has come.
+        _ = try await run("""
+            UPDATE crew_jobs SET state = 'expired', finished_at = \(now)
+            WHERE id = ANY(ARRAY(
+                SELECT id FROM crew_jobs
+                WHERE expires_at IS NOT NULL AND expires_at <= \(now) AND state IN ('scheduled', 'available', 'retrying')
+                FOR UPDATE SKIP LOCKED))
+            """)
+        _ = try await run("""
+            UPDATE crew_jobs SET state = 'available'
+            WHERE id = ANY(ARRAY(
+                SELECT id FROM crew_jobs WHERE state IN ('scheduled', 'retrying') AND run_at <= \(now)
+                FOR UPDATE SKIP LOCKED))
+            """)
+        let rows = try await run("""
+            UPDATE crew_jobs SET state = 'running', attempts = attempts + 1, lease_until = \(until), worker = \(worker)
+            WHERE id = ANY(ARRAY(
+                SELECT id FROM crew_jobs
+                WHERE state = 'available' AND queue = ANY(\(queues)) AND (expires_at IS NULL OR expires_at > \(now))
+                ORDER BY priority DESC, run_at, seq
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED))
+            RETURNING \(unescaped: Self.columns)
+            """)
+        return rows.compactMap(record).sorted {
+            ($0.priority, $1.runAt, $1.createdAt) > ($1.priority, $0.runAt, $0.createdAt)
+        }
+    }
+
+    /// Extends the leases `worker` holds on these jobs; returns the ids it still holds.
+    public func renew(_ ids: [JobID], worker: String, lease: Duration) async throws -> [JobID] {
+        guard !ids.isEmpty else { return [] }
+        let until = clock().timeIntervalSince1970 + JobRules.seconds(lease)
+        let rows = try await run("""
+            UPDATE crew_jobs SET lease_until = \(until)
+            WHERE id = ANY(\(ids.map(\.rawValue))) AND state = 'running' AND worker = \(worker)
+            RETURNING id
+            """)
+        let held = Set(rows.compactMap { try? $0.decode(String.self) })
+        return ids.filter { held.contains($0.rawValue) }
+    }
+
+    /// Records the outcomes of attempts in one statement.
+    public func record(_ outcomes: [JobOutcome], worker: String) async throws -> [JobState?] {
+        guard !outcomes.isEmpty else { return [] }
+        let now = clock().timeIntervalSince1970
+        let successes = outcomes.filter { $0.error == nil }
+        let failures = outcomes.filter { $0.error != nil }
+        let encoder = JSONEncoder()
+        let errors = try failures.map { String(decoding: try encoder.encode($0.error!), as: UTF8.self) }
+        let rows = try await run("""
+            WITH s AS (
+                UPDATE crew_jobs SET state = 'succeeded', result = o.result, lease_until = NULL, finished_at = \(now)
+                FROM unnest(\(successes.map(\.id.rawValue)), \(successes.map { $0.result ?? "null" })) AS o(id, result)
+                WHERE crew_jobs.id = o.id AND crew_jobs.state = 'running' AND crew_jobs.worker = \(worker)
+                RETURNING crew_jobs.id, crew_jobs.state
+            ), f AS (
+                UPDATE crew_jobs SET
+                    state = CASE WHEN o.retry_at <> 'NaN' AND attempts < max_attempts THEN 'retrying' ELSE 'failed' END,
+                    errors = (crew_errors(errors) || jsonb_build_array(o.error::jsonb))::text,
+                    run_at = CASE WHEN o.retry_at <> 'NaN' AND attempts < max_attempts THEN o.retry_at ELSE run_at END,
+                    finished_at = CASE WHEN o.retry_at <> 'NaN' AND attempts < max_attempts THEN NULL ELSE \(now) END,
+                    lease_until = NULL
+                FROM unnest(\(failures.map(\.id.rawValue)), \(errors), \(failures.map { $0.retryAt?.timeIntervalSince1970 ?? .nan }))
+                    AS o(id, error, retry_at)
+                WHERE crew_jobs.id = o.id AND crew_jobs.state = 'running' AND crew_jobs.worker = \(worker)
+                RETURNING crew_jobs.id, crew_jobs.state
+            )
+            SELECT id, state FROM s UNION ALL SELECT id, state FROM f
+            """)
+        var states: [String: JobState] = [:]
+        for row in rows {
+            guard let (id, state) = try? row.decode((String, String).self) else { continue }
+            states[id] = JobState(rawValue: state)
+        }
+        return outcomes.map { states[$0.id.rawValue] }
+    }
+
+    /// Gives jobs back without counting their attempt.
+    public func release(_ ids: [JobID], worker: String) async throws {
+        guard !ids.isEmpty else { return }
+        _ = try await run("""
+            UPDATE crew_jobs SET state = 'available', attempts = attempts - 1, lease_until = NULL
+            WHERE id = ANY(\(ids.map(\.rawValue))) AND state = 'running' AND worker = \(worker)
+            """)
+    }
+
+    /// Cancels a job that has not ended; false if it had.
+    public func cancel(_ id: JobID) async throws -> Bool {
+        let now = clock().timeIntervalSince1970
+        return try await !run("""
+            UPDATE crew_jobs SET state = 'cancelled', lease_until = NULL, finished_at = \(now)
+            WHERE id = \(id.rawValue) AND state IN ('scheduled', 'available', 'running', 'retrying')
+            RETURNING id
+            """).isEmpty
+    }
+
+    /// The job, if it exists.
+    public func job(_ id: JobID) async throws -> JobRecord? {
+        try await run("SELECT \(unescaped: Self.columns) FROM crew_jobs WHERE id = \(id.rawValue)").first.flatMap(record)
+    }
+
+    /// Returns running jobs whose lease has expired (or that have no lease: a row edited by hand); how many.
+    public func reapExpiredLeases() async throws -> Int {
+        let now = clock()
+        // An AttemptError as JSONEncoder writes it (`at` in seconds since 2001).
+        let rows = try await run("""
+            UPDATE crew_jobs SET
+                state = CASE WHEN attempts < max_attempts THEN 'available' ELSE 'failed' END,
+                errors = (crew_errors(errors) || jsonb_build_array(jsonb_build_object(
+                    'attempt', attempts,
+                    'message', 'the worker ' || coalesce(worker, '?') || ' stopped renewing its lease (it died or hung)',
+                    'at', \(now.timeIntervalSinceReferenceDate))))::text,
+                finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE \(now.timeIntervalSince1970) END,
+                lease_until = NULL
+            WHERE id = ANY(ARRAY(
+                SELECT id FROM crew_jobs
+                WHERE state = 'running' AND (lease_until IS NULL OR lease_until < \(now.timeIntervalSince1970))
+                FOR UPDATE SKIP LOCKED))
+            RETURNING id
+            """)
+        return rows.count
+    }
+
+    /// Jobs per queue and state.
+    public func counts() async throws -> [QueueCounts] {
+        var byQueue: [String: [JobState: Int]] = [:]
+        for row in try await run("SELECT queue, state, count(*) FROM crew_jobs GROUP BY queue, state") {
+            let (queue, state, count) = try row.decode((String, String, Int).self)
+            guard let state = JobState(rawValue: state) else { continue }
+            byQueue[queue, default: [:]][state] = count
+        }
+        return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
+    }
+
+    /// Jobs of a queue and states, most recently created first.
+    public func jobs(queue: String?, states: Set<JobState>?, limit: Int) async throws -> [JobRecord] {
+        let allStates = JobState.allCases.map(\.rawValue)
+        let wanted = states.map { $0.map(\.rawValue) } ?? allStates
+        return try await run("""
+            SELECT \(unescaped: Self.columns) FROM crew_jobs
+            WHERE (\(queue)::text IS NULL OR queue = \(queue)) AND state = ANY(\(wanted))
+            ORDER BY created_at DESC, seq DESC LIMIT \(max(0, limit))
+            """).compactMap(record)
+    }
+
+    /// Runs an ended job again.
+    public func retry(_ id: JobID) async throws -> Bool {
+        let now = clock().timeIntervalSince1970
+        return try await !run("""
+            UPDATE crew_jobs SET state = 'available', attempts = 0, run_at = \(now), expires_at = NULL, finished_at = NULL
+            WHERE id = \(id.rawValue) AND state IN ('failed', 'cancelled', 'expired')
+            RETURNING id
+            """).isEmpty
+    }
+
+    /// Deletes the waiting jobs of a queue.
+    public func purge(queue: String) async throws -> Int {
+        try await run("""
+            DELETE FROM crew_jobs WHERE queue = \(queue) AND state IN ('scheduled', 'available', 'retrying') RETURNING id
+            """).count
+    }
+
+    /// Deletes ended jobs whose result TTL has passed.
+    public func deleteExpiredResults() async throws -> Int {
+        let now = clock().timeIntervalSince1970
+        return try await run("""
+            DELETE FROM crew_jobs
+            WHERE result_ttl IS NOT NULL AND finished_at IS NOT NULL AND (finished_at + result_ttl) <= \(now)
+            AND state IN ('succeeded', 'failed', 'cancelled', 'expired')
+            RETURNING id
+            """).count
+    }
+
+    /// Takes the turn of a periodic schedule if it is due, in one statement.
+    public func claimSchedule(_ name: String, every: Duration) async throws -> Bool {
+        let now = clock().timeIntervalSince1970
+        let next = now + JobRules.seconds(every)
+        return try await !run("""
+            INSERT INTO crew_schedules AS s (name, next_run) VALUES (\(name), \(next))
+            ON CONFLICT (name) DO UPDATE SET next_run = excluded.next_run WHERE s.next_run <= \(now)
+            RETURNING name
+            """).isEmpty
+    }
+}
