@@ -259,10 +259,12 @@ public final class PostgresBroker: Broker {
             END
             $$
             """,
-            // Wake-ups: any statement that makes jobs available notifies crew_jobs; any that ends jobs notifies
-            // crew_results. Triggers, so that a job inserted by another program wakes workers too.
+            // Wake-ups: an insert notifies crew_jobs once per statement; an update notifies crew_jobs for a row
+            // that became available and crew_results for one that ended (row triggers whose WHEN is false cost
+            // nothing, so claims and lease renewals pay nothing; PostgreSQL folds a transaction's equal
+            // notifications into one). Triggers, so that a job inserted by another program wakes workers too.
             """
-            CREATE FUNCTION crew_notify_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+            CREATE FUNCTION crew_notify_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
                 PERFORM pg_notify('crew_jobs', '');
                 RETURN NULL;
@@ -270,25 +272,25 @@ public final class PostgresBroker: Broker {
             $$
             """,
             """
-            CREATE FUNCTION crew_notify_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+            CREATE FUNCTION crew_notify_results() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-                IF EXISTS (SELECT 1 FROM crew_new WHERE state = 'available') THEN
-                    PERFORM pg_notify('crew_jobs', '');
-                END IF;
-                IF EXISTS (SELECT 1 FROM crew_new WHERE state IN ('succeeded', 'failed', 'cancelled', 'expired')) THEN
-                    PERFORM pg_notify('crew_results', '');
-                END IF;
+                PERFORM pg_notify('crew_results', '');
                 RETURN NULL;
             END
             $$
             """,
             """
             CREATE TRIGGER crew_jobs_inserted AFTER INSERT ON crew_jobs
-                FOR EACH STATEMENT EXECUTE FUNCTION crew_notify_inserted()
+                FOR EACH STATEMENT EXECUTE FUNCTION crew_notify_jobs()
             """,
             """
-            CREATE TRIGGER crew_jobs_updated AFTER UPDATE ON crew_jobs REFERENCING NEW TABLE AS crew_new
-                FOR EACH STATEMENT EXECUTE FUNCTION crew_notify_updated()
+            CREATE TRIGGER crew_jobs_available AFTER UPDATE OF state ON crew_jobs
+                FOR EACH ROW WHEN (NEW.state = 'available' AND OLD.state <> 'available') EXECUTE FUNCTION crew_notify_jobs()
+            """,
+            """
+            CREATE TRIGGER crew_jobs_ended AFTER UPDATE OF state ON crew_jobs
+                FOR EACH ROW WHEN (NEW.state IN ('succeeded', 'failed', 'cancelled', 'expired'))
+                EXECUTE FUNCTION crew_notify_results()
             """,
         ]
     ]
@@ -423,28 +425,40 @@ public final class PostgresBroker: Broker {
         guard limit > 0, !queues.isEmpty else { return [] }
         let now = clock().timeIntervalSince1970
         let until = now + JobRules.seconds(lease)
-        // Time-driven moves first: expiry, then scheduled and retrying jobs whose time has come.
+        // Time-driven moves first, in one statement: expiry, and scheduled or retrying jobs whose time has come
+        // (two sets of rows that do not meet). Rows another worker is moving are skipped.
         _ = try await run("""
-            UPDATE crew_jobs SET state = 'expired', finished_at = \(now)
-            WHERE id = ANY(ARRAY(
-                SELECT id FROM crew_jobs
-                WHERE expires_at IS NOT NULL AND expires_at <= \(now) AND state IN ('scheduled', 'available', 'retrying')
-                FOR UPDATE SKIP LOCKED))
+            WITH expired AS (
+                UPDATE crew_jobs SET state = 'expired', finished_at = \(now)
+                WHERE id = ANY(ARRAY(
+                    SELECT id FROM crew_jobs
+                    WHERE expires_at IS NOT NULL AND expires_at <= \(now) AND state IN ('scheduled', 'available', 'retrying')
+                    FOR UPDATE SKIP LOCKED))
+                RETURNING id
+            ), due AS (
+                UPDATE crew_jobs SET state = 'available'
+                WHERE id = ANY(ARRAY(
+                    SELECT id FROM crew_jobs
+                    WHERE state IN ('scheduled', 'retrying') AND run_at <= \(now) AND (expires_at IS NULL OR expires_at > \(now))
+                    FOR UPDATE SKIP LOCKED))
+                RETURNING id
+            )
+            SELECT (SELECT count(*) FROM expired), (SELECT count(*) FROM due)
             """)
-        _ = try await run("""
-            UPDATE crew_jobs SET state = 'available'
-            WHERE id = ANY(ARRAY(
-                SELECT id FROM crew_jobs WHERE state IN ('scheduled', 'retrying') AND run_at <= \(now)
-                FOR UPDATE SKIP LOCKED))
-            """)
+        // Per queue, in the available index's own order (one index scan each, not a sort of every waiting job);
+        // rows other workers hold are skipped, not waited for.
         let rows = try await run("""
             UPDATE crew_jobs SET state = 'running', attempts = attempts + 1, lease_until = \(until), worker = \(worker)
             WHERE id = ANY(ARRAY(
-                SELECT id FROM crew_jobs
-                WHERE state = 'available' AND queue = ANY(\(queues)) AND (expires_at IS NULL OR expires_at > \(now))
-                ORDER BY priority DESC, run_at, seq
-                LIMIT \(limit)
-                FOR UPDATE SKIP LOCKED))
+                SELECT j.id FROM unnest(\(queues)::text[]) AS q(name) CROSS JOIN LATERAL (
+                    SELECT id, priority, run_at, seq FROM crew_jobs
+                    WHERE state = 'available' AND queue = q.name AND (expires_at IS NULL OR expires_at > \(now))
+                    ORDER BY priority DESC, run_at, seq
+                    LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED
+                ) AS j
+                ORDER BY j.priority DESC, j.run_at, j.seq
+                LIMIT \(limit)))
             RETURNING \(unescaped: Self.columns)
             """)
         return rows.compactMap(record).sorted {

@@ -54,32 +54,46 @@ enum QueueBench {
     /// server, instead of hopping back to the main thread after each one.
     nonisolated static func measure(_ arguments: [String]) async throws {
         let quick = arguments.first == "quick"
+        // `--broker URL` measures another broker (crew-bench passes a throwaway PostgreSQL's); the figures then
+        // carry the prefix `postgres.` and the end-to-end rows run two worker processes, as two machines would.
+        if let index = arguments.firstIndex(of: "--broker"), index + 1 < arguments.count {
+            let url = arguments[index + 1]
+            try await measure(url: url, prefix: "postgres.", workerProcesses: 2, quick: quick)
+            return
+        }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("crew-queue-bench-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("crew.db").path
-        let url = "sqlite://" + path
-        let broker = try SQLiteBroker(path: path)
+        try await measure(url: "sqlite://" + dir.appendingPathComponent("crew.db").path, prefix: "", workerProcesses: 1, quick: quick)
+    }
+
+    nonisolated static func measure(url: String, prefix: String, workerProcesses: Int, quick: Bool) async throws {
+        let broker = try await CrewCLI.broker(url)
         let client = TaskClient(broker: broker)
 
         // Enqueue, one at a time and in bulk, with no worker running.
         let n = quick ? 1_000 : 5_000
         var start = ContinuousClock.now
         for i in 0..<n { try await client.enqueue(BenchTasks.task, i) }
-        emit("enqueue", "one at a time", Double(n) / seconds(ContinuousClock.now - start), "tasks/s")
+        emit(prefix + "enqueue", "one at a time", Double(n) / seconds(ContinuousClock.now - start), "tasks/s")
 
         let bulk = quick ? 20_000 : 100_000
         start = ContinuousClock.now
         try await client.enqueueMany(BenchTasks.task, Array(0..<bulk))
-        emit("enqueue", "bulk", Double(bulk) / seconds(ContinuousClock.now - start), "tasks/s")
+        emit(prefix + "enqueue", "bulk", Double(bulk) / seconds(ContinuousClock.now - start), "tasks/s")
         _ = try await broker.purge(queue: "default")
 
-        for (pool, concurrency) in [("threads", 4), ("coroutines", 8), ("threads", 8), ("prefork", 2)] {
+        let pools = workerProcesses == 1
+            ? [("threads", 4), ("coroutines", 8), ("threads", 8), ("prefork", 2)]
+            : [("threads", 4), ("prefork", 2)]
+        for (pool, concurrency) in pools {
             // Worker ready: from its start until it answers a task.
             start = ContinuousClock.now
-            let worker = try startWorker(pool, concurrency, broker: url)
+            var workers = [try startWorker(pool, concurrency, broker: url)]
             _ = try await client.enqueue(BenchTasks.task, 0).result(timeout: .seconds(60))
-            emit("worker", "ready (\(pool))", seconds(ContinuousClock.now - start), "s")
+            emit(prefix + "worker", "ready (\(pool))", seconds(ContinuousClock.now - start), "s")
+            while workers.count < workerProcesses { workers.append(try startWorker(pool, concurrency, broker: url)) }
+            for _ in 0..<50 { _ = try await client.enqueue(BenchTasks.task, 0).result(timeout: .seconds(60)) }
 
             if pool == "threads" {
                 var times: [Double] = []
@@ -89,8 +103,8 @@ enum QueueBench {
                     times.append(seconds(ContinuousClock.now - t0) * 1000)
                 }
                 times.sort()
-                emit("round_trip", "p50", times[times.count / 2], "ms")
-                emit("round_trip", "p99", times[Int(Double(times.count) * 0.99) - 1], "ms")
+                emit(prefix + "round_trip", "p50", times[times.count / 2], "ms")
+                emit(prefix + "round_trip", "p99", times[Int(Double(times.count) * 0.99) - 1], "ms")
             }
 
             // End to end: enqueue, then wait for every result.
@@ -98,8 +112,10 @@ enum QueueBench {
             start = ContinuousClock.now
             let handles = try await client.enqueueMany(BenchTasks.task, Array(0..<total))
             for handle in handles { _ = try await handle.result(timeout: .seconds(600)) }
-            emit("end_to_end", "\(pool) -c \(concurrency)", Double(total) / seconds(ContinuousClock.now - start), "tasks/s")
-            emit("worker", "graceful stop (\(pool))", stop(worker), "s")
+            let label = workerProcesses == 1 ? "\(pool) -c \(concurrency)" : "\(workerProcesses) × \(pool) -c \(concurrency)"
+            emit(prefix + "end_to_end", label, Double(total) / seconds(ContinuousClock.now - start), "tasks/s")
+            let stopped = workers.map(stop).max() ?? 0
+            emit(prefix + "worker", "graceful stop (\(pool))", stopped, "s")
         }
     }
 }
