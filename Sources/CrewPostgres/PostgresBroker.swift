@@ -27,12 +27,21 @@ public final class PostgresBroker: Broker {
         public var maximumConnections: Int
         /// How long a connection attempt may take before it fails.
         public var connectTimeout: Duration
+        /// How long a statement may go unanswered before it fails with `unavailable` (a connection cut at the
+        /// wrong moment can leave a request without an answer; the broker never waits on it forever).
+        public var statementTimeout: Duration
 
-        /// Notifications on, 8 connections, 5 s to connect.
-        public init(notifications: Bool = true, maximumConnections: Int = 8, connectTimeout: Duration = .seconds(5)) {
+        /// Notifications on, 8 connections, 5 s to connect, 30 s for a statement.
+        public init(
+            notifications: Bool = true,
+            maximumConnections: Int = 8,
+            connectTimeout: Duration = .seconds(5),
+            statementTimeout: Duration = .seconds(30)
+        ) {
             self.notifications = notifications
             self.maximumConnections = maximumConnections
             self.connectTimeout = connectTimeout
+            self.statementTimeout = statementTimeout
         }
     }
 
@@ -96,6 +105,9 @@ public final class PostgresBroker: Broker {
         var poolLogger = logger
         poolLogger.logLevel = max(logger.logLevel, .warning)
         self.client = PostgresClient(configuration: configuration, backgroundLogger: poolLogger)
+        // The pool runs from now on (its requests wait until it does).
+        let client = self.client
+        tasks.withLock { $0.append(Task { await client.run() }) }
         // A first connection of its own: a wrong password or an unreachable server fails here, at once, instead
         // of leaving requests queued in the pool. It creates or checks the schema.
         let connection = try await Self.open(configuration, endpoint: endpoint, logger: logger)
@@ -104,10 +116,9 @@ public final class PostgresBroker: Broker {
             try? await connection.close()
         } catch {
             try? await connection.close()
+            for task in tasks.withLock({ $0 }) { task.cancel() }
             throw Self.brokerError(error, endpoint: endpoint)
         }
-        let client = self.client
-        tasks.withLock { $0.append(Task { await client.run() }) }
         if options.notifications {
             // Holds no reference to the broker: dropping the broker ends it (deinit cancels it).
             let listening = Task { [signals, configuration, endpoint, logger] in
@@ -346,21 +357,61 @@ public final class PostgresBroker: Broker {
     // MARK: Statements
 
     private func run(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        let (client, logger) = (self.client, self.logger)
+        return try await answered { try await client.query(query, logger: logger).collect() }
+    }
+
+    private func run<Statement: CrewStatement>(_ statement: Statement) async throws -> [PostgresRow] {
+        let (client, logger) = (self.client, self.logger)
+        return try await answered {
+            var rows: [PostgresRow] = []
+            for try await row in try await client.execute(statement, logger: logger) { rows.append(row) }
+            return rows
+        }
+    }
+
+    /// Runs a statement, failing with `unavailable` if it has no answer within the statement timeout. The
+    /// statement runs in a task of its own, so that one left without an answer is abandoned, not awaited.
+    private func answered(_ body: @escaping @Sendable () async throws -> [PostgresRow]) async throws -> [PostgresRow] {
+        let timeout = options.statementTimeout
+        let endpoint = self.endpoint
+        let once = ResumeOnce()
         do {
-            return try await client.query(query, logger: logger).collect()
+            return try await withCheckedThrowingContinuation { continuation in
+                once.arm(continuation)
+                let work = Task {
+                    do { once.resume(.success(UncheckedRows(rows: try await body()))) } catch { once.resume(.failure(error)) }
+                }
+                let timer = Task {
+                    try? await Task.sleep(for: timeout)
+                    if Task.isCancelled { return }
+                    if once.resume(.failure(BrokerError(.unavailable, "PostgreSQL at \(endpoint) did not answer within \(timeout)"))) {
+                        work.cancel()
+                    }
+                }
+                once.onResume { timer.cancel() }
+            }.rows
         } catch {
             throw Self.brokerError(error, endpoint: endpoint)
         }
     }
 
-    static let columns =
-        "id, name, arguments, queue, priority, state, attempts, max_attempts, run_at, expires_at, lease_until, worker, result, errors, created_at, finished_at"
+    static let columns = jobColumns
 
     /// A job from a row of ``columns``; nil (and logged) for a row that does not read as one.
     func record(_ row: PostgresRow) -> JobRecord? {
         do {
-            let (id, name, arguments, queue, priority, state, attempts, maxAttempts, runAt, expiresAt, leaseUntil, worker, result, errors, createdAt, finishedAt) =
-                try row.decode((String, String, String, String, Int, String, Int, Int, Double, Double?, Double?, String?, String?, String, Double, Double?).self)
+            // By position: the first 16 columns are the job's (a claim's rows carry one more).
+            let columns = row.makeRandomAccess()
+            func column<T: PostgresDecodable>(_ index: Int, _ type: T.Type = T.self) throws -> T {
+                try columns[index].decode(T.self)
+            }
+            let (id, name, arguments, queue, priority, state): (String, String, String, String, Int, String) =
+                (try column(0), try column(1), try column(2), try column(3), try column(4), try column(5))
+            let (attempts, maxAttempts, runAt, expiresAt, leaseUntil): (Int, Int, Double, Double?, Double?) =
+                (try column(6), try column(7), try column(8), try column(9), try column(10))
+            let (worker, result, errors, createdAt, finishedAt): (String?, String?, String, Double, Double?) =
+                (try column(11), try column(12), try column(13), try column(14), try column(15))
             guard let state = JobState(rawValue: state) else { throw BrokerError(.storage, "unknown state \(state)") }
             return JobRecord(
                 id: JobID(id), name: name, arguments: arguments, queue: queue, priority: priority, state: state,
@@ -396,28 +447,23 @@ public final class PostgresBroker: Broker {
     public func enqueue(_ jobs: [NewJob], connection: PostgresConnection) async throws {
         guard !jobs.isEmpty else { return }
         do {
-            try await connection.query(insert(jobs), logger: logger)
+            for try await _ in try await connection.execute(insert(jobs), logger: logger) {}
         } catch {
             throw Self.brokerError(error, endpoint: endpoint)
         }
     }
 
-    private func insert(_ jobs: [NewJob]) throws -> PostgresQuery {
+    private func insert(_ jobs: [NewJob]) throws -> InsertJobs {
         // The primary key refuses a taken id (duplicateJob), rolling back the whole statement.
         try JobRules.validate(jobs, duplicates: false)
         let now = clock()
-        let states = jobs.map { JobRules.initialState($0, now: now).rawValue }
-        // Arrays of optionals do not bind: NaN stands for NULL.
-        let runAt = jobs.map { ($0.runAt ?? now).timeIntervalSince1970 }
-        let expiresAt = jobs.map { $0.expiresAt?.timeIntervalSince1970 ?? .nan }
-        let ttl = jobs.map { $0.resultTTL.map { JobRules.seconds($0) } ?? .nan }
-        return """
-            INSERT INTO crew_jobs (id, name, arguments, queue, priority, state, max_attempts, run_at, expires_at, created_at, result_ttl)
-            SELECT id, name, arguments, queue, priority, state, max_attempts, run_at, nullif(expires_at, 'NaN'), \(now.timeIntervalSince1970), nullif(ttl, 'NaN')
-            FROM unnest(\(jobs.map(\.id.rawValue)), \(jobs.map(\.name)), \(jobs.map(\.arguments)), \(jobs.map(\.queue)),
-                        \(jobs.map(\.priority)), \(states), \(jobs.map(\.maxAttempts)), \(runAt), \(expiresAt), \(ttl))
-                AS j(id, name, arguments, queue, priority, state, max_attempts, run_at, expires_at, ttl)
-            """
+        return InsertJobs(
+            ids: jobs.map(\.id.rawValue), names: jobs.map(\.name), arguments: jobs.map(\.arguments), queues: jobs.map(\.queue),
+            priorities: jobs.map(\.priority), states: jobs.map { JobRules.initialState($0, now: now).rawValue },
+            maxAttempts: jobs.map(\.maxAttempts), runAt: jobs.map { ($0.runAt ?? now).timeIntervalSince1970 },
+            expiresAt: jobs.map { $0.expiresAt?.timeIntervalSince1970 ?? .nan },
+            ttl: jobs.map { $0.resultTTL.map { JobRules.seconds($0) } ?? .nan }, now: now.timeIntervalSince1970
+        )
     }
 
     /// Claims up to `limit` available jobs in one statement; rows other workers hold are skipped, not waited for.
@@ -425,43 +471,21 @@ public final class PostgresBroker: Broker {
         guard limit > 0, !queues.isEmpty else { return [] }
         let now = clock().timeIntervalSince1970
         let until = now + JobRules.seconds(lease)
-        // Time-driven moves first, in one statement: expiry, and scheduled or retrying jobs whose time has come
-        // (two sets of rows that do not meet). Rows another worker is moving are skipped.
-        _ = try await run("""
-            WITH expired AS (
-                UPDATE crew_jobs SET state = 'expired', finished_at = \(now)
-                WHERE id = ANY(ARRAY(
-                    SELECT id FROM crew_jobs
-                    WHERE expires_at IS NOT NULL AND expires_at <= \(now) AND state IN ('scheduled', 'available', 'retrying')
-                    FOR UPDATE SKIP LOCKED))
-                RETURNING id
-            ), due AS (
-                UPDATE crew_jobs SET state = 'available'
-                WHERE id = ANY(ARRAY(
-                    SELECT id FROM crew_jobs
-                    WHERE state IN ('scheduled', 'retrying') AND run_at <= \(now) AND (expires_at IS NULL OR expires_at > \(now))
-                    FOR UPDATE SKIP LOCKED))
-                RETURNING id
-            )
-            SELECT (SELECT count(*) FROM expired), (SELECT count(*) FROM due)
-            """)
-        // Per queue, in the available index's own order (one index scan each, not a sort of every waiting job);
-        // rows other workers hold are skipped, not waited for.
-        let rows = try await run("""
-            UPDATE crew_jobs SET state = 'running', attempts = attempts + 1, lease_until = \(until), worker = \(worker)
-            WHERE id = ANY(ARRAY(
-                SELECT j.id FROM unnest(\(queues)::text[]) AS q(name) CROSS JOIN LATERAL (
-                    SELECT id, priority, run_at, seq FROM crew_jobs
-                    WHERE state = 'available' AND queue = q.name AND (expires_at IS NULL OR expires_at > \(now))
-                    ORDER BY priority DESC, run_at, seq
-                    LIMIT \(limit)
-                    FOR UPDATE SKIP LOCKED
-                ) AS j
-                ORDER BY j.priority DESC, j.run_at, j.seq
-                LIMIT \(limit)))
-            RETURNING \(unescaped: Self.columns)
-            """)
-        return rows.compactMap(record).sorted {
+        var claimed: [JobRecord] = []
+        for _ in 0..<2 {
+            let rows = try await run(ClaimJobs(until: until, worker: worker, queues: queues, now: now, limit: limit - claimed.count))
+            var moved = 0
+            for row in rows {
+                let columns = row.makeRandomAccess()
+                moved = (try? columns[16].decode(Int.self)) ?? 0
+                // The row that only reports the count has no id.
+                if (try? columns[0].decode(String?.self)) != nil, let job = record(row) { claimed.append(job) }
+            }
+            // Again only if the first statement made jobs available that it could not claim itself.
+            guard moved > 0, claimed.count < limit else { break }
+        }
+        let rows = claimed
+        return rows.sorted {
             ($0.priority, $1.runAt, $1.createdAt) > ($1.priority, $0.runAt, $0.createdAt)
         }
     }
@@ -470,11 +494,7 @@ public final class PostgresBroker: Broker {
     public func renew(_ ids: [JobID], worker: String, lease: Duration) async throws -> [JobID] {
         guard !ids.isEmpty else { return [] }
         let until = clock().timeIntervalSince1970 + JobRules.seconds(lease)
-        let rows = try await run("""
-            UPDATE crew_jobs SET lease_until = \(until)
-            WHERE id = ANY(\(ids.map(\.rawValue))) AND state = 'running' AND worker = \(worker)
-            RETURNING id
-            """)
+        let rows = try await run(RenewLeases(until: until, ids: ids.map(\.rawValue), worker: worker))
         let held = Set(rows.compactMap { try? $0.decode(String.self) })
         return ids.filter { held.contains($0.rawValue) }
     }
@@ -487,26 +507,10 @@ public final class PostgresBroker: Broker {
         let failures = outcomes.filter { $0.error != nil }
         let encoder = JSONEncoder()
         let errors = try failures.map { String(decoding: try encoder.encode($0.error!), as: UTF8.self) }
-        let rows = try await run("""
-            WITH s AS (
-                UPDATE crew_jobs SET state = 'succeeded', result = o.result, lease_until = NULL, finished_at = \(now)
-                FROM unnest(\(successes.map(\.id.rawValue)), \(successes.map { $0.result ?? "null" })) AS o(id, result)
-                WHERE crew_jobs.id = o.id AND crew_jobs.state = 'running' AND crew_jobs.worker = \(worker)
-                RETURNING crew_jobs.id, crew_jobs.state
-            ), f AS (
-                UPDATE crew_jobs SET
-                    state = CASE WHEN o.retry_at <> 'NaN' AND attempts < max_attempts THEN 'retrying' ELSE 'failed' END,
-                    errors = (crew_errors(errors) || jsonb_build_array(o.error::jsonb))::text,
-                    run_at = CASE WHEN o.retry_at <> 'NaN' AND attempts < max_attempts THEN o.retry_at ELSE run_at END,
-                    finished_at = CASE WHEN o.retry_at <> 'NaN' AND attempts < max_attempts THEN NULL ELSE \(now) END,
-                    lease_until = NULL
-                FROM unnest(\(failures.map(\.id.rawValue)), \(errors), \(failures.map { $0.retryAt?.timeIntervalSince1970 ?? .nan }))
-                    AS o(id, error, retry_at)
-                WHERE crew_jobs.id = o.id AND crew_jobs.state = 'running' AND crew_jobs.worker = \(worker)
-                RETURNING crew_jobs.id, crew_jobs.state
-            )
-            SELECT id, state FROM s UNION ALL SELECT id, state FROM f
-            """)
+        let rows = try await run(RecordOutcomes(
+            now: now, worker: worker, succeeded: successes.map(\.id.rawValue), results: successes.map { $0.result ?? "null" },
+            failed: failures.map(\.id.rawValue), errors: errors, retryAt: failures.map { $0.retryAt?.timeIntervalSince1970 ?? .nan }
+        ))
         var states: [String: JobState] = [:]
         for row in rows {
             guard let (id, state) = try? row.decode((String, String).self) else { continue }
@@ -536,7 +540,7 @@ public final class PostgresBroker: Broker {
 
     /// The job, if it exists.
     public func job(_ id: JobID) async throws -> JobRecord? {
-        try await run("SELECT \(unescaped: Self.columns) FROM crew_jobs WHERE id = \(id.rawValue)").first.flatMap(record)
+        try await run(FetchJob(id: id.rawValue)).first.flatMap(record)
     }
 
     /// Returns running jobs whose lease has expired (or that have no lease: a row edited by hand); how many.
@@ -620,5 +624,50 @@ public final class PostgresBroker: Broker {
             ON CONFLICT (name) DO UPDATE SET next_run = excluded.next_run WHERE s.next_run <= \(now)
             RETURNING name
             """).isEmpty
+    }
+}
+
+/// Rows handed from the task that read them to the one that waits (they are read-only from then on).
+struct UncheckedRows: @unchecked Sendable {
+    var rows: [PostgresRow]
+}
+
+/// A continuation resumed by whichever comes first: the answer or the timeout.
+final class ResumeOnce: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<UncheckedRows, any Error>?
+        var pending: Result<UncheckedRows, any Error>?
+        var resumed = false
+        var onResume: (@Sendable () -> Void)?
+    }
+
+    private let state = Mutex(State())
+
+    func arm(_ continuation: CheckedContinuation<UncheckedRows, any Error>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    /// Runs `action` once it has been resumed (at once if it already was).
+    func onResume(_ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.resumed { return true }
+            state.onResume = action
+            return false
+        }
+        if now { action() }
+    }
+
+    /// Resumes with `result` unless it was resumed before; true if this call did.
+    @discardableResult
+    func resume(_ result: Result<UncheckedRows, any Error>) -> Bool {
+        let (continuation, action) = state.withLock { state -> (CheckedContinuation<UncheckedRows, any Error>?, (@Sendable () -> Void)?) in
+            guard !state.resumed else { return (nil, nil) }
+            state.resumed = true
+            return (state.continuation, state.onResume)
+        }
+        guard let continuation else { return false }
+        continuation.resume(with: result)
+        action?()
+        return true
     }
 }

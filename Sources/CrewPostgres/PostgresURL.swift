@@ -30,9 +30,14 @@ enum PostgresURL {
                     throw BrokerError(.invalidArgument, "connections=\(value) in \(url): a count of at least 1")
                 }
                 options.maximumConnections = count
+            case ("timeout", let value):
+                guard let seconds = Double(value), seconds > 0 else {
+                    throw BrokerError(.invalidArgument, "timeout=\(value) in \(url): seconds a statement may go unanswered")
+                }
+                options.statementTimeout = .milliseconds(Int(seconds * 1000))
             case ("sslmode", "disable"): break
             case (let name, _):
-                throw BrokerError(.invalidArgument, "unknown option \(name) in \(url) (host=/socket/directory, notifications=off, connections=N)")
+                throw BrokerError(.invalidArgument, "unknown option \(name) in \(url) (host=/socket/directory, notifications=off, connections=N, timeout=SECONDS)")
             }
         }
         if let socketDirectory {

@@ -9,6 +9,8 @@ public final class BrokerSignals: Sendable {
         var results: UInt64 = 0
         var nextWaiter: UInt64 = 0
         var waiters: [UInt64: (signal: BrokerSignal, continuation: CheckedContinuation<Void, Never>)] = [:]
+        /// Waits whose timeout passed before they were parked: they return as soon as they try to park.
+        var timedOut: Set<UInt64> = []
 
         func count(_ signal: BrokerSignal) -> UInt64 {
             switch signal {
@@ -51,16 +53,27 @@ public final class BrokerSignals: Sendable {
         guard let id else { return }
         let timer = Task {
             try? await Task.sleep(for: timeout)
-            self.state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume()
+            if Task.isCancelled { return }
+            let parked = self.state.withLock { state in
+                guard let waiter = state.waiters.removeValue(forKey: id) else {
+                    // Not parked yet: it must not park now, or nothing would wake it.
+                    state.timedOut.insert(id)
+                    return CheckedContinuation<Void, Never>?.none
+                }
+                return waiter.continuation
+            }
+            parked?.resume()
         }
         await withCheckedContinuation { continuation in
             let now = state.withLock { state -> Bool in
-                guard state.count(signal) == mark else { return true }
+                guard state.count(signal) == mark, state.timedOut.remove(id) == nil else { return true }
                 state.waiters[id] = (signal, continuation)
                 return false
             }
             if now { continuation.resume() }
         }
         timer.cancel()
+        // A timer that fired after a raise or an early return leaves its mark behind: drop it.
+        state.withLock { _ = $0.timedOut.remove(id) }
     }
 }

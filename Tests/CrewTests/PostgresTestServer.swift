@@ -36,12 +36,14 @@ enum PostgresTestServer {
         return "postgres://postgres@/\(name)?host=\(directory)" + (query.map { "&" + $0 } ?? "")
     }
 
-    /// Runs SQL on a database, as a person editing it by hand would.
-    static func sql(_ url: String, _ statement: String) async throws {
+    /// Runs SQL on a database, as a person editing it by hand would; returns how many rows it returned.
+    @discardableResult
+    static func sql(_ url: String, _ statement: String) async throws -> Int {
         let broker = try await PostgresBroker.connect(url: url)
         defer { broker.close() }
-        try await broker.client.withConnection { connection in
+        return try await broker.client.withConnection { connection in
             try await connection.query(PostgresQuery(unsafeSQL: statement), logger: Logger(label: "crew.test.postgres"))
+                .collect().count
         }
     }
 
