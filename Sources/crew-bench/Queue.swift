@@ -41,6 +41,37 @@ extension CrewBench {
         add("queue round trip enqueue → result, p99 (ms)", "round_trip/p99", "SQLite", "round_trip/p99", lowerIsBetter: true)
         add("queue worker ready (s)", "worker/ready (prefork)", "prefork", "worker/ready", lowerIsBetter: true)
         add("queue worker graceful stop (s)", "worker/graceful stop (prefork)", "prefork", "worker/graceful stop", lowerIsBetter: true)
+
+        // The PostgreSQL broker, on a throwaway server (scripts/postgres), two worker processes as two machines.
+        let postgres = try postgresSide(directory: directory)
+        func addPostgres(_ workload: String, _ crewKey: String, _ crewLabel: String, _ celeryKey: String, lowerIsBetter: Bool) {
+            table.add(workload: workload, crew: postgres["postgres." + crewKey] ?? .nan, crewLabel: crewLabel,
+                      python: celery[celeryKey], pythonLabel: "Celery + Redis", lowerIsBetter: lowerIsBetter)
+        }
+        addPostgres("queue on PostgreSQL, end to end (tasks/s)", "end_to_end/2 × threads -c 4", "2 × threads -c 4", "end_to_end/prefork -c 2", lowerIsBetter: false)
+        addPostgres("queue on PostgreSQL, end to end (tasks/s)", "end_to_end/2 × prefork -c 2", "2 × prefork -c 2", "end_to_end/prefork -c 2", lowerIsBetter: false)
+        addPostgres("queue on PostgreSQL, enqueue one at a time (tasks/s)", "enqueue/one at a time", "TaskClient", "enqueue/one at a time", lowerIsBetter: false)
+        addPostgres("queue on PostgreSQL, enqueue bulk (tasks/s)", "enqueue/bulk", "enqueueMany", "enqueue/bulk (group)", lowerIsBetter: false)
+        addPostgres("queue on PostgreSQL, round trip p50 (ms)", "round_trip/p50", "PostgreSQL", "round_trip/p50", lowerIsBetter: true)
+        addPostgres("queue on PostgreSQL, round trip p99 (ms)", "round_trip/p99", "PostgreSQL", "round_trip/p99", lowerIsBetter: true)
+    }
+
+    /// Crew's queue figures on a throwaway PostgreSQL that `scripts/postgres` starts (and stops, whatever
+    /// happens); none if the script is not beside the peers (crew-bench run outside the repository).
+    func postgresSide(directory: String) throws -> [String: Double] {
+        let script = "\(peers)/../../scripts/postgres"
+        guard access(script, X_OK) == 0 else {
+            status("queue: no scripts/postgres beside bench/peers; the PostgreSQL rows are skipped")
+            return [:]
+        }
+        status("queue: Crew on PostgreSQL (a throwaway server from scripts/postgres)")
+        let server = "/tmp/crew-bench-postgres-\(getpid())"
+        defer { _ = system("'\(script)' stop '\(server)' >/dev/null 2>&1") }
+        fflush(nil)
+        guard let pipe = popen("'\(script)' start '\(server)'", "r") else { throw ValidationError("cannot run \(script)") }
+        let url = String(String(decoding: Machine.readAll(pipe), as: UTF8.self).split(separator: "\n").last ?? "")
+        guard pclose(pipe) == 0, url.hasPrefix("postgres://") else { throw ValidationError("\(script) start failed") }
+        return try runJSONLines("'\(directory)/crew-queue-bench' \(quick ? "quick" : "full") --broker '\(url)'")
     }
 
     /// Runs a shell command that prints JSON lines of figures; returns them by "workload/variant".

@@ -30,9 +30,10 @@ public struct ChaosProducerJob: Codable, Sendable {
 
 /// The functions the durable queue's chaos test runs in worker and producer processes.
 public enum QueueFunctions {
-    /// The task the chaos jobs run: a short wait, then its argument back.
+    /// The task the chaos jobs run: a short wait (long enough that a killed worker is holding jobs), then its
+    /// argument back.
     public static let chaosTask = Function("chaos.task") { (n: Int) async throws -> Int in
-        try await Task.sleep(for: .milliseconds(2))
+        try await Task.sleep(for: .milliseconds(5))
         return n
     }
 

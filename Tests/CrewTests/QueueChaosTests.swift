@@ -59,7 +59,7 @@ import Testing
                 continue
             }
             if counts[.succeeded, default: 0] + counts[.failed, default: 0] == total { break }
-            try await Task.sleep(for: .milliseconds(Int.random(in: 30...150)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 80...250)))
             if !restarted && counts[.succeeded, default: 0] > total / 3 {
                 try await PostgresTestServer.restart()
                 restarted = true

@@ -1,7 +1,10 @@
+import CrewPostgres
 import CrewQueue
 import CrewSQLite
 import CrewTesting
 import Foundation
+import Logging
+import PostgresNIO
 import Testing
 
 @testable import Crew
@@ -128,6 +131,14 @@ func taskQueueTour() async throws {
     print(try await handle.result(timeout: .seconds(10)))  // 144
     worker.stop()
     try await serving.value
+}
+
+func enqueueWithAnOrder(_ broker: PostgresBroker, orderID: Int, logger: Logger) async throws {
+    let job = try TaskClient(broker: broker).job(Jobs.square, orderID)
+    try await broker.client.withTransaction(logger: logger) { connection in
+        try await connection.query("INSERT INTO orders (id) VALUES (\(orderID))", logger: logger)
+        try await broker.enqueue([job], connection: connection)
+    }
 }
 
 func readmeTesting() throws {
