@@ -44,11 +44,16 @@ extension CrewBench {
 
         // The PostgreSQL broker, on a throwaway server (scripts/postgres), two worker processes as two machines.
         let postgres = try postgresSide(directory: directory)
-        func addPostgres(_ workload: String, _ crewKey: String, _ crewLabel: String, _ celeryKey: String, lowerIsBetter: Bool) {
+        func addPostgres(
+            _ workload: String, _ crewKey: String, _ crewLabel: String, _ celeryKey: String,
+            celeryLabel: String = "Celery + Redis", lowerIsBetter: Bool
+        ) {
             table.add(workload: workload, crew: postgres["postgres." + crewKey] ?? .nan, crewLabel: crewLabel,
-                      python: celery[celeryKey], pythonLabel: "Celery + Redis", lowerIsBetter: lowerIsBetter)
+                      python: celery[celeryKey], pythonLabel: celeryLabel, lowerIsBetter: lowerIsBetter)
         }
         addPostgres("queue on PostgreSQL, end to end (tasks/s)", "end_to_end/2 × threads -c 4", "2 × threads -c 4", "end_to_end/prefork -c 2", lowerIsBetter: false)
+        addPostgres("queue on PostgreSQL, end to end (tasks/s)", "end_to_end/2 × coroutines -c 32", "2 × coroutines -c 32",
+                    "end_to_end/gevent -c 32", celeryLabel: "Celery gevent -c 32", lowerIsBetter: false)
         addPostgres("queue on PostgreSQL, end to end (tasks/s)", "end_to_end/2 × prefork -c 2", "2 × prefork -c 2", "end_to_end/prefork -c 2", lowerIsBetter: false)
         addPostgres("queue on PostgreSQL, enqueue one at a time (tasks/s)", "enqueue/one at a time", "TaskClient", "enqueue/one at a time", lowerIsBetter: false)
         addPostgres("queue on PostgreSQL, enqueue bulk (tasks/s)", "enqueue/bulk", "enqueueMany", "enqueue/bulk (group)", lowerIsBetter: false)

@@ -47,7 +47,13 @@ enum QueueBench {
             await CrewCLI.main(tasks: [BenchTasks.task], arguments: arguments)
             return
         }
-        try await measure(arguments)
+        do {
+            try await measure(arguments)
+        } catch {
+            // A broker that cannot be opened (a wrong URL, a server that is down) is a message, not a crash.
+            FileHandle.standardError.write(Data("crew-queue-bench: \(error)\n".utf8))
+            exit(1)
+        }
     }
 
     /// The measurements, off the main actor: the producer's awaits then stay on the global executor, as in a
@@ -85,7 +91,7 @@ enum QueueBench {
 
         let pools = workerProcesses == 1
             ? [("threads", 4), ("coroutines", 8), ("threads", 8), ("prefork", 2)]
-            : [("threads", 4), ("prefork", 2)]
+            : [("threads", 4), ("coroutines", 32), ("prefork", 2)]
         for (pool, concurrency) in pools {
             // Worker ready: from its start until it answers a task.
             start = ContinuousClock.now

@@ -115,11 +115,11 @@ def main():
         emit("worker", "graceful stop", time.perf_counter() - t0, "s")
         worker = None
 
-        # The same tasks on Celery's thread and gevent pools, 8 at once.
-        for pool in ["threads", "gevent"]:
-            worker = start_worker(pool, 8)
+        # The same tasks on Celery's thread and gevent pools, 8 at once, and gevent 32 at once.
+        for pool, n in [("threads", 8), ("gevent", 8), ("gevent", 32)]:
+            worker = start_worker(pool, n)
             bench_app.trivial.apply_async((0,)).get(timeout=60)
-            end_to_end(f"{pool} -c 8")
+            end_to_end(f"{pool} -c {n}")
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=60)
             worker = None
