@@ -224,24 +224,24 @@ public final class SQLiteBroker: Broker {
         }
     }
 
-    /// The write on this thread; nil if another process holds the write lock (nothing was done then).
+    /// The write on this thread; nil if it met another process's lock anywhere (it was rolled back then; nothing
+    /// was written). The busy handler gives up at once on this thread, so a caller's thread never sleeps on a lock.
     private func writeOnThisThread<T>(_ body: (Database) throws -> T) throws -> T? {
         try pool.writeWithoutTransaction { db -> T? in
             crew_set_thread_flag(1)
+            defer { crew_set_thread_flag(0) }
             do {
                 try db.beginTransaction(.immediate)
-            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
-                crew_set_thread_flag(0)
+            } catch let error as DatabaseError where Self.isBusy(error) {
                 return nil
-            } catch {
-                crew_set_thread_flag(0)
-                throw error
             }
-            crew_set_thread_flag(0)
             do {
                 let value = try body(db)
                 try db.commit()
                 return value
+            } catch let error as DatabaseError where Self.isBusy(error) {
+                if db.isInsideTransaction { try? db.rollback() }
+                return nil
             } catch {
                 if db.isInsideTransaction { try? db.rollback() }
                 throw error
@@ -249,18 +249,30 @@ public final class SQLiteBroker: Broker {
         }
     }
 
+    private static func isBusy(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
+    }
+
+    /// Runs a read. First on the calling thread (in WAL mode a read does not wait for a writer, and is shorter than
+    /// the two thread switches an asynchronous read costs); if it meets a lock anyway (another process recovering
+    /// the WAL after a crash), on GRDB's reader queue, which waits up to the busy timeout off the caller's thread.
     private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            // On the calling thread: a read in WAL mode never waits for a writer, and is shorter than the two
-            // thread switches an asynchronous read costs.
-            return try readOnThisThread(body)
+            if let value = try readOnThisThread(body) { return value }
+            return try await pool.read(body)
         } catch let error as DatabaseError {
             throw Self.brokerError(error, path: path)
         }
     }
 
-    private func readOnThisThread<T>(_ body: (Database) throws -> T) throws -> T {
-        try pool.read(body)
+    private func readOnThisThread<T>(_ body: (Database) throws -> T) throws -> T? {
+        crew_set_thread_flag(1)
+        defer { crew_set_thread_flag(0) }
+        do {
+            return try pool.read(body)
+        } catch let error as DatabaseError where Self.isBusy(error) {
+            return nil
+        }
     }
 
     private static let columns =

@@ -48,6 +48,7 @@ import Testing
         let total = 5_000
         try await TaskClient(broker: broker).enqueueMany(QueueFunctions.chaosQueueTask, Array(0..<total))
         var workers = [try startWorker(url, 0), try startWorker(url, 1)]
+        var names = ["chaos-0", "chaos-1"]
         var restarted = storage != .postgres
         var started = 2
         var kills = 0
@@ -65,10 +66,14 @@ import Testing
                 restarted = true
             }
             if kills < 12 {
-                let victim = Int.random(in: 0..<workers.count)
+                // A worker that holds running jobs, when one does: the kill must cost attempts.
+                let holders = Set((try? await broker.jobs(queue: nil, states: [.running], limit: 100))?.compactMap(\.worker) ?? [])
+                let holding = workers.indices.filter { holders.contains(names[$0]) }
+                let victim = holding.randomElement() ?? Int.random(in: 0..<workers.count)
                 workers[victim].kill()
                 try await workers[victim].join()
                 workers[victim] = try startWorker(url, started)
+                names[victim] = "chaos-\(started)"
                 started += 1
                 kills += 1
             }
