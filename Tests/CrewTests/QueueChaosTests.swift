@@ -66,10 +66,10 @@ import Testing
                 restarted = true
             }
             if kills < 12 {
-                // A worker that holds running jobs, when one does: the kill must cost attempts.
+                // Only a worker that holds running jobs (on a busy machine a new worker may still be starting):
+                // each kill must cost attempts.
                 let holders = Set((try? await broker.jobs(queue: nil, states: [.running], limit: 100))?.compactMap(\.worker) ?? [])
-                let holding = workers.indices.filter { holders.contains(names[$0]) }
-                let victim = holding.randomElement() ?? Int.random(in: 0..<workers.count)
+                guard let victim = workers.indices.filter({ holders.contains(names[$0]) }).randomElement() else { continue }
                 workers[victim].kill()
                 try await workers[victim].join()
                 workers[victim] = try startWorker(url, started)
