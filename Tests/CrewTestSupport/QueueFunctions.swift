@@ -33,7 +33,7 @@ public enum QueueFunctions {
     /// The task the chaos jobs run: a short wait (long enough that a killed worker is holding jobs), then its
     /// argument back.
     public static let chaosTask = Function("chaos.task") { (n: Int) async throws -> Int in
-        try await Task.sleep(for: .milliseconds(5))
+        try await Task.sleep(for: .milliseconds(10))
         return n
     }
 
