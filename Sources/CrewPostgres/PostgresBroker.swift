@@ -396,9 +396,8 @@ public final class PostgresBroker: Broker {
         }
     }
 
-    static let columns = jobColumns
 
-    /// A job from a row of ``columns``; nil (and logged) for a row that does not read as one.
+    /// A job from a row that starts with ``jobColumns``; nil (and logged) for a row that does not read as one.
     func record(_ row: PostgresRow) -> JobRecord? {
         do {
             // By position: the first 16 columns are the job's (a claim's rows carry one more).
@@ -484,8 +483,7 @@ public final class PostgresBroker: Broker {
             // Again only if the first statement made jobs available that it could not claim itself.
             guard moved > 0, claimed.count < limit else { break }
         }
-        let rows = claimed
-        return rows.sorted {
+        return claimed.sorted {
             ($0.priority, $1.runAt, $1.createdAt) > ($1.priority, $0.runAt, $0.createdAt)
         }
     }
@@ -581,7 +579,7 @@ public final class PostgresBroker: Broker {
         let allStates = JobState.allCases.map(\.rawValue)
         let wanted = states.map { $0.map(\.rawValue) } ?? allStates
         return try await run("""
-            SELECT \(unescaped: Self.columns) FROM crew_jobs
+            SELECT \(unescaped: jobColumns) FROM crew_jobs
             WHERE (\(queue)::text IS NULL OR queue = \(queue)) AND state = ANY(\(wanted))
             ORDER BY created_at DESC, seq DESC LIMIT \(max(0, limit))
             """).compactMap(record)
