@@ -18,6 +18,9 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -140,6 +143,17 @@ void crew_eventfd_drain(int fd) {
 
 int crew_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
+}
+
+int crew_keep_freed_memory(unsigned long keep) {
+#ifdef __GLIBC__
+    // A fixed threshold also turns off glibc's sliding one, which otherwise moves after every large free.
+    int ok = mallopt(M_MMAP_THRESHOLD, (int)(keep > 32ul << 20 ? 32ul << 20 : keep));
+    return ok && mallopt(M_TRIM_THRESHOLD, (int)(keep > 1ul << 30 ? 1ul << 30 : keep)) ? 0 : -1;
+#else
+    (void)keep;
+    return -1;
+#endif
 }
 
 void crew_set_thread_name(const char *name) {

@@ -71,6 +71,7 @@ import Glibc
         // One worker, so that the kill hits the busy one (killing an idle worker of a larger pool would fail
         // whatever call reaches it before its death is known, rightly, and make this test racy).
         let pool = try ProcessPool(crew, processes: 1)
+        #expect(try await pool.apply(TestFunctions.square, 2) == 4)  // Serving before the long call is sent.
         let busy = try pool.applyAsync(TestFunctions.sleepMilliseconds, 60_000)
         try await Task.sleep(for: .milliseconds(100))
         for pid in pool.workerPIDs { kill(pid, SIGKILL) }

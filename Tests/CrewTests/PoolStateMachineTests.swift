@@ -47,6 +47,41 @@ import Testing
         #expect(sm.queuedCount == 40 - 16)
     }
 
+    @Test func aWorkerHoldsAboutTwoMillisecondsOfExpectedWork() {
+        var sm = running(1) { $0.maxInFlight = 256 }
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.taskFinished(1, worker: 0, now: 100_000)  // 100 µs a call: 20 of them make 2 ms
+        let actions = sm.submitMany(Array(2...101), synchronous: true, timeout: nil, now: 200_000)
+        #expect(sends(actions)[0]?.count == 20)
+        #expect(sm.queuedCount == 80)
+    }
+
+    @Test func callsAnsweredTogetherShareTheTimeTheyTook() {
+        var sm = running(1) { $0.maxInFlight = 4 }
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.taskFinished(1, worker: 0, now: 10_000)
+        _ = sm.submitMany([2, 3, 4, 5], synchronous: true, timeout: nil, now: 10_000)
+        // Four answers in one read, 400 µs after the first of them started: 100 µs each, not 400.
+        _ = sm.tasksFinished([2, 3, 4, 5], worker: 0, now: 410_000)
+        #expect(sm.averageNanoseconds! < 200_000)
+    }
+
+    @Test func aChunkCountsAsItsCallsInTheAverage() {
+        var sm = running(1) { $0.maxInFlight = 256 }
+        // A chunk of 1000 calls that took 5 ms is 5 µs a call: single calls after it are short ones.
+        _ = sm.submitMany([1], synchronous: true, timeout: nil, calls: 1000, now: 0)
+        _ = sm.taskFinished(1, worker: 0, now: 5 * ms)
+        #expect(sm.averageNanoseconds == 5_000)
+        let actions = sm.submitMany(Array(2...301), synchronous: true, timeout: nil, now: 6 * ms)
+        #expect(sends(actions)[0]?.count == 256)
+        // And a chunk of 1000 such calls is long (5 ms): a worker holds one at a time.
+        _ = sm.tasksFinished(Array(2...257), worker: 0, now: 7 * ms)
+        _ = sm.tasksFinished(Array(258...301), worker: 0, now: 7 * ms + 200_000)
+        let chunks = sm.submitMany([400, 401], synchronous: true, timeout: nil, calls: 1000, now: 8 * ms)
+        #expect(sends(chunks) == [0: [400]])
+        #expect(sm.queuedCount == 1)
+    }
+
     @Test func tasksSubmittedTogetherGoOutAsOneSendPerWorker() {
         var sm = running(2) { $0.maxInFlight = 8 }
         _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)

@@ -57,6 +57,12 @@ void crew_eventfd_drain(int fd);
 /// `pipe2(fds, O_CLOEXEC)`.
 int crew_pipe_cloexec(int fds[2]);
 
+/// Makes malloc keep up to `keep` bytes of freed memory for reuse (allocations up to `keep`, at most 32 MiB,
+/// come from the heap rather than a mapping of their own; the heap is returned to the system only when more
+/// than `keep` bytes at its top are free). Without it, a process that allocates and frees buffers of a few
+/// megabytes in turn pays a page fault for every 4 KiB of each. Returns 0, or -1 if malloc refused.
+int crew_keep_freed_memory(unsigned long keep);
+
 /// Names the calling thread (at most 15 bytes are kept).
 void crew_set_thread_name(const char *name);
 

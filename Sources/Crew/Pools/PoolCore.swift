@@ -120,6 +120,7 @@ final class PoolCore: @unchecked Sendable {
         synchronous: Bool,
         timeout: Duration?,
         count: Int,
+        callsEach: Int = 1,
         encode: (Int, inout [UInt8]) throws -> Void,
         complete: (Int) -> TaskCompletion
     ) throws {
@@ -154,6 +155,7 @@ final class PoolCore: @unchecked Sendable {
                     ids,
                     synchronous: synchronous,
                     timeout: timeout.map { max(1, $0.clampedNanoseconds) },
+                    calls: callsEach,
                     now: monotonicNanos()
                 )
             }

@@ -25,7 +25,11 @@ struct PoolStateMachine {
         /// How many workers the pool keeps.
         var processes: Int
         /// The most calls a worker holds at once when calls are short.
-        var maxInFlight: Int = 32
+        var maxInFlight: Int = 256
+        /// How much expected work a worker holds at once: calls of about `heldWorkNanoseconds / maxInFlight` or
+        /// less fill `maxInFlight`; longer ones fewer (so that a worker that has finished is never left idle
+        /// while another has a long queue of calls it will not get to soon).
+        var heldWorkNanoseconds: UInt64 = 2_000_000
         /// Workers are replaced after this many calls (Python's `maxtasksperchild`).
         var maxTasksPerChild: Int?
         /// Between `SIGTERM` and `SIGKILL` when a call times out.
@@ -83,6 +87,8 @@ struct PoolStateMachine {
         var worker: WorkerID?
         /// When it started running (for a synchronous task: when it became the oldest on its worker).
         var startedAt: UInt64?
+        /// How many calls it is (a chunk of a map is several), for the average time of a call.
+        var calls: Int = 1
     }
 
     enum Phase: Equatable {
@@ -116,7 +122,8 @@ struct PoolStateMachine {
     private var nextWorker = 0
     /// The ids of `workers`, in ascending order.
     private var workerOrder: [WorkerID] = []
-    /// An exponentially weighted average of how long calls take, once any has finished.
+    /// An exponentially weighted average of how long one call takes (a chunk of `n` calls counts `n`), once any
+    /// has finished.
     private(set) var averageNanoseconds: UInt64?
     private var failedStartsInARow = 0
     private(set) var broken = false
@@ -153,22 +160,28 @@ struct PoolStateMachine {
     // MARK: Events
 
     /// A new task. The caller has checked that the pool is running.
-    mutating func submit(_ id: TaskID, synchronous: Bool, timeout: UInt64?, now: UInt64) -> [Action] {
+    mutating func submit(_ id: TaskID, synchronous: Bool, timeout: UInt64?, calls: Int = 1, now: UInt64) -> [Action] {
         precondition(lifecycle == .running && tasks[id] == nil)
         if broken { return [.fail(id, .broken)] }
-        tasks[id] = Task(synchronous: synchronous, timeout: timeout)
+        tasks[id] = Task(synchronous: synchronous, timeout: timeout, calls: max(1, calls))
         queue.append(id)
         return dispatch(now: now)
     }
 
     /// Several tasks submitted together (the chunks of one map): the same as one `submit` each, with one round
-    /// of dispatching at the end, so each worker gets its share in one frame.
-    mutating func submitMany(_ ids: [TaskID], synchronous: Bool, timeout: UInt64?, now: UInt64) -> [Action] {
+    /// of dispatching at the end, so each worker gets its share in one frame. `calls` is how many calls each is.
+    mutating func submitMany(
+        _ ids: [TaskID],
+        synchronous: Bool,
+        timeout: UInt64?,
+        calls: Int = 1,
+        now: UInt64
+    ) -> [Action] {
         precondition(lifecycle == .running)
         if broken { return ids.map { .fail($0, .broken) } }
         for id in ids {
             precondition(tasks[id] == nil)
-            tasks[id] = Task(synchronous: synchronous, timeout: timeout)
+            tasks[id] = Task(synchronous: synchronous, timeout: timeout, calls: max(1, calls))
             queue.append(id)
         }
         return dispatch(now: now)
@@ -201,20 +214,36 @@ struct PoolStateMachine {
     mutating func tasksFinished(_ finished: [TaskID], worker: WorkerID, now: UInt64) -> [Action] {
         guard var w = workers[worker] else { return [] }
         var actions: [Action] = []
-        var any = false
+        var count = 0
+        var calls = 0
+        var earliest: UInt64?
+        // Answers come in the order the worker holds its calls: they are a prefix of `inFlight`, removed at once.
+        var prefix = 0
         for task in finished {
-            guard let index = w.inFlight.firstIndex(of: task) else { continue }
-            any = true
+            if prefix < w.inFlight.count && w.inFlight[prefix] == task {
+                prefix += 1
+            } else {
+                if prefix > 0 {
+                    w.inFlight.removeFirst(prefix)
+                    prefix = 0
+                }
+                guard let index = w.inFlight.firstIndex(of: task) else { continue }
+                w.inFlight.remove(at: index)
+            }
+            count += 1
             let info = tasks.removeValue(forKey: task)
-            w.inFlight.remove(at: index)
+            calls += info?.calls ?? 1
             w.completed += 1
             if w.timed == task {
                 actions.append(.cancelTimer(task))
                 w.timed = nil
             }
-            if let started = info?.startedAt, now >= started { record(now - started) }
+            if let started = info?.startedAt, now >= started { earliest = min(earliest ?? started, started) }
         }
-        guard any else { return actions }
+        if prefix > 0 { w.inFlight.removeFirst(prefix) }
+        guard count > 0 else { return actions }
+        // Calls of one worker run one after another: those answered together took this long each, on average.
+        if let earliest { record((now - earliest) / UInt64(calls)) }
         failedStartsInARow = 0
         workers[worker] = w
         actions += startTimers(worker, now: now)
@@ -364,11 +393,15 @@ struct PoolStateMachine {
     private func unboundedCapacity(_ w: Worker, now: UInt64) -> Int {
         guard let head = w.inFlight.first else { return 1 }
         if let concurrent = configuration.asyncInFlight, tasks[head]?.synchronous == false { return concurrent }
-        guard let average = averageNanoseconds, average < configuration.longCallNanoseconds else { return 1 }
+        // The average is per call; a chunk of a map is several.
+        guard let perCall = averageNanoseconds else { return 1 }
+        let average = perCall.multipliedReportingOverflow(by: UInt64(tasks[head]?.calls ?? 1)).partialValue
+        guard average < configuration.longCallNanoseconds else { return 1 }
         if let started = tasks[head]?.startedAt, now > started, now - started >= configuration.longCallNanoseconds {
             return w.inFlight.count  // Nothing more behind a call that runs long.
         }
-        return configuration.maxInFlight
+        let fits = configuration.heldWorkNanoseconds / max(1, average)
+        return Int(min(UInt64(configuration.maxInFlight), max(1, fits)))
     }
 
     /// A worker as `dispatch` sees it while it hands out tasks.

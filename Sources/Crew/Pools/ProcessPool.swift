@@ -34,7 +34,9 @@ import Synchronization
 public final class ProcessPool: Sendable {
     /// Tuning a pool rarely needs.
     public struct Options: Sendable {
-        /// The most calls a worker holds at once when calls are short.
+        /// The most calls a worker holds at once when calls are short. Fewer when they are longer: a worker holds
+        /// about 2 ms of expected work (by the pool's running average of call times), one call behind a call
+        /// that runs 1 ms or more, and none behind a call that has run that long.
         public var maxInFlight: Int
         /// How long a timed-out call's worker has between `SIGTERM` and `SIGKILL`.
         public var timeoutGrace: Duration
@@ -43,8 +45,8 @@ public final class ProcessPool: Sendable {
         /// calls, up to ``maxInFlight`` while calls are short, one behind a long one.
         public var coroutinesEach: Int?
 
-        /// Options with defaults: up to 32 calls per worker, half a second of grace.
-        public init(maxInFlight: Int = 32, timeoutGrace: Duration = .milliseconds(500), coroutinesEach: Int? = nil) {
+        /// Options with defaults: up to 256 calls per worker, half a second of grace.
+        public init(maxInFlight: Int = 256, timeoutGrace: Duration = .milliseconds(500), coroutinesEach: Int? = nil) {
             self.maxInFlight = maxInFlight
             self.timeoutGrace = timeoutGrace
             self.coroutinesEach = coroutinesEach
@@ -259,6 +261,7 @@ public final class ProcessPool: Sendable {
             synchronous: synchronous,
             timeout: limit,
             count: count,
+            callsEach: chunkSize,
             encode: { index, bytes in
                 try Self.encodeChunk(items[index * chunkSize..<min((index + 1) * chunkSize, items.count)], into: &bytes)
             },
