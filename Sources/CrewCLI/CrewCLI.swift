@@ -127,6 +127,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customShort("Q"), help: "The queues to take tasks from, comma-separated.")
     var queues = "default"
 
+    @Option(help: "How many tasks it holds at once, as a multiple of -c: above 1 it claims ahead (Celery's worker_prefetch_multiplier).")
+    var prefetchMultiplier = 1
+
     @Option(name: .customShort("l"), help: "The log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -134,6 +137,9 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let concurrency, concurrency < 1 { throw ValidationError("-c must be at least 1, not \(concurrency)") }
+        if prefetchMultiplier < 1 {
+            throw ValidationError("--prefetch-multiplier must be at least 1, not \(prefetchMultiplier)")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level \(logLevel)") }
     }
 
@@ -153,7 +159,8 @@ struct WorkerCommand: AsyncParsableCommand {
             executor: executor,
             configuration: Worker.Configuration(
                 queues: queues.split(separator: ",").map { String($0.filter { $0 != " " }) },
-                concurrency: n
+                concurrency: n,
+                prefetchMultiplier: prefetchMultiplier
             ),
             logger: logger
         )

@@ -46,6 +46,12 @@ public final class PostgresBroker: Broker {
     }
 
     /// The pool of connections every statement runs on.
+    ///
+    /// Its connections run with `plan_cache_mode = force_generic_plan`: the broker's statements are prepared once
+    /// per connection and then run on that one plan, instead of being planned again on every run (PostgreSQL
+    /// keeps planning statements like the claim anew, which took more time than running them: a claim 0.39 →
+    /// 0.18 ms here). Queries of your own on these connections (in ``enqueue(_:connection:)``'s transaction, say)
+    /// run with that setting too; use a client of your own where a query needs custom plans.
     public let client: PostgresClient
     private let configuration: PostgresClient.Configuration
     private let options: Options
@@ -96,6 +102,9 @@ public final class PostgresBroker: Broker {
         var configuration = configuration
         configuration.options.maximumConnections = options.maximumConnections
         configuration.options.connectTimeout = options.connectTimeout
+        if !configuration.options.additionalStartupParameters.contains(where: { $0.0 == "plan_cache_mode" }) {
+            configuration.options.additionalStartupParameters.append(("plan_cache_mode", "force_generic_plan"))
+        }
         self.configuration = configuration
         self.options = options
         self.clock = clock

@@ -51,10 +51,13 @@ extension CrewBench {
             table.add(workload: workload, crew: postgres["postgres." + crewKey] ?? .nan, crewLabel: crewLabel,
                       python: celery[celeryKey], pythonLabel: celeryLabel, lowerIsBetter: lowerIsBetter)
         }
-        addPostgres("queue on PostgreSQL, end to end (tasks/s)", "end_to_end/2 × threads -c 4", "2 × threads -c 4", "end_to_end/prefork -c 2", lowerIsBetter: false)
-        addPostgres("queue on PostgreSQL, end to end (tasks/s)", "end_to_end/2 × coroutines -c 32", "2 × coroutines -c 32",
-                    "end_to_end/gevent -c 32", celeryLabel: "Celery gevent -c 32", lowerIsBetter: false)
-        addPostgres("queue on PostgreSQL, end to end (tasks/s)", "end_to_end/2 × prefork -c 2", "2 × prefork -c 2", "end_to_end/prefork -c 2", lowerIsBetter: false)
+        // Crew's workers claim ahead here (--prefetch-multiplier 4); so do the Celery workers they are set beside.
+        addPostgres("queue on PostgreSQL, end to end (tasks/s)", "end_to_end/2 × threads -c 4", "2 × threads -c 4, prefetch 4",
+                    "end_to_end/prefork -c 2, prefetch 4", celeryLabel: "Celery prefork -c 2, prefetch 4", lowerIsBetter: false)
+        addPostgres("queue on PostgreSQL, end to end (tasks/s)", "end_to_end/2 × coroutines -c 32", "2 × coroutines -c 32, prefetch 4",
+                    "end_to_end/gevent -c 32, prefetch 4", celeryLabel: "Celery gevent -c 32, prefetch 4", lowerIsBetter: false)
+        addPostgres("queue on PostgreSQL, end to end (tasks/s)", "end_to_end/2 × prefork -c 2", "2 × prefork -c 2, prefetch 4",
+                    "end_to_end/prefork -c 2, prefetch 4", celeryLabel: "Celery prefork -c 2, prefetch 4", lowerIsBetter: false)
         addPostgres("queue on PostgreSQL, enqueue one at a time (tasks/s)", "enqueue/one at a time", "TaskClient", "enqueue/one at a time", lowerIsBetter: false)
         addPostgres("queue on PostgreSQL, enqueue bulk (tasks/s)", "enqueue/bulk", "enqueueMany", "enqueue/bulk (group)", lowerIsBetter: false)
         addPostgres("queue on PostgreSQL, round trip p50 (ms)", "round_trip/p50", "PostgreSQL", "round_trip/p50", lowerIsBetter: true)

@@ -23,10 +23,13 @@ func seconds(_ d: Duration) -> Double {
 }
 
 /// Starts this program as a queue worker on `broker`.
-func startWorker(_ pool: String, _ concurrency: Int, broker: String) throws -> Foundation.Process {
+func startWorker(_ pool: String, _ concurrency: Int, prefetch: Int, broker: String) throws -> Foundation.Process {
     let worker = Foundation.Process()
     worker.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
-    worker.arguments = ["worker", "-P", pool, "-c", "\(concurrency)", "-l", "warning", "--broker", broker]
+    worker.arguments = [
+        "worker", "-P", pool, "-c", "\(concurrency)", "--prefetch-multiplier", "\(prefetch)", "-l", "warning",
+        "--broker", broker,
+    ]
     try worker.run()
     return worker
 }
@@ -64,6 +67,10 @@ enum QueueBench {
         // carry the prefix `postgres.` and the end-to-end rows run two worker processes, as two machines would.
         if let index = arguments.firstIndex(of: "--broker"), index + 1 < arguments.count {
             let url = arguments[index + 1]
+            if arguments.contains("--latencies") {
+                try await latencies(url: url)
+                return
+            }
             try await measure(url: url, prefix: "postgres.", workerProcesses: 2, quick: quick)
             return
         }
@@ -71,6 +78,38 @@ enum QueueBench {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         try await measure(url: "sqlite://" + dir.appendingPathComponent("crew.db").path, prefix: "", workerProcesses: 1, quick: quick)
+    }
+
+    /// The broker's single operations, one at a time (median of 500, in ms): what a round trip is made of.
+    nonisolated static func latencies(url: String) async throws {
+        let broker = try await CrewCLI.broker(url)
+        let client = TaskClient(broker: broker)
+        func median(_ body: () async throws -> Void) async throws -> Double {
+            var times: [Double] = []
+            for _ in 0..<500 {
+                let t0 = ContinuousClock.now
+                try await body()
+                times.append(seconds(ContinuousClock.now - t0) * 1000)
+            }
+            return times.sorted()[times.count / 2]
+        }
+        let handle = try await client.enqueue(BenchTasks.task, 1)
+        emit("latency", "enqueue", try await median { _ = try await client.enqueue(BenchTasks.task, 1) }, "ms")
+        emit("latency", "job(id)", try await median { _ = try await broker.job(handle.id) }, "ms")
+        _ = try await broker.purge(queue: "default")
+        emit("latency", "claim (none)", try await median {
+            _ = try await broker.claim(queues: ["default"], limit: 4, worker: "w", lease: .seconds(30))
+        }, "ms")
+        var ids: [JobID] = []
+        for _ in 0..<500 { ids.append(try await client.enqueue(BenchTasks.task, 1).id) }
+        var index = 0
+        emit("latency", "claim (one)", try await median {
+            _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(30))
+        }, "ms")
+        emit("latency", "record", try await median {
+            _ = try await broker.record([JobOutcome(ids[index], result: "1")], worker: "w")
+            index += 1
+        }, "ms")
     }
 
     nonisolated static func measure(url: String, prefix: String, workerProcesses: Int, quick: Bool) async throws {
@@ -89,16 +128,22 @@ enum QueueBench {
         emit(prefix + "enqueue", "bulk", Double(bulk) / seconds(ContinuousClock.now - start), "tasks/s")
         _ = try await broker.purge(queue: "default")
 
+        // On a broker a network away, workers claim ahead (Celery's default prefetch multiplier; crew-bench sets
+        // them beside Celery workers doing the same): a slot that ends a job then starts the next without waiting
+        // for a claim's round trip.
+        let prefetch = workerProcesses == 1 ? 1 : 4
         let pools = workerProcesses == 1
             ? [("threads", 4), ("coroutines", 8), ("threads", 8), ("prefork", 2)]
             : [("threads", 4), ("coroutines", 32), ("prefork", 2)]
         for (pool, concurrency) in pools {
             // Worker ready: from its start until it answers a task.
             start = ContinuousClock.now
-            var workers = [try startWorker(pool, concurrency, broker: url)]
+            var workers = [try startWorker(pool, concurrency, prefetch: prefetch, broker: url)]
             _ = try await client.enqueue(BenchTasks.task, 0).result(timeout: .seconds(60))
             emit(prefix + "worker", "ready (\(pool))", seconds(ContinuousClock.now - start), "s")
-            while workers.count < workerProcesses { workers.append(try startWorker(pool, concurrency, broker: url)) }
+            while workers.count < workerProcesses {
+                workers.append(try startWorker(pool, concurrency, prefetch: prefetch, broker: url))
+            }
             for _ in 0..<50 { _ = try await client.enqueue(BenchTasks.task, 0).result(timeout: .seconds(60)) }
 
             if pool == "threads" {

@@ -63,6 +63,19 @@ struct PostgresBrokerTests {
         await broker.awaitSignal(.jobs, after: mark, timeout: .seconds(3600))
     }
 
+    @Test func theBrokersConnectionsRunPreparedStatementsOnOnePlan() async throws {
+        let broker = try await PostgresBroker.connect(url: PostgresTestServer.freshDatabase())
+        defer { broker.close() }
+        let mode = try await broker.client.withConnection { connection in
+            var mode = ""
+            for try await (value) in try await connection.query("SHOW plan_cache_mode", logger: logger).decode(String.self) {
+                mode = value
+            }
+            return mode
+        }
+        #expect(mode == "force_generic_plan")
+    }
+
     @Test func withoutNotificationsWorkersAndWaitersStillGetThereByPolling() async throws {
         let url = try await PostgresTestServer.freshDatabase("notifications=off")
         let broker = try await PostgresBroker.connect(url: url)

@@ -208,4 +208,52 @@ let testMetrics: TestMetrics = {
         let given = try #require(try await client.broker.job(long.id))
         #expect(given.state == .available && given.attempts == 0)  // Given back, its attempt not counted.
     }
+
+    @Test func aPrefetchingWorkerClaimsAheadRunsInOrderAndGivesBackWhatItDidNotStart() async throws {
+        let nap = QueueTask(QueuedWork.nap)
+        let configuration = Worker.Configuration(
+            concurrency: 1,
+            pollInterval: .milliseconds(5),
+            gracePeriod: .seconds(30),
+            prefetchMultiplier: 3
+        )
+        let (client, worker) = try setUp(.memoryThreads, tasks: [nap], configuration: configuration)
+        let first = try await client.enqueue(nap, 1_500)
+        let second = try await client.enqueue(nap, 1)
+        let third = try await client.enqueue(nap, 1)
+        let fourth = try await client.enqueue(nap, 1)
+        let running = Task { try await worker.run() }
+        // One runs, two wait in the worker (three held: concurrency × multiplier), the fourth stays queued.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await client.broker.job(third.id)?.state != .running && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(try await first.state == .running)
+        #expect(try await second.state == .running)
+        #expect(try await third.state == .running)
+        #expect(try await fourth.state == .available)
+        // The jobs claimed ahead run once the slot is free; all four succeed.
+        for handle in [first, second, third, fourth] { _ = try await handle.result(timeout: .seconds(30)) }
+        worker.stop()
+        try await running.value
+
+        // Stopped while it holds a job it has not started: that one goes back, its attempt not counted (as does
+        // the running one, once the grace period is over).
+        var short = configuration
+        short.gracePeriod = .milliseconds(300)
+        let (client2, worker2) = try setUp(.memoryThreads, tasks: [nap], configuration: short)
+        let long = try await client2.enqueue(nap, 20_000)
+        let ahead = try await client2.enqueue(nap, 1)
+        let running2 = Task { try await worker2.run() }
+        while try await client2.broker.job(ahead.id)?.state != .running && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(try await long.state == .running)
+        worker2.stop()
+        try await running2.value
+        for id in [ahead.id, long.id] {
+            let job = try #require(try await client2.broker.job(id))
+            #expect(job.state == .available && job.attempts == 0)
+        }
+    }
 }

@@ -75,9 +75,10 @@ def main():
         emit("enqueue", "bulk (group)", n / (time.perf_counter() - t0), "tasks/s")
         bench_app.app.control.purge()
 
-        def start_worker(pool, concurrency):
+        def start_worker(pool, concurrency, prefetch=1):
             return subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "bench_app", "worker", "-P", pool, "-c", str(concurrency),
+                 "--prefetch-multiplier", str(prefetch),
                  "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
                 env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
@@ -115,11 +116,12 @@ def main():
         emit("worker", "graceful stop", time.perf_counter() - t0, "s")
         worker = None
 
-        # The same tasks on Celery's thread and gevent pools, 8 at once, and gevent 32 at once.
-        for pool, n in [("threads", 8), ("gevent", 8), ("gevent", 32)]:
-            worker = start_worker(pool, n)
+        # The same tasks on Celery's thread and gevent pools, 8 at once, and gevent 32 at once; then prefork and
+        # gevent claiming ahead (Celery's default prefetch multiplier of 4, beside Crew's workers that do the same).
+        for pool, n, prefetch in [("threads", 8, 1), ("gevent", 8, 1), ("gevent", 32, 1), ("prefork", 2, 4), ("gevent", 32, 4)]:
+            worker = start_worker(pool, n, prefetch)
             bench_app.trivial.apply_async((0,)).get(timeout=60)
-            end_to_end(f"{pool} -c {n}")
+            end_to_end(f"{pool} -c {n}" + (f", prefetch {prefetch}" if prefetch > 1 else ""))
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=60)
             worker = None
