@@ -56,7 +56,15 @@ public final class AsyncResult<Value: Sendable>: Sendable {
     /// Blocks until the value arrives or `timeout` passes: Python's `get(timeout)`.
     ///
     /// - Throws: the work's failure; ``CrewError/Code/timedOut`` if the time runs out first (the work goes on).
+    @inlinable
     public func get(timeout: Duration? = nil) throws -> Value {
+        // A result that is already there is taken by code specialized for its type (no waiting machinery).
+        if let result = completion.current { return try result.get() }
+        return try wait(for: timeout)
+    }
+
+    @usableFromInline
+    func wait(for timeout: Duration?) throws -> Value {
         guard let result = completion.wait(timeout: timeout) else {
             throw CrewError(.timedOut, "the result was not ready within \(timeout!)")
         }
