@@ -6,7 +6,9 @@ import Foundation
 
 // The Crew side of crew-bench's durable-queue rows, as a program of its own: the queue modules bring GRDB and
 // Foundation, which crew-bench (a static executable, for process-start figures) cannot link. crew-bench runs it
-// and reads JSON lines, as it reads the Python peers'. Run alone: `crew-queue-bench [quick]`.
+// and reads JSON lines, as it reads the Python peers'. Run alone: `crew-queue-bench [quick]`; `crew-queue-bench bulk`
+// repeats the bulk enqueue alone, and `crew-queue-bench --broker URL --latencies` times a broker's single operations
+// (both to profile them).
 
 enum BenchTasks {
     static let trivial = Function("bench.trivial") { (x: Int) in x }
@@ -77,6 +79,18 @@ enum QueueBench {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("crew-queue-bench-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
+        if arguments.first == "bulk" {
+            // Bulk enqueue alone, five rounds (to profile it).
+            let broker = try await CrewCLI.broker("sqlite://" + dir.appendingPathComponent("bulk.db").path)
+            let client = TaskClient(broker: broker)
+            for _ in 0..<5 {
+                let start = ContinuousClock.now
+                try await client.enqueueMany(BenchTasks.task, Array(0..<100_000))
+                emit("enqueue", "bulk", 100_000 / seconds(ContinuousClock.now - start), "tasks/s")
+                _ = try await broker.purge(queue: "default")
+            }
+            return
+        }
         try await measure(url: "sqlite://" + dir.appendingPathComponent("crew.db").path, prefix: "", workerProcesses: 1, quick: quick)
     }
 
