@@ -59,6 +59,9 @@ public final class PostgresBroker: Broker {
     private let logger: Logger
     private let signals = BrokerSignals()
     private let tasks = Mutex<[Task<Void, Never>]>([])
+    /// The channels this broker listens on (bit 0: jobs, bit 1: results), each from the first time it is waited
+    /// for: a worker hears of new jobs, a producer of ended ones, and neither of the other's notifications.
+    private let listening = Atomic<UInt8>(0)
     /// Where the server is, for messages.
     public let endpoint: String
 
@@ -128,13 +131,6 @@ public final class PostgresBroker: Broker {
             for task in tasks.withLock({ $0 }) { task.cancel() }
             throw Self.brokerError(error, endpoint: endpoint)
         }
-        if options.notifications {
-            // Holds no reference to the broker: dropping the broker ends it (deinit cancels it).
-            let listening = Task { [signals, configuration, endpoint, logger] in
-                await Self.listen(signals: signals, configuration: configuration, endpoint: endpoint, logger: logger)
-            }
-            tasks.withLock { $0.append(listening) }
-        }
     }
 
     deinit {
@@ -143,6 +139,7 @@ public final class PostgresBroker: Broker {
 
     /// Closes the broker's connections. Statements after it fail.
     public func close() {
+        listening.store(3, ordering: .relaxed)  // No listener starts after this.
         for task in tasks.withLock({ $0 }) { task.cancel() }
     }
 
@@ -317,45 +314,55 @@ public final class PostgresBroker: Broker {
 
     // MARK: Wake-ups
 
-    /// Listens for the triggers' notifications on a connection of its own, and reconnects (backing off) when it
-    /// drops. Every (re)connection raises both signals: what happened while it was away is looked at again.
+    /// Starts listening for `signal`'s notifications, the first time it is asked for.
+    private func listen(for signal: BrokerSignal) {
+        let bit: UInt8 = signal == .jobs ? 1 : 2
+        guard options.notifications, listening.load(ordering: .relaxed) & bit == 0 else { return }
+        guard listening.bitwiseOr(bit, ordering: .relaxed).oldValue & bit == 0 else { return }
+        // Holds no reference to the broker: dropping the broker ends it (deinit cancels it).
+        let task = Task { [signals, configuration, endpoint, logger] in
+            await Self.listen(signal, signals: signals, configuration: configuration, endpoint: endpoint, logger: logger)
+        }
+        tasks.withLock { $0.append(task) }
+    }
+
+    /// Listens for the triggers' notifications of `signal` on a connection of its own, and reconnects (backing
+    /// off) when it drops. Every (re)connection raises the signal: what happened while it was away (or before it
+    /// first listened) is looked at again.
     private static func listen(
-        signals: BrokerSignals, configuration: PostgresClient.Configuration, endpoint: String, logger: Logger
+        _ signal: BrokerSignal,
+        signals: BrokerSignals,
+        configuration: PostgresClient.Configuration,
+        endpoint: String,
+        logger: Logger
     ) async {
+        let channel = signal == .jobs ? "crew_jobs" : "crew_results"
         var backoff = Duration.milliseconds(100)
         while !Task.isCancelled {
             do {
                 let connection = try await open(configuration, endpoint: endpoint, logger: logger)
                 defer { Task { try? await connection.close() } }
-                try await connection.listen(on: "crew_jobs") { jobs in
-                    try await connection.listen(on: "crew_results") { results in
-                        signals.raise(.jobs)
-                        signals.raise(.results)
-                        backoff = .milliseconds(100)
-                        try await withThrowingTaskGroup(of: Void.self) { group in
-                            group.addTask { for try await _ in jobs { signals.raise(.jobs) } }
-                            group.addTask { for try await _ in results { signals.raise(.results) } }
-                            try await group.next()
-                            group.cancelAll()
-                        }
-                    }
+                try await connection.listen(on: channel) { notifications in
+                    signals.raise(signal)
+                    backoff = .milliseconds(100)
+                    for try await _ in notifications { signals.raise(signal) }
                 }
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("lost the PostgreSQL notifications connection; reconnecting", metadata: [
-                    "error": "\(brokerError(error, endpoint: endpoint))", "retry_in": "\(backoff)",
+                    "channel": "\(channel)", "error": "\(brokerError(error, endpoint: endpoint))", "retry_in": "\(backoff)",
                 ])
             }
-            signals.raise(.jobs)
-            signals.raise(.results)
+            signals.raise(signal)
             try? await Task.sleep(for: backoff)
             backoff = min(backoff * 2, .seconds(5))
         }
     }
 
-    /// Wake-ups of `signal` this process has seen.
+    /// Wake-ups of `signal` this process has seen. The first call for a signal starts listening for it.
     public func signalMark(_ signal: BrokerSignal) -> UInt64 {
-        signals.mark(signal)
+        listen(for: signal)
+        return signals.mark(signal)
     }
 
     /// Returns once a notification of `signal` arrived after `mark`, or after `timeout` (the fallback poll).

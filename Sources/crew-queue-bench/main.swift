@@ -124,6 +124,19 @@ enum QueueBench {
             _ = try await broker.record([JobOutcome(ids[index], result: "1")], worker: "w")
             index += 1
         }, "ms")
+        // A round trip through a worker in this process, on a broker (a pool of connections) of its own.
+        let workerBroker = try await CrewCLI.broker(url)
+        let worker = Worker(
+            broker: workerBroker, tasks: [BenchTasks.task], executor: try .threads(4),
+            configuration: Worker.Configuration(concurrency: 4, prefetchMultiplier: 4)
+        )
+        let serving = Task { try await worker.run() }
+        _ = try await client.enqueue(BenchTasks.task, 0).result(timeout: .seconds(30))
+        emit("latency", "round trip", try await median {
+            _ = try await client.enqueue(BenchTasks.task, 1).result(timeout: .seconds(30))
+        }, "ms")
+        worker.stop()
+        try await serving.value
     }
 
     nonisolated static func measure(url: String, prefix: String, workerProcesses: Int, quick: Bool) async throws {

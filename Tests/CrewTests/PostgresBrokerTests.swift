@@ -50,6 +50,10 @@ struct PostgresBrokerTests {
             }
         }
         #expect(try await broker.job(JobID("rolled-back")) == nil)
+        // Listening first (the broker starts listening when first asked, and raises the signal once it listens):
+        // from then on only a notification moves the mark.
+        let listening = broker.signalMark(.jobs)
+        await broker.awaitSignal(.jobs, after: listening, timeout: .seconds(3600))
         let mark = broker.signalMark(.jobs)
         try await broker.client.withTransaction(logger: logger) { connection in
             try await connection.query("INSERT INTO orders VALUES (2)", logger: logger)
