@@ -1,5 +1,6 @@
 @_spi(Internals) import Crew
 import FoundationEssentials
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +10,9 @@ import Glibc
 // gevent (bench/peers/concurrency.py).
 
 extension CrewBench {
-    static let concurrencyParts: Set<String> = ["threads", "apply", "map", "cpu", "spawn", "memory", "sleep", "pool", "mixed"]
+    static let concurrencyParts: Set<String> = [
+        "threads", "apply", "map", "cpu", "spawn", "memory", "sleep", "pool", "mixed", "floor",
+    ]
 
     func concurrency(_ table: inout Table, parts: Set<String>) async throws {
         let rounds = quick ? 1 : 3
@@ -123,6 +126,44 @@ extension CrewBench {
             return elapsed
         }
 
+        // Swift's own floor for the coroutine rows: bare tasks, with nothing of Crew's around them.
+        status("concurrency: bare Swift tasks (the runtime's floor)")
+        let floorSpawn = !parts.contains("floor") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
+            let start = ContinuousClock.now
+            let all = (0..<coroutines).map { i in Task { i } }
+            var sum = 0
+            for task in all { sum &+= await task.value }
+            precondition(sum > 0)
+            return Double(coroutines) / Self.seconds(ContinuousClock.now - start)
+        }
+        let floorMemory = !parts.contains("floor") ? .nan : try await Self.median(rounds: rounds, warmUp: false) {
+            final class Parked: Sendable {
+                let continuations = Mutex<[UnsafeContinuation<Void, Never>]>([])
+            }
+            let parked = Parked()
+            parked.continuations.withLock { $0.reserveCapacity(coroutines) }
+            var all: [Task<Void, Never>] = []
+            all.reserveCapacity(coroutines)
+            let before = Machine.heapBytesInUse()
+            for _ in 0..<coroutines {
+                all.append(Task { await withUnsafeContinuation { c in parked.continuations.withLock { $0.append(c) } } })
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let after = Machine.heapBytesInUse()
+            for continuation in parked.continuations.withLock({ $0 }) { continuation.resume() }
+            for task in all { await task.value }
+            return Double(after - before) / Double(coroutines) / 1024
+        }
+        let floorYield = !parts.contains("floor") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
+            let start = ContinuousClock.now
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<100 {
+                    group.addTask { for _ in 0..<(poolItems / 100) { await Task.yield() } }
+                }
+            }
+            return Double(poolItems) / Self.seconds(ContinuousClock.now - start)
+        }
+
         status("concurrency: Python")
         let python = try runPeer("concurrency.py", [quick ? "quick" : "full"] + parts.sorted())
         table.add(workload: "start + join \(threadCount) threads (threads/s)", crew: threads, crewLabel: "Crew.Thread",
@@ -153,5 +194,11 @@ extension CrewBench {
                   python: python["pool/gevent"], pythonLabel: "gevent Pool", lowerIsBetter: false)
         table.add(workload: "2 processes × 100 coroutines: \(ioCalls) calls of 10 ms (wall s)", crew: mixed,
                   crewLabel: "Executor", python: nil, pythonLabel: "—", lowerIsBetter: true)
+        table.add(workload: "Swift's floor: spawn + value of \(coroutines) bare tasks (per s)", crew: floorSpawn,
+                  crewLabel: "Task", python: python["spawn/asyncio"], pythonLabel: "asyncio", lowerIsBetter: false)
+        table.add(workload: "Swift's floor: memory per bare task parked (KiB)", crew: floorMemory,
+                  crewLabel: "Task", python: python["memory/asyncio"], pythonLabel: "asyncio", lowerIsBetter: true)
+        table.add(workload: "Swift's floor: 100 tasks yielding, \(poolItems) yields (per s)", crew: floorYield,
+                  crewLabel: "Task.yield", python: python["pool/asyncio"], pythonLabel: "asyncio workers", lowerIsBetter: false)
     }
 }
