@@ -163,6 +163,11 @@ public actor MemoryBroker: Broker {
             jobs[id] = job
             reaped += 1
         }
+        if reaped > 0 {
+            // Idle workers take the jobs back at once; waiters on those that failed learn it at once.
+            signals.raise(.jobs)
+            signals.raise(.results)
+        }
         return reaped
     }
 

@@ -147,7 +147,18 @@ public final class Worker: Service, Sendable {
 
     /// Claims and runs jobs until ``stop()``; then waits for the running ones (up to the grace period) and gives
     /// back the leases of any still running.
+    ///
+    /// - Throws: ``BrokerError`` `invalidArgument` if the configuration's concurrency or prefetch multiplier is
+    ///   below 1, or its lease is not longer than its heartbeat (the leases would lapse while jobs run).
     public func run() async throws {
+        if configuration.concurrency < 1 || configuration.prefetchMultiplier < 1 {
+            throw BrokerError(.invalidArgument, "a worker needs a concurrency and a prefetch multiplier of at least 1, "
+                + "not \(configuration.concurrency) and \(configuration.prefetchMultiplier)")
+        }
+        if configuration.lease <= configuration.heartbeat {
+            throw BrokerError(.invalidArgument, "a worker's lease (\(configuration.lease)) must be longer than its "
+                + "heartbeat (\(configuration.heartbeat)), which renews it")
+        }
         try await withGracefulShutdownHandler {
             try await serve()
         } onGracefulShutdown: {

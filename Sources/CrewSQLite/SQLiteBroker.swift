@@ -502,7 +502,7 @@ public final class SQLiteBroker: Broker {
     /// Returns running jobs whose lease has expired; how many.
     public func reapExpiredLeases() async throws -> Int {
         let now = clock()
-        return try await write { db in
+        let reaped = try await write { db in
             let rows = try Self.rows(db, """
                 SELECT \(Self.columns) FROM crew_jobs WHERE state = 'running' AND lease_until < ?
                 """, [now.timeIntervalSince1970])
@@ -523,6 +523,12 @@ public final class SQLiteBroker: Broker {
             }
             return rows.count
         }
+        if reaped > 0 {
+            // Idle workers take the jobs back at once; waiters on those that failed learn it at once.
+            wake.signal(.jobs)
+            wake.signal(.results)
+        }
+        return reaped
     }
 
     /// Jobs per queue and state.

@@ -99,10 +99,15 @@ final class TestClock: Sendable {
         clock.advance(20)
         #expect(try await broker.renew([JobID("kept")], worker: "dead", lease: .seconds(30)) == [JobID("kept")])
         clock.advance(15)
+        let failedMark = broker.signalMark(.results)
         #expect(try await broker.reapExpiredLeases() == 1)  // "kept" was renewed; "lost" expired.
         #expect(try await broker.job(JobID("lost"))?.state == .failed)
+        // Its waiters hear of it (no poll: without the wake-up this waits the whole timeout, and the test fails).
+        await broker.awaitSignal(.results, after: failedMark, timeout: .seconds(3600))
         clock.advance(30)
+        let returnedMark = broker.signalMark(.jobs)
         #expect(try await broker.reapExpiredLeases() == 1)
+        await broker.awaitSignal(.jobs, after: returnedMark, timeout: .seconds(3600))  // Idle workers hear of it.
         let kept = try #require(try await broker.job(JobID("kept")))
         #expect(kept.state == .available && kept.attempts == 1 && kept.errors.count == 1)
         #expect(try await broker.renew([JobID("kept")], worker: "dead", lease: .seconds(30)).isEmpty)

@@ -209,6 +209,20 @@ let testMetrics: TestMetrics = {
         #expect(given.state == .available && given.attempts == 0)  // Given back, its attempt not counted.
     }
 
+    @Test func aWorkerWithANonsensicalConfigurationRefusesToRun() async throws {
+        let double = QueueTask(QueuedWork.double)
+        let bad: [Worker.Configuration] = [
+            .init(concurrency: 0),
+            .init(prefetchMultiplier: 0),
+            .init(lease: .seconds(5), heartbeat: .seconds(10)),
+        ]
+        for configuration in bad {
+            let (_, worker) = try setUp(.memoryThreads, tasks: [double], configuration: configuration)
+            let error = await #expect(throws: BrokerError.self) { try await worker.run() }
+            #expect(error?.code == .invalidArgument)
+        }
+    }
+
     @Test func aPrefetchingWorkerClaimsAheadRunsInOrderAndGivesBackWhatItDidNotStart() async throws {
         let nap = QueueTask(QueuedWork.nap)
         let configuration = Worker.Configuration(
