@@ -30,14 +30,24 @@ public final class PostgresBroker: Broker {
         /// How long a statement may go unanswered before it fails with `unavailable` (a connection cut at the
         /// wrong moment can leave a request without an answer; the broker never waits on it forever).
         public var statementTimeout: Duration
+        /// After how many jobs claimed, ended or deleted through this broker it vacuums the jobs table (`VACUUM
+        /// (SKIP_LOCKED) crew_jobs`, in the background, at most once a second); nil leaves it to autovacuum.
+        ///
+        /// A claim reads the index of available jobs from its start, and every job claimed or deleted leaves a
+        /// dead entry there until a vacuum removes it. Autovacuum looks at a table about once a minute, long
+        /// enough for a busy queue to leave hundreds of thousands: measured here, a claim after 100 000 jobs
+        /// were purged read 607 index pages (0.8 ms) instead of 4 (0.06 ms) until the table was vacuumed.
+        public var vacuumEvery: Int?
 
-        /// Notifications on, 8 connections, 5 s to connect, 30 s for a statement.
+        /// Notifications on, 8 connections, 5 s to connect, 30 s for a statement, a vacuum every 10 000 jobs.
         public init(
             notifications: Bool = true,
             maximumConnections: Int = 8,
             connectTimeout: Duration = .seconds(5),
-            statementTimeout: Duration = .seconds(30)
+            statementTimeout: Duration = .seconds(30),
+            vacuumEvery: Int? = 10_000
         ) {
+            self.vacuumEvery = vacuumEvery
             self.notifications = notifications
             self.maximumConnections = maximumConnections
             self.connectTimeout = connectTimeout
@@ -58,9 +68,18 @@ public final class PostgresBroker: Broker {
     private let clock: @Sendable () -> Date
     private let logger: Logger
     private let signals = BrokerSignals()
+    /// Jobs claimed, ended or deleted since the last vacuum (see ``Options/vacuumEvery``).
+    private let churn = Atomic<Int>(0)
+    private let vacuum = Mutex(VacuumState())
+
+    private struct VacuumState {
+        var running = false
+        var last: ContinuousClock.Instant?
+    }
     private let tasks = Mutex<[Task<Void, Never>]>([])
     /// The channels this broker listens on (bit 0: jobs, bit 1: results), each from the first time it is waited
-    /// for: a worker hears of new jobs, a producer of ended ones, and neither of the other's notifications.
+    /// for: a worker hears of new jobs, a producer waiting for results of ended ones, and neither of the other's
+    /// notifications.
     private let listening = Atomic<UInt8>(0)
     /// Where the server is, for messages.
     public let endpoint: String
@@ -359,14 +378,16 @@ public final class PostgresBroker: Broker {
         }
     }
 
-    /// Wake-ups of `signal` this process has seen. The first call for a signal starts listening for it.
+    /// Wake-ups of `signal` this process has seen.
     public func signalMark(_ signal: BrokerSignal) -> UInt64 {
-        listen(for: signal)
-        return signals.mark(signal)
+        signals.mark(signal)
     }
 
-    /// Returns once a notification of `signal` arrived after `mark`, or after `timeout` (the fallback poll).
+    /// Returns once a notification of `signal` arrived after `mark`, or after `timeout` (the fallback poll). The
+    /// first wait for a signal starts listening for it (which raises it once listening, for what it may have
+    /// missed): a process that only enqueues never listens.
     public func awaitSignal(_ signal: BrokerSignal, after mark: UInt64, timeout: Duration) async {
+        listen(for: signal)
         await signals.wait(signal, after: mark, timeout: timeout)
     }
 
@@ -499,8 +520,35 @@ public final class PostgresBroker: Broker {
             // Again only if the first statement made jobs available that it could not claim itself.
             guard moved > 0, claimed.count < limit else { break }
         }
+        noteChurn(claimed.count)
         return claimed.sorted {
             ($0.priority, $1.runAt, $1.createdAt) > ($1.priority, $0.runAt, $0.createdAt)
+        }
+    }
+
+    /// Counts jobs claimed, ended or deleted, and starts a vacuum of the jobs table when enough have been (see
+    /// ``Options/vacuumEvery``).
+    private func noteChurn(_ count: Int) {
+        guard count > 0, let every = options.vacuumEvery else { return }
+        guard churn.wrappingAdd(count, ordering: .relaxed).newValue >= max(1, every) else { return }
+        let start = vacuum.withLock { state -> Bool in
+            guard !state.running, state.last.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true else { return false }
+            state.running = true
+            return true
+        }
+        guard start else { return }
+        churn.store(0, ordering: .relaxed)
+        Task { [self] in
+            do {
+                // SKIP_LOCKED: if another process vacuums the table now, this one does not wait for it.
+                _ = try await client.query("VACUUM (SKIP_LOCKED) crew_jobs", logger: logger).collect()
+            } catch {
+                logger.notice("could not vacuum crew_jobs; autovacuum will", metadata: ["error": "\(error)"])
+            }
+            vacuum.withLock { state in
+                state.running = false
+                state.last = .now
+            }
         }
     }
 
@@ -530,6 +578,7 @@ public final class PostgresBroker: Broker {
             guard let (id, state) = try? row.decode((String, String).self) else { continue }
             states[id] = JobState(rawValue: state)
         }
+        noteChurn(states.count)
         return outcomes.map { states[$0.id.rawValue] }
     }
 
@@ -613,20 +662,24 @@ public final class PostgresBroker: Broker {
 
     /// Deletes the waiting jobs of a queue.
     public func purge(queue: String) async throws -> Int {
-        try await run("""
+        let purged = try await run("""
             DELETE FROM crew_jobs WHERE queue = \(queue) AND state IN ('scheduled', 'available', 'retrying') RETURNING id
             """).count
+        noteChurn(purged)
+        return purged
     }
 
     /// Deletes ended jobs whose result TTL has passed.
     public func deleteExpiredResults() async throws -> Int {
         let now = clock().timeIntervalSince1970
-        return try await run("""
+        let deleted = try await run("""
             DELETE FROM crew_jobs
             WHERE result_ttl IS NOT NULL AND finished_at IS NOT NULL AND (finished_at + result_ttl) <= \(now)
             AND state IN ('succeeded', 'failed', 'cancelled', 'expired')
             RETURNING id
             """).count
+        noteChurn(deleted)
+        return deleted
     }
 
     /// Takes the turn of a periodic schedule if it is due, in one statement.

@@ -35,9 +35,15 @@ enum PostgresURL {
                     throw BrokerError(.invalidArgument, "timeout=\(value) in \(url): seconds a statement may go unanswered")
                 }
                 options.statementTimeout = .milliseconds(Int(seconds * 1000))
+            case ("vacuum", let value) where ["off", "false", "0", "no"].contains(value): options.vacuumEvery = nil
+            case ("vacuum", let value):
+                guard let count = Int(value), count >= 1 else {
+                    throw BrokerError(.invalidArgument, "vacuum=\(value) in \(url): a count of jobs of at least 1, or off")
+                }
+                options.vacuumEvery = count
             case ("sslmode", "disable"): break
             case (let name, _):
-                throw BrokerError(.invalidArgument, "unknown option \(name) in \(url) (host=/socket/directory, notifications=off, connections=N, timeout=SECONDS)")
+                throw BrokerError(.invalidArgument, "unknown option \(name) in \(url) (host=/socket/directory, notifications=off, connections=N, timeout=SECONDS, vacuum=N|off)")
             }
         }
         if let socketDirectory {

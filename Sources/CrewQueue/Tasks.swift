@@ -137,8 +137,9 @@ public struct TaskClient: Sendable {
         eta: Date? = nil
     ) async throws -> TaskHandle<R> {
         let job = try newJob(task, args, countdown: countdown, eta: eta)
+        let mark = broker.signalMark(.results)
         try await broker.enqueue(job)
-        return TaskHandle(id: job.id, broker: broker)
+        return TaskHandle(id: job.id, broker: broker, resultsMark: mark)
     }
 
     /// Enqueues `task` once per item of `args`, all or none, in one transaction.
@@ -146,8 +147,9 @@ public struct TaskClient: Sendable {
     public func enqueueMany<A, R>(_ task: QueueTask<A, R>, _ args: [A]) async throws -> [TaskHandle<R>] {
         let encoder = JSONEncoder()
         let jobs = try args.map { try newJob(task, $0, countdown: nil, eta: nil, encoder: encoder) }
+        let mark = broker.signalMark(.results)
         try await broker.enqueue(jobs)
-        return jobs.map { TaskHandle(id: $0.id, broker: broker) }
+        return jobs.map { TaskHandle(id: $0.id, broker: broker, resultsMark: mark) }
     }
 
     /// The job ``enqueue(_:_:countdown:eta:)`` would store, without storing it: for a broker's own enqueue, such
@@ -189,10 +191,19 @@ public struct TaskHandle<Result: Decodable & Sendable>: Sendable {
     /// Where it is stored.
     public let broker: any Broker
 
+    /// The broker's results mark from before the job was enqueued: no result of the job can have been signalled
+    /// before it, so a first wait for it needs no look at the job first.
+    let resultsMark: UInt64?
+
     /// A handle on job `id` of `broker`.
     public init(id: JobID, broker: any Broker) {
+        self.init(id: id, broker: broker, resultsMark: nil)
+    }
+
+    init(id: JobID, broker: any Broker, resultsMark: UInt64?) {
         self.id = id
         self.broker = broker
+        self.resultsMark = resultsMark
     }
 
     /// Where the job is now.
@@ -215,6 +226,14 @@ public struct TaskHandle<Result: Decodable & Sendable>: Sendable {
     ///   ``CrewError/Code/cancelled`` if it was cancelled or expired; ``CrewError/Code/timedOut``.
     public func result(timeout: Duration? = nil) async throws -> Result {
         let deadline = timeout.map { ContinuousClock.now + $0 }
+        if let resultsMark {
+            // Marked before the job was enqueued: until a result is signalled after that, it cannot have ended.
+            // Waiting for that wake-up first spares a look at the job that would find it still running (a round
+            // trip to the database when it is a network away, taken while the worker needs it).
+            var pause = Duration.milliseconds(50)
+            if let deadline { pause = min(pause, max(deadline - ContinuousClock.now, .zero)) }
+            await broker.awaitSignal(.results, after: resultsMark, timeout: pause)
+        }
         while true {
             // Marked before the look, so that a job ending between the look and the wait is not missed.
             let mark = broker.signalMark(.results)

@@ -137,6 +137,16 @@ enum QueueBench {
         }, "ms")
         worker.stop()
         try await serving.value
+        // The same through one worker process, then two.
+        var processes: [Foundation.Process] = []
+        for count in 1...2 {
+            processes.append(try startWorker("threads", 4, prefetch: 4, broker: url))
+            _ = try await client.enqueue(BenchTasks.task, 0).result(timeout: .seconds(30))
+            emit("latency", "round trip, \(count) worker process(es)", try await median {
+                _ = try await client.enqueue(BenchTasks.task, 1).result(timeout: .seconds(30))
+            }, "ms")
+        }
+        for process in processes { _ = stop(process) }
     }
 
     nonisolated static func measure(url: String, prefix: String, workerProcesses: Int, quick: Bool) async throws {

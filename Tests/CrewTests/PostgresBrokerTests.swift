@@ -29,7 +29,10 @@ struct PostgresBrokerTests {
         }
         let refused = await #expect(throws: BrokerError.self) { _ = try await PostgresBroker.connect(url: "postgres://nobody@/postgres?host=\(directory)") }
         #expect(refused?.message.contains("nobody") == true, "\(String(describing: refused))")
-        for bad in ["mysql://localhost/db", "postgres://postgres@/db?colour=blue", "postgres://postgres@/db?connections=0"] {
+        for bad in [
+            "mysql://localhost/db", "postgres://postgres@/db?colour=blue", "postgres://postgres@/db?connections=0",
+            "postgres://postgres@/db?vacuum=0", "postgres://postgres@/db?vacuum=often",
+        ] {
             let error = await #expect(throws: BrokerError.self) { _ = try await PostgresBroker.connect(url: bad) }
             #expect(error?.code == .invalidArgument, "\(bad)")
         }
@@ -65,6 +68,42 @@ struct PostgresBrokerTests {
         // The commit notified the workers (wait as long as it takes: without the notification this never ends,
         // and the test's time limit fails it).
         await broker.awaitSignal(.jobs, after: mark, timeout: .seconds(3600))
+    }
+
+    @Test func aBusyBrokerVacuumsTheJobsTableSoClaimsDoNotWadeThroughDeadEntries() async throws {
+        let url = try await PostgresTestServer.freshDatabase("vacuum=1000")
+        let broker = try await PostgresBroker.connect(url: url)
+        defer { broker.close() }
+        // Autovacuum off for this table, so that only the broker's own vacuum can clean it.
+        try await PostgresTestServer.sql(url, "ALTER TABLE crew_jobs SET (autovacuum_enabled = false)")
+        func vacuums() async throws -> Int {
+            try await broker.client.withConnection { connection in
+                var count = 0
+                let rows = try await connection.query(
+                    "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'crew_jobs'", logger: logger
+                )
+                for try await value in rows.decode(Int.self) { count = value }
+                return count
+            }
+        }
+        let before = try await vacuums()
+        try await broker.enqueue((0..<1500).map { NewJob(id: JobID("j\($0)"), name: "f", arguments: "[]") })
+        #expect(try await broker.purge(queue: "default") == 1500)  // 1 500 dead rows: past the threshold.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try await vacuums() == before && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try await vacuums() > before)
+        // The broker still works, and a broker told not to vacuum does not.
+        try await broker.enqueue(NewJob(id: JobID("after"), name: "f", arguments: "[]"))
+        #expect(try await broker.claim(queues: ["default"], limit: 5, worker: "w", lease: .seconds(30)).map(\.id) == [JobID("after")])
+        let quiet = try await PostgresBroker.connect(url: url.replacingOccurrences(of: "vacuum=1000", with: "vacuum=off"))
+        defer { quiet.close() }
+        let counted = try await vacuums()
+        try await quiet.enqueue((0..<1500).map { NewJob(id: JobID("q\($0)"), name: "f", arguments: "[]") })
+        _ = try await quiet.purge(queue: "default")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await vacuums() == counted)
     }
 
     @Test func theBrokersConnectionsRunPreparedStatementsOnOnePlan() async throws {
