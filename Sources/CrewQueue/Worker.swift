@@ -300,8 +300,15 @@ public final class Worker: Service, Sendable {
             return jobs
         }
         if !unstarted.isEmpty {
-            try await broker.release(unstarted, worker: configuration.name)
-            logger.info("gave back jobs claimed ahead", metadata: ["count": "\(unstarted.count)"])
+            do {
+                try await broker.release(unstarted, worker: configuration.name)
+                logger.info("gave back jobs claimed ahead", metadata: ["count": "\(unstarted.count)"])
+            } catch {
+                // The running jobs are still waited for; these come back when their leases expire.
+                logger.error("could not give back jobs claimed ahead; they run once their leases expire", metadata: [
+                    "count": "\(unstarted.count)", "error": "\(error)",
+                ])
+            }
         }
         let deadline = ContinuousClock.now + configuration.gracePeriod
         while running > 0 && ContinuousClock.now < deadline {
