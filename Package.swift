@@ -102,7 +102,11 @@ let package = Package(
         ),
         .target(
             name: "CrewSQLite",
-            dependencies: ["Crew", "CCrewShims", "CrewQueue", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Crew", "CCrewShims", "CrewQueue", .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's own C API, for binding the many values of a bulk insert without boxing each.
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The PostgreSQL broker, for many workers on many machines.

@@ -37,6 +37,32 @@ final class TestClock: Sendable {
     }
 
     @Test(arguments: kinds)
+    func everyFieldOfAJobIsStoredAsGivenAndATakenIdRefusesTheWholeBatch(kind: Kind) async throws {
+        let clock = TestClock()
+        let broker = try await make(kind, clock)
+        let now = clock.read()
+        let job = NewJob(
+            id: JobID("o'neil; DROP TABLE crew_jobs --"), name: "tâche \"quoted\"", arguments: "[\"é🙂\", \"\"]",
+            queue: "queue's", priority: -3, maxAttempts: 7, runAt: now.addingTimeInterval(-1),
+            expiresAt: now.addingTimeInterval(3600), resultTTL: .seconds(90)
+        )
+        try await broker.enqueue([job, NewJob(id: JobID("empty"), name: "f", arguments: "")])
+        let stored = try #require(try await broker.job(job.id))
+        #expect(stored.name == job.name && stored.arguments == job.arguments && stored.queue == job.queue)
+        #expect(stored.priority == -3 && stored.maxAttempts == 7 && stored.state == .available && stored.attempts == 0)
+        #expect(abs(stored.runAt.timeIntervalSince(now.addingTimeInterval(-1))) < 0.001)
+        #expect(abs((stored.expiresAt ?? .distantPast).timeIntervalSince(now.addingTimeInterval(3600))) < 0.001)
+        #expect(try await broker.job(JobID("empty"))?.arguments == "")
+        // An id already taken refuses the whole batch: the new job beside it is not stored either.
+        let error = await #expect(throws: BrokerError.self) {
+            try await broker.enqueue([NewJob(id: JobID("fresh"), name: "f", arguments: "[]"), NewJob(id: job.id, name: "f", arguments: "[]")])
+        }
+        #expect(error?.code == .duplicateJob, "\(String(describing: error))")
+        #expect(try await broker.job(JobID("fresh")) == nil)
+        #expect(try await broker.job(job.id)?.name == job.name)
+    }
+
+    @Test(arguments: kinds)
     func claimsByPriorityThenAgeAndOnlyFromItsQueues(kind: Kind) async throws {
         let clock = TestClock()
         let broker = try await make(kind, clock)
