@@ -142,9 +142,6 @@ public final class Worker: Service, Sendable {
     /// Jobs this worker holds now: running, or ended with their outcome being recorded.
     public var running: Int { state.withLock { $0.running.count } }
 
-    /// Jobs whose task is running now (each takes a slot of ``Configuration/concurrency``).
-    private var executing: Int { state.withLock { $0.executing.count } }
-
     /// Claims and runs jobs until ``stop()``; then waits for the running ones (up to the grace period) and gives
     /// back the leases of any still running.
     ///
@@ -283,9 +280,8 @@ public final class Worker: Service, Sendable {
         }
         let task = Task {
             await self.execute(job)
-            self.ended(job)  // Already said, unless `execute` returned some other way.
+            self.ended(job)  // Already said, unless `execute` returned some other way; frees the slot.
             self.state.withLock { _ = $0.running.removeValue(forKey: job.id) }
-            self.slotFreed.set()
         }
         state.withLock { state in
             if state.running[job.id] != nil { state.running[job.id] = task }

@@ -214,7 +214,6 @@ struct PoolStateMachine {
     mutating func tasksFinished(_ finished: [TaskID], worker: WorkerID, now: UInt64) -> [Action] {
         guard var w = workers[worker] else { return [] }
         var actions: [Action] = []
-        var count = 0
         var calls = 0
         var earliest: UInt64?
         // Answers come in the order the worker holds its calls: they are a prefix of `inFlight`, removed at once.
@@ -230,7 +229,6 @@ struct PoolStateMachine {
                 guard let index = w.inFlight.firstIndex(of: task) else { continue }
                 w.inFlight.remove(at: index)
             }
-            count += 1
             let info = tasks.removeValue(forKey: task)
             calls += info?.calls ?? 1
             w.completed += 1
@@ -241,7 +239,7 @@ struct PoolStateMachine {
             if let started = info?.startedAt, now >= started { earliest = min(earliest ?? started, started) }
         }
         if prefix > 0 { w.inFlight.removeFirst(prefix) }
-        guard count > 0 else { return actions }
+        guard calls > 0 else { return actions }
         // Calls of one worker run one after another: those answered together took this long each, on average.
         if let earliest { record((now - earliest) / UInt64(calls)) }
         failedStartsInARow = 0
