@@ -10,11 +10,11 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
-// The benchmark links the Swift runtime statically: a spawned child then starts without loading
-// the stdlib's shared objects (about 2 ms instead of 4-9 ms per child on Linux; see BENCHMARKS.md).
-let staticStdlib: [LinkerSetting] = [
+// One benchmark child is a static executable: it starts without loading Swift's shared objects (its own labelled
+// row in crew-bench; crew-bench itself is linked as a user's app is).
+let staticExecutable: [LinkerSetting] = [
     .unsafeFlags(["-static-executable"]),
-    // FoundationEssentials (for `Data`) needs these when linked statically; the driver does not add them.
+    // Crew's FoundationEssentials (for `Data`) needs these when linked statically; the driver does not add them.
     .linkedLibrary("_FoundationCollections"),
     .linkedLibrary("_FoundationCShims"),
 ]
@@ -31,6 +31,7 @@ let package = Package(
         .executable(name: "crew-demo", targets: ["crew-demo"]),
         .executable(name: "crew-bench", targets: ["crew-bench"]),
         .executable(name: "crew-queue-bench", targets: ["crew-queue-bench"]),
+        .executable(name: "crew-bench-static", targets: ["crew-bench-static"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -68,8 +69,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             // Linked dynamically: its queue commands bring GRDB, which needs all of Foundation, and a static
-            // link of Foundation fails on this toolchain (CoreFoundation's symbols are not found). Its children
-            // start a few milliseconds slower than crew-bench's, which stays a static executable.
+            // link of Foundation fails on this toolchain (CoreFoundation's symbols are not found).
             swiftSettings: swiftSettings
         ),
         // The durable queue's side of the benchmark: crew-bench runs it (it links GRDB and all of Foundation, which
@@ -79,14 +79,22 @@ let package = Package(
             dependencies: ["Crew", "CrewQueue", "CrewSQLite", "CrewCLI"],
             swiftSettings: swiftSettings
         ),
+        // The benchmark, linked as a user's app is (Foundation, Swift's runtime as shared objects): its children are
+        // this same program.
         .executableTarget(
             name: "crew-bench",
             dependencies: [
                 "Crew",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // The child of crew-bench's static-executable process-start row.
+        .executableTarget(
+            name: "crew-bench-static",
+            dependencies: ["Crew"],
             swiftSettings: swiftSettings,
-            linkerSettings: staticStdlib
+            linkerSettings: staticExecutable
         ),
         // The durable task queue (the Celery part) and its embedded SQLite broker.
         .target(
@@ -145,6 +153,12 @@ let package = Package(
             path: "Tests/CrewTestWorker",
             swiftSettings: swiftSettings
         ),
+        // crew-bench's report, --compare and peer output, on made-up figures.
+        .testTarget(
+            name: "CrewBenchTests",
+            dependencies: ["crew-bench"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "CrewTests",
             dependencies: [
@@ -160,8 +174,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 // Built so that tests can start it as their child process. (crew-demo, which the demo tests
-                // run, is not listed: its static-stdlib link settings would leak into the test bundle; the
-                // test script builds every product before testing.)
+                // run, is not listed: the test script builds every product before testing.)
                 "crew-test-worker",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],

@@ -44,9 +44,11 @@ public struct Crew: Sendable {
         /// How many of the last bytes of each child's standard error are kept to explain a crash.
         public var stderrTailBytes: Int
         /// How long, in microseconds, a side that has just sent something keeps polling for the answer before
-        /// it sleeps. Waking a sleeping thread on another CPU costs tens of microseconds on virtual machines;
+        /// it sleeps. Waking a sleeping thread on another CPU can cost more than the spin on virtual machines;
         /// a short spin saves it for calls that follow each other closely, at the price of that much CPU time
-        /// per wait. 0 turns spinning off; it is always off on a machine with one CPU.
+        /// per wait (crew-bench measures the rows that spin both ways, with the CPU each costs). 0 turns spinning
+        /// off; it is always off on a machine with one CPU. It applies to waits on a ``Queue``, a ``Connection``,
+        /// a ``Crew/Process``'s answer and a ``Crew/Thread``'s join; ``ProcessPool`` workers never spin.
         public var spinMicroseconds: Int
         /// How children start: a new `posix_spawn` of the program each (the default), or forked by a fork server.
         public var startMethod: StartMethod
@@ -57,8 +59,8 @@ public struct Crew: Sendable {
         ///
         /// A pool's parent and workers encode, decode and gather buffers of up to a few megabytes, one after
         /// another. With glibc's defaults each such buffer is a fresh mapping, or heap that was just handed back
-        /// to the system, and every 4 KiB page of it faults on first touch: that was most of the time of a `map`
-        /// over a million items. With this set, allocations up to this size (at most 32 MiB) come from the heap,
+        /// to the system, and every 4 KiB page of it faults on first touch, which can take most of a large `map`'s
+        /// time (BENCHMARKS.md has the measurement). With this set, allocations up to this size (at most 32 MiB) come from the heap,
         /// and the heap is trimmed only when more than this many bytes at its top are free. The price is that
         /// much memory kept by a process after a large job. 64 MiB by default.
         public var keepFreedMemory: Int?
@@ -90,11 +92,11 @@ public struct Crew: Sendable {
 
     /// How child processes are started, as Python's `multiprocessing` start methods.
     public enum StartMethod: Sendable, Hashable {
-        /// Each child is this program started anew with `posix_spawn`: a clean process (about a millisecond with
-        /// a static executable, several with shared libraries). The default.
+        /// Each child is this program started anew with `posix_spawn`: a clean process, which pays the program's
+        /// own start (its shared libraries loaded; much less for a static executable). The default.
         case spawn
         /// Children are forked by a fork server: this program started once more, which stops in its
-        /// `Crew.bootstrap` before any thread starts and forks a child on request (a fraction of a millisecond).
+        /// `Crew.bootstrap` before any thread starts and forks a child on request, without the program's start.
         /// The parent may have any number of threads; only the single-threaded fork server ever forks. The
         /// fork server is started on first use and ends with the parent.
         case forkserver

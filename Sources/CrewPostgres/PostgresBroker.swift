@@ -35,8 +35,8 @@ public final class PostgresBroker: Broker {
         ///
         /// A claim reads the index of available jobs from its start, and every job claimed or deleted leaves a
         /// dead entry there until a vacuum removes it. Autovacuum looks at a table about once a minute, long
-        /// enough for a busy queue to leave hundreds of thousands: measured here, a claim after 100 000 jobs
-        /// were purged read 607 index pages (0.8 ms) instead of 4 (0.06 ms) until the table was vacuumed.
+        /// enough for a busy queue to leave hundreds of thousands, which every claim then reads past
+        /// (BENCHMARKS.md has the measurement).
         public var vacuumEvery: Int?
 
         /// Notifications on, 8 connections, 5 s to connect, 30 s for a statement, a vacuum every 10 000 jobs.
@@ -59,8 +59,8 @@ public final class PostgresBroker: Broker {
     ///
     /// Its connections run with `plan_cache_mode = force_generic_plan`: the broker's statements are prepared once
     /// per connection and then run on that one plan, instead of being planned again on every run (PostgreSQL
-    /// keeps planning statements like the claim anew, which took more time than running them: a claim 0.39 →
-    /// 0.18 ms here). Queries of your own on these connections (in ``enqueue(_:connection:)``'s transaction, say)
+    /// keeps planning statements like the claim anew, which took more time than running them; BENCHMARKS.md has
+    /// the measurement). Queries of your own on these connections (in ``enqueue(_:connection:)``'s transaction, say)
     /// run with that setting too; use a client of your own where a query needs custom plans.
     public let client: PostgresClient
     private let configuration: PostgresClient.Configuration

@@ -1,54 +1,86 @@
 import Crew
+import Synchronization
 
-/// The functions the benchmark runs in child processes.
+/// The functions the benchmark runs in child processes (each has its twin in bench/peers).
 enum BenchFunctions {
     static let double = Function("bench.double") { (x: Int) in x * 2 }
     static let echoByte = Function("bench.echoByte") { (b: UInt8) in b }
-    static let square = Function("bench.square") { (x: Int) in x * x }
-    /// CPU-bound work: `rounds` × 10 million steps of a linear congruential generator.
-    static let burn = Function("bench.burn") { (rounds: Int) -> UInt64 in
-        var x: UInt64 = 0
-        for i in 0..<(rounds * 10_000_000) { x = x &* 6364136223846793005 &+ UInt64(truncatingIfNeeded: i) }
-        return x
+    static let square = Function("bench.square") { (x: Int) in squareBody(x) }
+    /// The square, as a function value: what Swift's floor calls for each item, as a pool calls a registered
+    /// function's body.
+    static let squareBody: @Sendable (Int) -> Int = { x in x * x }
+    /// CPU-bound work, the same loop as the Python peers' `burn`: `steps` steps of a linear congruential generator
+    /// from `seed`, modulo 2⁶⁴. The results are summed on both sides and must agree.
+    static let burn = Function("bench.burn") { (job: BurnJob) -> UInt64 in
+        BenchFunctions.burnLoop(seed: job.seed, steps: job.steps)
     }
     static let sleepLong = Function("bench.sleepLong") { () async throws in
         try await Task.sleep(for: .seconds(60))
     }
 
-    /// Puts `count` messages of `size` bytes on the queue.
-    static let produce = Function("bench.produce") { (job: QueueBench) throws -> Int in
+    /// Never inlined: every side of a CPU-bound row (a pool's worker, Swift's floor) runs this same machine code.
+    @inline(never)
+    static func burnLoop(seed: Int, steps: Int) -> UInt64 {
+        var x = UInt64(truncatingIfNeeded: seed)
+        for i in 0..<steps { x = x &* 6364136223846793005 &+ UInt64(truncatingIfNeeded: i) }
+        return x
+    }
+
+    /// Waits at the start barrier, puts `count` messages of `size` bytes, then stays until told it is done (so
+    /// that its CPU time can be read before it exits).
+    static let produce = Function("bench.produce") { (job: ProduceJob) throws -> Int in
         let message = [UInt8](repeating: 7, count: job.size)
+        _ = try job.start.wait()
         for _ in 0..<job.count { try job.queue.put(message) }
+        _ = job.done.wait()
         return job.count
     }
-    /// Puts the numbers `first..<first + count` on the queue.
-    static let produceNumbers = Function("bench.produceNumbers") { (job: NumberBench) throws -> Int in
+    /// Waits at the start barrier, puts the numbers `first..<first + count` and then -1, and stays until done.
+    static let produceNumbers = Function("bench.produceNumbers") { (job: NumbersJob) throws -> Int in
+        _ = try job.start.wait()
         for value in job.first..<(job.first + job.count) { try job.queue.put(value) }
+        try job.queue.put(-1)
+        _ = job.done.wait()
         return job.count
     }
-    /// Gets numbers until -1; returns how many and their sum.
-    static let consumeNumbers = Function("bench.consumeNumbers") { (queue: Queue<Int>) throws -> [Int] in
+    /// Waits at the start barrier, gets numbers until a -1, puts how many it got and their sum on `results`, and
+    /// stays until done.
+    static let consumeNumbers = Function("bench.consumeNumbers") { (job: ConsumeJob) throws -> Int in
+        _ = try job.start.wait()
         var count = 0
         var sum = 0
         while true {
-            let value = try queue.get()
-            if value == -1 { return [count, sum] }
+            let value = try job.queue.get()
+            if value == -1 { break }
             count += 1
             sum &+= value
         }
-    }
-    /// Sends back every message it receives until the peer closes.
-    static let echoPipe = Function("bench.echoPipe") { (connection: Connection) -> Int in
-        var count = 0
-        while let bytes = try? connection.recvBytes() {
-            do { try connection.sendBytes(bytes) } catch { break }
-            count += 1
-        }
+        try job.results.put([count, sum])
+        _ = job.done.wait()
         return count
     }
-    /// Adds 1 to the counter `times` times, each under its lock.
-    static let increment = Function("bench.increment") { (job: CounterBench) throws -> Int in
+    /// Waits at the start barrier, then sends back every message it receives until the peer closes.
+    static let echoPipe = Function("bench.echoPipe") { (job: EchoJob) throws -> Int in
+        _ = try job.start.wait()
+        var count = 0
+        while true {
+            let bytes: [UInt8]
+            do {
+                bytes = try job.connection.recvBytes()
+            } catch let error as CrewError where error.code == .closed {
+                return count  // The parent closed its end: the run is over.
+            }
+            try job.connection.sendBytes(bytes)
+            count += 1
+        }
+    }
+    /// Waits at the start barrier, adds 1 to the counter `times` times, each under its lock, says so on
+    /// `results`, and stays until done.
+    static let increment = Function("bench.increment") { (job: CounterJob) throws -> Int in
+        _ = try job.start.wait()
         for _ in 0..<job.times { try job.counter.withLock { $0 += 1 } }
+        try job.results.put(job.times)
+        _ = job.done.wait()
         return job.times
     }
 
@@ -58,25 +90,117 @@ enum BenchFunctions {
         return ms
     }
 
+    /// Parks `count` coroutines (or bare tasks, for Swift's floor) in this fresh process and returns the memory
+    /// each added: [resident bytes, heap bytes in use] per coroutine.
+    static let parked = Function("bench.parked") { (job: ParkJob) async throws -> [Double] in
+        try await ParkedMemory.measure(job)
+    }
+
     static let all: [any AnyFunction] = [
         double, echoByte, square, burn, sleepLong, produce, produceNumbers, consumeNumbers, echoPipe, increment,
-        sleepMs,
+        sleepMs, parked,
     ]
 }
 
-struct QueueBench: Codable, Sendable {
+struct BurnJob: Codable, Sendable {
+    var seed: Int
+    var steps: Int
+}
+
+struct ProduceJob: Codable, Sendable {
     var queue: Queue<[UInt8]>
     var count: Int
     var size: Int
+    var start: Crew.Barrier
+    var done: Crew.Event
 }
 
-struct NumberBench: Codable, Sendable {
+struct NumbersJob: Codable, Sendable {
     var queue: Queue<Int>
     var first: Int
     var count: Int
+    var start: Crew.Barrier
+    var done: Crew.Event
 }
 
-struct CounterBench: Codable, Sendable {
+struct ConsumeJob: Codable, Sendable {
+    var queue: Queue<Int>
+    var results: Queue<[Int]>
+    var start: Crew.Barrier
+    var done: Crew.Event
+}
+
+struct EchoJob: Codable, Sendable {
+    var connection: Connection
+    var start: Crew.Barrier
+}
+
+struct CounterJob: Codable, Sendable {
     var counter: SharedValue<Int>
     var times: Int
+    var results: Queue<Int>
+    var start: Crew.Barrier
+    var done: Crew.Event
+}
+
+struct ParkJob: Codable, Sendable {
+    /// "crew" (``spawn`` waiting on an ``AsyncEvent``) or "floor" (a bare `Task` waiting on a continuation).
+    var kind: String
+    var count: Int
+}
+
+/// Memory per parked coroutine, measured in the process it runs in (a fresh child of the benchmark).
+enum ParkedMemory {
+    final class Started: Sendable {
+        let count = Atomic<Int>(0)
+        let continuations = Mutex<[UnsafeContinuation<Void, Never>]>([])
+    }
+
+    static func measure(_ job: ParkJob) async throws -> [Double] {
+        let started = Started()
+        started.continuations.withLock { $0.reserveCapacity(job.count) }
+        let residentBefore = Machine.residentBytes()
+        let heapBefore = Machine.heapBytesInUse()
+        var release: () async throws -> Void
+        switch job.kind {
+        case "crew":
+            let event = AsyncEvent()
+            let parked = (0..<job.count).map { _ in
+                spawn {
+                    started.count.add(1, ordering: .relaxed)
+                    await event.wait()
+                }
+            }
+            release = {
+                event.set()
+                try await joinAll(parked)
+            }
+        case "floor":
+            var tasks: [Task<Void, Never>] = []
+            tasks.reserveCapacity(job.count)
+            for _ in 0..<job.count {
+                tasks.append(Task {
+                    started.count.add(1, ordering: .relaxed)
+                    await withUnsafeContinuation { c in started.continuations.withLock { $0.append(c) } }
+                })
+            }
+            let all = tasks
+            release = {
+                // Every task has parked once its continuation is stored.
+                while started.continuations.withLock({ $0.count }) < job.count { await Task.yield() }
+                for c in started.continuations.withLock({ $0 }) { c.resume() }
+                for task in all { await task.value }
+            }
+        default:
+            throw CrewError(.invalidArgument, "unknown kind \(job.kind)")
+        }
+        // Every coroutine has started, then a tenth of a second for the last ones to reach their wait (the Python
+        // peers do the same).
+        while started.count.load(ordering: .relaxed) < job.count { try await Task.sleep(for: .milliseconds(10)) }
+        try await Task.sleep(for: .milliseconds(100))
+        let resident = Double(Machine.residentBytes() - residentBefore) / Double(job.count)
+        let heap = Double(Machine.heapBytesInUse() - heapBefore) / Double(job.count)
+        try await release()
+        return [resident, heap]
+    }
 }

@@ -1,5 +1,6 @@
-@_spi(Internals) import Crew
-import FoundationEssentials
+import Crew
+import Dispatch
+import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -7,198 +8,401 @@ import Glibc
 #endif
 
 // Threads, thread pools and coroutines against threading, multiprocessing.dummy, ThreadPoolExecutor, asyncio and
-// gevent (bench/peers/concurrency.py).
+// gevent (bench/peers/concurrency.py), each beside Swift's own floor: the same work done with a bare pthread,
+// Dispatch, Task or task group, with nothing of Crew's around it. Crew's cost over that floor is the figure to keep
+// low.
 
 extension CrewBench {
     static let concurrencyParts: Set<String> = [
-        "threads", "apply", "map", "cpu", "spawn", "memory", "sleep", "pool", "mixed", "floor",
+        "threads", "apply", "map", "cpu", "spawn", "memory", "sleep", "pool", "mixed",
     ]
 
-    func concurrency(_ table: inout Table, parts: Set<String>) async throws {
+    func concurrency(_ report: inout Report, parts: Set<String>) async throws {
         let rounds = quick ? 1 : 3
-
         let threadCount = quick ? 2_000 : 10_000
-        status("concurrency: start and join \(threadCount) threads")
-        let threads = !parts.contains("threads") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
+        let calls = quick ? 5_000 : 20_000
+        let items = quick ? 200_000 : 1_000_000
+        let coroutines = quick ? 20_000 : 100_000
+        let sleepers = quick ? 2_000 : 10_000
+        let poolItems = quick ? 20_000 : 100_000
+        let ioCalls = quick ? 2_000 : 10_000
+        let (cpuItems, cpuSteps, cpuRounds) = cpuWork
+        let none = [Double.nan, .nan]
+
+        // Threads: [threads/s, CPU µs per thread].
+        func threadRound(_ body: () throws -> Void) throws -> [Double] {
+            let cpu = CPUWindow(pids: [])
             let start = ContinuousClock.now
-            for _ in 0..<threadCount {
-                let t = Crew.Thread {}
-                try t.start()
-                try t.join()
+            for _ in 0..<threadCount { try body() }
+            return [Double(threadCount) / Measure.seconds(ContinuousClock.now - start), cpu.microseconds(per: threadCount)]
+        }
+        let crewThread = {
+            let t = Crew.Thread {}
+            try t.start()
+            try t.join()
+        }
+        status("concurrency: start and join \(threadCount) threads (Crew.Thread, then bare pthreads)")
+        let threads = !parts.contains("threads") ? none : try await Measure.median(rounds: rounds) {
+            try threadRound(crewThread)
+        }
+        let threadsCalm = !parts.contains("threads") ? none : try await withoutSpinning {
+            try await Measure.median(rounds: rounds) { try threadRound(crewThread) }
+        }
+        let threadsFloor = !parts.contains("threads") ? none : try await Measure.median(rounds: rounds) {
+            try threadRound {
+                var thread = pthread_t()
+                guard pthread_create(&thread, nil, { _ in nil }, nil) == 0 else { throw BenchError("pthread_create") }
+                pthread_join(thread, nil)
             }
-            return Double(threadCount) / Self.seconds(ContinuousClock.now - start)
         }
 
-        let calls = quick ? 5_000 : 20_000
-        status("concurrency: ThreadPool, \(calls) applyAsync then every value")
-        let apply = !parts.contains("apply") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
+        status("concurrency: \(calls) applyAsync then every value (ThreadPool, then Dispatch)")
+        let apply = !parts.contains("apply") ? .nan : try await Measure.median(rounds: rounds) {
             let pool = try ThreadPool(processes: 2)
             let start = ContinuousClock.now
             let results = try (0..<calls).map { try pool.applyAsync(BenchFunctions.square, $0) }
-            for result in results { _ = try result.get() }
-            let rate = Double(calls) / Self.seconds(ContinuousClock.now - start)
+            var sum = 0
+            for result in results { sum &+= try result.get() }
+            let rate = Double(calls) / Measure.seconds(ContinuousClock.now - start)
             pool.close()
             try await pool.join()
+            guard sum == Self.sumOfSquares(calls) else { throw BenchError("ThreadPool applyAsync: wrong values") }
+            return rate
+        }
+        let applyFloor = !parts.contains("apply") ? .nan : try await Measure.median(rounds: rounds) {
+            let out = Buffer(count: calls)
+            defer { out.free() }
+            let group = DispatchGroup()
+            let start = ContinuousClock.now
+            let square = BenchFunctions.squareBody
+            for i in 0..<calls { DispatchQueue.global().async(group: group) { out[i] = square(i) } }
+            group.wait()
+            var sum = 0
+            for i in 0..<calls { sum &+= out[i] }
+            let rate = Double(calls) / Measure.seconds(ContinuousClock.now - start)
+            guard sum == Self.sumOfSquares(calls) else { throw BenchError("Dispatch: wrong values") }
             return rate
         }
 
-        let items = quick ? 200_000 : 1_000_000
-        status("concurrency: ThreadPool map of \(items) squares")
-        let map = !parts.contains("map") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
+        let chunk = Self.automaticChunkSize(count: items, processes: 2)
+        status("concurrency: map of \(items) squares (ThreadPool, then Dispatch)")
+        let map = !parts.contains("map") ? .nan : try await Measure.median(rounds: rounds) {
             let pool = try ThreadPool(processes: 2)
             let input = Array(0..<items)
             let start = ContinuousClock.now
             let squares = try await pool.map(BenchFunctions.square, input)
-            let rate = Double(items) / Self.seconds(ContinuousClock.now - start)
-            precondition(squares.count == items)
+            let rate = Double(items) / Measure.seconds(ContinuousClock.now - start)
+            pool.close()
+            try await pool.join()
+            guard squares.count == items, squares[items - 1] == (items - 1) * (items - 1) else {
+                throw BenchError("ThreadPool map: wrong squares")
+            }
+            return rate
+        }
+        let mapFloor = !parts.contains("map") ? .nan : try await Measure.median(rounds: rounds) {
+            let input = Array(0..<items)
+            let start = ContinuousClock.now
+            let squares = [Int](unsafeUninitializedCapacity: items) { buffer, initialized in
+                let out = Buffer(buffer)
+                input.withUnsafeBufferPointer { input in
+                    let source = ReadOnly(input)
+                    let square = BenchFunctions.squareBody
+                    DispatchQueue.concurrentPerform(iterations: (items + chunk - 1) / chunk) { c in
+                        for i in (c * chunk)..<min(items, (c + 1) * chunk) { out[i] = square(source[i]) }
+                    }
+                }
+                initialized = items
+            }
+            let rate = Double(items) / Measure.seconds(ContinuousClock.now - start)
+            guard squares[items - 1] == (items - 1) * (items - 1) else { throw BenchError("Dispatch map: wrong squares") }
+            return rate
+        }
+
+        status("concurrency: CPU-bound work on 1 and 2 threads (ThreadPool, then Dispatch)")
+        let jobs = (0..<cpuItems).map { BurnJob(seed: $0, steps: cpuSteps) }
+        var checksum: UInt64 = 0
+        func cpuRate(_ threads: Int) async throws -> Double {
+            let pool = try ThreadPool(processes: threads)
+            let rate = try await Measure.median(rounds: cpuRounds, warmUp: false) {
+                let start = ContinuousClock.now
+                let results = try await pool.map(BenchFunctions.burn, jobs, chunkSize: 1)
+                checksum = results.reduce(0, &+)
+                return Double(cpuItems) / Measure.seconds(ContinuousClock.now - start)
+            }
             pool.close()
             try await pool.join()
             return rate
         }
-
-        status("concurrency: CPU-bound work on 1 and 2 threads")
-        let (tasks, work) = quick ? (4, 2) : (8, 20)
-        func cpuSeconds(_ n: Int) async throws -> Double {
-            let pool = try ThreadPool(processes: n)
-            let start = ContinuousClock.now
-            _ = try await pool.map(BenchFunctions.burn, Array(repeating: work, count: tasks), chunkSize: 1)
-            let elapsed = Self.seconds(ContinuousClock.now - start)
-            pool.close()
-            try await pool.join()
-            return elapsed
+        func cpuFloor(_ threads: Int) async throws -> Double {
+            try await Measure.median(rounds: cpuRounds, warmUp: false) {
+                let start = ContinuousClock.now
+                let sum = Atomic<UInt64>(0)
+                if threads == 1 {
+                    for job in jobs { sum.wrappingAdd(BenchFunctions.burnLoop(seed: job.seed, steps: job.steps), ordering: .relaxed) }
+                } else {
+                    DispatchQueue.concurrentPerform(iterations: cpuItems) { i in
+                        sum.wrappingAdd(BenchFunctions.burnLoop(seed: i, steps: cpuSteps), ordering: .relaxed)
+                    }
+                }
+                let rate = Double(cpuItems) / Measure.seconds(ContinuousClock.now - start)
+                guard sum.load(ordering: .relaxed) == checksum else { throw BenchError("the floor's loop summed otherwise") }
+                return rate
+            }
         }
-        let cpu = !parts.contains("cpu") ? .nan : try await cpuSeconds(1) / cpuSeconds(2)
+        let cpu1 = !parts.contains("cpu") ? .nan : try await cpuRate(1)
+        let cpu1Floor = !parts.contains("cpu") ? .nan : try await cpuFloor(1)
+        let cpu2 = !parts.contains("cpu") ? .nan : try await cpuRate(2)
+        let cpu2Floor = !parts.contains("cpu") ? .nan : try await cpuFloor(2)
 
-        let coroutines = quick ? 20_000 : 100_000
-        status("concurrency: spawn and join \(coroutines) coroutines")
-        let spawned = !parts.contains("spawn") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
+        status("concurrency: spawn and join \(coroutines) coroutines (spawn, then bare tasks)")
+        let spawned = !parts.contains("spawn") ? .nan : try await Measure.median(rounds: rounds) {
             let start = ContinuousClock.now
             let all = (0..<coroutines).map { i in spawn { i } }
-            try await joinAll(all)
-            return Double(coroutines) / Self.seconds(ContinuousClock.now - start)
+            var sum = 0
+            for c in all { sum &+= try await c.value }
+            let rate = Double(coroutines) / Measure.seconds(ContinuousClock.now - start)
+            guard sum == coroutines * (coroutines - 1) / 2 else { throw BenchError("spawn: wrong values") }
+            return rate
         }
-
-        status("concurrency: memory of \(coroutines) coroutines parked on an event")
-        let memory = !parts.contains("memory") ? .nan : try await Self.median(rounds: rounds, warmUp: false) {
-            let event = AsyncEvent()
-            let before = Machine.heapBytesInUse()
-            let parked = (0..<coroutines).map { _ in spawn { await event.wait() } }
-            // Give every coroutine time to run up to its wait.
-            try await Task.sleep(for: .milliseconds(300))
-            let after = Machine.heapBytesInUse()
-            event.set()
-            try await joinAll(parked)
-            return Double(after - before) / Double(coroutines) / 1024
-        }
-
-        let sleepers = quick ? 2_000 : 10_000
-        status("concurrency: \(sleepers) coroutines sleeping 100 ms")
-        let sleep = !parts.contains("sleep") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
-            let start = ContinuousClock.now
-            let all = (0..<sleepers).map { _ in spawn { try await Task.sleep(for: .milliseconds(100)) } }
-            try await joinAll(all)
-            return Self.seconds(ContinuousClock.now - start)
-        }
-
-        let poolItems = quick ? 20_000 : 100_000
-        status("concurrency: CoroutinePool(100) map over \(poolItems) items")
-        let pool = !parts.contains("pool") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
-            let coroutinePool = try CoroutinePool(size: 100)
-            let start = ContinuousClock.now
-            // Each item's work yields once, as an I/O wait would (the Python peers do the same).
-            let out = try await coroutinePool.map(0..<poolItems) { (n: Int) async -> Int in
-                await Task.yield()
-                return n &* 2
-            }
-            precondition(out.count == poolItems)
-            return Double(poolItems) / Self.seconds(ContinuousClock.now - start)
-        }
-
-        let ioCalls = quick ? 2_000 : 10_000
-        status("concurrency: processes(2, coroutinesEach: 100), \(ioCalls) calls sleeping 10 ms")
-        let mixed = !parts.contains("mixed") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
-            let executor = try Crew.Executor.processes(2, coroutinesEach: 100)
-            _ = try await executor.map(BenchFunctions.sleepMs, [1, 1], chunkSize: 1)  // Workers up.
-            let start = ContinuousClock.now
-            _ = try await executor.map(BenchFunctions.sleepMs, Array(repeating: 10, count: ioCalls), chunkSize: 1)
-            let elapsed = Self.seconds(ContinuousClock.now - start)
-            try await executor.shutdown()
-            return elapsed
-        }
-
-        // Swift's own floor for the coroutine rows: bare tasks, with nothing of Crew's around them.
-        status("concurrency: bare Swift tasks (the runtime's floor)")
-        let floorSpawn = !parts.contains("floor") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
+        let spawnFloor = !parts.contains("spawn") ? .nan : try await Measure.median(rounds: rounds) {
             let start = ContinuousClock.now
             let all = (0..<coroutines).map { i in Task { i } }
             var sum = 0
             for task in all { sum &+= await task.value }
-            precondition(sum > 0)
-            return Double(coroutines) / Self.seconds(ContinuousClock.now - start)
+            let rate = Double(coroutines) / Measure.seconds(ContinuousClock.now - start)
+            guard sum == coroutines * (coroutines - 1) / 2 else { throw BenchError("Task: wrong values") }
+            return rate
         }
-        let floorMemory = !parts.contains("floor") ? .nan : try await Self.median(rounds: rounds, warmUp: false) {
-            final class Parked: Sendable {
-                let continuations = Mutex<[UnsafeContinuation<Void, Never>]>([])
-            }
-            let parked = Parked()
-            parked.continuations.withLock { $0.reserveCapacity(coroutines) }
-            var all: [Task<Void, Never>] = []
-            all.reserveCapacity(coroutines)
-            let before = Machine.heapBytesInUse()
-            for _ in 0..<coroutines {
-                all.append(Task { await withUnsafeContinuation { c in parked.continuations.withLock { $0.append(c) } } })
-            }
-            try await Task.sleep(for: .milliseconds(300))
-            let after = Machine.heapBytesInUse()
-            for continuation in parked.continuations.withLock({ $0 }) { continuation.resume() }
-            for task in all { await task.value }
-            return Double(after - before) / Double(coroutines) / 1024
+
+        status("concurrency: memory of \(coroutines) parked coroutines, each kind in a fresh child process")
+        func parked(_ kind: String) async throws -> [Double] {
+            let p = Crew.Process(target: BenchFunctions.parked, args: ParkJob(kind: kind, count: coroutines))
+            try p.start()
+            let figures = try await p.value
+            try await p.join()
+            return figures.map { $0 / 1024 }
         }
-        let floorYield = !parts.contains("floor") ? .nan : try await Self.median(rounds: rounds, warmUp: true) {
+        let memory = !parts.contains("memory") ? none : try await parked("crew")
+        let memoryFloor = !parts.contains("memory") ? none : try await parked("floor")
+
+        status("concurrency: \(sleepers) coroutines sleeping 100 ms (spawn, then bare tasks)")
+        let sleep = !parts.contains("sleep") ? .nan : try await Measure.median(rounds: rounds) {
+            let start = ContinuousClock.now
+            let all = (0..<sleepers).map { _ in spawn { try await Task.sleep(for: .milliseconds(100)) } }
+            try await joinAll(all)
+            return Measure.seconds(ContinuousClock.now - start)
+        }
+        let sleepFloor = !parts.contains("sleep") ? .nan : try await Measure.median(rounds: rounds) {
+            let start = ContinuousClock.now
+            let all = (0..<sleepers).map { _ in Task { try await Task.sleep(for: .milliseconds(100)) } }
+            for task in all { try await task.value }
+            return Measure.seconds(ContinuousClock.now - start)
+        }
+
+        status("concurrency: a pool of 100 coroutines maps \(poolItems) items (CoroutinePool, then a task group)")
+        let pool = !parts.contains("pool") ? .nan : try await Measure.median(rounds: rounds) {
+            let coroutinePool = try CoroutinePool(size: 100)
+            let start = ContinuousClock.now
+            // Each item's work yields once, as an I/O wait would (every side does the same).
+            let out = try await coroutinePool.map(0..<poolItems) { (n: Int) async -> Int in
+                await Task.yield()
+                return n &* 2
+            }
+            let rate = Double(poolItems) / Measure.seconds(ContinuousClock.now - start)
+            guard out.count == poolItems, out[poolItems - 1] == (poolItems - 1) * 2 else {
+                throw BenchError("CoroutinePool map: wrong results")
+            }
+            return rate
+        }
+        let poolFloor = !parts.contains("pool") ? .nan : try await Measure.median(rounds: rounds) {
+            let out = Buffer(count: poolItems)
+            defer { out.free() }
+            let next = Counter()
             let start = ContinuousClock.now
             await withTaskGroup(of: Void.self) { group in
                 for _ in 0..<100 {
-                    group.addTask { for _ in 0..<(poolItems / 100) { await Task.yield() } }
+                    group.addTask {
+                        while true {
+                            let i = next.value.add(1, ordering: .relaxed).oldValue
+                            if i >= poolItems { return }
+                            await Task.yield()
+                            out[i] = i &* 2
+                        }
+                    }
                 }
             }
-            return Double(poolItems) / Self.seconds(ContinuousClock.now - start)
+            let rate = Double(poolItems) / Measure.seconds(ContinuousClock.now - start)
+            guard out[poolItems - 1] == (poolItems - 1) * 2 else { throw BenchError("task group map: wrong results") }
+            return rate
         }
 
-        status("concurrency: Python")
-        let python = try runPeer("concurrency.py", [quick ? "quick" : "full"] + parts.sorted())
-        table.add(workload: "start + join \(threadCount) threads (threads/s)", crew: threads, crewLabel: "Crew.Thread",
-                  python: python["threads/threading"], pythonLabel: "threading", lowerIsBetter: false)
-        table.add(workload: "thread pool: \(calls) applyAsync, then values (calls/s)", crew: apply, crewLabel: "ThreadPool",
-                  python: python["apply/dummy.Pool"], pythonLabel: "dummy.Pool", lowerIsBetter: false)
-        table.add(workload: "thread pool: \(calls) applyAsync, then values (calls/s)", crew: apply, crewLabel: "ThreadPool",
-                  python: python["apply/ThreadPoolExecutor"], pythonLabel: "ThreadPoolExecutor", lowerIsBetter: false)
-        table.add(workload: "thread pool: map of \(items) squares (items/s)", crew: map, crewLabel: "ThreadPool",
-                  python: python["map/dummy.Pool"], pythonLabel: "dummy.Pool", lowerIsBetter: false)
-        table.add(workload: "CPU-bound work, 2 threads vs 1 (speed-up ×)", crew: cpu, crewLabel: "ThreadPool",
-                  python: python["cpu/threads"], pythonLabel: "threads (GIL)", lowerIsBetter: false)
-        table.add(workload: "spawn + join \(coroutines) coroutines (per s)", crew: spawned, crewLabel: "spawn/joinAll",
-                  python: python["spawn/asyncio"], pythonLabel: "asyncio", lowerIsBetter: false)
-        table.add(workload: "spawn + join \(coroutines) coroutines (per s)", crew: spawned, crewLabel: "spawn/joinAll",
-                  python: python["spawn/gevent"], pythonLabel: "gevent", lowerIsBetter: false)
-        table.add(workload: "memory per coroutine parked on an event (KiB)", crew: memory, crewLabel: "AsyncEvent",
-                  python: python["memory/asyncio"], pythonLabel: "asyncio", lowerIsBetter: true)
-        table.add(workload: "memory per coroutine parked on an event (KiB)", crew: memory, crewLabel: "AsyncEvent",
-                  python: python["memory/gevent"], pythonLabel: "gevent", lowerIsBetter: true)
-        table.add(workload: "\(sleepers) coroutines sleeping 100 ms (wall s)", crew: sleep, crewLabel: "spawn/joinAll",
-                  python: python["sleep/asyncio"], pythonLabel: "asyncio", lowerIsBetter: true)
-        table.add(workload: "\(sleepers) coroutines sleeping 100 ms (wall s)", crew: sleep, crewLabel: "spawn/joinAll",
-                  python: python["sleep/gevent"], pythonLabel: "gevent", lowerIsBetter: true)
-        table.add(workload: "pool of 100 coroutines, map of \(poolItems) items (items/s)", crew: pool, crewLabel: "CoroutinePool",
-                  python: python["pool/asyncio"], pythonLabel: "asyncio workers", lowerIsBetter: false)
-        table.add(workload: "pool of 100 coroutines, map of \(poolItems) items (items/s)", crew: pool, crewLabel: "CoroutinePool",
-                  python: python["pool/gevent"], pythonLabel: "gevent Pool", lowerIsBetter: false)
-        table.add(workload: "2 processes × 100 coroutines: \(ioCalls) calls of 10 ms (wall s)", crew: mixed,
-                  crewLabel: "Executor", python: nil, pythonLabel: "—", lowerIsBetter: true)
-        table.add(workload: "Swift's floor: spawn + value of \(coroutines) bare tasks (per s)", crew: floorSpawn,
-                  crewLabel: "Task", python: python["spawn/asyncio"], pythonLabel: "asyncio", lowerIsBetter: false)
-        table.add(workload: "Swift's floor: memory per bare task parked (KiB)", crew: floorMemory,
-                  crewLabel: "Task", python: python["memory/asyncio"], pythonLabel: "asyncio", lowerIsBetter: true)
-        table.add(workload: "Swift's floor: 100 tasks yielding, \(poolItems) yields (per s)", crew: floorYield,
-                  crewLabel: "Task.yield", python: python["pool/asyncio"], pythonLabel: "asyncio workers", lowerIsBetter: false)
+        status("concurrency: processes(2, coroutinesEach: 100), \(ioCalls) calls sleeping 10 ms")
+        let mixed = !parts.contains("mixed") ? .nan : try await Measure.median(rounds: rounds) {
+            let executor = try Crew.Executor.processes(2, coroutinesEach: 100)
+            _ = try await executor.map(BenchFunctions.sleepMs, [1, 1], chunkSize: 1)  // Workers up.
+            let start = ContinuousClock.now
+            _ = try await executor.map(BenchFunctions.sleepMs, Array(repeating: 10, count: ioCalls), chunkSize: 1)
+            let elapsed = Measure.seconds(ContinuousClock.now - start)
+            try await executor.shutdown()
+            return elapsed
+        }
+
+        let python = try peer("concurrency.py", [
+            "parts": parts.sorted(), "rounds": rounds, "threads": threadCount, "calls": calls, "items": items,
+            "cpu_items": cpuItems, "cpu_steps": cpuSteps, "cpu_rounds": cpuRounds, "coroutines": coroutines,
+            "sleepers": sleepers, "pool_items": poolItems, "io_calls": ioCalls,
+        ], into: &report)
+        let median = "median of \(rounds) rounds after one untimed"
+
+        for (suffix, figures, note) in [
+            ("", threads, "join spins up to 50 µs before sleeping (the default)"),
+            (".no-spin", threadsCalm, "spinning off (Crew.Options(spinMicroseconds: 0))"),
+        ] {
+            report.add(Row(
+                id: "threads.start-join" + suffix, workload: "start + join \(Self.count(threadCount)) threads, one at a "
+                    + "time" + (suffix.isEmpty ? "" : ", Crew not spinning"),
+                unit: "threads/s", lowerIsBetter: false, window: "the first start to the last join; \(median)",
+                crew: Side(who: "Crew", setup: "Crew.Thread { }: start(), join(); \(note)", value: figures[0],
+                           cpuMicroseconds: figures[1]),
+                floor: Side(who: "Swift floor", setup: "pthread_create, pthread_join", value: threadsFloor[0],
+                            cpuMicroseconds: threadsFloor[1]),
+                peers: [python.side("threads/threading")].compactMap { $0 }
+            ))
+        }
+        report.add(Row(
+            id: "threadpool.apply", workload: "\(Self.count(calls)) applyAsync of a square, then every value",
+            unit: "calls/s", lowerIsBetter: false, window: "the first submit to the last value; the pool started before; "
+                + median,
+            crew: Side(who: "Crew", setup: "ThreadPool(processes: 2): applyAsync(square, i) each, then get() of each",
+                       value: apply),
+            floor: Side(who: "Swift floor", setup: "DispatchQueue.global().async(group:) each, calling square through a "
+                + "function value and storing into a buffer; group.wait()", value: applyFloor),
+            peers: [python.side("apply/dummy.Pool"), python.side("apply/ThreadPoolExecutor")].compactMap { $0 }
+        ))
+        report.add(Row(
+            id: "threadpool.map", workload: "map of \(Self.count(items)) squares on 2 threads", unit: "items/s",
+            lowerIsBetter: false, window: "the map call to its result; \(median)",
+            crew: Side(who: "Crew", setup: "ThreadPool(processes: 2).map(square, items), chunkSize automatic: "
+                + Self.count(chunk), value: map),
+            floor: Side(who: "Swift floor", setup: "DispatchQueue.concurrentPerform over the same chunks, calling square "
+                + "through a function value for each item (as a pool calls a registered function), into an array",
+                        value: mapFloor),
+            peers: [python.side("map/dummy.Pool")].compactMap { $0 }
+        ))
+        try Self.checkSameWork(checksum, python["cpu/checksum"])
+        let work = "\(cpuItems) items of \(Self.count(cpuSteps)) steps of the same loop as the pool rows"
+        for (threads, rate, floor) in [(1, cpu1, cpu1Floor), (2, cpu2, cpu2Floor)] {
+            report.add(Row(
+                id: "threadpool.cpu-\(threads)", workload: "CPU-bound: \(work), \(threads) thread" + (threads > 1 ? "s" : ""),
+                unit: "items/s", lowerIsBetter: false, window: "map of the items, chunk size 1, to the last result; "
+                    + "median of \(cpuRounds) rounds",
+                crew: Side(who: "Crew", setup: "ThreadPool(processes: \(threads)).map(burn, items, chunkSize: 1)", value: rate),
+                floor: Side(who: "Swift floor", setup: threads == 1 ? "a plain loop on the calling thread"
+                    : "DispatchQueue.concurrentPerform(iterations: \(cpuItems))", value: floor),
+                peers: [python.side("cpu/dummy.Pool(\(threads))")].compactMap { $0 }
+            ))
+        }
+        var speedUps: [Side] = []
+        if let one = python["cpu/dummy.Pool(1)"], let two = python["cpu/dummy.Pool(2)"] {
+            speedUps.append(Side(who: "Python", setup: "multiprocessing.dummy.Pool, 2 threads against 1 (the GIL)",
+                                 value: two.value / one.value))
+        }
+        report.add(Row(
+            id: "threadpool.cpu-speedup", workload: "CPU-bound: the speed-up of 2 threads over 1", unit: "×",
+            lowerIsBetter: false, window: "the two rows above",
+            crew: Side(who: "Crew", setup: "ThreadPool, 2 threads against 1", value: cpu2 / cpu1),
+            floor: Side(who: "Swift floor", setup: "concurrentPerform against a plain loop", value: cpu2Floor / cpu1Floor),
+            peers: speedUps, comparable: false
+        ))
+        report.add(Row(
+            id: "coroutines.spawn", workload: "spawn \(Self.count(coroutines)) coroutines returning their index, then "
+                + "join them all", unit: "per s", lowerIsBetter: false,
+            window: "the first spawn to the last value; \(median)",
+            crew: Side(who: "Crew", setup: "spawn { i } each, then each value", value: spawned),
+            floor: Side(who: "Swift floor", setup: "Task { i } each, then each value", value: spawnFloor),
+            peers: [python.side("spawn/asyncio"), python.side("spawn/gevent")].compactMap { $0 }
+        ))
+        for (index, metric, detail) in [
+            (0, "memory-rss", "resident memory (/proc/self/statm) added"),
+            (1, "memory-heap", "heap in use (glibc mallinfo2: uordblks + hblkhd) added"),
+        ] {
+            report.add(Row(
+                id: "coroutines.\(metric)", workload: "\(detail) per coroutine, \(Self.count(coroutines)) parked on an "
+                    + "event", unit: "KiB", lowerIsBetter: true,
+                window: "each kind in a fresh child process: read before the first is made and 0.1 s after the last "
+                    + "has started",
+                crew: Side(who: "Crew", setup: "spawn { await event.wait() } on an AsyncEvent", value: memory[index]),
+                floor: Side(who: "Swift floor", setup: "Task { await withUnsafeContinuation { … } }", value: memoryFloor[index]),
+                peers: [python.side("\(metric)/asyncio"), python.side("\(metric)/gevent")].compactMap { $0 }
+            ))
+        }
+        report.add(Row(
+            id: "coroutines.sleep", workload: "\(Self.count(sleepers)) coroutines each sleeping 100 ms", unit: "s",
+            lowerIsBetter: true, window: "the first spawn to the last join; \(median)",
+            crew: Side(who: "Crew", setup: "spawn { try await Task.sleep(for: .milliseconds(100)) } each, joinAll",
+                       value: sleep),
+            floor: Side(who: "Swift floor", setup: "Task { try await Task.sleep(…) } each, then each value", value: sleepFloor),
+            peers: [python.side("sleep/asyncio"), python.side("sleep/gevent")].compactMap { $0 }
+        ))
+        report.add(Row(
+            id: "coroutines.pool", workload: "a pool of 100 coroutines maps \(Self.count(poolItems)) items, each "
+                + "yielding once", unit: "items/s", lowerIsBetter: false,
+            window: "the pool's start to the last result; \(median)",
+            crew: Side(who: "Crew", setup: "CoroutinePool(size: 100).map(items) { await Task.yield(); … }", value: pool),
+            floor: Side(who: "Swift floor", setup: "withTaskGroup: 100 child tasks take the next index from an atomic "
+                + "counter, yield, store into a buffer", value: poolFloor),
+            peers: [python.side("pool/asyncio"), python.side("pool/gevent")].compactMap { $0 }
+        ))
+        report.add(Row(
+            id: "executor.processes-coroutines", workload: "\(Self.count(ioCalls)) calls each sleeping 10 ms, on 2 "
+                + "processes × 100 coroutines", unit: "s", lowerIsBetter: true,
+            window: "the map call to its last result; the workers started before; \(median)",
+            crew: Side(who: "Crew", setup: "Crew.Executor.processes(2, coroutinesEach: 100).map(sleep10ms, calls, "
+                + "chunkSize: 1)", value: mixed),
+            peers: [python.side("mixed/mp.Pool + gevent")].compactMap { $0 }
+        ))
     }
+
+    static func sumOfSquares(_ n: Int) -> Int {
+        var sum = 0
+        for i in 0..<n { sum &+= i * i }
+        return sum
+    }
+}
+
+/// A shared atomic counter (an `Atomic` itself cannot be captured by a sendable closure).
+final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// A buffer of integers that concurrent workers write at distinct indexes (the floors' result arrays).
+struct Buffer: @unchecked Sendable {
+    // @unchecked: each index is written by one worker only, and read after every worker has finished.
+    let base: UnsafeMutablePointer<Int>
+
+    init(count: Int) {
+        base = .allocate(capacity: count)
+        base.initialize(repeating: 0, count: count)
+    }
+
+    init(_ buffer: UnsafeMutableBufferPointer<Int>) {
+        base = buffer.baseAddress!
+    }
+
+    subscript(_ i: Int) -> Int {
+        get { base[i] }
+        nonmutating set { base[i] = newValue }
+    }
+
+    func free() { base.deallocate() }
+}
+
+/// Read-only access to an array's storage from concurrent workers.
+struct ReadOnly: @unchecked Sendable {
+    // @unchecked: nobody writes the storage while the workers read it.
+    let base: UnsafePointer<Int>
+
+    init(_ buffer: UnsafeBufferPointer<Int>) { base = buffer.baseAddress! }
+
+    subscript(_ i: Int) -> Int { base[i] }
 }

@@ -1,26 +1,26 @@
 #!/usr/bin/env python3
-"""Celery 5 + Redis: the peer of crew-bench's durable-queue rows.
+"""Celery + Redis: the peer of crew-bench's durable-queue rows.
 
-Installs what it needs when missing: Debian's redis-server (apt-get), and celery with redis-py in a venv under
-.build/celery-venv (pip), then runs itself there. Starts its own redis-server on a Unix socket in a temporary
-directory, starts a Celery worker, measures, and stops both. Prints JSON lines: {"workload", "variant", "value",
-"unit"}.
+Settings: {"parts", "enqueue_one", "bulk", "round_trip", "warm_up", "end_to_end", "batch", "pools", "prefetch"},
+the values crew-queue-bench gets for Crew's side. Installs Debian's redis-server when missing (apt-get), runs in
+.build/bench-venv (requirements.txt), starts its own redis-server on a Unix socket in a private temporary directory,
+starts one Celery worker at a time, measures, and stops both.
 """
-import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+import common
+
 APP = '''
 from celery import Celery
 import os
 app = Celery("bench", broker=os.environ["CREW_BENCH_REDIS"], backend=os.environ["CREW_BENCH_REDIS"])
-app.conf.worker_prefetch_multiplier = 1
+app.conf.worker_prefetch_multiplier = int(os.environ["CREW_BENCH_PREFETCH"])
 app.conf.broker_connection_retry_on_startup = True
 
 @app.task
@@ -28,9 +28,8 @@ def trivial(x):
     return x
 '''
 
-
-def emit(workload, variant, value, unit):
-    print(json.dumps({"workload": workload, "variant": variant, "value": value, "unit": unit}), flush=True)
+# Crew's pool kinds and Celery's twins.
+CELERY_POOL = {"threads": "threads", "prefork": "prefork", "coroutines": "gevent"}
 
 
 def wait_for(path, timeout=10):
@@ -41,41 +40,56 @@ def wait_for(path, timeout=10):
         time.sleep(0.01)
 
 
-def main():
-    quick = len(sys.argv) > 1 and sys.argv[1] == "quick"
-    concurrency = 2
-    total = 1_000 if quick else 10_000
+def percentile(values, p):
+    """Nearest rank, as crew-queue-bench computes it."""
+    rank = -(-p * len(values) // 100)
+    return values[min(max(int(rank), 1), len(values)) - 1]
+
+
+def main(s):
+    parts = set(s["parts"])
+    prefetch = s["prefetch"]
     work = tempfile.mkdtemp(prefix="crew-celery-")
     os.chmod(work, 0o700)
     sock = os.path.join(work, "redis.sock")
     redis = subprocess.Popen(
-        ["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700", "--save", "", "--appendonly", "no"],
+        ["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700", "--save", "",
+         "--appendonly", "no"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     worker = None
     try:
         wait_for(sock)
         url = f"redis+socket://{sock}"
-        env = dict(os.environ, CREW_BENCH_REDIS=url, PYTHONPATH=work)
+        env = dict(os.environ, CREW_BENCH_REDIS=url, CREW_BENCH_PREFETCH=str(prefetch), PYTHONPATH=work)
         with open(os.path.join(work, "bench_app.py"), "w") as f:
             f.write(APP)
         sys.path.insert(0, work)
-        os.environ["CREW_BENCH_REDIS"] = url
+        os.environ.update(CREW_BENCH_REDIS=url, CREW_BENCH_PREFETCH=str(prefetch))
         import bench_app  # noqa: E402
         from celery import group  # noqa: E402
+        from celery.result import ResultSet  # noqa: E402
+        trivial = bench_app.trivial
+        on = "on Redis (a Unix socket, no persistence)"
 
-        # Enqueue, one at a time and in bulk, with no worker running.
-        n = 1_000 if quick else 5_000
-        t0 = time.perf_counter()
-        for i in range(n):
-            bench_app.trivial.apply_async((i,))
-        emit("enqueue", "one at a time", n / (time.perf_counter() - t0), "tasks/s")
-        t0 = time.perf_counter()
-        group(bench_app.trivial.s(i) for i in range(n)).apply_async()
-        emit("enqueue", "bulk (group)", n / (time.perf_counter() - t0), "tasks/s")
-        bench_app.app.control.purge()
+        if "enqueue" in parts:
+            # Enqueue, one at a time and in batches, with no worker running.
+            n = s["enqueue_one"]
+            t0 = time.perf_counter()
+            for i in range(n):
+                trivial.apply_async((i,))
+            common.emit("queue.enqueue-one", "celery", n / (time.perf_counter() - t0), "tasks/s",
+                        f"trivial.apply_async((i,)) one at a time, {on}; no worker running")
+            bench_app.app.control.purge()
+            for size, batches in s["bulk"]:
+                t0 = time.perf_counter()
+                for b in range(batches):
+                    group(trivial.s(i) for i in range(b * size, (b + 1) * size)).apply_async()
+                common.emit(f"queue.enqueue-bulk-{size}", "celery", size * batches / (time.perf_counter() - t0),
+                            "tasks/s", f"group({size} signatures).apply_async() × {batches}, {on}; no worker running")
+                bench_app.app.control.purge()
 
-        def start_worker(pool, concurrency, prefetch=1):
+        def start_worker(pool, concurrency):
             return subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "bench_app", "worker", "-P", pool, "-c", str(concurrency),
                  "--prefetch-multiplier", str(prefetch),
@@ -83,47 +97,64 @@ def main():
                 env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
 
-        def end_to_end(label):
-            # Enqueue `total`, wait for every result.
+        for kind, concurrency in s["pools"]:
+            concurrency = int(concurrency)
+            pool = CELERY_POOL[kind]
+            wanted = "e2e" in parts or (kind == "prefork" and "worker" in parts) or (
+                kind == "threads" and "round-trip" in parts)
+            if not wanted:
+                continue
+            setup = f"1 worker process: celery worker -P {pool} -c {concurrency} --prefetch-multiplier {prefetch}, {on}"
             t0 = time.perf_counter()
-            results = [bench_app.trivial.apply_async((i,)) for i in range(total)]
-            for r in results:
-                r.get(timeout=600)
-            emit("end_to_end", label, total / (time.perf_counter() - t0), "tasks/s")
+            worker = start_worker(pool, concurrency)
+            trivial.apply_async((0,)).get(timeout=60)
+            ready = time.perf_counter() - t0
+            if kind == "prefork" and "worker" in parts:
+                common.emit("queue.ready", "celery", ready, "s", setup + "; from its start until it has answered one task")
+            for _ in range(50):
+                trivial.apply_async((0,)).get(timeout=60)
 
-        # Worker ready: from its start until it answers a task.
-        t0 = time.perf_counter()
-        worker = start_worker("prefork", concurrency)
-        bench_app.trivial.apply_async((0,)).get(timeout=60)
-        emit("worker", "ready", time.perf_counter() - t0, "s")
+            if kind == "threads" and "round-trip" in parts:
+                for i in range(s["warm_up"]):
+                    trivial.apply_async((i,)).get(timeout=60)
+                times = []
+                for i in range(s["round_trip"]):
+                    t0 = time.perf_counter()
+                    trivial.apply_async((i,)).get(timeout=60)
+                    times.append((time.perf_counter() - t0) * 1000)
+                times.sort()
+                for name, p in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100)):
+                    common.emit(f"queue.round-trip-{name}", "celery", percentile(times, p), "ms",
+                                setup + "; trivial.apply_async((i,)).get(), one at a time")
 
-        # Round trips, one at a time.
-        times = []
-        for i in range(100 if quick else 500):
+            if "e2e" in parts:
+                n = s["end_to_end"]
+                for variant in ("one", "batch"):
+                    t0 = time.perf_counter()
+                    if variant == "one":
+                        results = [trivial.apply_async((i,)) for i in range(n)]
+                        how = "trivial.apply_async((i,)) one at a time"
+                    else:
+                        results = []
+                        for first in range(0, n, s["batch"]):
+                            g = group(trivial.s(i) for i in range(first, min(n, first + s["batch"]))).apply_async()
+                            results.extend(g.results)
+                        how = f"group({s['batch']} signatures).apply_async() per batch"
+                    produced = time.perf_counter() - t0
+                    values = ResultSet(results).get(timeout=600)
+                    total = time.perf_counter() - t0
+                    assert sum(values) == n * (n - 1) // 2
+                    common.emit(f"queue.e2e.{kind}.{variant}", "celery", n / total, "tasks/s",
+                                f"{setup}; {how}, then ResultSet(results).get() (join_native)",
+                                details={"producer_s": produced, "drain_s": total - produced})
+
+            # Graceful stop: SIGTERM until the worker has exited.
             t0 = time.perf_counter()
-            bench_app.trivial.apply_async((i,)).get(timeout=60)
-            times.append((time.perf_counter() - t0) * 1000)
-        times.sort()
-        emit("round_trip", "p50", statistics.median(times), "ms")
-        emit("round_trip", "p99", times[int(len(times) * 0.99) - 1], "ms")
-
-        end_to_end(f"prefork -c {concurrency}")
-
-        # Graceful stop: SIGTERM until the worker has exited.
-        t0 = time.perf_counter()
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=60)
-        emit("worker", "graceful stop", time.perf_counter() - t0, "s")
-        worker = None
-
-        # The same tasks on Celery's thread and gevent pools, 8 at once, and gevent 32 at once; then prefork and
-        # gevent claiming ahead (Celery's default prefetch multiplier of 4, beside Crew's workers that do the same).
-        for pool, n, prefetch in [("threads", 8, 1), ("gevent", 8, 1), ("gevent", 32, 1), ("prefork", 2, 4), ("gevent", 32, 4)]:
-            worker = start_worker(pool, n, prefetch)
-            bench_app.trivial.apply_async((0,)).get(timeout=60)
-            end_to_end(f"{pool} -c {n}" + (f", prefetch {prefetch}" if prefetch > 1 else ""))
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=60)
+            if kind == "prefork" and "worker" in parts:
+                common.emit("queue.stop", "celery", time.perf_counter() - t0, "s",
+                            setup + "; SIGTERM until it has exited, idle")
             worker = None
     finally:
         if worker is not None:
@@ -134,31 +165,19 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
 
-def ensure_setup():
-    """Installs redis-server and a venv with celery if missing; re-runs this script in the venv if needed."""
+def ensure_redis():
     if shutil.which("redis-server") is None:
         sudo = [] if os.geteuid() == 0 else ["sudo"]
         subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
         subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"],
                        check=True, stdout=subprocess.DEVNULL, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-    try:
-        import celery  # noqa: F401
-        import gevent  # noqa: F401
-        import packaging  # noqa: F401
-        import redis  # noqa: F401
-        return
-    except ImportError:
-        pass
-    venv = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".build", "celery-venv")
-    python = os.path.join(venv, "bin", "python")
-    if not os.path.exists(python):
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True, stdout=subprocess.DEVNULL)
-    # kombu's redis transport imports `packaging` without declaring it.
-    subprocess.run([python, "-m", "pip", "install", "-q", "celery>=5,<6", "redis", "packaging", "gevent"], check=True,
-                   stdout=subprocess.DEVNULL)
-    os.execv(python, [python, os.path.abspath(__file__)] + sys.argv[1:])
 
 
 if __name__ == "__main__":
-    ensure_setup()
-    main()
+    common.ensure_venv()
+    settings = common.settings()
+    ensure_redis()
+    server = subprocess.run(["redis-server", "--version"], check=True, stdout=subprocess.PIPE, text=True).stdout
+    version = next((w.split("=", 1)[1] for w in server.split() if w.startswith("v=")), server.strip())
+    common.emit_versions("celery", "kombu", "redis", "billiard", "gevent", extra={"redis-server": version})
+    main(settings)

@@ -1,84 +1,94 @@
 #!/usr/bin/env python3
-"""multiprocessing IPC workloads, the peers of crew-bench's ipc rows.
+"""multiprocessing's queues, pipes and shared values: the peers of crew-bench's ipc rows.
 
-Prints JSON lines: {"workload": W, "variant": V, "value": X, "unit": U}.
-Each workload runs one untimed round, then the median of `rounds` (crew-bench does the same).
+Settings: {"parts", "rounds", "small", "big", "many", "pings", "increments"}, the values crew-bench's Crew side
+uses. As there, the children are started before the timed window and wait at a barrier; the window closes when the
+parent has the last message (or the children's reports), while the children are still alive so that their CPU
+time can be read. Each figure is the median of `rounds` after one untimed round.
 """
-import json
 import multiprocessing as mp
 import os
-import statistics
-import sys
 import time
 
-
-def emit(workload, variant, value, unit):
-    print(json.dumps({"workload": workload, "variant": variant, "value": value, "unit": unit}), flush=True)
+import common
 
 
-def median_of(rounds, measure):
-    values = [measure() for _ in range(rounds + 1)]
-    return statistics.median(values[1:])
-
-
-def produce(q, count, size):
+def produce(q, count, size, start, done):
     message = bytes([7]) * size
+    start.wait()
     for _ in range(count):
         q.put(message)
+    done.wait()
 
 
-def queue_rate(count, size):
+def queue_round(count, size):
     q = mp.Queue()
-    t0 = time.perf_counter()
-    p = mp.Process(target=produce, args=(q, count, size))
+    start = mp.Barrier(2)
+    done = mp.Event()
+    p = mp.Process(target=produce, args=(q, count, size, start, done))
     p.start()
+    start.wait()
+    cpu = common.CPUWindow([p.pid])
+    t0 = time.perf_counter()
+    last = None
     for _ in range(count):
-        q.get()
+        last = q.get()
     rate = count / (time.perf_counter() - t0)
+    cpu_per = cpu.micros_per(count)
+    done.set()
     p.join()
-    return rate
+    assert len(last) == size and last[0] == 7
+    return rate, cpu_per
 
 
-def produce_numbers(q, first, count):
+def produce_numbers(q, first, count, start, done):
+    start.wait()
     for value in range(first, first + count):
         q.put(value)
+    q.put(-1)
+    done.wait()
 
 
-def consume_numbers(q, results):
+def consume_numbers(q, results, start, done):
+    start.wait()
     count = 0
     total = 0
     while True:
         value = q.get()
         if value == -1:
-            results.put((count, total))
-            return
+            break
         count += 1
         total += value
+    results.put((count, total))
+    done.wait()
 
 
-def queue_many_rate(count):
+def many_round(count):
     q = mp.Queue(100_000)
-    results = mp.Queue()
-    t0 = time.perf_counter()
-    consumers = [mp.Process(target=consume_numbers, args=(q, results)) for _ in range(2)]
-    producers = [mp.Process(target=produce_numbers, args=(q, i * count, count)) for i in range(2)]
+    results = mp.SimpleQueue()
+    start = mp.Barrier(5)
+    done = mp.Event()
+    consumers = [mp.Process(target=consume_numbers, args=(q, results, start, done)) for _ in range(2)]
+    producers = [mp.Process(target=produce_numbers, args=(q, i * count, count, start, done)) for i in range(2)]
     for p in consumers + producers:
         p.start()
-    for p in producers:
-        p.join()
-    q.put(-1)
-    q.put(-1)
+    start.wait()
+    cpu = common.CPUWindow([p.pid for p in consumers + producers])
+    t0 = time.perf_counter()
     got = [results.get() for _ in range(2)]
-    for p in consumers:
-        p.join()
     rate = 2 * count / (time.perf_counter() - t0)
+    cpu_per = cpu.micros_per(2 * count)
+    done.set()
+    for p in consumers + producers:
+        p.join()
     total = 2 * count
     assert sum(c for c, _ in got) == total and sum(s for _, s in got) == total * (total - 1) // 2
-    return rate
+    return rate, cpu_per
 
 
-def echo_pipe(conn, other):
+def echo_pipe(conn, other, start):
     other.close()  # The parent's end, inherited by fork: closed so that the parent's close ends the loop.
+    start.wait()
     try:
         while True:
             conn.send_bytes(conn.recv_bytes())
@@ -86,85 +96,80 @@ def echo_pipe(conn, other):
         pass
 
 
-def pipe_rate(pings):
+def pipe_round(pings):
     mine, theirs = mp.Pipe()
-    p = mp.Process(target=echo_pipe, args=(theirs, mine))
+    start = mp.Barrier(2)
+    p = mp.Process(target=echo_pipe, args=(theirs, mine, start))
     p.start()
     theirs.close()
-    mine.send_bytes(b"\x01")
-    mine.recv_bytes()
+    start.wait()
+    cpu = common.CPUWindow([p.pid])
     t0 = time.perf_counter()
     for _ in range(pings):
         mine.send_bytes(b"\x01")
         mine.recv_bytes()
     micros = (time.perf_counter() - t0) / pings * 1e6
+    cpu_per = cpu.micros_per(pings)
     mine.close()
     p.join()
-    return micros
+    return micros, cpu_per
 
 
-def echo_os_pipe(r, w, others):
-    for fd in others:
-        os.close(fd)
-    while True:
-        b = os.read(r, 1)
-        if not b:
-            return
-        os.write(w, b)
-
-
-def os_pipe_rate(pings):
-    to_child_r, to_child_w = os.pipe()
-    to_parent_r, to_parent_w = os.pipe()
-    p = mp.get_context("fork").Process(target=echo_os_pipe, args=(to_child_r, to_parent_w, (to_child_w, to_parent_r)))
-    p.start()
-    os.close(to_child_r)
-    os.close(to_parent_w)
-    t0 = time.perf_counter()
-    for _ in range(pings):
-        os.write(to_child_w, b"\x01")
-        os.read(to_parent_r, 1)
-    micros = (time.perf_counter() - t0) / pings * 1e6
-    os.close(to_child_w)
-    p.join()
-    os.close(to_parent_r)
-    return micros
-
-
-def increment(counter, times):
+def increment(counter, times, results, start, done):
+    start.wait()
     for _ in range(times):
         with counter.get_lock():
             counter.value += 1
+    results.put(times)
+    done.wait()
 
 
-def value_rate(times):
+def value_round(times):
     counter = mp.Value("q", 0)
-    t0 = time.perf_counter()
-    workers = [mp.Process(target=increment, args=(counter, times)) for _ in range(2)]
+    results = mp.SimpleQueue()
+    start = mp.Barrier(3)
+    done = mp.Event()
+    workers = [mp.Process(target=increment, args=(counter, times, results, start, done)) for _ in range(2)]
     for w in workers:
         w.start()
+    start.wait()
+    cpu = common.CPUWindow([w.pid for w in workers])
+    t0 = time.perf_counter()
+    results.get()
+    results.get()
+    rate = 2 * times / (time.perf_counter() - t0)
+    cpu_per = cpu.micros_per(2 * times)
+    done.set()
     for w in workers:
         w.join()
-    rate = 2 * times / (time.perf_counter() - t0)
     assert counter.value == 2 * times
-    return rate
+    return rate, cpu_per
 
 
 if __name__ == "__main__":
-    # Arguments: "quick" or "full", then the parts to run (big many pipe queue value); all when none are named.
-    quick = len(sys.argv) > 1 and sys.argv[1] == "quick"
-    parts = set(sys.argv[2:]) or {"queue", "big", "many", "pipe", "value"}
-    rounds = 1 if quick else 3
+    common.ensure_venv()
+    s = common.settings()
+    parts, rounds = set(s["parts"]), s["rounds"]
+    common.emit_versions()
+    method = mp.get_start_method()
     if "queue" in parts:
-        emit("queue", "mp.Queue", median_of(rounds, lambda: queue_rate(20_000 if quick else 100_000, 64)), "messages/s")
+        rate, cpu = common.median_row(rounds, lambda: queue_round(s["small"], 64))
+        common.emit("ipc.queue-small", "mp.Queue", rate, "messages/s",
+                    f"multiprocessing.Queue: the child put()s, the parent get()s; children started by {method}", cpu)
     if "big" in parts:
-        count = 500 if quick else 2_000
-        emit("queue_big", "mp.Queue", median_of(rounds, lambda: queue_rate(count, 65_536)) * 65_536 / 1e6, "MB/s")
+        rate, cpu = common.median_row(rounds, lambda: queue_round(s["big"], 65_536))
+        common.emit("ipc.queue-big", "mp.Queue", rate, "messages/s",
+                    f"multiprocessing.Queue: the child put()s, the parent get()s; children started by {method}", cpu)
     if "many" in parts:
-        emit("queue_many", "mp.Queue", median_of(rounds, lambda: queue_many_rate(10_000 if quick else 50_000)), "messages/s")
+        rate, cpu = common.median_row(rounds, lambda: many_round(s["many"]))
+        common.emit("ipc.queue-many", "mp.Queue", rate, "messages/s",
+                    f"multiprocessing.Queue(100000) shared by 4 children started by {method}; counts back on a "
+                    "SimpleQueue", cpu)
     if "pipe" in parts:
-        pings = 5_000 if quick else 20_000
-        emit("pipe", "mp.Pipe", median_of(rounds, lambda: pipe_rate(pings)), "us")
-        emit("pipe", "os.pipe", median_of(rounds, lambda: os_pipe_rate(pings)), "us")
+        micros, cpu = common.median_row(rounds, lambda: pipe_round(s["pings"]))
+        common.emit("ipc.pipe", "mp.Pipe", micros, "us",
+                    "multiprocessing.Pipe: send_bytes, recv_bytes; the child echoes", cpu)
     if "value" in parts:
-        emit("value", "mp.Value", median_of(rounds, lambda: value_rate(20_000 if quick else 100_000)), "increments/s")
+        rate, cpu = common.median_row(rounds, lambda: value_round(s["increments"]))
+        common.emit("ipc.value", "mp.Value", rate, "increments/s",
+                    f"multiprocessing.Value('q') with its lock; children started by {method}", cpu)

@@ -1,106 +1,90 @@
 #!/usr/bin/env python3
-"""multiprocessing.Pool workloads, the peers of crew-bench's pool rows.
+"""multiprocessing.Pool and ProcessPoolExecutor: the peers of crew-bench's pool rows.
 
-Prints JSON lines: {"workload": W, "variant": V, "value": X, "unit": U}.
+Settings: {"parts", "rounds", "map", "calls", "cpu_items", "cpu_steps", "kill_wait_s"}, the values crew-bench's
+Crew side uses. Each figure is the median of `rounds` after one untimed round, with the CPU time of the parent and
+the two workers per call where it says so.
 """
-import json
 import multiprocessing as mp
 import os
 import signal
-import statistics
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+
+import common
 
 
 def square(x):
     return x * x
 
 
-def burn(rounds):
-    x = 0
-    for i in range(rounds * 100_000):
-        x = (x * 6364136223846793005 + i) & 0xFFFFFFFFFFFFFFFF
-    return x
-
-
 def sleep_long(_):
     time.sleep(60)
 
 
-def emit(workload, variant, value, unit):
-    print(json.dumps({"workload": workload, "variant": variant, "value": value, "unit": unit}), flush=True)
+def pids(pool):
+    return [p.pid for p in pool._pool]
 
 
-# Each workload runs one untimed round first, then the median of `rounds` (crew-bench does the same).
+def map_round(pool, n):
+    items = list(range(n))
+    cpu = common.CPUWindow(pids(pool))
+    t0 = time.perf_counter()
+    out = pool.map(square, items)
+    rate = n / (time.perf_counter() - t0)
+    assert len(out) == n and out[-1] == (n - 1) * (n - 1)
+    return rate, cpu.micros_per(n)
 
 
-def map_rate(n, rounds):
-    with mp.Pool(2) as pool:
-        pool.map(square, range(1000))
+def apply_round(pool, n):
+    cpu = common.CPUWindow(pids(pool))
+    t0 = time.perf_counter()
+    results = [pool.apply_async(square, (i,)) for i in range(n)]
+    for r in results:
+        r.get()
+    return n / (time.perf_counter() - t0), cpu.micros_per(n)
+
+
+def executor_round(ex, n):
+    cpu = common.CPUWindow(list(ex._processes))
+    t0 = time.perf_counter()
+    futures = [ex.submit(square, i) for i in range(n)]
+    for f in futures:
+        f.result()
+    return n / (time.perf_counter() - t0), cpu.micros_per(n)
+
+
+def imap_round(pool, n):
+    cpu = common.CPUWindow(pids(pool))
+    t0 = time.perf_counter()
+    count = sum(1 for _ in pool.imap_unordered(square, range(n), 1))
+    assert count == n
+    return n / (time.perf_counter() - t0), cpu.micros_per(n)
+
+
+def cpu_rate(processes, items, steps, rounds):
+    jobs = [(i, steps) for i in range(items)]
+    checksum = 0
+    with mp.Pool(processes) as pool:
+        pool.map(common.burn, [(i, 1000) for i in range(processes)], 1)
         rates = []
-        for _ in range(rounds + 1):
+        for _ in range(rounds):
             t0 = time.perf_counter()
-            pool.map(square, range(n))
-            rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates[1:])
-
-
-def apply_async_rate(n, rounds):
-    with mp.Pool(2) as pool:
-        pool.apply(square, (1,))
-        rates = []
-        for _ in range(rounds + 1):
-            t0 = time.perf_counter()
-            results = [pool.apply_async(square, (i,)) for i in range(n)]
-            for r in results:
-                r.get()
-            rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates[1:])
-
-
-def executor_rate(n, rounds):
-    with ProcessPoolExecutor(2) as ex:
-        ex.submit(square, 1).result()
-        rates = []
-        for _ in range(rounds + 1):
-            t0 = time.perf_counter()
-            futures = [ex.submit(square, i) for i in range(n)]
-            for f in futures:
-                f.result()
-            rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates[1:])
-
-
-def imap_unordered_rate(n, rounds):
-    with mp.Pool(2) as pool:
-        list(pool.imap_unordered(square, range(100), 1))
-        rates = []
-        for _ in range(rounds + 1):
-            t0 = time.perf_counter()
-            for _ in pool.imap_unordered(square, range(n), 1):
-                pass
-            rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates[1:])
-
-
-def cpu_seconds(workers, tasks, rounds):
-    with mp.Pool(workers) as pool:
-        pool.map(burn, [1] * workers, 1)
-        t0 = time.perf_counter()
-        pool.map(burn, [rounds] * tasks, 1)
-        return time.perf_counter() - t0
+            out = pool.map(common.burn, jobs, 1)
+            rates.append(items / (time.perf_counter() - t0))
+            checksum = sum(out) % (1 << 64)
+    rates.sort()
+    return rates[len(rates) // 2], checksum
 
 
 def sigkill_latency(wait_seconds):
     """SIGKILL the worker running a call; how long until the caller learns of it (it never does)."""
-    with mp.get_context("fork").Pool(1) as pool:
+    with mp.Pool(1) as pool:
         pool.apply(square, (1,))
         result = pool.apply_async(sleep_long, (0,))
         time.sleep(0.3)
-        pid = [p.pid for p in pool._pool][0]
         t0 = time.perf_counter()
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pids(pool)[0], signal.SIGKILL)
         try:
             result.get(timeout=wait_seconds)
             return (time.perf_counter() - t0) * 1000
@@ -111,23 +95,47 @@ def sigkill_latency(wait_seconds):
 
 
 if __name__ == "__main__":
-    # Arguments: "quick" or "full", then the parts to run (map apply imap cpu kill); all when none are named.
-    quick = len(sys.argv) > 1 and sys.argv[1] == "quick"
-    parts = set(sys.argv[2:]) or {"map", "apply", "imap", "cpu", "kill"}
-    rounds = 1 if quick else 5
-    n = 5_000 if quick else 20_000
-    if "map" in parts:
-        emit("pool_map", "mp.Pool.map", map_rate(200_000 if quick else 1_000_000, rounds), "calls/s")
+    common.ensure_venv()
+    s = common.settings()
+    parts, rounds = set(s["parts"]), s["rounds"]
+    common.emit_versions()
+    warm = "the pool's 2 workers started and warm before"
+    if parts & {"map", "apply", "imap"}:
+        with mp.Pool(2) as pool:
+            pool.map(square, range(1000))
+            if "map" in parts:
+                n = s["map"]
+                chunk, extra = divmod(n, 2 * 4)
+                rate, cpu = common.median_row(rounds, lambda: map_round(pool, n))
+                common.emit("pool.map", "mp.Pool", rate, "calls/s",
+                            f"multiprocessing.Pool(2).map(square, items), chunksize automatic: "
+                            f"{common.grouped(chunk + (1 if extra else 0))}", cpu)
+            if "apply" in parts:
+                rate, cpu = common.median_row(rounds, lambda: apply_round(pool, s["calls"]))
+                common.emit("pool.apply", "mp.Pool", rate, "calls/s",
+                            "multiprocessing.Pool(2): apply_async(square, (i,)) each, then get() of each", cpu)
+            if "imap" in parts:
+                rate, cpu = common.median_row(rounds, lambda: imap_round(pool, s["calls"]))
+                common.emit("pool.imap", "mp.Pool", rate, "calls/s",
+                            "multiprocessing.Pool(2).imap_unordered(square, items, 1)", cpu)
     if "apply" in parts:
-        emit("apply_async", "mp.Pool", apply_async_rate(n, rounds), "calls/s")
-        emit("apply_async", "ProcessPoolExecutor", executor_rate(n, rounds), "calls/s")
-    if "imap" in parts:
-        emit("imap_unordered", "mp.Pool", imap_unordered_rate(n, rounds), "calls/s")
+        with ProcessPoolExecutor(2) as ex:
+            for f in [ex.submit(square, i) for i in range(1000)]:
+                f.result()
+            rate, cpu = common.median_row(rounds, lambda: executor_round(ex, s["calls"]))
+            common.emit("pool.apply", "ProcessPoolExecutor", rate, "calls/s",
+                        "ProcessPoolExecutor(2): submit(square, i) each, then result() of each", cpu)
     if "cpu" in parts:
-        tasks, work = (4, 2) if quick else (8, 5)
-        one = cpu_seconds(1, tasks, work)
-        two = cpu_seconds(2, tasks, work)
-        emit("cpu_scaling", "mp.Pool", one / two, "x")
+        checksums = set()
+        for processes in (1, 2):
+            rate, checksum = cpu_rate(processes, s["cpu_items"], s["cpu_steps"], s["cpu_rounds"])
+            checksums.add(checksum)
+            common.emit("pool.cpu", f"mp.Pool({processes})", rate, "items/s",
+                        f"multiprocessing.Pool({processes}).map(burn, items, 1)")
+        assert len(checksums) == 1
+        common.emit("pool.cpu", "checksum", checksums.pop() % (1 << 52), "", "the sum of the results, mod 2^52")
     if "kill" in parts:
-        latency = sigkill_latency(2 if quick else 5)
-        emit("sigkill", "mp.Pool", latency if latency is not None else -1, "ms")
+        latency = sigkill_latency(s["kill_wait_s"])
+        common.emit("pool.kill", "mp.Pool", latency if latency is not None else -1, "ms",
+                    f"multiprocessing.Pool(1), a call sleeping 60 s; the caller waits get(timeout={s['kill_wait_s']}) "
+                    "and never hears of the death" if latency is None else "multiprocessing.Pool(1)")

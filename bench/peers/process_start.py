@@ -1,13 +1,10 @@
 #!/usr/bin/env python3
-"""Process start + join of a child that runs a trivial function, per multiprocessing start method.
+"""Process start with multiprocessing, per start method: the peer of crew-bench's process-start rows.
 
-Prints one JSON line per method: {"workload": "process_start", "variant": METHOD, "value": MS, "unit": "ms"}
-(the median over the runs).
+Settings: {"runs": N}. Each figure is the median of N starts after one untimed (which starts the forkserver).
 """
-import json
 import multiprocessing as mp
 import statistics
-import sys
 import time
 
 
@@ -15,24 +12,53 @@ def trivial(x):
     return x * 2
 
 
-def measure(method, runs):
+def answer(conn, x):
+    conn.send(trivial(x))
+    conn.close()
+
+
+def start_and_join(method, runs):
     ctx = mp.get_context(method)
-    # One warm-up start (forkserver starts its server on first use).
-    p = ctx.Process(target=trivial, args=(1,))
-    p.start()
-    p.join()
     times = []
-    for _ in range(runs):
+    for i in range(runs + 1):
         t0 = time.perf_counter()
         p = ctx.Process(target=trivial, args=(1,))
         p.start()
         p.join()
-        times.append((time.perf_counter() - t0) * 1000)
+        if i > 0:
+            times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def first_answer(method, runs):
+    """From start() to the child's answer in the parent (the join is outside the window)."""
+    ctx = mp.get_context(method)
+    times = []
+    for i in range(runs + 1):
+        mine, theirs = ctx.Pipe(duplex=False)
+        t0 = time.perf_counter()
+        p = ctx.Process(target=answer, args=(theirs, 1))
+        p.start()
+        value = mine.recv()
+        elapsed = (time.perf_counter() - t0) * 1000
+        assert value == 2
+        p.join()
+        theirs.close()
+        mine.close()
+        if i > 0:
+            times.append(elapsed)
     return statistics.median(times)
 
 
 if __name__ == "__main__":
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-    for method, n in (("fork", runs), ("forkserver", runs), ("spawn", max(5, runs // 5))):
-        print(json.dumps({"workload": "process_start", "variant": method, "value": measure(method, n), "unit": "ms"}),
-              flush=True)
+    import common  # Here, not at the top: a spawned child imports this file again, and needs only `trivial`.
+
+    common.ensure_venv()
+    runs = common.settings()["runs"]
+    common.emit_versions()
+    common.emit("process_start", "spawn", start_and_join("spawn", runs), "ms",
+                "multiprocessing.get_context('spawn').Process: start(), join()")
+    common.emit("process_start", "forkserver", start_and_join("forkserver", runs), "ms",
+                "multiprocessing.get_context('forkserver').Process: start(), join()")
+    common.emit("process_start", "forkserver first answer", first_answer("forkserver", runs), "ms",
+                "multiprocessing.get_context('forkserver').Process sending its value through a Pipe: start(), recv()")

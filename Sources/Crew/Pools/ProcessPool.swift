@@ -64,7 +64,7 @@ public final class ProcessPool: Sendable {
     ///   - crew: Whose functions and options the workers use; ``Crew/current`` when nil.
     ///   - processes: How many workers; the number of online CPUs when nil.
     ///   - startMethod: How workers start; the crew's ``Crew/Options/startMethod`` when nil. With
-    ///     ``Crew/StartMethod/forkserver`` a replacement worker is ready in a fraction of a millisecond.
+    ///     ``Crew/StartMethod/forkserver`` a replacement worker skips the program's start.
     ///   - maxTasksPerChild: Replace each worker after this many tasks (a `map` chunk counts as one), as
     ///     Python's `maxtasksperchild`.
     ///   - options: Tuning.

@@ -172,9 +172,16 @@ public final class ThreadPool: WorkerPool, Sendable {
         callback: (@Sendable ([R]) -> Void)? = nil,
         errorCallback: (@Sendable (CrewError) -> Void)? = nil
     ) throws -> AsyncResult<[R]> {
-        try mapAsync(Array(items), chunkSize: chunkSize, timeout: timeout, name: function.name, callback: callback, errorCallback: errorCallback) {
-            try function.callHere($0)
+        // A synchronous body is the chunk's transform itself: no switch and no closure around it per item.
+        let transform: @Sendable (A) throws -> R
+        switch function.body {
+        case .sync(let body): transform = body
+        case .async: transform = { try function.callHere($0) }
         }
+        return try mapAsync(
+            Array(items), chunkSize: chunkSize, timeout: timeout, name: function.name, callback: callback,
+            errorCallback: errorCallback, transform
+        )
     }
 
     @inlinable
@@ -367,7 +374,15 @@ final class JobQueue: @unchecked Sendable {
 
     @usableFromInline
     func submit(_ job: Job, name: String?) throws {
-        try submit([job], name: name)
+        // Not through the batch path: a one-element array would be an allocation per call.
+        let wake: Bool = try locked {
+            guard state == .open else { throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: name) }
+            if let broken { throw broken }
+            let wasEmpty = head == jobs.count
+            jobs.append(job)
+            return wasEmpty && idle > 0
+        }
+        if wake { pthread_cond_signal(condition) }
     }
 
     @usableFromInline

@@ -1,0 +1,87 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Clocks, medians and CPU time: the same on every workload, and the same arithmetic as the Python peers'.
+
+enum Measure {
+    /// Runs `body` once untimed when `warmUp`, then `rounds` times; the median of what it returned.
+    static func median(rounds: Int, warmUp: Bool = true, _ body: () async throws -> Double) async throws -> Double {
+        if warmUp { _ = try await body() }
+        var values: [Double] = []
+        for _ in 0..<rounds { values.append(try await body()) }
+        return median(values)
+    }
+
+    /// The median of rounds that return several figures, by the first one; the others come from the same round.
+    static func median(rounds: Int, warmUp: Bool = true, _ body: () async throws -> [Double]) async throws -> [Double] {
+        if warmUp { _ = try await body() }
+        var values: [[Double]] = []
+        for _ in 0..<rounds { values.append(try await body()) }
+        values.sort { $0[0] < $1[0] }
+        return values[values.count / 2]
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return .nan }
+        return sorted.count % 2 == 1
+            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    /// The `p`-th percentile (0...100) of sorted `values`, by the nearest rank (Python's peers use the same).
+    static func percentile(_ sorted: [Double], _ p: Double) -> Double {
+        guard !sorted.isEmpty else { return .nan }
+        let rank = Int((p / 100 * Double(sorted.count)).rounded(.up))
+        return sorted[min(max(rank, 1), sorted.count) - 1]
+    }
+
+    static func ms(_ d: Duration) -> Double {
+        Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15
+    }
+    static func us(_ d: Duration) -> Double { ms(d) * 1e3 }
+    static func seconds(_ d: Duration) -> Double { ms(d) / 1e3 }
+
+    /// CPU time a process has used so far, every thread alive included, in seconds: the sum of each thread's
+    /// `/proc/PID/task/TID/schedstat` (nanoseconds, unlike `/proc/PID/stat`'s 10 ms ticks). Threads that have
+    /// ended are not counted, so a window is read while the processes it covers are still alive.
+    static func cpuSeconds(pid: Int32) -> Double {
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return 0 }
+        var nanoseconds = 0.0
+        for thread in threads {
+            let text = Machine.read("/proc/\(pid)/task/\(thread)/schedstat")
+            if let first = text.split(separator: " ").first, let value = Double(first) { nanoseconds += value }
+        }
+        return nanoseconds / 1e9
+    }
+
+    /// CPU time of this process so far (user + system, every thread, ended ones too), in seconds.
+    static func selfCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+}
+
+/// CPU time of a set of processes over a window: read at its start and at its end, while they are all alive.
+struct CPUWindow {
+    let pids: [Int32]
+    private let start: Double
+
+    init(pids: [Int32]) {
+        self.pids = pids
+        start = Self.total(pids)
+    }
+
+    /// CPU microseconds per operation since the window started.
+    func microseconds(per operations: Int) -> Double {
+        (Self.total(pids) - start) * 1e6 / Double(operations)
+    }
+
+    private static func total(_ pids: [Int32]) -> Double {
+        Measure.selfCPUSeconds() + pids.map(Measure.cpuSeconds(pid:)).reduce(0, +)
+    }
+}
