@@ -72,13 +72,17 @@ extension CrewBench {
         let applyFloor = !parts.contains("apply") ? .nan : try await Measure.median(rounds: rounds) {
             let out = Buffer(count: calls)
             defer { out.free() }
-            let group = DispatchGroup()
+            let queue = DispatchQueue(label: "floor", attributes: .concurrent)
             let start = ContinuousClock.now
-            let square = BenchFunctions.squareBody
-            for i in 0..<calls { DispatchQueue.global().async(group: group) { out[i] = square(i) } }
-            group.wait()
+            let square = opaque(BenchFunctions.squareBody)
+            // Dispatch's applyAsync and get: a work item per call, run on a concurrent queue, then waited for.
+            let items = (0..<calls).map { i in DispatchWorkItem { out[i] = square(i) } }
+            for item in items { queue.async(execute: item) }
             var sum = 0
-            for i in 0..<calls { sum &+= out[i] }
+            for (i, item) in items.enumerated() {
+                item.wait()
+                sum &+= out[i]
+            }
             let rate = Double(calls) / Measure.seconds(ContinuousClock.now - start)
             guard sum == Self.sumOfSquares(calls) else { throw BenchError("Dispatch: wrong values") }
             return rate
@@ -106,7 +110,7 @@ extension CrewBench {
                 let out = Buffer(buffer)
                 input.withUnsafeBufferPointer { input in
                     let source = ReadOnly(input)
-                    let square = BenchFunctions.squareBody
+                    let square = opaque(BenchFunctions.squareBody)
                     DispatchQueue.concurrentPerform(iterations: (items + chunk - 1) / chunk) { c in
                         for i in (c * chunk)..<min(items, (c + 1) * chunk) { out[i] = square(source[i]) }
                     }
@@ -252,7 +256,7 @@ extension CrewBench {
             "cpu_items": cpuItems, "cpu_steps": cpuSteps, "cpu_rounds": cpuRounds, "coroutines": coroutines,
             "sleepers": sleepers, "pool_items": poolItems, "io_calls": ioCalls,
         ], into: &report)
-        let median = "median of \(rounds) rounds after one untimed"
+        let median = "median of \(rounds) rounds after one untimed; Crew's and the floor's rounds in turns"
 
         for (suffix, figures, note) in [
             ("", threads, "join spins up to 50 µs before sleeping (the default)"),
@@ -275,8 +279,8 @@ extension CrewBench {
                 + median,
             crew: Side(who: "Crew", setup: "ThreadPool(processes: 2): applyAsync(square, i) each, then get() of each",
                        value: apply),
-            floor: Side(who: "Swift floor", setup: "DispatchQueue.global().async(group:) each, calling square through a "
-                + "function value and storing into a buffer; group.wait()", value: applyFloor),
+            floor: Side(who: "Swift floor", setup: "a DispatchWorkItem per call calling square through a function value, "
+                + "each async on a concurrent DispatchQueue, then wait() on each", value: applyFloor),
             peers: [python.side("apply/dummy.Pool"), python.side("apply/ThreadPoolExecutor")].compactMap { $0 }
         ))
         report.add(Row(
@@ -295,7 +299,7 @@ extension CrewBench {
             report.add(Row(
                 id: "threadpool.cpu-\(threads)", workload: "CPU-bound: \(work), \(threads) thread" + (threads > 1 ? "s" : ""),
                 unit: "items/s", lowerIsBetter: false, window: "map of the items, chunk size 1, to the last result; "
-                    + "median of \(cpuRounds) rounds",
+                    + "median of \(cpuRounds) rounds after one untimed; Crew's and the floor's rounds in turns",
                 crew: Side(who: "Crew", setup: "ThreadPool(processes: \(threads)).map(burn, items, chunkSize: 1)", value: rate),
                 floor: Side(who: "Swift floor", setup: threads == 1 ? "a plain loop on the calling thread"
                     : "DispatchQueue.concurrentPerform(iterations: \(cpuItems))", value: floor),
@@ -330,7 +334,7 @@ extension CrewBench {
                 id: "coroutines.\(metric)", workload: "\(detail) per coroutine, \(Self.count(coroutines)) parked on an "
                     + "event", unit: "KiB", lowerIsBetter: true,
                 window: "each kind in a fresh child process: read before the first is made and 0.1 s after the last "
-                    + "has started",
+                    + "has started; median of \(rounds) processes of each (Crew's and the floor's in turns)",
                 crew: Side(who: "Crew", setup: "spawn { await event.wait() } on an AsyncEvent", value: memory[index]),
                 floor: Side(who: "Swift floor", setup: "Task { await withUnsafeContinuation { … } }", value: memoryFloor[index]),
                 peers: [python.side("\(metric)/asyncio"), python.side("\(metric)/gevent")].compactMap { $0 }
@@ -369,6 +373,11 @@ extension CrewBench {
         return sum
     }
 }
+
+/// `value`, hidden from the optimizer: a function value passed through it is called as a pool calls a registered
+/// function's body, not inlined into the loop.
+@_optimize(none)
+func opaque<T>(_ value: T) -> T { value }
 
 /// A shared atomic counter (an `Atomic` itself cannot be captured by a sendable closure).
 final class Counter: Sendable {

@@ -24,6 +24,32 @@ enum Measure {
         return values[values.count / 2]
     }
 
+    /// Crew and its floor, measured in turns (one untimed round of each, then a round of one, a round of the
+    /// other, `rounds` times): both see the same phases of a shared machine. The medians of each, by first figure.
+    static func interleaved(
+        rounds: Int, _ crew: () async throws -> [Double], _ floor: () async throws -> [Double]
+    ) async throws -> (crew: [Double], floor: [Double]) {
+        _ = try await crew()
+        _ = try await floor()
+        var a: [[Double]] = []
+        var b: [[Double]] = []
+        for _ in 0..<rounds {
+            a.append(try await crew())
+            b.append(try await floor())
+        }
+        a.sort { $0[0] < $1[0] }
+        b.sort { $0[0] < $1[0] }
+        return (a[a.count / 2], b[b.count / 2])
+    }
+
+    /// As ``interleaved(rounds:_:_:)-([Double])``, for rounds of one figure.
+    static func interleaved(
+        rounds: Int, _ crew: () async throws -> Double, _ floor: () async throws -> Double
+    ) async throws -> (crew: Double, floor: Double) {
+        let (a, b) = try await interleaved(rounds: rounds, { [try await crew()] }, { [try await floor()] })
+        return (a[0], b[0])
+    }
+
     static func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()
         guard !sorted.isEmpty else { return .nan }

@@ -11,7 +11,7 @@ extension CrewBench {
     static let poolParts: Set<String> = ["map", "apply", "imap", "cpu", "kill"]
 
     /// The CPU-bound rows' work, the same on every side: `items` items, each `steps` steps of the same loop.
-    var cpuWork: (items: Int, steps: Int, rounds: Int) { quick ? (4, 500_000, 1) : (16, 2_000_000, 3) }
+    var cpuWork: (items: Int, steps: Int, rounds: Int) { quick ? (4, 500_000, 1) : (16, 2_000_000, 5) }
 
     /// Python's automatic chunk size for `map` (four chunks per worker), which ProcessPool uses too.
     static func automaticChunkSize(count: Int, processes: Int) -> Int {

@@ -165,4 +165,38 @@ import Testing
         #expect(try broken.join(timeout: .seconds(10)))
         #expect(throws: CrewError.self) { try ThreadPool(processes: 0) }
     }
+
+    /// Counts the tokens alive, to see that a failed map releases the results its chunks had made.
+    final class Live: Sendable {
+        let count = Atomic<Int>(0)
+    }
+
+    final class Token: Sendable {
+        let live: Live
+        init(_ live: Live) {
+            self.live = live
+            live.count.add(1, ordering: .relaxed)
+        }
+        deinit { live.count.subtract(1, ordering: .relaxed) }
+    }
+
+    @Test func aMapWritesResultsInPlaceAndReleasesThemWhenAChunkFails() async throws {
+        let pool = try ThreadPool(processes: 2)
+        // Results with storage of their own, chunks of an odd size: every one lands in its place.
+        let words = try await pool.map(Array(0..<1000), chunkSize: 7) { String(repeating: "x", count: $0 % 40) + "\($0)" }
+        #expect(words == (0..<1000).map { String(repeating: "x", count: $0 % 40) + "\($0)" })
+
+        // A chunk that throws part-way: the map fails with that error, and every result made is released, in that
+        // chunk and in the chunks that succeeded.
+        let live = Live()
+        await expectCrewError(.remoteError) {
+            _ = try await pool.map(Array(0..<1000), chunkSize: 100) { i -> Token in
+                if i == 550 { throw TestFailure(reason: "at 550") }
+                return Token(live)
+            }
+        }
+        pool.close()
+        try await pool.join()  // Every chunk has ended.
+        #expect(live.count.load(ordering: .relaxed) == 0)
+    }
 }

@@ -355,8 +355,11 @@ public final class CoroutinePool: WorkerPool, Sendable {
         return coroutine
     }
 
+    // Inlinable, so that the workers' loop runs specialized for the item and result types.
+
     /// Runs `transform` on every item, at most ``size`` at once; the results in order. The first error cancels
     /// the rest and is thrown.
+    @inlinable
     public func map<A: Sendable, R: Sendable, S: Sequence<A>>(
         _ items: S,
         _ transform: @escaping @Sendable (A) async throws -> R
@@ -566,21 +569,28 @@ public final class CoroutinePool: WorkerPool, Sendable {
 }
 
 /// A counter several tasks take numbers from.
+@usableFromInline
 final class SharedCounter: Sendable {
-    private let value = Atomic<Int>(0)
+    @usableFromInline let value = Atomic<Int>(0)
+
+    @inlinable
+    init() {}
 
     /// The next number (0, 1, 2, ...).
+    @inlinable
     func take() -> Int {
         value.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 }
 
 /// Results written by index from several tasks, each index once; read after they have all finished.
+@usableFromInline
 final class ResultSlots<R>: @unchecked Sendable {
     // @unchecked Sendable: each slot is written by one task, and read only after every writer has finished
     // (the task group's completion orders the writes before the read).
-    private let slots: UnsafeMutableBufferPointer<R?>
+    @usableFromInline let slots: UnsafeMutableBufferPointer<R?>
 
+    @inlinable
     init(count: Int) {
         slots = .allocate(capacity: count)
         slots.initialize(repeating: nil)
@@ -591,10 +601,12 @@ final class ResultSlots<R>: @unchecked Sendable {
         slots.deallocate()
     }
 
+    @inlinable
     func set(_ index: Int, _ value: R) {
         slots[index] = value
     }
 
+    @inlinable
     func values() -> [R] {
         slots.map { $0! }
     }

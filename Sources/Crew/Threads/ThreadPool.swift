@@ -94,9 +94,23 @@ public final class ThreadPool: WorkerPool, Sendable {
         callback: (@Sendable (R) -> Void)? = nil,
         errorCallback: (@Sendable (CrewError) -> Void)? = nil
     ) throws -> AsyncResult<R> {
-        try applyAsync(timeout: timeout, name: function.name, callback: callback, errorCallback: errorCallback) {
-            try function.callHere(args)
+        guard case .sync(let body) = function.body else {
+            return try applyAsync(timeout: timeout, name: function.name, callback: callback, errorCallback: errorCallback) {
+                try function.callHere(args)
+            }
         }
+        // A synchronous body runs straight from the job: one closure holds the call, its result and its failure.
+        let result = AsyncResult<R>(callback: callback, errorCallback: errorCallback)
+        let name = function.name
+        try jobs.submit(Job { failure in
+            if let failure {
+                result.complete(.failure(failure))
+                return
+            }
+            if let timeout { Self.expire(result, after: timeout, name: name) }
+            result.complete(CallOutcome.of(name: name) { try body(args) })
+        }, name: name)
+        return result
     }
 
     /// Runs `body` on a pool thread; its result arrives later.
@@ -119,13 +133,14 @@ public final class ThreadPool: WorkerPool, Sendable {
         _ body: @escaping @Sendable () throws -> R
     ) throws -> AsyncResult<R> {
         let result = AsyncResult<R>(callback: callback, errorCallback: errorCallback)
-        try jobs.submit(Job(
-            run: {
-                if let timeout { Self.expire(result, after: timeout, name: name) }
-                result.complete(CallOutcome.of(name: name, body))
-            },
-            fail: { result.complete(.failure($0)) }
-        ), name: name)
+        try jobs.submit(Job { failure in
+            if let failure {
+                result.complete(.failure(failure))
+                return
+            }
+            if let timeout { Self.expire(result, after: timeout, name: name) }
+            result.complete(CallOutcome.of(name: name, body))
+        }, name: name)
         return result
     }
 
@@ -205,25 +220,38 @@ public final class ThreadPool: WorkerPool, Sendable {
         }
         let size = chunkSize ?? ProcessPool.automaticChunkSize(count: items.count, processes: processes)
         let chunks = (items.count + size - 1) / size
-        let collector = ChunkCollector<R>(chunks: chunks, result: result)
+        // Each chunk writes its results in place; the last to end moves them all into the array (no array per chunk,
+        // no concatenation).
+        let results = MapResults<R>(count: items.count, chunks: chunks, result: result)
         var batch: [Job] = []
         batch.reserveCapacity(chunks)
         for index in 0..<chunks {
             let range = (index * size)..<min(items.count, (index + 1) * size)
-            batch.append(Job(
-                run: {
-                    if let timeout { Self.expire(result, after: timeout * range.count, name: name) }
-                    collector.deliver(index, CallOutcome.of(name: name) {
-                        var values: [R] = []
-                        values.reserveCapacity(range.count)
-                        for i in range { values.append(try transform(items[i])) }
-                        return values
-                    })
-                },
-                fail: { collector.deliver(index, .failure($0)) }
-            ))
+            batch.append(Job { failure in
+                if let failure {
+                    results.finish(range, failure: failure)
+                    return
+                }
+                if let timeout { Self.expire(result, after: timeout * range.count, name: name) }
+                var i = range.lowerBound
+                do {
+                    while i < range.upperBound {
+                        (results.base + i).initialize(to: try transform(items[i]))
+                        i += 1
+                    }
+                    results.finish(range, failure: nil)
+                } catch {
+                    (results.base + range.lowerBound).deinitialize(count: i - range.lowerBound)
+                    results.finish(range, failure: CallOutcome.failure(error, name: name))
+                }
+            })
         }
-        try jobs.submit(batch, name: name)
+        do {
+            try jobs.submit(batch, name: name)
+        } catch {
+            results.abandon()
+            throw error
+        }
         return result
     }
 
@@ -312,14 +340,23 @@ public final class ThreadPool: WorkerPool, Sendable {
 /// A unit of a thread pool's work, and how to fail it if it never runs.
 @usableFromInline
 struct Job: Sendable {
-    @usableFromInline var run: @Sendable () -> Void
-    @usableFromInline var fail: @Sendable (CrewError) -> Void
+    /// Runs the job when given nil, fails it with the error otherwise: one closure, so one allocation per job.
+    @usableFromInline var body: @Sendable (CrewError?) -> Void
+
+    @inlinable
+    init(_ body: @escaping @Sendable (CrewError?) -> Void) {
+        self.body = body
+    }
 
     @inlinable
     init(run: @escaping @Sendable () -> Void, fail: @escaping @Sendable (CrewError) -> Void) {
-        self.run = run
-        self.fail = fail
+        self.body = { error in
+            if let error { fail(error) } else { run() }
+        }
     }
+
+    func run() { body(nil) }
+    func fail(_ error: CrewError) { body(error) }
 }
 
 /// The jobs waiting for a thread pool's threads: a FIFO under a mutex, with a condition for idle threads.
@@ -461,5 +498,66 @@ final class JobQueue: @unchecked Sendable {
         }
         pthread_cond_broadcast(condition)
         for job in dropped { job.fail(CrewError(.terminated, "the pool was terminated before this call started")) }
+    }
+}
+
+/// A thread pool map's results, written in place by the chunks that compute them and moved into one array when the
+/// last chunk ends.
+@usableFromInline
+final class MapResults<R: Sendable>: @unchecked Sendable {
+    // @unchecked Sendable: each chunk initializes only its own range of `base`, and reports its end under `state`'s
+    // lock; the storage is read (moved into the array) or freed only after every chunk has reported.
+    @usableFromInline let base: UnsafeMutablePointer<R>
+    private let count: Int
+    private let result: AsyncResult<[R]>
+    private struct State {
+        var remaining: Int
+        /// The ranges that were initialized, to deinitialize if the map fails.
+        var done: [Range<Int>] = []
+        var failed = false
+    }
+    private let state: Mutex<State>
+
+    @usableFromInline
+    init(count: Int, chunks: Int, result: AsyncResult<[R]>) {
+        self.base = .allocate(capacity: count)
+        self.count = count
+        self.result = result
+        self.state = Mutex(State(remaining: chunks))
+    }
+
+    /// The chunk over `range` has ended: every result in it initialized (no failure), or none.
+    @usableFromInline
+    func finish(_ range: Range<Int>, failure: CrewError?) {
+        let (last, failedFirst, failed, done): (Bool, Bool, Bool, [Range<Int>]) = state.withLock { state in
+            var first = false
+            if failure != nil {
+                first = !state.failed
+                state.failed = true
+            } else {
+                state.done.append(range)
+            }
+            state.remaining -= 1
+            return (state.remaining == 0, first, state.failed, state.remaining == 0 ? state.done : [])
+        }
+        if failedFirst, let failure { result.complete(.failure(failure)) }
+        guard last else { return }
+        if failed {
+            for range in done { (base + range.lowerBound).deinitialize(count: range.count) }
+            base.deallocate()
+            return
+        }
+        let values = [R](unsafeUninitializedCapacity: count) { buffer, initialized in
+            buffer.baseAddress!.moveInitialize(from: base, count: count)
+            initialized = count
+        }
+        base.deallocate()
+        result.complete(.success(values))
+    }
+
+    /// No chunk will run (the pool refused the batch): frees the storage, which holds nothing yet.
+    @usableFromInline
+    func abandon() {
+        base.deallocate()
     }
 }
