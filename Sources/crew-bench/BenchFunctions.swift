@@ -90,6 +90,28 @@ enum BenchFunctions {
         return ms
     }
 
+    /// Waits at the start barrier, then sleeps `count` times, `concurrency` at once, as tasks of a task group: the
+    /// floor of the processes × coroutines row. Returns how many sleeps ended.
+    static let sleepMany = Function("bench.sleepMany") { (job: SleepManyJob) async throws -> Int in
+        _ = try job.start.wait()
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            var started = 0
+            var ended = 0
+            while started < min(job.concurrency, job.count) {
+                group.addTask { try await Task.sleep(for: .milliseconds(job.milliseconds)) }
+                started += 1
+            }
+            while try await group.next() != nil {
+                ended += 1
+                if started < job.count {
+                    group.addTask { try await Task.sleep(for: .milliseconds(job.milliseconds)) }
+                    started += 1
+                }
+            }
+            return ended
+        }
+    }
+
     /// Parks `count` coroutines (or bare tasks, for Swift's floor) in this fresh process and returns the memory
     /// each added: [resident bytes, heap bytes in use] per coroutine.
     static let parked = Function("bench.parked") { (job: ParkJob) async throws -> [Double] in
@@ -98,7 +120,7 @@ enum BenchFunctions {
 
     static let all: [any AnyFunction] = [
         double, echoByte, square, burn, sleepLong, produce, produceNumbers, consumeNumbers, echoPipe, increment,
-        sleepMs, parked,
+        sleepMs, sleepMany, parked,
     ]
 }
 
@@ -141,6 +163,13 @@ struct CounterJob: Codable, Sendable {
     var results: Queue<Int>
     var start: Crew.Barrier
     var done: Crew.Event
+}
+
+struct SleepManyJob: Codable, Sendable {
+    var count: Int
+    var concurrency: Int
+    var milliseconds: Int
+    var start: Crew.Barrier
 }
 
 struct ParkJob: Codable, Sendable {

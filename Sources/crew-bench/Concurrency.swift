@@ -18,7 +18,7 @@ extension CrewBench {
     ]
 
     func concurrency(_ report: inout Report, parts: Set<String>) async throws {
-        let rounds = quick ? 1 : 3
+        let rounds = quick ? 1 : 5
         let threadCount = quick ? 2_000 : 10_000
         let calls = quick ? 5_000 : 20_000
         let items = quick ? 200_000 : 1_000_000
@@ -41,23 +41,22 @@ extension CrewBench {
             try t.start()
             try t.join()
         }
-        status("concurrency: start and join \(threadCount) threads (Crew.Thread, then bare pthreads)")
-        let threads = !parts.contains("threads") ? none : try await Measure.median(rounds: rounds) {
-            try threadRound(crewThread)
-        }
-        let threadsCalm = !parts.contains("threads") ? none : try await withoutSpinning {
-            try await Measure.median(rounds: rounds) { try threadRound(crewThread) }
-        }
-        let threadsFloor = !parts.contains("threads") ? none : try await Measure.median(rounds: rounds) {
+        status("concurrency: start and join \(threadCount) threads (Crew.Thread and bare pthreads in turns)")
+        let pthreadRound = {
             try threadRound {
                 var thread = pthread_t()
                 guard pthread_create(&thread, nil, { _ in nil }, nil) == 0 else { throw BenchError("pthread_create") }
                 pthread_join(thread, nil)
             }
         }
+        let (threads, threadsFloor) = !parts.contains("threads") ? (none, none)
+            : try await Measure.interleaved(rounds: rounds, { try threadRound(crewThread) }, pthreadRound)
+        let (threadsCalm, threadsCalmFloor) = !parts.contains("threads") ? (none, none) : try await withoutSpinning {
+            try await Measure.interleaved(rounds: rounds, { try threadRound(crewThread) }, pthreadRound)
+        }
 
         status("concurrency: \(calls) applyAsync then every value (ThreadPool, then Dispatch)")
-        let apply = !parts.contains("apply") ? .nan : try await Measure.median(rounds: rounds) {
+        let applyRound: () async throws -> Double = {
             let pool = try ThreadPool(processes: 2)
             let start = ContinuousClock.now
             let results = try (0..<calls).map { try pool.applyAsync(BenchFunctions.square, $0) }
@@ -69,7 +68,7 @@ extension CrewBench {
             guard sum == Self.sumOfSquares(calls) else { throw BenchError("ThreadPool applyAsync: wrong values") }
             return rate
         }
-        let applyFloor = !parts.contains("apply") ? .nan : try await Measure.median(rounds: rounds) {
+        let applyFloorRound: () async throws -> Double = {
             let out = Buffer(count: calls)
             defer { out.free() }
             let queue = DispatchQueue(label: "floor", attributes: .concurrent)
@@ -87,10 +86,12 @@ extension CrewBench {
             guard sum == Self.sumOfSquares(calls) else { throw BenchError("Dispatch: wrong values") }
             return rate
         }
+        let (apply, applyFloor) = !parts.contains("apply") ? (Double.nan, Double.nan)
+            : try await Measure.interleaved(rounds: rounds, applyRound, applyFloorRound)
 
         let chunk = Self.automaticChunkSize(count: items, processes: 2)
         status("concurrency: map of \(items) squares (ThreadPool, then Dispatch)")
-        let map = !parts.contains("map") ? .nan : try await Measure.median(rounds: rounds) {
+        let mapRound: () async throws -> Double = {
             let pool = try ThreadPool(processes: 2)
             let input = Array(0..<items)
             let start = ContinuousClock.now
@@ -103,7 +104,7 @@ extension CrewBench {
             }
             return rate
         }
-        let mapFloor = !parts.contains("map") ? .nan : try await Measure.median(rounds: rounds) {
+        let mapFloorRound: () async throws -> Double = {
             let input = Array(0..<items)
             let start = ContinuousClock.now
             let squares = [Int](unsafeUninitializedCapacity: items) { buffer, initialized in
@@ -121,24 +122,14 @@ extension CrewBench {
             guard squares[items - 1] == (items - 1) * (items - 1) else { throw BenchError("Dispatch map: wrong squares") }
             return rate
         }
+        let (map, mapFloor) = !parts.contains("map") ? (Double.nan, Double.nan)
+            : try await Measure.interleaved(rounds: rounds, mapRound, mapFloorRound)
 
         status("concurrency: CPU-bound work on 1 and 2 threads (ThreadPool, then Dispatch)")
         let jobs = (0..<cpuItems).map { BurnJob(seed: $0, steps: cpuSteps) }
         var checksum: UInt64 = 0
-        func cpuRate(_ threads: Int) async throws -> Double {
-            let pool = try ThreadPool(processes: threads)
-            let rate = try await Measure.median(rounds: cpuRounds, warmUp: false) {
-                let start = ContinuousClock.now
-                let results = try await pool.map(BenchFunctions.burn, jobs, chunkSize: 1)
-                checksum = results.reduce(0, &+)
-                return Double(cpuItems) / Measure.seconds(ContinuousClock.now - start)
-            }
-            pool.close()
-            try await pool.join()
-            return rate
-        }
         func cpuFloor(_ threads: Int) async throws -> Double {
-            try await Measure.median(rounds: cpuRounds, warmUp: false) {
+            do {
                 let start = ContinuousClock.now
                 let sum = Atomic<UInt64>(0)
                 if threads == 1 {
@@ -153,13 +144,23 @@ extension CrewBench {
                 return rate
             }
         }
-        let cpu1 = !parts.contains("cpu") ? .nan : try await cpuRate(1)
-        let cpu1Floor = !parts.contains("cpu") ? .nan : try await cpuFloor(1)
-        let cpu2 = !parts.contains("cpu") ? .nan : try await cpuRate(2)
-        let cpu2Floor = !parts.contains("cpu") ? .nan : try await cpuFloor(2)
+        func cpuPair(_ threads: Int) async throws -> (Double, Double) {
+            let pool = try ThreadPool(processes: threads)
+            let rates = try await Measure.interleaved(rounds: cpuRounds, {
+                let start = ContinuousClock.now
+                let results = try await pool.map(BenchFunctions.burn, jobs, chunkSize: 1)
+                checksum = results.reduce(0, &+)
+                return Double(cpuItems) / Measure.seconds(ContinuousClock.now - start)
+            }, { try await cpuFloor(threads) })
+            pool.close()
+            try await pool.join()
+            return rates
+        }
+        let (cpu1, cpu1Floor) = !parts.contains("cpu") ? (Double.nan, Double.nan) : try await cpuPair(1)
+        let (cpu2, cpu2Floor) = !parts.contains("cpu") ? (Double.nan, Double.nan) : try await cpuPair(2)
 
         status("concurrency: spawn and join \(coroutines) coroutines (spawn, then bare tasks)")
-        let spawned = !parts.contains("spawn") ? .nan : try await Measure.median(rounds: rounds) {
+        let spawnedRound: () async throws -> Double = {
             let start = ContinuousClock.now
             let all = (0..<coroutines).map { i in spawn { i } }
             var sum = 0
@@ -168,7 +169,7 @@ extension CrewBench {
             guard sum == coroutines * (coroutines - 1) / 2 else { throw BenchError("spawn: wrong values") }
             return rate
         }
-        let spawnFloor = !parts.contains("spawn") ? .nan : try await Measure.median(rounds: rounds) {
+        let spawnFloorRound: () async throws -> Double = {
             let start = ContinuousClock.now
             let all = (0..<coroutines).map { i in Task { i } }
             var sum = 0
@@ -177,6 +178,8 @@ extension CrewBench {
             guard sum == coroutines * (coroutines - 1) / 2 else { throw BenchError("Task: wrong values") }
             return rate
         }
+        let (spawned, spawnFloor) = !parts.contains("spawn") ? (Double.nan, Double.nan)
+            : try await Measure.interleaved(rounds: rounds, spawnedRound, spawnFloorRound)
 
         status("concurrency: memory of \(coroutines) parked coroutines, each kind in a fresh child process")
         func parked(_ kind: String) async throws -> [Double] {
@@ -186,27 +189,29 @@ extension CrewBench {
             try await p.join()
             return figures.map { $0 / 1024 }
         }
-        let memory = !parts.contains("memory") ? none : try await parked("crew")
-        let memoryFloor = !parts.contains("memory") ? none : try await parked("floor")
+        let (memory, memoryFloor) = !parts.contains("memory") ? (none, none)
+            : try await Measure.interleaved(rounds: rounds, { try await parked("crew") }, { try await parked("floor") })
 
         status("concurrency: \(sleepers) coroutines sleeping 100 ms (spawn, then bare tasks)")
-        let sleep = !parts.contains("sleep") ? .nan : try await Measure.median(rounds: rounds) {
+        let sleepRound: () async throws -> Double = {
             let start = ContinuousClock.now
             let all = (0..<sleepers).map { _ in spawn { try await Task.sleep(for: .milliseconds(100)) } }
             try await joinAll(all)
             return Measure.seconds(ContinuousClock.now - start)
         }
-        let sleepFloor = !parts.contains("sleep") ? .nan : try await Measure.median(rounds: rounds) {
+        let sleepFloorRound: () async throws -> Double = {
             let start = ContinuousClock.now
             let all = (0..<sleepers).map { _ in Task { try await Task.sleep(for: .milliseconds(100)) } }
             for task in all { try await task.value }
             return Measure.seconds(ContinuousClock.now - start)
         }
+        let (sleep, sleepFloor) = !parts.contains("sleep") ? (Double.nan, Double.nan)
+            : try await Measure.interleaved(rounds: rounds, sleepRound, sleepFloorRound)
 
         status("concurrency: a pool of 100 coroutines maps \(poolItems) items (CoroutinePool, then a task group)")
-        let pool = !parts.contains("pool") ? .nan : try await Measure.median(rounds: rounds) {
-            let coroutinePool = try CoroutinePool(size: 100)
+        let poolRound: () async throws -> Double = {
             let start = ContinuousClock.now
+            let coroutinePool = try CoroutinePool(size: 100)
             // Each item's work yields once, as an I/O wait would (every side does the same).
             let out = try await coroutinePool.map(0..<poolItems) { (n: Int) async -> Int in
                 await Task.yield()
@@ -218,7 +223,7 @@ extension CrewBench {
             }
             return rate
         }
-        let poolFloor = !parts.contains("pool") ? .nan : try await Measure.median(rounds: rounds) {
+        let poolFloorRound: () async throws -> Double = {
             let out = Buffer(count: poolItems)
             defer { out.free() }
             let next = Counter()
@@ -239,28 +244,53 @@ extension CrewBench {
             guard out[poolItems - 1] == (poolItems - 1) * 2 else { throw BenchError("task group map: wrong results") }
             return rate
         }
+        let (pool, poolFloor) = !parts.contains("pool") ? (Double.nan, Double.nan)
+            : try await Measure.interleaved(rounds: rounds, poolRound, poolFloorRound)
 
-        status("concurrency: processes(2, coroutinesEach: 100), \(ioCalls) calls sleeping 10 ms")
-        let mixed = !parts.contains("mixed") ? .nan : try await Measure.median(rounds: rounds) {
+        status("concurrency: processes(2, coroutinesEach: 100), \(ioCalls) calls sleeping 10 ms, in chunks of 100")
+        let mixedRound: () async throws -> Double = {
             let executor = try Crew.Executor.processes(2, coroutinesEach: 100)
             _ = try await executor.map(BenchFunctions.sleepMs, [1, 1], chunkSize: 1)  // Workers up.
             let start = ContinuousClock.now
-            _ = try await executor.map(BenchFunctions.sleepMs, Array(repeating: 10, count: ioCalls), chunkSize: 1)
+            let slept = try await executor.map(BenchFunctions.sleepMs, Array(repeating: 10, count: ioCalls), chunkSize: 100)
             let elapsed = Measure.seconds(ContinuousClock.now - start)
             try await executor.shutdown()
+            guard slept.count == ioCalls else { throw BenchError("the executor returned \(slept.count) of \(ioCalls)") }
             return elapsed
         }
+        // The floor: two child processes started before, each running its half 100 at a time in a task group.
+        let mixedFloorRound: () async throws -> Double = {
+            let go = try Crew.Barrier(parties: 3)
+            let children = try (0..<2).map { _ in
+                let p = Crew.Process(
+                    target: BenchFunctions.sleepMany,
+                    args: SleepManyJob(count: ioCalls / 2, concurrency: 100, milliseconds: 10, start: go))
+                try p.start()
+                return p
+            }
+            _ = try go.wait()
+            let start = ContinuousClock.now
+            var slept = 0
+            for child in children { slept += try await child.value }
+            let elapsed = Measure.seconds(ContinuousClock.now - start)
+            for child in children { try await child.join() }
+            guard slept == ioCalls / 2 * 2 else { throw BenchError("the floor's children slept \(slept) times") }
+            return elapsed
+        }
+        let (mixed, mixedFloor) = !parts.contains("mixed") ? (Double.nan, Double.nan)
+            : try await Measure.interleaved(rounds: rounds, mixedRound, mixedFloorRound)
 
         let python = try peer("concurrency.py", [
             "parts": parts.sorted(), "rounds": rounds, "threads": threadCount, "calls": calls, "items": items,
             "cpu_items": cpuItems, "cpu_steps": cpuSteps, "cpu_rounds": cpuRounds, "coroutines": coroutines,
             "sleepers": sleepers, "pool_items": poolItems, "io_calls": ioCalls,
         ], into: &report)
+        let cpus = ProcessInfo.processInfo.activeProcessorCount
         let median = "median of \(rounds) rounds after one untimed; Crew's and the floor's rounds in turns"
 
-        for (suffix, figures, note) in [
-            ("", threads, "join spins up to 50 µs before sleeping (the default)"),
-            (".no-spin", threadsCalm, "spinning off (Crew.Options(spinMicroseconds: 0))"),
+        for (suffix, figures, floor, note) in [
+            ("", threads, threadsFloor, "join spins up to 50 µs before sleeping (the default)"),
+            (".no-spin", threadsCalm, threadsCalmFloor, "spinning off (Crew.Options(spinMicroseconds: 0))"),
         ] {
             report.add(Row(
                 id: "threads.start-join" + suffix, workload: "start + join \(Self.count(threadCount)) threads, one at a "
@@ -268,8 +298,8 @@ extension CrewBench {
                 unit: "threads/s", lowerIsBetter: false, window: "the first start to the last join; \(median)",
                 crew: Side(who: "Crew", setup: "Crew.Thread { }: start(), join(); \(note)", value: figures[0],
                            cpuMicroseconds: figures[1]),
-                floor: Side(who: "Swift floor", setup: "pthread_create, pthread_join", value: threadsFloor[0],
-                            cpuMicroseconds: threadsFloor[1]),
+                floor: Side(who: "Swift floor", setup: "pthread_create, pthread_join", value: floor[0],
+                            cpuMicroseconds: floor[1]),
                 peers: [python.side("threads/threading")].compactMap { $0 }
             ))
         }
@@ -280,7 +310,8 @@ extension CrewBench {
             crew: Side(who: "Crew", setup: "ThreadPool(processes: 2): applyAsync(square, i) each, then get() of each",
                        value: apply),
             floor: Side(who: "Swift floor", setup: "a DispatchWorkItem per call calling square through a function value, "
-                + "each async on a concurrent DispatchQueue, then wait() on each", value: applyFloor),
+                + "each async on a concurrent DispatchQueue (as many threads as CPUs: \(cpus) here), then wait() on "
+                + "each", value: applyFloor),
             peers: [python.side("apply/dummy.Pool"), python.side("apply/ThreadPoolExecutor")].compactMap { $0 }
         ))
         report.add(Row(
@@ -288,8 +319,9 @@ extension CrewBench {
             lowerIsBetter: false, window: "the map call to its result; \(median)",
             crew: Side(who: "Crew", setup: "ThreadPool(processes: 2).map(square, items), chunkSize automatic: "
                 + Self.count(chunk), value: map),
-            floor: Side(who: "Swift floor", setup: "DispatchQueue.concurrentPerform over the same chunks, calling square "
-                + "through a function value for each item (as a pool calls a registered function), into an array",
+            floor: Side(who: "Swift floor", setup: "DispatchQueue.concurrentPerform (as many threads as CPUs: \(cpus) "
+                + "here) over the same chunks, calling square through a function value for each item (as a pool calls a "
+                + "registered function), into an array",
                         value: mapFloor),
             peers: [python.side("map/dummy.Pool")].compactMap { $0 }
         ))
@@ -302,7 +334,8 @@ extension CrewBench {
                     + "median of \(cpuRounds) rounds after one untimed; Crew's and the floor's rounds in turns",
                 crew: Side(who: "Crew", setup: "ThreadPool(processes: \(threads)).map(burn, items, chunkSize: 1)", value: rate),
                 floor: Side(who: "Swift floor", setup: threads == 1 ? "a plain loop on the calling thread"
-                    : "DispatchQueue.concurrentPerform(iterations: \(cpuItems))", value: floor),
+                    : "DispatchQueue.concurrentPerform(iterations: \(cpuItems)), as many threads as CPUs: \(cpus) here",
+                    value: floor),
                 peers: [python.side("cpu/dummy.Pool(\(threads))")].compactMap { $0 }
             ))
         }
@@ -334,7 +367,8 @@ extension CrewBench {
                 id: "coroutines.\(metric)", workload: "\(detail) per coroutine, \(Self.count(coroutines)) parked on an "
                     + "event", unit: "KiB", lowerIsBetter: true,
                 window: "each kind in a fresh child process: read before the first is made and 0.1 s after the last "
-                    + "has started; median of \(rounds) processes of each (Crew's and the floor's in turns)",
+                    + "has started; median of \(rounds) processes of each, Crew's and the floor's in turns, after one "
+                    + "untimed of each",
                 crew: Side(who: "Crew", setup: "spawn { await event.wait() } on an AsyncEvent", value: memory[index]),
                 floor: Side(who: "Swift floor", setup: "Task { await withUnsafeContinuation { … } }", value: memoryFloor[index]),
                 peers: [python.side("\(metric)/asyncio"), python.side("\(metric)/gevent")].compactMap { $0 }
@@ -362,7 +396,9 @@ extension CrewBench {
                 + "processes × 100 coroutines", unit: "s", lowerIsBetter: true,
             window: "the map call to its last result; the workers started before; \(median)",
             crew: Side(who: "Crew", setup: "Crew.Executor.processes(2, coroutinesEach: 100).map(sleep10ms, calls, "
-                + "chunkSize: 1)", value: mixed),
+                + "chunkSize: 100)", value: mixed),
+            floor: Side(who: "Swift floor", setup: "2 Crew.Process children started before, each sleeping its "
+                + "\(Self.count(ioCalls / 2)) times 100 at a time in a task group", value: mixedFloor),
             peers: [python.side("mixed/mp.Pool + gevent")].compactMap { $0 }
         ))
     }

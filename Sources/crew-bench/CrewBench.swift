@@ -24,6 +24,16 @@ struct CrewBench: AsyncParsableCommand {
 
     static let workloads = ["process-start", "round-trip", "pool", "ipc", "concurrency", "queue"]
 
+    /// What `--only` takes: a workload, or one part of one (`pool-map`).
+    static var knownWorkloads: Set<String> {
+        var names = Set(workloads)
+        for (prefix, parts) in [("pool", poolParts), ("ipc", ipcParts), ("concurrency", concurrencyParts),
+                                ("queue", queueParts)] {
+            for part in parts { names.insert("\(prefix)-\(part)") }
+        }
+        return names
+    }
+
     @Option(help: "The Python interpreter that runs the peers in bench/peers (they make their own venv from it).")
     var python = "python3"
 
@@ -58,12 +68,9 @@ struct CrewBench: AsyncParsableCommand {
             throw ValidationError("--compare takes two files, the old run's and the new run's: --compare OLD.json NEW.json")
         }
         if !(threshold >= 0) { throw ValidationError("--threshold must be a percentage of 0 or more") }
-        for name in only {
-            let base = name.split(separator: "-").first.map(String.init) ?? name
-            guard Self.workloads.contains(name) || ["pool", "ipc", "concurrency", "queue", "process", "round"].contains(base)
-            else {
-                throw ValidationError("unknown workload \"\(name)\"; known: \(Self.workloads.joined(separator: ", "))")
-            }
+        for name in only where !Self.knownWorkloads.contains(name) {
+            throw ValidationError(
+                "unknown workload \"\(name)\"; known: \(Self.knownWorkloads.sorted().joined(separator: ", "))")
         }
     }
 
@@ -85,19 +92,13 @@ struct CrewBench: AsyncParsableCommand {
             line.components(separatedBy: "Swift version ").last.map { String($0.prefix { $0 != " " }) } ?? line
         } ?? "unknown"
         for workload in only.isEmpty ? Self.workloads : only {
-            switch workload {
-            case "process-start": try await processStart(&report)
-            case "round-trip": try await roundTrip(&report)
-            case "pool": try await pool(&report, parts: Self.poolParts)
-            case "ipc": try await ipc(&report, parts: Self.ipcParts)
-            case "concurrency": try await concurrency(&report, parts: Self.concurrencyParts)
-            case "queue": try queue(&report, parts: Self.queueParts)
-            case let name where name.hasPrefix("pool-"): try await pool(&report, parts: [String(name.dropFirst(5))])
-            case let name where name.hasPrefix("ipc-"): try await ipc(&report, parts: [String(name.dropFirst(4))])
-            case let name where name.hasPrefix("concurrency-"):
-                try await concurrency(&report, parts: [String(name.dropFirst(12))])
-            case let name where name.hasPrefix("queue-"): try queue(&report, parts: [String(name.dropFirst(6))])
-            default: throw ValidationError("unknown workload \(workload)")
+            // A workload that fails (a peer that cannot install, a server that does not start) is reported, and the
+            // others still run and are written.
+            do {
+                try await run(workload, into: &report)
+            } catch {
+                status("\(workload) failed: \(error)")
+                report.failures[workload] = "\(error)"
             }
         }
         print("")
@@ -109,6 +110,24 @@ struct CrewBench: AsyncParsableCommand {
                 throw BenchError("cannot write \(jsonPath): \(error)")
             }
             status("wrote \(jsonPath)")
+        }
+        if !report.failures.isEmpty { throw ExitCode(1) }
+    }
+
+    func run(_ workload: String, into report: inout Report) async throws {
+        switch workload {
+        case "process-start": try await processStart(&report)
+        case "round-trip": try await roundTrip(&report)
+        case "pool": try await pool(&report, parts: Self.poolParts)
+        case "ipc": try await ipc(&report, parts: Self.ipcParts)
+        case "concurrency": try await concurrency(&report, parts: Self.concurrencyParts)
+        case "queue": try queue(&report, parts: Self.queueParts)
+        case let name where name.hasPrefix("pool-"): try await pool(&report, parts: [String(name.dropFirst(5))])
+        case let name where name.hasPrefix("ipc-"): try await ipc(&report, parts: [String(name.dropFirst(4))])
+        case let name where name.hasPrefix("concurrency-"):
+            try await concurrency(&report, parts: [String(name.dropFirst(12))])
+        case let name where name.hasPrefix("queue-"): try queue(&report, parts: [String(name.dropFirst(6))])
+        default: throw ValidationError("unknown workload \(workload)")
         }
     }
 

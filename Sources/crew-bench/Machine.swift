@@ -59,13 +59,4 @@ enum Machine {
         let memory = ProcessInfo.processInfo.physicalMemory >> 30
         return "\(ProcessInfo.processInfo.activeProcessorCount) CPUs (\(cpu)), \(memory) GiB, Linux \(kernel)"
     }
-
-    /// The Swift compiler's version line, as `swift --version` prints it (the toolchain this was built with).
-    static var swiftVersion: String {
-        #if compiler(>=6.3)
-        "6.3 or later"
-        #else
-        "before 6.3"
-        #endif
-    }
 }

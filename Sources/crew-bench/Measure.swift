@@ -57,13 +57,6 @@ enum Measure {
             ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 
-    /// The `p`-th percentile (0...100) of sorted `values`, by the nearest rank (Python's peers use the same).
-    static func percentile(_ sorted: [Double], _ p: Double) -> Double {
-        guard !sorted.isEmpty else { return .nan }
-        let rank = Int((p / 100 * Double(sorted.count)).rounded(.up))
-        return sorted[min(max(rank, 1), sorted.count) - 1]
-    }
-
     static func ms(_ d: Duration) -> Double {
         Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15
     }
@@ -73,8 +66,14 @@ enum Measure {
     /// CPU time a process has used so far, every thread alive included, in seconds: the sum of each thread's
     /// `/proc/PID/task/TID/schedstat` (nanoseconds, unlike `/proc/PID/stat`'s 10 ms ticks). Threads that have
     /// ended are not counted, so a window is read while the processes it covers are still alive.
+    /// NaN if the process is gone (its figure is then "n/a", never too low).
     static func cpuSeconds(pid: Int32) -> Double {
-        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return 0 }
+        let threads: [String]
+        do {
+            threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
+        } catch {
+            return .nan
+        }
         var nanoseconds = 0.0
         for thread in threads {
             let text = Machine.read("/proc/\(pid)/task/\(thread)/schedstat")

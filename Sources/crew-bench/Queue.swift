@@ -54,7 +54,11 @@ extension CrewBench {
                 report.add(Row(
                     id: "queue.\(name).\(key.dropFirst("queue.".count))", workload: "\(broker): \(workload)", unit: unit,
                     lowerIsBetter: lowerIsBetter, window: window, crew: side,
-                    peers: [celery.side(key + "/celery", who: "Celery")].compactMap { $0 }
+                    peers: [celery.side(key + "/celery", who: "Celery").map { side in
+                        var side = side
+                        side.setup += " (one Celery run, set beside both the SQLite and the PostgreSQL rows)"
+                        return side
+                    }].compactMap { $0 }
                 ))
             }
             add("queue.enqueue-one", "enqueue \(settings["enqueue_one"]!) trivial tasks one at a time", "tasks/s",
@@ -104,8 +108,8 @@ extension CrewBench {
         var settings = settings
         settings["broker"] = url
         let version = Shell.firstLine("psql --version")?.split(separator: " ").first { $0.first?.isNumber == true }
-        settings["broker_label"] = "PostgreSQL \(version ?? "") on a Unix socket (fsync off, as Redis runs without "
-            + "persistence)"
+        settings["broker_label"] = "PostgreSQL \(version ?? "") on a Unix socket (fsync, synchronous_commit and "
+            + "full_page_writes off, as Redis runs without persistence)"
         return try Figures.parse(
             try Shell.run([executable, "measure", try Shell.json(settings)].map(Shell.quoted).joined(separator: " ")),
             command: "crew-queue-bench measure (PostgreSQL)")

@@ -15,6 +15,9 @@ struct Side: Codable, Sendable {
     var cpuMicroseconds: Double?
     /// Further named figures of the same run (a producer's time apart from the drain's, memory by two metrics).
     var details: [String: Double]?
+    /// For a peer, how many times better Crew is than it; for the floor, how many times Crew costs what it costs.
+    /// Set when the row joins a report, so that `--json` carries it.
+    var ratio: Double?
 }
 
 /// One workload: the same work done by Crew and by each peer, and how.
@@ -60,9 +63,17 @@ struct Report: Codable, Sendable {
     /// Versions of what ran: Swift, Python, and the peers' packages and servers.
     var versions: [String: String] = [:]
     var rows: [Row] = []
+    /// Workloads that could not be measured, and why: the run goes on without them.
+    var failures: [String: String] = [:]
 
+    /// Adds `row`, with its ratios; a row whose Crew side was not measured (a part not run) is left out.
     mutating func add(_ row: Row) {
-        guard row.crew.value.isFinite || row.peers.contains(where: { $0.value.isFinite }) else { return }
+        guard row.crew.value.isFinite else { return }
+        var row = row
+        let ratios = row.peers.map { row.ratio(against: $0) }
+        for i in row.peers.indices { row.peers[i].ratio = ratios[i] }
+        let overFloor = row.overFloor
+        row.floor?.ratio = overFloor
         rows.append(row)
     }
 
@@ -80,11 +91,11 @@ struct Report: Codable, Sendable {
         for row in rows {
             let title = "`\(row.id)` \(row.workload) (\(row.unit))"
             body.append([title, row.window, row.crew.who, row.crew.setup, Self.format(row.crew.value),
-                         row.crew.cpuMicroseconds.map(Self.format) ?? "", Self.details(row.crew)])
+                         Self.cpu(row.crew), Self.details(row.crew)])
             if let floor = row.floor {
                 let overhead = row.overFloor.map { "Crew at \(Self.fixed($0, 2))× the floor" } ?? "n/a"
                 body.append(["", "", floor.who, floor.setup, Self.format(floor.value),
-                             floor.cpuMicroseconds.map(Self.format) ?? "", Self.joined(overhead, Self.details(floor))])
+                             Self.cpu(floor), Self.joined(overhead, Self.details(floor))])
             }
             for peer in row.peers {
                 let verdict: String
@@ -96,7 +107,7 @@ struct Report: Codable, Sendable {
                     verdict = row.comparable ? "n/a" : "no ratio (a speed-up beside a speed-up)"
                 }
                 body.append(["", "", peer.who, peer.setup, peer.value.isFinite ? Self.format(peer.value) : "never",
-                             peer.cpuMicroseconds.map(Self.format) ?? "", Self.joined(verdict, Self.details(peer))])
+                             Self.cpu(peer), Self.joined(verdict, Self.details(peer))])
             }
         }
         lines.append(Self.table(header: header, body: body))
@@ -111,6 +122,11 @@ struct Report: Codable, Sendable {
                 lines.append("- `\(row.id)` \(row.workload): " + against.joined(separator: "; "))
             }
         }
+        if !failures.isEmpty {
+            lines.append("")
+            lines.append("Workloads that failed in this run (no rows):")
+            for (workload, reason) in failures.sorted(by: { $0.key < $1.key }) { lines.append("- \(workload): \(reason)") }
+        }
         let floors = rows.compactMap { row in row.overFloor.map { (row, $0) } }.filter { $0.1 > 1.1 }
         if !floors.isEmpty {
             lines.append("")
@@ -118,6 +134,10 @@ struct Report: Codable, Sendable {
             for (row, over) in floors { lines.append("- `\(row.id)` \(row.workload): \(Self.fixed(over, 2))×") }
         }
         return lines.joined(separator: "\n")
+    }
+
+    static func cpu(_ side: Side) -> String {
+        side.cpuMicroseconds.map(format) ?? ""
     }
 
     static func details(_ side: Side) -> String {

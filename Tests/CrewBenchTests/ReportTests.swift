@@ -61,6 +61,18 @@ func report(_ rows: [Row]) -> Report {
         #expect(back.rows[0].crew.cpuMicroseconds == 12.5)
         #expect(back.rows[0].crew.details == ["producer_s": 0.25])
         #expect(back.versions == ["python": "3.11.7"])
+        #expect(back.rows[0].peers[0].ratio == nil)  // Against "never" there is no ratio.
+    }
+
+    @Test func jsonCarriesEachRatio() throws {
+        var report = report([])
+        report.add(row("r", crew: 300, peer: 100, floor: 330))
+        report.add(row("skipped", crew: .nan, peer: 100))  // A part that was not run: no row.
+        let text = String(decoding: try report.json(), as: UTF8.self)
+        #expect(report.rows.count == 1)
+        #expect(report.rows[0].peers[0].ratio == 3)
+        #expect(abs(report.rows[0].floor!.ratio! - 1.1) < 1e-9)
+        #expect(text.contains("\"ratio\" : 3"))
     }
 
     @Test func aFileThatIsNotAReportIsATypedError() throws {
@@ -118,14 +130,6 @@ func report(_ rows: [Row]) -> Report {
         #expect(throws: BenchError.self) {
             try Figures.parse(Array("{\"workload\": \"x\", \"value\": ".utf8), command: "peer")
         }
-    }
-
-    @Test func percentilesAreNearestRankAsInThePeers() {
-        let values = (1...2000).map(Double.init)
-        #expect(Measure.percentile(values, 50) == 1000)
-        #expect(Measure.percentile(values, 99) == 1980)
-        #expect(Measure.percentile(values, 100) == 2000)
-        #expect(Measure.percentile([7], 90) == 7)
     }
 
     @Test func sameWorkIsCheckedByTheChecksum() throws {

@@ -53,6 +53,26 @@ import Glibc
         try await executor.shutdown()
     }
 
+    @Test func aChunkOfAsyncCallsRunsItsCallsTogetherWithinCoroutinesEach() async throws {
+        // Two workers of 20 coroutines each, chunks of 10: a chunk's calls overlap one another, and no process
+        // ever runs more than 20 at once.
+        let executor = try make(.processesWithCoroutines)
+        let probes = try await executor.map(TestFunctions.overlapProbe, Array(repeating: 100, count: 80), chunkSize: 10)
+        for first in stride(from: 0, to: 80, by: 10) {
+            let chunk = probes[first..<(first + 10)]
+            #expect(Set(chunk.map { $0[0] }).count == 1)  // One chunk, one process.
+            #expect(chunk.dropFirst().allSatisfy { $0[1] < chunk.first![2] })  // All started before the first ended.
+        }
+        for calls in Dictionary(grouping: probes, by: { $0[0] }).values {
+            let most = calls.map { a in calls.filter { b in b[1] <= a[1] && a[1] < b[2] }.count }.max() ?? 0
+            #expect(most <= 20)
+        }
+        // Without a chunk size, the automatic chunks are no larger than coroutinesEach.
+        let defaults = try await executor.map(TestFunctions.overlapProbe, Array(repeating: 100, count: 40))
+        #expect(defaults.count == 40)
+        try await executor.shutdown()
+    }
+
     @Test func cancelFuturesFailsWhatHasNotStarted() async throws {
         let executor = try Crew.Executor.threads(1)
         let running = try executor.submit(TestFunctions.blockMilliseconds, 3000)  // Longer than a busy machine needs to go on.

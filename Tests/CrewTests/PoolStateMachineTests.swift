@@ -182,6 +182,21 @@ import Testing
         #expect(actions.contains(.fail(1, .broken)))
     }
 
+    @Test func coroutinesEachCountsTheCallsOfAsyncChunks() {
+        // Twenty at once per worker: single calls go twenty to a worker, chunks of ten two to a worker.
+        var sm = running(1) { $0.asyncInFlight = 20 }
+        var actions = sm.submitMany(Array(1...30), synchronous: false, timeout: nil, now: 0)
+        #expect(sends(actions)[0]?.count == 20)
+        sm = running(1) { $0.asyncInFlight = 20 }
+        actions = sm.submitMany(Array(1...5), synchronous: false, timeout: nil, calls: 10, now: 0)
+        #expect(sends(actions)[0] == [1, 2])
+        #expect(sm.queuedCount == 3)
+        // A chunk larger than the limit still goes, alone.
+        sm = running(1) { $0.asyncInFlight = 20 }
+        actions = sm.submitMany(Array(1...3), synchronous: false, timeout: nil, calls: 50, now: 0)
+        #expect(sends(actions)[0] == [1])
+    }
+
     @Test func aCrashFailsEveryAsyncCallItHeld() {
         var sm = running(1) { $0.maxInFlight = 8 }
         _ = sm.submit(1, synchronous: false, timeout: nil, now: 0)

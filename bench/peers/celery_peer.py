@@ -104,7 +104,8 @@ def main(s):
                 kind == "threads" and "round-trip" in parts)
             if not wanted:
                 continue
-            setup = f"1 worker process: celery worker -P {pool} -c {concurrency} --prefetch-multiplier {prefetch}, {on}"
+            setup = (f"1 worker process: celery worker -P {pool} -c {concurrency} --prefetch-multiplier {prefetch} "
+                     f"--without-gossip --without-mingle --without-heartbeat, {on}")
             t0 = time.perf_counter()
             worker = start_worker(pool, concurrency)
             trivial.apply_async((0,)).get(timeout=60)

@@ -50,7 +50,7 @@ def settings():
 
 def emit(workload, variant, value, unit, setup, cpu_us=None, details=None):
     line = {"workload": workload, "variant": variant, "value": value, "unit": unit, "setup": setup}
-    if cpu_us is not None:
+    if cpu_us is not None and cpu_us == cpu_us:  # NaN (a process gone before its CPU time was read): left out.
         line["cpu_us"] = cpu_us
     if details:
         line["details"] = details
@@ -90,7 +90,7 @@ def cpu_seconds(pid):
     try:
         threads = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
-        return 0.0
+        return float("nan")  # Gone: the figure is then left out, never too low.
     for tid in threads:
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:

@@ -308,7 +308,7 @@ if __name__ == "__main__":
     if "mixed" in parts:
         common.emit("mixed", "mp.Pool + gevent", common.median_of(rounds, lambda: mixed_seconds(s["io_calls"])), "s",
                     "multiprocessing.Pool(2).map(run_chunk, chunks of 100 calls, 1); each chunk runs in a "
-                    "gevent.pool.Pool(100): 2 processes × 100 greenlets")
+                    "gevent.pool.Pool(100): 2 processes × 100 greenlets; the pool started before")
     if parts & {"spawn", "sleep", "pool"}:
         result = subprocess.run(
             [sys.executable, os.path.abspath(__file__), json.dumps(dict(s, gevent=True))],

@@ -149,8 +149,9 @@ public struct FunctionRegistration: Sendable {
     /// Runs one call.
     @usableFromInline
     let invoke: Invoke
-    /// Runs a chunk of calls: the arguments are an encoded `[Arguments]`, the result an encoded `[Result]`. The
-    /// calls run in order; the first that throws fails the chunk (as in Python's `map`).
+    /// Runs a chunk of calls: the arguments are an encoded `[Arguments]`, the result an encoded `[Result]`. A
+    /// synchronous body's calls run in order, an `async` body's together; the first that throws fails the chunk
+    /// (as in Python's `map`).
     @usableFromInline
     let invokeChunk: Invoke
 
@@ -222,10 +223,18 @@ public struct FunctionRegistration: Sendable {
                 } catch {
                     throw .decoding(error)
                 }
-                var results: [R] = []
-                results.reserveCapacity(arguments.count)
+                // The calls of a chunk run together, as separate calls of an `async` function do (a chunk counts
+                // as its calls toward a pool's `coroutinesEach`); the results keep their order.
+                let results: [R]
                 do {
-                    for argument in arguments { results.append(try await body(argument)) }
+                    results = try await withThrowingTaskGroup(of: (Int, R).self) { group in
+                        for (index, argument) in arguments.enumerated() {
+                            group.addTask { (index, try await body(argument)) }
+                        }
+                        var slots = [R?](repeating: nil, count: arguments.count)
+                        for try await (index, result) in group { slots[index] = result }
+                        return slots.map { $0! }
+                    }
                 } catch {
                     throw .threw(error)
                 }

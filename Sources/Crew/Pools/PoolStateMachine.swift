@@ -390,7 +390,10 @@ struct PoolStateMachine {
 
     private func unboundedCapacity(_ w: Worker, now: UInt64) -> Int {
         guard let head = w.inFlight.first else { return 1 }
-        if let concurrent = configuration.asyncInFlight, tasks[head]?.synchronous == false { return concurrent }
+        if let concurrent = configuration.asyncInFlight, tasks[head]?.synchronous == false {
+            // Counted in calls: a chunk's calls run together.
+            return max(1, concurrent / max(1, tasks[head]?.calls ?? 1))
+        }
         // The average is per call; a chunk of a map is several.
         guard let perCall = averageNanoseconds else { return 1 }
         let average = perCall.multipliedReportingOverflow(by: UInt64(tasks[head]?.calls ?? 1)).partialValue

@@ -12,9 +12,9 @@ import Synchronization
 /// try await pool.join()
 /// ```
 ///
-/// **Crash isolation.** A worker that traps, segfaults, is killed or exits fails only the call it was running,
-/// with ``CrewError/Code/workerCrashed`` (pid, exit status, last lines of standard error); calls it had been sent
-/// but had not started go to another worker; the dead worker is replaced and the pool goes on. Calls on other
+/// **Crash isolation.** A worker that traps, segfaults, is killed or exits fails the call it was running, with
+/// ``CrewError/Code/workerCrashed`` (pid, exit status, last lines of standard error), and the calls on it whose
+/// results it had not yet sent (below); calls it had been sent but had not started go to another worker; the dead worker is replaced and the pool goes on. Calls on other
 /// workers are untouched, and ``join()`` always returns. (Python's `Pool` hangs in this case;
 /// `ProcessPoolExecutor` breaks the whole pool.) A worker notes each call it starts and finishes in memory it
 /// shares with the parent, so the parent knows this exactly; a call that had finished but whose result the
@@ -42,7 +42,8 @@ public final class ProcessPool: Sendable {
         public var timeoutGrace: Duration
         /// How many calls of `async` functions each worker runs at once, however long they take (the seed's
         /// "several processes, many coroutines each"; uWSGI's `--processes 4 --gevent 100`). Nil: as other
-        /// calls, up to ``maxInFlight`` while calls are short, one behind a long one.
+        /// calls, up to ``maxInFlight`` while calls are short, one behind a long one. The calls of a `map` chunk
+        /// run together and count as that many calls; `map`'s automatic chunk size is then at most this.
         public var coroutinesEach: Int?
 
         /// Options with defaults: up to 256 calls per worker, half a second of grace.
@@ -57,6 +58,9 @@ public final class ProcessPool: Sendable {
     let core: PoolCore
     /// How many worker processes the pool keeps.
     public let processes: Int
+    /// ``Options/coroutinesEach``, for `map`'s automatic chunk size.
+    @usableFromInline
+    let coroutinesEach: Int?
 
     /// Starts a pool of `processes` workers (one per CPU when nil).
     ///
@@ -154,8 +158,9 @@ public final class ProcessPool: Sendable {
         configuration.maxTasksPerChild = maxTasksPerChild
         configuration.graceNanoseconds = options.timeoutGrace.clampedNanoseconds
         self.processes = count
+        self.coroutinesEach = options.coroutinesEach
         // Pool workers are fed in batches and keep every CPU busy; a worker that spins waiting for its next batch
-        // only takes CPU from the parent that prepares it (measured: +30 % throughput without spinning).
+        // only takes CPU from the parent that prepares it.
         let workerCrew = crew.withOptions { options in
             options.spinMicroseconds = 0
             if let startMethod { options.startMethod = startMethod }
@@ -319,7 +324,9 @@ public final class ProcessPool: Sendable {
             result.complete(.success([]))
             return result
         }
-        let size = chunkSize ?? Self.automaticChunkSize(count: items.count, processes: processes)
+        var size = chunkSize ?? Self.automaticChunkSize(count: items.count, processes: processes)
+        // A chunk of `async` calls runs its calls together: by default no more than a worker runs at once.
+        if chunkSize == nil, let each = coroutinesEach, case .async = function.body { size = min(size, each) }
         let collector = ChunkCollector<R>(chunks: (items.count + size - 1) / max(1, size), result: result)
         _ = try submitChunks(function, items, chunkSize: size, timeout: timeout) { index, outcome in
             collector.deliver(index, outcome)

@@ -12,9 +12,9 @@ import Musl
 //
 // Callers write calls from their own thread (one `send` carries every frame queued meanwhile). The reactor
 // thread reads results and completes the calls, copies the child's standard error through to ours while
-// keeping its tail, and learns of the child's death from its pidfd (never by polling). When the child dies,
-// the output it wrote before dying is read first; then every call still pending fails with a `CrewError`
-// that says how the child ended and what it last wrote to standard error.
+// keeping its tail, and learns of the child's death from its pidfd (a caller blocked in a synchronous wait also
+// looks every 100 ms). When the child dies, the output it wrote before dying is read first; then every call still
+// pending fails with a `CrewError` that says how the child ended and what it last wrote to standard error.
 
 /// The outcome of one call: the encoded result, or why there is none.
 typealias CallCompletion = @Sendable (Result<[UInt8], CrewError>) -> Void

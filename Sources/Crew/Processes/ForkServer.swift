@@ -9,7 +9,7 @@ import Musl
 
 // The forkserver start method. A zygote — this program started once more, with `posix_spawn`, and stopped in
 // its `Crew.bootstrap` before it has started any thread — forks workers on request. A fork of a small
-// single-threaded process takes a fraction of a millisecond, where starting a program takes one or more; and
+// single-threaded process costs much less than starting a program (crew-bench's process-start rows); and
 // since the zygote never runs anything but this loop, no worker is ever forked from a process with threads (a
 // fork after threads can leave the child's thread pools dead). The parent may have started any threads at all.
 //
