@@ -64,9 +64,25 @@ public struct Crew: Sendable {
         /// and the heap is trimmed only when more than this many bytes at its top are free. The price is that
         /// much memory kept by a process after a large job. 64 MiB by default.
         public var keepFreedMemory: Int?
+        /// Whether a child that traps runs Swift's backtracer before it dies. Off by default: the backtracer
+        /// symbolicates every frame of every thread, which takes seconds of CPU time before the parent can learn
+        /// of the death, where without it a trap ends the child at once. Turn it on to debug a crash: the
+        /// backtrace then goes to the child's standard error (of which ``CrewError/lastStderr`` keeps the tail).
+        /// A `SWIFT_BACKTRACE` in ``environment`` or in this process's own environment takes precedence.
+        public var crashBacktraces: Bool
+
+        /// The variables a child's environment gets on top of this process's: ``environment``, and Swift's
+        /// backtracer turned off unless ``crashBacktraces`` asks for it.
+        var childEnvironment: [String: String] {
+            var variables = environment
+            if !crashBacktraces && variables["SWIFT_BACKTRACE"] == nil && getenv("SWIFT_BACKTRACE") == nil {
+                variables["SWIFT_BACKTRACE"] = "enable=no"
+            }
+            return variables
+        }
 
         /// Options with defaults: this program as the child, 256 MiB frames, 8 KiB of standard error kept,
-        /// 50 µs of spinning, 64 MiB of freed memory kept for reuse.
+        /// 50 µs of spinning, 64 MiB of freed memory kept for reuse, no backtraces from crashing children.
         public init(
             executable: String = "/proc/self/exe",
             arguments: [String]? = nil,
@@ -76,8 +92,10 @@ public struct Crew: Sendable {
             spinMicroseconds: Int = 50,
             startMethod: StartMethod = .spawn,
             logger: Logger = Logger(label: "crew", factory: { _ in SwiftLogNoOpLogHandler() }),
-            keepFreedMemory: Int? = 64 << 20
+            keepFreedMemory: Int? = 64 << 20,
+            crashBacktraces: Bool = false
         ) {
+            self.crashBacktraces = crashBacktraces
             self.keepFreedMemory = keepFreedMemory
             self.spinMicroseconds = spinMicroseconds
             self.startMethod = startMethod

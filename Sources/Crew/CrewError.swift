@@ -90,8 +90,9 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
     public var pid: Int32?
     /// How the child process ended, if it did.
     public var exitStatus: Crew.ExitStatus?
-    /// The last lines the child wrote to its standard error before it ended (Swift writes `Fatal error: …`
-    /// there when a program traps).
+    /// The last lines the child wrote to its standard error before it ended. A `fatalError` writes its
+    /// `Fatal error: …` line there in every build; the runtime's own checks (an index out of range, a nil
+    /// unwrapped) write theirs in debug builds only.
     public var lastStderr: String?
     /// The type name of the error the function threw in the child, for ``Code/remoteError``.
     public var remoteErrorType: String?

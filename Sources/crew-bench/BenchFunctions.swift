@@ -14,6 +14,14 @@ enum BenchFunctions {
     static let burn = Function("bench.burn") { (job: BurnJob) -> UInt64 in
         BenchFunctions.burnLoop(seed: job.seed, steps: job.steps)
     }
+    /// Traps at once, with a message (Swift's runtime prints `Fatal error: …` to standard error).
+    static let trap = Function("bench.trap") { (n: Int) -> Int in
+        fatalError("bench trap \(n)")
+    }
+    /// Traps at once on an index out of range (the runtime's own check, with no message of the program's).
+    static let trapIndex = Function("bench.trapIndex") { (n: Int) -> Int in
+        [1, 2, 3][n]
+    }
     static let sleepLong = Function("bench.sleepLong") { () async throws in
         try await Task.sleep(for: .seconds(60))
     }
@@ -119,7 +127,7 @@ enum BenchFunctions {
     }
 
     static let all: [any AnyFunction] = [
-        double, echoByte, square, burn, sleepLong, produce, produceNumbers, consumeNumbers, echoPipe, increment,
+        double, echoByte, square, burn, trap, trapIndex, sleepLong, produce, produceNumbers, consumeNumbers, echoPipe, increment,
         sleepMs, sleepMany, parked,
     ]
 }

@@ -8,7 +8,7 @@ import Glibc
 // ProcessPool against multiprocessing.Pool and ProcessPoolExecutor: two worker processes on both sides.
 
 extension CrewBench {
-    static let poolParts: Set<String> = ["map", "apply", "imap", "cpu", "kill"]
+    static let poolParts: Set<String> = ["map", "apply", "imap", "cpu", "kill", "trap"]
 
     /// The CPU-bound rows' work, the same on every side: `items` items, each `steps` steps of the same loop.
     var cpuWork: (items: Int, steps: Int, rounds: Int) { quick ? (4, 500_000, 1) : (16, 2_000_000, 5) }
@@ -28,6 +28,13 @@ extension CrewBench {
             throw BenchError("the CPU-bound loop summed to \(mine) in Swift and \(UInt64(python.value)) in Python "
                 + "(mod 2^52): not the same work")
         }
+    }
+
+    /// The `p`-th percentile (0...100) of sorted `values`, by the nearest rank (the peers use the same).
+    static func percentile(_ sorted: [Double], _ p: Double) -> Double {
+        guard !sorted.isEmpty else { return .nan }
+        let rank = Int((p / 100 * Double(sorted.count)).rounded(.up))
+        return sorted[min(max(rank, 1), sorted.count) - 1]
     }
 
     func pool(_ report: inout Report, parts: Set<String>) async throws {
@@ -117,9 +124,46 @@ extension CrewBench {
             return elapsed
         }
 
+        status("pool: a call that traps, until its caller has the error (spawn and forkserver workers)")
+        let traps = quick ? 20 : 100
+        // [p50, p99, the share of errors whose lastStderr held the runtime's "Fatal error" line, the same for an
+        // index out of range], per start method.
+        func trapRound(_ method: Crew.StartMethod) async throws -> [Double] {
+            let pool = try ProcessPool(processes: 1, startMethod: method)
+            var times: [Double] = []
+            var withMessage = 0
+            var indexWithMessage = 0
+            for n in 0..<traps {
+                _ = try await pool.apply(BenchFunctions.square, 2)  // A live, warm worker (untimed).
+                let start = ContinuousClock.now
+                do {
+                    _ = try await pool.apply(BenchFunctions.trap, n)
+                    throw BenchError("a call that traps returned")
+                } catch let error as CrewError where error.code == .workerCrashed {
+                    times.append(Measure.ms(ContinuousClock.now - start))
+                    if error.lastStderr?.contains("Fatal error: bench trap \(n)") == true { withMessage += 1 }
+                }
+                if n % 10 == 0 {
+                    do {
+                        _ = try await pool.apply(BenchFunctions.trapIndex, 7)
+                    } catch let error as CrewError where error.code == .workerCrashed {
+                        if error.lastStderr?.contains("Fatal error") == true { indexWithMessage += 1 }
+                    }
+                }
+            }
+            pool.close()
+            try await pool.join()
+            times.sort()
+            return [Self.percentile(times, 50), Self.percentile(times, 99), Double(withMessage) / Double(traps),
+                    Double(indexWithMessage) / Double((traps + 9) / 10)]
+        }
+        let none = [Double.nan, .nan, .nan, .nan]
+        let trapSpawn = !parts.contains("trap") ? none : try await trapRound(.spawn)
+        let trapForkserver = !parts.contains("trap") ? none : try await trapRound(.forkserver)
+
         let python = try peer("pool.py", [
             "parts": parts.sorted(), "rounds": rounds, "map": mapCount, "calls": calls, "cpu_items": cpuItems,
-            "cpu_steps": cpuSteps, "cpu_rounds": cpuRounds, "kill_wait_s": quick ? 2 : 5,
+            "cpu_steps": cpuSteps, "cpu_rounds": cpuRounds, "kill_wait_s": quick ? 2 : 5, "traps": traps,
         ], into: &report)
         let warm = "the pool's 2 workers started and warm before; median of \(rounds) rounds after one untimed"
         report.add(Row(
@@ -168,6 +212,26 @@ extension CrewBench {
             crew: Side(who: "Crew", setup: "ProcessPool, 2 processes against 1", value: cpu2 / cpu1),
             peers: speedUps, comparable: false
         ))
+        for (method, figures) in [("spawn", trapSpawn), ("forkserver", trapForkserver)] {
+            for (index, name) in [(0, "p50"), (1, "p99")] {
+                report.add(Row(
+                    id: "pool.trap-\(method)-\(name)", workload: "a call that traps (fatalError) in a worker: until its "
+                        + "caller has the error, \(name) of \(traps)", unit: "ms", lowerIsBetter: true,
+                    window: "the call until its caller has the error; the worker was live and warm before each",
+                    crew: Side(who: "Crew", setup: "ProcessPool(processes: 1, startMethod: .\(method)): apply(trap); "
+                        + "Swift's backtracer off in workers (the default)", value: figures[index],
+                        details: ["fatal_error_line_share": figures[2], "index_out_of_range_line_share": figures[3]]),
+                    peers: [python.side("pool.trap/ProcessPoolExecutor \(name)"), python.side("pool.trap/mp.Pool")]
+                        .compactMap { side in
+                            side.map { side in
+                                var side = side
+                                if side.value < 0 { side.value = .infinity }
+                                return side
+                            }
+                        }
+                ))
+            }
+        }
         let pythonKill = python["pool.kill/mp.Pool"].map { side -> Side in
             var side = side
             side.who = "Python"

@@ -433,6 +433,11 @@ public enum TestFunctions {
         return [Int(getpid()), start, ts.tv_sec * 1_000_000_000 + ts.tv_nsec]
     }
 
+    /// The value of an environment variable in the child, or "" if it has none.
+    public static let environmentVariable = Function("environmentVariable") { (name: String) -> String in
+        getenv(name).map { String(cString: $0) } ?? ""
+    }
+
     /// Registered in the test process only: the child does not know it.
     public static let onlyInParent = Function("onlyInParent") { (n: Int) in n }
 
@@ -444,6 +449,6 @@ public enum TestFunctions {
         burn, ignoreTermForever, threadsWork, segfault, spinForever, childOfAStuckParent,
         queuePut, queueGet, queueDrain, queuePutBytes, joinableWorker, pipeEcho, pipeSend, lockAndTrap, increment,
         setEvent, barrierWait, semaphoreRelease, conditionNotify, keepQueue, putToKeptQueue, queueGetBytes, ipcChurn, queueGetBytesWhenReady,
-        overlapProbe,
+        overlapProbe, environmentVariable,
     ]
 }

@@ -18,6 +18,34 @@ def square(x):
     return x * x
 
 
+def crash(_):
+    """Dies at once, as a trap does (SIGILL)."""
+    os.kill(os.getpid(), signal.SIGILL)
+
+
+def percentile(values, p):
+    """Nearest rank, as crew-bench computes it."""
+    rank = -(-p * len(values) // 100)
+    return values[min(max(int(rank), 1), len(values)) - 1]
+
+
+def trap_latencies(n):
+    """A call whose worker dies: ProcessPoolExecutor reports it (and breaks, so each round needs a new one)."""
+    from concurrent.futures.process import BrokenProcessPool
+    times = []
+    for _ in range(n):
+        with ProcessPoolExecutor(1) as ex:
+            ex.submit(square, 2).result()
+            t0 = time.perf_counter()
+            try:
+                ex.submit(crash, 0).result()
+                raise RuntimeError("a call that crashes returned")
+            except BrokenProcessPool:
+                times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return percentile(times, 50), percentile(times, 99)
+
+
 def sleep_long(_):
     time.sleep(60)
 
@@ -134,6 +162,13 @@ if __name__ == "__main__":
                         f"multiprocessing.Pool({processes}).map(burn, items, 1)")
         assert len(checksums) == 1
         common.emit("pool.cpu", "checksum", checksums.pop() % (1 << 52), "", "the sum of the results, mod 2^52")
+    if "trap" in parts:
+        p50, p99 = trap_latencies(s["traps"])
+        setup = ("ProcessPoolExecutor(1), a new one each time (a dead worker breaks the executor): the call kills its "
+                 f"worker with SIGILL; workers started by {mp.get_start_method()}")
+        common.emit("pool.trap", "ProcessPoolExecutor p50", p50, "ms", setup)
+        common.emit("pool.trap", "ProcessPoolExecutor p99", p99, "ms", setup)
+        common.emit("pool.trap", "mp.Pool", -1, "ms", "multiprocessing.Pool: the caller is never told (it waits forever)")
     if "kill" in parts:
         latency = sigkill_latency(s["kill_wait_s"])
         common.emit("pool.kill", "mp.Pool", latency if latency is not None else -1, "ms",

@@ -45,12 +45,19 @@ public final class ProcessPool: Sendable {
         /// calls, up to ``maxInFlight`` while calls are short, one behind a long one. The calls of a `map` chunk
         /// run together and count as that many calls; `map`'s automatic chunk size is then at most this.
         public var coroutinesEach: Int?
+        /// Whether a worker that traps runs Swift's backtracer before it dies (for debugging a crash); the crew's
+        /// ``Crew/Options/crashBacktraces`` (off by default) when nil.
+        public var crashBacktraces: Bool?
 
         /// Options with defaults: up to 256 calls per worker, half a second of grace.
-        public init(maxInFlight: Int = 256, timeoutGrace: Duration = .milliseconds(500), coroutinesEach: Int? = nil) {
+        public init(
+            maxInFlight: Int = 256, timeoutGrace: Duration = .milliseconds(500), coroutinesEach: Int? = nil,
+            crashBacktraces: Bool? = nil
+        ) {
             self.maxInFlight = maxInFlight
             self.timeoutGrace = timeoutGrace
             self.coroutinesEach = coroutinesEach
+            self.crashBacktraces = crashBacktraces
         }
     }
 
@@ -161,9 +168,11 @@ public final class ProcessPool: Sendable {
         self.coroutinesEach = options.coroutinesEach
         // Pool workers are fed in batches and keep every CPU busy; a worker that spins waiting for its next batch
         // only takes CPU from the parent that prepares it.
+        let backtraces = options.crashBacktraces
         let workerCrew = crew.withOptions { options in
             options.spinMicroseconds = 0
             if let startMethod { options.startMethod = startMethod }
+            if let backtraces { options.crashBacktraces = backtraces }
         }
         self.core = PoolCore(crew: workerCrew, configuration: configuration, initializer: initializer)
         core.start()

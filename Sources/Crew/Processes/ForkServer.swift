@@ -205,7 +205,7 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
         handlers: ChildConnection.Handlers,
         completion: @escaping @Sendable (Result<ChildConnection, CrewError>) -> Void
     ) {
-        let key = Key(executable: options.executable, arguments: options.arguments, environment: options.environment)
+        let key = Key(executable: options.executable, arguments: options.arguments, environment: options.childEnvironment)
         let server: ForkServer
         if let existing = servers[key] {
             server = existing

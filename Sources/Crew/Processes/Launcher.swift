@@ -52,7 +52,7 @@ enum Launcher {
         )
         marker.handed = handed.count
         let arguments = options.arguments ?? CommandLine.arguments
-        let environment = childEnvironment(marker: marker, extra: options.environment)
+        let environment = childEnvironment(marker: marker, extra: options.childEnvironment)
 
         // Whatever this process has buffered for standard output goes out before the child can write.
         fflush(nil)
