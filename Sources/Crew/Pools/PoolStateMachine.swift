@@ -5,10 +5,11 @@
 // shell (`PoolCore`) feeds it events under a lock and performs the actions it returns, in order.
 //
 // A worker runs the synchronous calls it is sent one after the other, in the order sent, and notes in a page of
-// memory shared with the parent the id of each call it starts and finishes. So when a worker dies, the machine
-// knows the call it was running (that call fails), the calls it had finished whose results had not been sent
-// yet (they fail, as finished-but-lost: running them again could repeat their effects), and the calls behind
-// that never started (they go back to the front of the queue for another worker). Without that page (a worker
+// memory shared with the parent the id of each call it starts and finishes, with a copy of the answers it has not
+// sent yet (the connection delivers those before it reports the death). So when a worker dies, the machine knows
+// the call it was running (that call fails), and the calls behind that never started (they go back to the front
+// of the queue for another worker). A finished call still without an answer then (the page was unreadable) fails
+// as finished-but-lost: running it again could repeat its effects. Without that page (a worker
 // that died before writing any) the oldest unanswered call is taken as the one running. Calls with `async` bodies
 // start as soon as they arrive, so a death fails all of them.
 //

@@ -13,13 +13,14 @@ import Synchronization
 /// ```
 ///
 /// **Crash isolation.** A worker that traps, segfaults, is killed or exits fails the call it was running, with
-/// ``CrewError/Code/workerCrashed`` (pid, exit status, last lines of standard error), and the calls on it whose
-/// results it had not yet sent (below); calls it had been sent but had not started go to another worker; the dead worker is replaced and the pool goes on. Calls on other
-/// workers are untouched, and ``join()`` always returns. (Python's `Pool` hangs in this case;
-/// `ProcessPoolExecutor` breaks the whole pool.) A worker notes each call it starts and finishes in memory it
-/// shares with the parent, so the parent knows this exactly; a call that had finished but whose result the
-/// worker had not sent yet also fails (saying so) rather than run twice. Calls with `async` bodies start as soon
-/// as a worker receives them, so a death fails every such call the worker held.
+/// ``CrewError/Code/workerCrashed`` (pid, exit status, last lines of standard error); the dead worker is replaced
+/// and the pool goes on. Calls on other workers are untouched, and ``join()`` always returns. (Python's `Pool`
+/// hangs in this case; `ProcessPoolExecutor` breaks the whole pool.) A worker holds several short calls at once
+/// and notes each call it starts and finishes in memory it shares with the parent, with a copy of the answers it
+/// has not sent yet: so calls it had finished are answered, and calls it had been sent but had not started go to
+/// another worker. Calls with `async` bodies start as soon as a worker receives them, so a death fails every
+/// such call the worker held. (Should that memory be unreadable, a finished call whose answer was not sent fails
+/// with ``CrewError/Code/workerCrashed``, saying so, rather than run twice.)
 ///
 /// **Timeouts.** A call given a `timeout:` that runs longer is stopped: its worker gets `SIGTERM`, then
 /// `SIGKILL` after ``Options/timeoutGrace``, the call fails with ``CrewError/Code/timedOut``, and the worker is

@@ -806,6 +806,9 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         }
         if !foreign { Reactor.shared.unregister(fd: pidfd, cookie: pidfdCookie) }
 
+        // A pool worker's page holds the answers it had finished but not yet sent: they are answers, not losses.
+        if let progress { deliverUnsent(progress.unsentOutput) }
+
         let tail = tailText()
         let (pending, helloSeen): ([PendingCall], Bool) = state.withLock { state in
             state.exitStatus = exitStatus
@@ -860,6 +863,46 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             )
         }
         selfReference = nil
+    }
+
+    /// Delivers the answers in `bytes` (a dead worker's unsent output, copied to its page) whose calls are still
+    /// waiting. Answers already read from the socket are there too, and are skipped by their ids. Bytes that are
+    /// not the protocol end the delivery (the death then fails what is left).
+    private func deliverUnsent(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        var reader = FrameReader(maxFrameSize: maxFrameSize, initialCapacity: bytes.count + 1)
+        reader.append(bytes)
+        var finished: [Finished] = []
+        var answers: [Answer] = []
+        let batched = resultsHandler != nil
+        do {
+            while let payload = try reader.next() {
+                switch try Message.parseParentBound(reader.buffer, payload) {
+                case .result(let id, let range) where batched:
+                    answers.append(Answer(id: id, result: .success(Payload(bytes: reader.buffer, range: range))))
+                case .failure(let id, let failure) where batched:
+                    answers.append(Answer(id: id, result: .failure(failure.error(function: nil, pid: pid))))
+                case .result(let id, let range):
+                    if let call = state.withLock({ $0.pending.removeValue(forKey: id) }) {
+                        finished.append(Finished(completion: call.completion, result: .success(reader.copy(range))))
+                    }
+                case .failure(let id, let failure):
+                    if let call = state.withLock({ $0.pending.removeValue(forKey: id) }) {
+                        finished.append(Finished(
+                            completion: call.completion, result: .failure(failure.error(function: call.function, pid: pid))))
+                    }
+                case .hello, .protocolError:
+                    continue
+                }
+            }
+        } catch {
+            logger.notice(
+                "a dead worker's unsent answers are not readable",
+                metadata: ["crew.pid": "\(pid)", "crew.error": "\(String(reflecting: error))"]
+            )
+        }
+        for done in finished { done.completion(done.result) }
+        if !answers.isEmpty, let resultsHandler { resultsHandler(answers) }
     }
 
     private func deathError(

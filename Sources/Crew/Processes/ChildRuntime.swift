@@ -141,6 +141,8 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
     private var spinUntil: UInt64 = 0
     /// Where a pool worker notes the synchronous call it runs, for its parent to read if it dies.
     private let progress: ProgressPage?
+    /// How many bytes of `out` the progress page holds a copy of.
+    private var mirrored = 0
     /// When output was last handed to the socket.
     private var lastFlush: UInt64 = 0
 
@@ -287,6 +289,9 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
             // The parent is gone.
             ChildRuntime.exitChild(0)
         }
+        // Everything is in the socket now: the page's copy is not needed any more.
+        progress?.answersLength = 0
+        mirrored = 0
         out.removeAll(keepingCapacity: out.capacity <= 1 << 20)
         outSent = 0
         lastFlush = monotonicNanos()
@@ -324,15 +329,20 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
         switch chunk ? function.invokeChunk : function.invoke {
         case .sync(let body):
             // Results of earlier calls go out before a call starts if they have waited a while (so that a long call
-            // does not hold back the answers before it). A pool worker notes the call in its progress page: if the
-            // call kills the process, the parent knows it was the one running, which calls had finished and which
-            // never started. A child without one sends each result before it starts the next call, for the same
-            // knowledge.
+            // does not hold back the answers before it). A pool worker notes the call in its progress page, with a
+            // copy of the answers it has not sent yet: if the call kills the process, the parent knows it was the
+            // one running and which never started, and still gets every answer of a call that finished. A child
+            // without a page sends each result before it starts the next call, for the same.
             if outSent < out.count && (progress == nil || monotonicNanos() &- lastFlush >= 50_000) {
                 flush(blocking: progress == nil)
             }
+            mirrorUnsent()
             progress?.started = id
-            defer { progress?.finished = id }
+            defer {
+                // The answer is in the page before the call counts as finished there.
+                mirrorUnsent()
+                progress?.finished = id
+            }
             let mark = out.count
             let at = Message.beginResult(id: id, to: &out)
             do {
@@ -383,6 +393,14 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// Copies the output not yet sent to the progress page (sending it first if it would not fit).
+    private func mirrorUnsent() {
+        guard let progress, mirrored < out.count else { return }
+        if out.count > ProgressPage.answersCapacity { flush(blocking: true) }
+        progress.mirror(out, from: mirrored)
+        mirrored = out.count
     }
 
     private func finishFailed(id: UInt64, _ failure: RemoteFailure, function: String) {

@@ -6,15 +6,21 @@ import Glibc
 import Musl
 #endif
 
-/// A page of memory a pool worker shares with its parent: the worker writes the id of each synchronous call it
-/// starts and finishes there, and the parent reads the two words when the worker dies.
+/// Memory a pool worker shares with its parent: the worker writes there the id of each synchronous call it starts
+/// and finishes, and a copy of the answers it has not yet sent; the parent reads them when the worker dies.
 ///
-/// With it the parent knows exactly which call a dead worker was running, which calls it had finished (whose
-/// results may not have been sent yet) and which it never started — without the worker sending each result
-/// before it starts the next call. Stores are plain: the parent reads only after the worker has exited.
+/// With it the parent knows exactly which call a dead worker was running and which it never started, and it gets
+/// the answers of the calls the worker had finished but not yet sent (a worker sends answers in batches, and may
+/// die, killed or trapping, in the call after). So a call that finished is answered, whatever the next call does,
+/// without the worker sending each answer before it starts the next call. Stores are plain: the parent reads only
+/// after the worker has exited.
 final class ProgressPage: @unchecked Sendable {
     // @unchecked Sendable: written by one process (the worker), read by the other after the writer is dead.
-    static let size = 4096
+    static let size = 256 << 10
+    /// Where the copy of unsent answers starts; the words before it are the ids and the copy's length.
+    static let answersOffset = 64
+    /// The most bytes of unsent answers the page holds; a worker sends its answers before it holds more.
+    static var answersCapacity: Int { size - answersOffset }
 
     private let address: UnsafeMutableRawPointer
 
@@ -51,5 +57,29 @@ final class ProgressPage: @unchecked Sendable {
     var finished: UInt64 {
         get { address.load(fromByteOffset: 8, as: UInt64.self) }
         set { address.storeBytes(of: newValue, toByteOffset: 8, as: UInt64.self) }
+    }
+
+    /// How many bytes of the worker's unsent output the page holds a copy of.
+    var answersLength: Int {
+        get { Int(address.load(fromByteOffset: 16, as: UInt64.self)) }
+        set { address.storeBytes(of: UInt64(newValue), toByteOffset: 16, as: UInt64.self) }
+    }
+
+    /// Copies `output[from...]` to the same place in the page and makes the page's copy `output.count` bytes
+    /// long (the worker, before it starts a call). `output.count` must not exceed ``answersCapacity``.
+    func mirror(_ output: [UInt8], from: Int) {
+        precondition(output.count <= Self.answersCapacity && from <= output.count)
+        if from < output.count {
+            output.withUnsafeBytes { raw in
+                (address + Self.answersOffset + from).copyMemory(from: raw.baseAddress! + from, byteCount: raw.count - from)
+            }
+        }
+        answersLength = output.count
+    }
+
+    /// The copy of the worker's unsent output (the parent, once the worker is dead): whole frames, in order.
+    var unsentOutput: [UInt8] {
+        let length = min(max(0, answersLength), Self.answersCapacity)
+        return [UInt8](UnsafeRawBufferPointer(start: address + Self.answersOffset, count: length))
     }
 }

@@ -1,0 +1,101 @@
+import CrewTestSupport
+import CrewTesting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@testable import Crew
+
+/// Calls that trap, kill or crash their worker, mixed with normal calls, many in flight on a two-worker pool:
+/// every normal call gets its value, every bad call a `workerCrashed` error, nothing hangs and nothing leaks.
+@Suite(.serialized) struct CrashStormTests {
+    init() {
+        _ = testCrew
+    }
+
+    enum Outcome: Sendable {
+        case value(Int)
+        case crashed
+        case failed(String)
+    }
+
+    @Test(arguments: [Crew.StartMethod.spawn, .forkserver])
+    func aCrashStormFailsOnlyTheBadCalls(method: Crew.StartMethod) async throws {
+        let pool = try ProcessPool(testCrew, processes: 2, startMethod: method)
+        _ = try await pool.apply(TestFunctions.square, 1)
+        let fdsBefore = openDescriptorCount()
+        let childrenBefore = CrewTesting.liveChildren().count
+
+        let total = 600
+        let inFlight = 16
+        // Every third call is bad, of four kinds in turn: at least 200 bad calls.
+        func call(_ n: Int) async -> Outcome {
+            do {
+                switch n % 12 {
+                case 2: _ = try await pool.apply(TestFunctions.squareOrTrap, -n, timeout: .seconds(60))
+                case 5: _ = try await pool.apply(TestFunctions.killSelf, SIGKILL, timeout: .seconds(60))
+                case 8: _ = try await pool.apply(TestFunctions.segfault, Empty(), timeout: .seconds(60))
+                case 11: _ = try await pool.apply(TestFunctions.trapFatalError, "storm \(n)", timeout: .seconds(60))
+                default: return .value(try await pool.apply(TestFunctions.square, n, timeout: .seconds(60)))
+                }
+                return .failed("a bad call returned")
+            } catch let error as CrewError where error.code == .workerCrashed && n % 3 == 2 {
+                return .crashed
+            } catch {
+                return .failed("\(error)")
+            }
+        }
+        var outcomes: [Int: Outcome] = [:]
+        await withTaskGroup(of: (Int, Outcome).self) { group in
+            var next = 0
+            while next < min(inFlight, total) {
+                let n = next
+                group.addTask { (n, await call(n)) }
+                next += 1
+            }
+            while let (n, outcome) = await group.next() {
+                outcomes[n] = outcome
+                if next < total {
+                    let m = next
+                    group.addTask { (m, await call(m)) }
+                    next += 1
+                }
+            }
+        }
+        var normalFailures: [String] = []
+        var wrong = 0
+        var badAnswered = 0
+        for n in 0..<total {
+            let bad = n % 3 == 2
+            switch outcomes[n] {
+            case .value(let v)?:
+                if bad { badAnswered += 1 } else if v != n * n { wrong += 1 }
+            case .crashed?:
+                if !bad { normalFailures.append("call \(n): workerCrashed") }
+            case .failed(let text)?:
+                normalFailures.append("call \(n): \(text)")
+            case nil:
+                normalFailures.append("call \(n): no outcome")
+            }
+        }
+        #expect(total / 3 >= 200)
+        #expect(wrong == 0 && badAnswered == 0)
+        #expect(normalFailures.isEmpty, "\(normalFailures.count) normal calls failed, e.g. \(normalFailures.prefix(3))")
+
+        // The pool goes on, and once replacements have settled nothing is left over.
+        #expect(try await pool.apply(TestFunctions.square, 9) == 81)
+        var settled = false
+        for _ in 0..<200 {
+            if openDescriptorCount() <= fdsBefore + 6 && CrewTesting.liveChildren().count <= childrenBefore + 2 {
+                settled = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(settled, "descriptors \(fdsBefore) -> \(openDescriptorCount()), children \(childrenBefore) -> \(CrewTesting.liveChildren().count)")
+        pool.close()
+        try await pool.join()
+    }
+}
