@@ -54,9 +54,12 @@ extension Crew {
 /// connection may be used from several threads: sends are serialized, and so are receives. A waiting receive
 /// polls for a short while before it sleeps, so a ping-pong between two processes costs a few microseconds.
 public final class Connection: Codable, Sendable {
+    /// Received bytes: `buffer[start..<end]` are those not yet taken as messages; the buffer is allocated once
+    /// (and grown for a large message), never filled or trimmed per read.
     private struct ReadState {
         var buffer: [UInt8] = []
         var start = 0
+        var end = 0
     }
 
     private let fdState: Atomic<Int32>
@@ -180,10 +183,35 @@ public final class Connection: Codable, Sendable {
 
     /// Receives the next value, suspending (not blocking a thread of the cooperative pool) until it comes.
     public func recv<T: Decodable & Sendable>(_ type: T.Type = T.self) async throws -> T {
-        if try poll() { return try recv(T.self, timeout: nil) }
+        // On this thread only what needs no wait: a whole message already there, and this end free. Otherwise
+        // the wait (a message arriving in parts, another receiver) happens on a thread of the blocking pool.
+        if let value = try receiveNow(T.self) { return value }
         return try await offload { [self] in
-            guard try poll(timeout: .milliseconds(50)) else { throw CrewError(.empty, "not yet") }
-            return try recv(T.self, timeout: nil)
+            do {
+                return try recv(T.self, timeout: .milliseconds(50))
+            } catch let error as CrewError where error.code == .timedOut {
+                throw CrewError(.empty, "not yet")
+            }
+        }
+    }
+
+    /// The next value if a whole message can be read at once; nil if none has arrived whole, or another thread is
+    /// receiving on this end.
+    private func receiveNow<T: Decodable>(_ type: T.Type) throws -> T? {
+        guard readable else { throw CrewError(.invalidArgument, "this end of a one-way pipe only sends") }
+        let fd = try descriptor()
+        do {
+            return try reading.withLockIfAvailable { state in
+                try receive(&state, fd: fd, until: 0) { bytes, range in
+                    do {
+                        return try BinaryDecoder().decode(T.self, from: bytes, range: range)
+                    } catch {
+                        throw CrewError(.decodingFailed, "the message is not a \(T.self): \(error)")
+                    }
+                }
+            }
+        } catch let error as CrewError where error.code == .timedOut {
+            return nil
         }
     }
 
@@ -210,7 +238,7 @@ public final class Connection: Codable, Sendable {
 
     /// The offset just past the first complete frame in the buffer, if there is one.
     private static func frameEnd(_ state: ReadState) -> Int? {
-        let available = state.buffer.count - state.start
+        let available = state.end - state.start
         guard available >= 4 else { return nil }
         let length = state.buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: state.start, as: UInt32.self))) }
         return available - 4 >= length ? state.start + 4 + length : nil
@@ -219,63 +247,92 @@ public final class Connection: Codable, Sendable {
     private func receiveFrame<R>(until deadline: Int64, _ body: ([UInt8], Range<Int>) throws -> R) throws -> R {
         guard readable else { throw CrewError(.invalidArgument, "this end of a one-way pipe only sends") }
         let fd = try descriptor()
-        return try reading.withLock { state in
-            var spinUntil: UInt64 = 0
-            while true {
-                if let end = Self.frameEnd(state) {
-                    let range = (state.start + 4)..<end
-                    state.start = end
-                    defer {
-                        if state.start == state.buffer.count {
-                            state.buffer.removeAll(keepingCapacity: true)
-                            state.start = 0
-                        }
+        return try reading.withLock { state in try receive(&state, fd: fd, until: deadline, body) }
+    }
+
+    /// Reads until a whole message is buffered and hands it to `body`, or throws ``CrewError/Code/timedOut`` at
+    /// `deadline` (0: at once, without sleeping). `reading` is held.
+    private func receive<R>(
+        _ state: inout ReadState,
+        fd: Int32,
+        until deadline: Int64,
+        _ body: ([UInt8], Range<Int>) throws -> R
+    ) throws -> R {
+        var spinUntil: UInt64 = 0
+        while true {
+            if let end = Self.frameEnd(state) {
+                let range = (state.start + 4)..<end
+                state.start = end
+                defer {
+                    if state.start == state.end {
+                        state.start = 0
+                        state.end = 0
                     }
-                    return try body(state.buffer, range)
                 }
-                if state.buffer.count - state.start >= 4 {
-                    let length = state.buffer.withUnsafeBytes {
-                        Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: state.start, as: UInt32.self)))
-                    }
-                    if length > maxFrameSize {
-                        close()
-                        throw CrewError(.frameTooLarge, "a message of \(length) bytes is over the limit of \(maxFrameSize); the connection was closed")
-                    }
-                }
-                if state.start > 0 {
-                    state.buffer.removeFirst(state.start)
-                    state.start = 0
-                }
-                let old = state.buffer.count
-                let room = max(65_536, state.buffer.capacity - old)
-                state.buffer.append(contentsOf: repeatElement(0, count: room))
-                let n = state.buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + old, room) }
-                state.buffer.removeLast(room - max(0, n))
-                if n > 0 { continue }
-                if n == 0 {
-                    throw CrewError(.closed, "the other end of the pipe is closed: its holders exited or closed it")
-                }
-                switch errno {
-                case EINTR: continue
-                case EAGAIN: break
-                case EBADF: throw CrewError(.closed, "this connection is closed")
-                case ECONNRESET: throw CrewError(.closed, "the other end of the pipe is gone")
-                default: throw systemCallError("read")
-                }
-                // Nothing yet: poll for a short while (calls that follow each other closely need no sleep),
-                // then sleep in poll(2).
-                let now = monotonicNanos()
-                if spinUntil == 0 { spinUntil = now &+ spinNanoseconds }
-                if now < spinUntil && (deadline < 0 || Int64(now) < deadline) { continue }
-                var wait: Int32 = -1
-                if deadline >= 0 {
-                    let left = deadline - Int64(now)
-                    if left <= 0 { throw CrewError(.timedOut, "no message came within the timeout") }
-                    wait = Int32(clamping: (left + 999_999) / 1_000_000)
-                }
-                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                _ = Glibc.poll(&poller, 1, wait)
+                return try body(state.buffer, range)
             }
+            var needed = 4
+            if state.end - state.start >= 4 {
+                let length = state.buffer.withUnsafeBytes {
+                    Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: state.start, as: UInt32.self)))
+                }
+                if length > maxFrameSize {
+                    close()
+                    throw CrewError(.frameTooLarge, "a message of \(length) bytes is over the limit of \(maxFrameSize); the connection was closed")
+                }
+                needed = 4 + length
+            }
+            if state.start > 0 {
+                // Move what is left of a message to the front.
+                let (start, count) = (state.start, state.end - state.start)
+                if count > 0 {
+                    state.buffer.withUnsafeMutableBytes { raw in
+                        raw.baseAddress!.copyMemory(from: raw.baseAddress! + start, byteCount: count)
+                    }
+                }
+                state.start = 0
+                state.end = count
+            }
+            let wanted = max(65_536, needed)
+            if state.buffer.count < wanted {
+                var grown = [UInt8](repeating: 0, count: wanted)
+                let count = state.end
+                if count > 0 {
+                    grown.withUnsafeMutableBytes { to in
+                        state.buffer.withUnsafeBytes { from in to.baseAddress!.copyMemory(from: from.baseAddress!, byteCount: count) }
+                    }
+                }
+                state.buffer = grown
+            }
+            let from = state.end
+            let n = state.buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + from, $0.count - from) }
+            if n > 0 {
+                state.end += n
+                continue
+            }
+            if n == 0 {
+                throw CrewError(.closed, "the other end of the pipe is closed: its holders exited or closed it")
+            }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: break
+            case EBADF: throw CrewError(.closed, "this connection is closed")
+            case ECONNRESET: throw CrewError(.closed, "the other end of the pipe is gone")
+            default: throw systemCallError("read")
+            }
+            // Nothing yet: poll for a short while (calls that follow each other closely need no sleep),
+            // then sleep in poll(2).
+            let now = monotonicNanos()
+            if spinUntil == 0 { spinUntil = now &+ spinNanoseconds }
+            if now < spinUntil && (deadline < 0 || Int64(now) < deadline) { continue }
+            var wait: Int32 = -1
+            if deadline >= 0 {
+                let left = deadline - Int64(now)
+                if left <= 0 { throw CrewError(.timedOut, "no message came within the timeout") }
+                wait = Int32(clamping: (left + 999_999) / 1_000_000)
+            }
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            _ = Glibc.poll(&poller, 1, wait)
         }
     }
 

@@ -303,10 +303,15 @@ final class QueueCore: @unchecked Sendable {
         }
         // Counted before the message is published, so that a consumer never sees it uncounted (a `taskDone`
         // for it must find it in `unfinished`); taken back if it is not published after all.
+        let fragment = capacity / 4 - 8
+        if deadline == 0 && prefix.count + bytes.count > fragment && !roomNow(for: prefix.count + bytes.count) {
+            // A message in pieces waits for room between its pieces: a caller that cannot wait (an async `put`
+            // on a cooperative thread) takes it only if every piece fits now.
+            throw CrewError(.full, "the queue has no room now for all of a message of \(bytes.count) bytes")
+        }
         _ = crew_add64(i64(Layout.unfinished), 1)
         _ = crew_add64(i64(Layout.count), 1)
         do {
-            let fragment = capacity / 4 - 8
             if prefix.count + bytes.count <= fragment {
                 try writeRecord(kind: Self.recordWhole, prefix: prefix, bytes, until: deadline)
             } else {
@@ -329,6 +334,34 @@ final class QueueCore: @unchecked Sendable {
             throw error
         }
         wake(Layout.notEmpty, waiters: Layout.emptyWaiters)
+    }
+
+    /// Whether a message of `length` bytes, in pieces, fits in the ring's free space now (with the room a piece
+    /// that would wrap may waste at the end).
+    private func roomNow(for length: Int) -> Bool {
+        let fragment = capacity / 4 - 8
+        let pieces = (length + fragment - 1) / fragment
+        let needed = pieces * (8 + (fragment + 7) & ~7) + capacity / 4
+        let free = capacity - Int(crew_load64(u64(Layout.tail)) &- crew_load64(u64(Layout.head)))
+        return needed <= free
+    }
+
+    /// Whether the ring holds, from `head`, the last record of the message that starts there (so that a caller that
+    /// cannot wait can take it whole).
+    private func wholeMessageQueued(from head: UInt64) -> Bool {
+        let tail = crew_load64(u64(Layout.tail))
+        let mask = UInt64(capacity - 1)
+        var at = head
+        while at != tail {
+            let record = data + Int(at & mask)
+            let length = Int(record.load(as: UInt32.self))
+            let kind = record.load(fromByteOffset: 4, as: UInt32.self)
+            if kind == Self.recordLast { return true }
+            if kind == Self.recordWhole && at != head { return false }
+            guard length <= capacity / 4 else { return false }
+            at &+= kind == Self.recordSkip ? UInt64(8 + length) : UInt64(8 + (length + 7) & ~7)
+        }
+        return false
     }
 
     /// Writes one record past `tail` once there is room, and publishes it.
@@ -447,6 +480,10 @@ final class QueueCore: @unchecked Sendable {
                 defer { finishMessage(head: head &+ UInt64(size)) }
                 return try body(UnsafeRawBufferPointer(start: at + 8, count: length))
             case Self.recordFirst where !assembling:
+                if deadline == 0 && !wholeMessageQueued(from: head) {
+                    // Its other pieces are still coming: a caller that cannot wait leaves it for one that can.
+                    throw CrewError(.empty, "the next message is still arriving")
+                }
                 assembling = true
                 assembled.reserveCapacity(length * 4)
                 assembled.append(contentsOf: UnsafeRawBufferPointer(start: at + 8, count: length))

@@ -36,6 +36,13 @@ final class Locked<Value>: @unchecked Sendable {
         return try body(&value)
     }
 
+    /// Runs `body` with the lock if it is free now; nil (without waiting) if another thread holds it.
+    func withLockIfAvailable<R>(_ body: (inout Value) throws -> R) rethrows -> R? {
+        guard pthread_mutex_trylock(mutex) == 0 else { return nil }
+        defer { unlock() }
+        return try body(&value)
+    }
+
     @usableFromInline
     func lock() {
         pthread_mutex_lock(mutex)
