@@ -433,6 +433,13 @@ public enum TestFunctions {
         return [Int(getpid()), start, ts.tv_sec * 1_000_000_000 + ts.tv_nsec]
     }
 
+    /// Sends `signal` to its own process, as a task (so that other async calls of the worker run beside it).
+    public static let killSelfAsync = Function("killSelfAsync") { (signal: Int32) async -> Int in
+        kill(getpid(), signal)
+        try? await Task.sleep(for: .seconds(60))
+        return 0
+    }
+
     /// The value of an environment variable in the child, or "" if it has none.
     public static let environmentVariable = Function("environmentVariable") { (name: String) -> String in
         getenv(name).map { String(cString: $0) } ?? ""
@@ -449,6 +456,6 @@ public enum TestFunctions {
         burn, ignoreTermForever, threadsWork, segfault, spinForever, childOfAStuckParent,
         queuePut, queueGet, queueDrain, queuePutBytes, joinableWorker, pipeEcho, pipeSend, lockAndTrap, increment,
         setEvent, barrierWait, semaphoreRelease, conditionNotify, keepQueue, putToKeptQueue, queueGetBytes, ipcChurn, queueGetBytesWhenReady,
-        overlapProbe, environmentVariable,
+        overlapProbe, environmentVariable, killSelfAsync,
     ]
 }

@@ -92,5 +92,22 @@ import Glibc
         await expectCrewError(.workerCrashed) { try await executor.submit(TestFunctions.trapIndex, 9).value }
         #expect(try await executor.map(TestFunctions.sleepMilliseconds, [1, 2, 3]) == [1, 2, 3])
         try await executor.shutdown()
+
+        // Async calls run together: those beside the one that killed their worker fail too, and every one of them
+        // (the killer included: the pool cannot tell which it was) says it may not be the cause.
+        let one = try Crew.Executor.processes(1, coroutinesEach: 20, crew: testCrew)
+        let sleepers = try (0..<3).map { _ in try one.submit(TestFunctions.overlapProbe, 5_000) }
+        try await Task.sleep(for: .milliseconds(300))  // They have started (a loaded machine may need longer: then
+        let killer = try one.submit(TestFunctions.killSelfAsync, SIGKILL)  // some go to the next worker).
+        let error = await expectCrewError(.workerCrashed) { try await killer.value }
+        #expect(error?.message.contains("may not be") == true)
+        for sleeper in sleepers {
+            do {
+                _ = try await sleeper.value
+            } catch let error as CrewError {
+                #expect(error.code == .workerCrashed && error.message.contains("may not be the call that caused it"))
+            }
+        }
+        try await one.shutdown()
     }
 }

@@ -204,7 +204,8 @@ import Testing
         _ = sm.submit(2, synchronous: false, timeout: nil, now: 2000)
         _ = sm.submit(3, synchronous: false, timeout: nil, now: 2000)
         let actions = sm.workerExited(0, served: true, now: 3000)
-        #expect(actions.contains(.fail(2, .crashed(0))) && actions.contains(.fail(3, .crashed(0))))
+        // Either may have caused the death.
+        #expect(actions.contains(.fail(2, .diedWithOthers(0))) && actions.contains(.fail(3, .diedWithOthers(0))))
         #expect(sm.queuedCount == 0)
     }
 

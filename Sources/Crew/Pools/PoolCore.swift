@@ -377,6 +377,12 @@ final class PoolCore: @unchecked Sendable {
             error.function = record.function
             error.message = "the worker running \"\(record.function)\" died: " + error.message
             return error
+        case .diedWithOthers(let worker):
+            var error = death?.worker == worker ? death!.error : CrewError(.workerCrashed, "the worker died")
+            error.function = record.function
+            error.message = "\"\(record.function)\" was running when its worker died, beside other calls of that "
+                + "worker: it may not be the call that caused it: " + error.message
+            return error
         case .timedOut(let worker):
             let died = death?.worker == worker ? death?.error : nil
             return CrewError(

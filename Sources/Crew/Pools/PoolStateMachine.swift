@@ -48,6 +48,9 @@ struct PoolStateMachine {
     enum Failure: Equatable {
         /// The worker died while running it.
         case crashed(WorkerID)
+        /// The worker died while running it beside other calls (`async` calls run together): any of them may
+        /// have caused the death.
+        case diedWithOthers(WorkerID)
         /// It finished, but the worker died before sending its result.
         case lost(WorkerID)
         /// It ran longer than its timeout; its worker was killed.
@@ -288,7 +291,7 @@ struct PoolStateMachine {
                 actions.append(.fail(task, .timedOut(worker)))
             } else if !info.synchronous {
                 tasks[task] = nil
-                actions.append(.fail(task, .crashed(worker)))
+                actions.append(.fail(task, w.inFlight.count > 1 ? .diedWithOthers(worker) : .crashed(worker)))
             } else if let running, let index = synchronous.firstIndex(of: task), index <= running {
                 tasks[task] = nil
                 actions.append(.fail(task, index < running || runningFinished ? .lost(worker) : .crashed(worker)))

@@ -19,8 +19,10 @@ import Synchronization
 /// and notes each call it starts and finishes in memory it shares with the parent, with a copy of the answers it
 /// has not sent yet: so calls it had finished are answered, and calls it had been sent but had not started go to
 /// another worker. Calls with `async` bodies start as soon as a worker receives them, so a death fails every
-/// such call the worker held. (Should that memory be unreadable, a finished call whose answer was not sent fails
-/// with ``CrewError/Code/workerCrashed``, saying so, rather than run twice.)
+/// such call the worker held: each with ``CrewError/Code/workerCrashed``, saying that it was running beside
+/// others and may not be the cause. Crew does not run such a call again: it had started, and running it twice
+/// could repeat its effects. (Should that memory be unreadable, a finished call whose answer was not sent fails
+/// with ``CrewError/Code/workerCrashed`` too, saying so, rather than run twice.)
 ///
 /// **Timeouts.** A call given a `timeout:` that runs longer is stopped: its worker gets `SIGTERM`, then
 /// `SIGKILL` after ``Options/timeoutGrace``, the call fails with ``CrewError/Code/timedOut``, and the worker is
