@@ -65,7 +65,6 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     private let stderrPipe: Int32
     private let pidfd: Int32
     private let maxFrameSize: Int
-    private let tailLimit: Int
     private let logger: Logger
 
     private let nextID = Atomic<UInt64>(1)
@@ -105,10 +104,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     private let spinNanoseconds: UInt64
 
     // Reactor thread only.
-    private var stderrTail: [UInt8] = []
-    /// The first line that starts with "Fatal error" (what Swift prints when it traps), kept even after a long
-    /// crash report has pushed it out of the tail.
-    private var fatalLine: String?
+    private var stderrTail: StderrTail
     /// Bytes of the child's standard error not copied to ours because ours was full.
     private var droppedStderr = 0
     private var socketCookie: UInt64 = 0
@@ -146,7 +142,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         self.stderrPipe = stderrPipe
         self.pidfd = pidfd
         self.maxFrameSize = options.maxFrameSize
-        self.tailLimit = max(256, options.stderrTailBytes)
+        self.stderrTail = StderrTail(limit: options.stderrTailBytes)
         self.logger = options.logger
         self.readSide = Locked(ReadSide(reader: FrameReader(maxFrameSize: options.maxFrameSize)))
         self.spinNanoseconds = Crew.effectiveSpinNanoseconds(options)
@@ -464,34 +460,6 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         }
     }
 
-    /// The last bytes the child wrote to standard error, as text, cut at a line start, with Swift's
-    /// `Fatal error: ...` line first if the tail no longer holds it.
-    private func tailText() -> String {
-        var bytes = stderrTail[...]
-        if bytes.count >= tailLimit, let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
-            bytes = bytes[(newline + 1)...]
-        }
-        let text = String(decoding: bytes, as: UTF8.self)
-        if let fatalLine, !text.contains(fatalLine) { return fatalLine + "\n...\n" + text }
-        return text
-    }
-
-    private static func fatalErrorLine(in bytes: [UInt8]) -> String? {
-        let marker = Array("Fatal error".utf8)
-        guard bytes.count >= marker.count else { return nil }
-        var i = 0
-        while i <= bytes.count - marker.count {
-            if bytes[i] == marker[0] && bytes[i..<i + marker.count].elementsEqual(marker) {
-                var start = i
-                while start > 0 && bytes[start - 1] != UInt8(ascii: "\n") { start -= 1 }
-                let end = bytes[i...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
-                return String(decoding: bytes[start..<end], as: UTF8.self)
-            }
-            i += 1
-        }
-        return nil
-    }
-
     // MARK: Reactor events
 
     func handle(events: UInt32, tag: UInt8) {
@@ -721,9 +689,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             let n = chunk.withUnsafeMutableBytes { read(stderrPipe, $0.baseAddress!, $0.count) }
             if n > 0 {
                 chunk.withUnsafeBytes { passThrough(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-                stderrTail.append(contentsOf: chunk[0..<n])
-                if fatalLine == nil { fatalLine = Self.fatalErrorLine(in: stderrTail) }
-                if stderrTail.count > tailLimit { stderrTail.removeFirst(stderrTail.count - tailLimit) }
+                stderrTail.append(chunk[0..<n])
                 continue
             }
             if n < 0 && errno == EINTR { continue }
@@ -809,8 +775,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         // A pool worker's page holds the answers it had finished but not yet sent: they are answers, not losses.
         if let progress { deliverUnsent(progress.unsentOutput) }
 
-        let tail = tailText()
-        let (pending, helloSeen): ([PendingCall], Bool) = state.withLock { state in
+        let tail = stderrTail.text
+        let (pending, report): ([PendingCall], DeathReport) = state.withLock { state in
             state.exitStatus = exitStatus
             state.pidfdClosed = true
             close(pidfd)
@@ -820,47 +786,26 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                 state.socketClosed = true
                 close(socket)
             }
-            state.failure = deathError(
-                exitStatus,
-                tail: tail,
-                function: nil,
-                helloSeen: state.helloSeen,
-                protocolErrorMessage: protocolErrorMessage
+            let report = DeathReport(
+                pid: pid, status: exitStatus, lastStderr: tail, served: state.helloSeen,
+                protocolError: protocolErrorMessage
             )
+            state.failure = report.error(function: nil)
             defer { state.pending.removeAll() }
-            return (Array(state.pending.values), state.helloSeen)
+            return (Array(state.pending.values), report)
         }
         if exitStatus.isSuccess {
             logger.debug("child exited", metadata: ["crew.pid": "\(pid)"])
         } else {
             logger.notice("child ended: \(exitStatus)", metadata: ["crew.pid": "\(pid)"])
         }
-        for call in pending {
-            call.completion(.failure(deathError(
-                exitStatus,
-                tail: tail,
-                function: call.function,
-                helloSeen: helloSeen,
-                protocolErrorMessage: protocolErrorMessage
-            )))
-        }
+        for call in pending { call.completion(.failure(report.error(function: call.function))) }
         exited.complete(exitStatus)
         let noted = progress.map { WorkerProgress(started: $0.started, finished: $0.finished) }
         progress = nil
         if let exitHandler {
             self.exitHandler = nil
-            exitHandler(
-                exitStatus,
-                deathError(
-                    exitStatus,
-                    tail: tail,
-                    function: nil,
-                    helloSeen: helloSeen,
-                    protocolErrorMessage: protocolErrorMessage
-                ),
-                helloSeen,
-                noted
-            )
+            exitHandler(exitStatus, report.error(function: nil), report.served, noted)
         }
         selfReference = nil
     }
@@ -904,33 +849,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         for done in finished { done.completion(done.result) }
         if !answers.isEmpty, let resultsHandler { resultsHandler(answers) }
     }
-
-    private func deathError(
-        _ status: Crew.ExitStatus,
-        tail: String,
-        function: String?,
-        helloSeen: Bool,
-        protocolErrorMessage: String?
-    ) -> CrewError {
-        if let protocolErrorMessage {
-            return CrewError(
-                .protocolError,
-                "the connection to the child broke: \(protocolErrorMessage)",
-                pid: pid,
-                exitStatus: status,
-                lastStderr: tail,
-                function: function
-            )
-        }
-        var message = "the child process \(pid) ended (\(status))"
-        if let function { message += " before answering a call of \"\(function)\"" }
-        if !helloSeen {
-            message += "; it never started serving: does its main call Crew.bootstrap before anything else?"
-        }
-        return CrewError(.workerCrashed, message, pid: pid, exitStatus: status, lastStderr: tail, function: function)
-    }
 }
-
 
 /// What a dead worker's progress page said: the last synchronous call it started and the last it finished.
 struct WorkerProgress: Equatable, Sendable {
