@@ -8,7 +8,10 @@ import Glibc
 import Musl
 #endif
 
-// The parent's side of one child process: its socket, its standard error pipe and its pidfd.
+// The parent's side of one child process: its socket, its standard error pipe and its pidfd. This is the I/O
+// shell of `ChildConnectionStateMachine`, which decides who writes, when the socket closes, which calls an answer
+// or a death completes, and when a child that closed its socket is killed: the shell reports events to it under
+// one lock and performs the actions it returns outside that lock.
 //
 // Callers write calls from their own thread (one `send` carries every frame queued meanwhile). The reactor
 // thread reads results and completes the calls, copies the child's standard error through to ours while
@@ -36,12 +39,6 @@ struct Answer: Sendable {
     var result: Result<Payload, CrewError>
 }
 
-/// A call waiting for its answer.
-struct PendingCall: Sendable {
-    var function: String
-    var completion: CallCompletion
-}
-
 /// A completion to run with its outcome, once locks are released.
 struct Finished: Sendable {
     var completion: CallCompletion
@@ -49,15 +46,15 @@ struct Finished: Sendable {
 }
 
 final class ChildConnection: ReactorSource, @unchecked Sendable {
-    // @unchecked Sendable: `state` is behind a mutex; `reader`, `stderrTail`, the cookies and the open flags
-    // are used only on the reactor thread.
+    // @unchecked Sendable: `state` (the machine and the calls' completions) and `readSide` are behind mutexes;
+    // the rest (the stderr tail, the cookies, the reactor's send buffer, the handlers) is used only on the reactor
+    // thread.
+
+    typealias Machine = ChildConnectionStateMachine
 
     static let socketTag: UInt8 = 0
     static let stderrTag: UInt8 = 1
     static let pidfdTag: UInt8 = 2
-
-    /// How long a child that closed its socket may take to exit before it is killed.
-    static let exitGraceNanoseconds: UInt64 = 2_000_000_000
 
     let pid: Int32
     let mode: ChildMarker.Mode
@@ -72,23 +69,12 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     let exited = Completion<Crew.ExitStatus>()
 
     private struct State {
-        var pending: [UInt64: PendingCall] = [:]
-        var out: [UInt8] = []
-        /// Someone (a caller or the reactor) is sending `out`; the socket stays open while this is true.
-        var writing = false
-        var socketClosed = false
-        var closeSocketWhenIdle = false
+        var machine = Machine()
+        /// The completions of the calls the machine holds as pending, with their functions' names.
+        var completions: [UInt64: (function: String, completion: CallCompletion)] = [:]
+        /// The child has been reaped: its pidfd is closed, and signals can no longer reach it.
         var pidfdClosed = false
-        /// Set when the child is gone: every later call fails with it.
-        var failure: CrewError?
         var exitStatus: Crew.ExitStatus?
-        var helloSeen = false
-        /// A blocking (or spinning) caller reads the socket itself; the reactor does not watch it for input.
-        var callerReads = false
-        /// The reactor watches the socket for room to write.
-        var wantWritable = false
-        /// The reactor has seen the end of the socket and unregistered it.
-        var socketUnregistered = false
     }
 
     private let state = Locked(State())
@@ -110,8 +96,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     private var socketCookie: UInt64 = 0
     private var stderrCookie: UInt64 = 0
     private var pidfdCookie: UInt64 = 0
-    private var socketEOF = false
-    /// Output the reactor is sending for a caller whose send would have blocked, and how much is sent.
+    /// What the reactor is sending while it holds the right to write, and how much of it is sent.
     private var flushBuffer: [UInt8] = []
     private var flushOffset = 0
     private var stderrOpen = true
@@ -294,7 +279,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             completion(.failure(CrewError(.encodingFailed, "the arguments did not encode: \(error)", function: function)))
             return
         }
-        if var error = enqueue(frame, pending: (id, function, completion)) {
+        if var error = submit(frame, call: (Machine.Call(id: id, function: function), completion)) {
             error.function = function
             completion(.failure(error))
         }
@@ -304,98 +289,138 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     func shutdown() {
         var frame: [UInt8] = []
         Message.appendShutdown(to: &frame)
-        _ = enqueue(frame, pending: nil)
+        _ = submit(frame, call: nil)
     }
 
     /// Sends `bytes` as they are (tests use it to check how a child treats bytes that are not the protocol).
     func sendRaw(_ bytes: [UInt8]) {
-        _ = enqueue(bytes, pending: nil)
+        _ = submit(bytes, call: nil)
     }
 
-    /// Queues `frame` (registering the call it carries) and sends it, unless the child is gone.
-    private func enqueue(
-        _ frame: [UInt8],
-        pending: (id: UInt64, function: String, completion: CallCompletion)?
-    ) -> CrewError? {
-        var toSend: [UInt8]?
-        let failure: CrewError? = state.withLock { state in
-            if let error = state.failure { return error }
-            if let pending {
-                state.pending[pending.id] = PendingCall(function: pending.function, completion: pending.completion)
+    /// Hands `frame` (and the call it carries) to the machine, and sends if this caller gets to. Returns the error
+    /// that ended the child, if it has ended.
+    private func submit(_ frame: [UInt8], call: (call: Machine.Call, completion: CallCompletion)?) -> CrewError? {
+        let outcome: Result<[Machine.Action], CrewError> = state.withLock { state in
+            let outcome = state.machine.submit(frame, call: call?.call)
+            if case .success = outcome, let call {
+                state.completions[call.call.id] = (call.call.function, call.completion)
             }
-            if state.writing {
-                state.out.append(contentsOf: frame)
-            } else if state.out.isEmpty {
-                state.writing = true
-                toSend = frame
-            } else {
-                state.out.append(contentsOf: frame)
-                state.writing = true
-                toSend = state.out
-                state.out = []
-            }
+            return outcome
+        }
+        switch outcome {
+        case .failure(let error):
+            return error
+        case .success(let actions):
+            perform(actions)
             return nil
         }
-        if failure != nil { return failure }
-        if var bytes = toSend { sendFromCaller(&bytes) }
-        return nil
     }
 
-    /// Queues ready-made call frames and registers their calls, without sending: callers that must keep the
-    /// order of frames across threads queue under their own lock and ``flush()`` after it. Returns the error
-    /// that ended the child, if it has ended (nothing is queued then).
-    func queue(_ frames: [UInt8], calls: [(id: UInt64, call: PendingCall)] = []) -> CrewError? {
-        state.withLock { state in
-            if let error = state.failure { return error }
-            for call in calls { state.pending[call.id] = call.call }
-            if state.out.isEmpty { state.out = frames } else { state.out.append(contentsOf: frames) }
-            return nil
-        }
+    /// Queues ready-made call frames without sending: callers that must keep the order of frames across threads
+    /// queue under their own lock and ``flush()`` after it. Returns the error that ended the child, if it has
+    /// ended (nothing is queued then).
+    func queue(_ frames: [UInt8]) -> CrewError? {
+        state.withLock { $0.machine.queue(frames, calls: []) }
     }
 
     /// Sends what is queued, unless a send is already under way (which will send it).
     func flush() {
-        let toSend: [UInt8]? = state.withLock { state in
-            guard !state.writing, !state.out.isEmpty, state.failure == nil else { return nil }
-            state.writing = true
-            defer { state.out = [] }
-            return state.out
-        }
-        if var bytes = toSend { sendFromCaller(&bytes) }
+        perform(state.withLock { $0.machine.flush() })
     }
 
-    /// Sends `bytes` and then whatever else was queued meanwhile, holding the writing token; if the socket is
-    /// full, hands the rest to the reactor (which keeps the token until all is sent).
-    private func sendFromCaller(_ bytes: inout [UInt8]) {
-        var offset = 0
-        while true {
-            switch sendSome(bytes, from: &offset) {
-            case .done:
-                let more: [UInt8]? = state.withLock { state in
-                    if state.out.isEmpty {
-                        releaseWritingToken(&state)
-                        return nil
-                    }
-                    defer { state.out = [] }
-                    return state.out
-                }
-                guard let more else { return }
-                bytes = more
-                offset = 0
-            case .wouldBlock:
-                let rest = bytes
-                let restOffset = offset
+    // MARK: Performing actions
+
+    /// Performs the machine's actions. `.send` is the caller's own (it holds the right to write): it sends on this
+    /// thread, and goes on with what the machine says after. `.answered` and `.failAndReport` come only from the
+    /// events that handle them.
+    private func perform(_ actions: [Machine.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let bytes):
+                sendFromCaller(bytes)
+            case .watchWritable(let rest):
                 Reactor.shared.submit { [self] in
                     flushBuffer = rest
-                    flushOffset = restOffset
-                    watchWritable()
+                    flushOffset = 0
+                    armSocket()
+                    flushFromReactor()
                 }
+            case .closeSocket:
+                close(socket)
+            case .kill(let signal):
+                self.signal(signal)
+            case .unregisterSocket:
+                // Reactor thread (the events that return it are the reactor's).
+                Reactor.shared.unregister(fd: socket, cookie: socketCookie)
+            case .startGraceTimer(let nanoseconds):
+                graceTimer = Reactor.shared.schedule(afterNanoseconds: nanoseconds) { [self] in
+                    graceTimer = nil
+                    let actions = state.withLock { $0.machine.graceTimerFired() }
+                    if !actions.isEmpty {
+                        logger.notice("child closed its socket but did not exit; killing it", metadata: ["crew.pid": "\(pid)"])
+                    }
+                    perform(actions)
+                }
+            case .cancelGraceTimer:
+                if let graceTimer { Reactor.shared.cancelTimer(graceTimer) }
+                graceTimer = nil
+            case .answered, .failAndReport:
+                break
+            }
+        }
+    }
+
+    /// Sends `bytes` and then whatever the machine says was queued meanwhile; if the socket is full, hands the
+    /// rest to the reactor.
+    private func sendFromCaller(_ first: [UInt8]) {
+        var bytes = first
+        while true {
+            var offset = 0
+            switch sendSome(bytes, from: &offset) {
+            case .done:
+                let next = state.withLock { $0.machine.sendFinished() }
+                if case .send(let more)? = next.first {
+                    bytes = more
+                    continue
+                }
+                perform(next)
+            case .wouldBlock:
+                perform(state.withLock { $0.machine.sendBlocked(rest: Array(bytes[offset...])) })
+            case .broken:
+                perform(state.withLock { $0.machine.sendBroken() })
+            }
+            return
+        }
+    }
+
+    /// Sends while the reactor holds the right to write: first what a caller could not send, then what the
+    /// machine says was queued since; keeps watching for room while the socket is full.
+    private func flushFromReactor() {
+        while true {
+            if flushOffset >= flushBuffer.count {
+                let next = state.withLock { $0.machine.sendFinished() }
+                if case .send(let more)? = next.first {
+                    flushBuffer = more
+                    flushOffset = 0
+                    continue
+                }
+                flushBuffer = []
+                flushOffset = 0
+                perform(next)
+                armSocket()
+                return
+            }
+            switch sendSome(flushBuffer, from: &flushOffset) {
+            case .done:
+                continue
+            case .wouldBlock:
+                armSocket()
                 return
             case .broken:
-                state.withLock { state in
-                    state.out.removeAll()
-                    releaseWritingToken(&state)
-                }
+                flushBuffer = []
+                flushOffset = 0
+                perform(state.withLock { $0.machine.sendBroken() })
+                armSocket()
                 return
             }
         }
@@ -424,14 +449,6 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             }
         }
         return .done
-    }
-
-    private func releaseWritingToken(_ state: inout State) {
-        state.writing = false
-        if state.closeSocketWhenIdle && !state.socketClosed && !state.callerReads {
-            state.socketClosed = true
-            close(socket)
-        }
     }
 
     // MARK: Signals and status
@@ -478,67 +495,16 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     }
 
     /// Re-arms the socket's one-shot registration for what is wanted now: input unless a caller reads for
-    /// itself, room to write if output is waiting. Serialized by the state lock, so callers and the reactor
-    /// never arm it with stale wishes.
+    /// itself, room to write while the reactor holds the right to write. Serialized by the state lock, so callers
+    /// and the reactor never arm it with stale wishes.
     private func armSocket() {
         state.withLock { state in
-            guard !state.socketUnregistered else { return }
+            let machine = state.machine
+            guard machine.phase != .draining && machine.phase != .exited else { return }
             var events = UInt32(CREW_EPOLLONESHOT | CREW_EPOLLRDHUP)
-            if !state.callerReads { events |= UInt32(CREW_EPOLLIN) }
-            if state.wantWritable { events |= UInt32(CREW_EPOLLOUT) }
+            if machine.reactorReads { events |= UInt32(CREW_EPOLLIN) }
+            if machine.writer == .reactor { events |= UInt32(CREW_EPOLLOUT) }
             Reactor.shared.modify(fd: socket, cookie: socketCookie, events: events)
-        }
-    }
-
-    private func watchWritable() {
-        guard !finalized, !socketEOF else { return }
-        state.withLock { $0.wantWritable = true }
-        armSocket()
-        // It may have drained in the meantime.
-        flushFromReactor()
-    }
-
-    /// Sends queued output while the reactor holds the writing token: first what a caller could not send
-    /// (`flushBuffer` from `flushOffset`), then whatever was queued since.
-    private func flushFromReactor() {
-        while true {
-            if flushOffset >= flushBuffer.count {
-                let more: [UInt8]? = state.withLock { state in
-                    guard !state.out.isEmpty else { return nil }
-                    defer { state.out = [] }
-                    return state.out
-                }
-                guard let more else { break }
-                flushBuffer = more
-                flushOffset = 0
-            }
-            switch sendSome(flushBuffer, from: &flushOffset) {
-            case .done:
-                continue
-            case .wouldBlock:
-                state.withLock { $0.wantWritable = true }
-                return
-            case .broken:
-                flushBuffer = []
-                flushOffset = 0
-                state.withLock { state in
-                    state.out.removeAll()
-                    state.wantWritable = false
-                    releaseWritingToken(&state)
-                }
-                return
-            }
-        }
-        flushBuffer = []
-        flushOffset = 0
-        state.withLock { state in
-            // A caller may have queued more between the last check and now; it is sent on the next round.
-            if state.out.isEmpty {
-                state.wantWritable = false
-                releaseWritingToken(&state)
-            } else {
-                state.wantWritable = true
-            }
         }
     }
 
@@ -549,8 +515,9 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     /// Reads what the socket has without blocking, completes the calls it answers, and says whether it read
     /// anything or reached the end. Used by the reactor and by callers that read for themselves.
     private func readAvailable() -> ReadOutcome {
-        var finished: [Finished] = []
+        var outcomes: [(id: UInt64, result: Result<[UInt8], CrewError>)] = []
         var answers: [Answer] = []
+        var hello = false
         var broken = false
         let outcome: ReadOutcome = readSide.withLock { side in
             var got = false
@@ -558,7 +525,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                 let n = side.reader.read(from: socket)
                 if n > 0 {
                     got = true
-                    if !handleFrames(&side, &finished, &answers) { broken = true }
+                    if !handleFrames(&side, &outcomes, &answers, &hello) { broken = true }
                     continue
                 }
                 if n < 0 && errno == EINTR { continue }
@@ -566,9 +533,26 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                 return .eof
             }
         }
-        // The child sent bytes that are not our protocol: it cannot be trusted to answer. Kill it; its death
-        // fails the pending calls with the message.
-        if broken { signal(SIGKILL) }
+        var finished: [Finished] = []
+        var actions: [Machine.Action] = []
+        if hello || broken || !outcomes.isEmpty {
+            state.withLock { state in
+                if hello { state.machine.helloReceived() }
+                // The child sent bytes that are not our protocol: it cannot be trusted to answer. It is killed;
+                // its death fails the pending calls with the message.
+                if broken { actions += state.machine.protocolErrorReceived() }
+                guard !outcomes.isEmpty else { return }
+                for case .answered(let ids) in state.machine.answersReceived(outcomes.map(\.id)) {
+                    let answered = Set(ids)
+                    for outcome in outcomes where answered.contains(outcome.id) {
+                        if let entry = state.completions.removeValue(forKey: outcome.id) {
+                            finished.append(Finished(completion: entry.completion, result: Self.named(outcome.result, entry.function)))
+                        }
+                    }
+                }
+            }
+        }
+        perform(actions)
         for done in finished { done.completion(done.result) }
         if !answers.isEmpty, let resultsHandler { resultsHandler(answers) }
         return outcome
@@ -576,35 +560,19 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
 
     /// Reads everything the socket has and completes the calls it answers (reactor thread).
     private func readSocket() {
-        guard !socketEOF, !state.withLock({ $0.callerReads }) else { return }
+        guard state.withLock({ $0.machine.reactorReads }) else { return }
         guard readAvailable() == .eof else { return }
         // End of stream (or a reset): the child is exiting or gone.
-        socketEOF = true
-        Reactor.shared.unregister(fd: socket, cookie: socketCookie)
-        state.withLock { state in
-            state.socketUnregistered = true
-            state.closeSocketWhenIdle = true
-            if !state.writing && !state.socketClosed && !state.callerReads {
-                state.socketClosed = true
-                close(socket)
-            }
-        }
-        if !finalized {
-            graceTimer = Reactor.shared.schedule(afterNanoseconds: Self.exitGraceNanoseconds) { [self] in
-                graceTimer = nil
-                if !finalized {
-                    logger.notice("child closed its socket but did not exit; killing it", metadata: ["crew.pid": "\(pid)"])
-                    signal(SIGKILL)
-                }
-            }
-        }
+        perform(state.withLock { $0.machine.socketEnded() })
     }
 
-    /// Parses the frames read so far. Returns false if the bytes are not the protocol.
+    /// Parses the frames read so far: answers for the pool's handler (batched), or outcomes by call id, and
+    /// whether the child said hello. Returns false if the bytes are not the protocol.
     private func handleFrames(
         _ side: inout ReadSide,
-        _ finished: inout [Finished],
-        _ answers: inout [Answer]
+        _ outcomes: inout [(id: UInt64, result: Result<[UInt8], CrewError>)],
+        _ answers: inout [Answer],
+        _ hello: inout Bool
     ) -> Bool {
         let batched = resultsHandler != nil
         do {
@@ -614,22 +582,15 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                     guard version == wireProtocolVersion else {
                         throw CrewError(.protocolError, "the child speaks protocol version \(version), not \(wireProtocolVersion)")
                     }
-                    state.withLock { $0.helloSeen = true }
+                    hello = true
                 case .result(let id, let range) where batched:
                     answers.append(Answer(id: id, result: .success(Payload(bytes: side.reader.buffer, range: range))))
                 case .failure(let id, let failure) where batched:
                     answers.append(Answer(id: id, result: .failure(failure.error(function: nil, pid: pid))))
                 case .result(let id, let range):
-                    if let pending = state.withLock({ $0.pending.removeValue(forKey: id) }) {
-                        finished.append(Finished(completion: pending.completion, result: .success(side.reader.copy(range))))
-                    }
+                    outcomes.append((id, .success(side.reader.copy(range))))
                 case .failure(let id, let failure):
-                    if let pending = state.withLock({ $0.pending.removeValue(forKey: id) }) {
-                        finished.append(Finished(
-                            completion: pending.completion,
-                            result: .failure(failure.error(function: pending.function, pid: pid))
-                        ))
-                    }
+                    outcomes.append((id, .failure(failure.error(function: nil, pid: pid))))
                 case .protocolError(let message):
                     side.protocolErrorMessage = message
                 }
@@ -650,23 +611,10 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     func readUntil(block: Bool, _ isDone: () -> Bool) {
         if isDone() { return }
         guard spinNanoseconds > 0 || block else { return }
-        let taken = state.withLock { state -> Bool in
-            guard !state.callerReads, !state.socketUnregistered, !state.socketClosed, state.failure == nil else {
-                return false
-            }
-            state.callerReads = true
-            return true
-        }
-        guard taken else { return }
+        guard state.withLock({ $0.machine.callerStartsReading() }) else { return }
         armSocket()
         defer {
-            state.withLock { state in
-                state.callerReads = false
-                if state.closeSocketWhenIdle && !state.writing && !state.socketClosed && state.socketUnregistered {
-                    state.socketClosed = true
-                    close(socket)
-                }
-            }
+            perform(state.withLock { $0.machine.callerStopsReading() })
             armSocket()
         }
         let spinUntil = monotonicNanos() &+ spinNanoseconds
@@ -678,7 +626,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             // Sleep until input arrives; wake now and then to notice a death the reactor has handled.
             var p = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
             _ = poll(&p, 1, 100)
-            if state.withLock({ $0.failure != nil }) { return }
+            if state.withLock({ $0.machine.failure != nil }) { return }
         }
     }
 
@@ -754,58 +702,49 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         finalize(exitStatus)
     }
 
-    /// The child has exited: read what it wrote before, fail what is still pending, tell the owner.
+    /// The child has exited: read what it wrote before, deliver the answers its page kept, then let the machine
+    /// fail what is still pending, and tell the owner.
     private func finalize(_ exitStatus: Crew.ExitStatus) {
         finalized = true
-        if let graceTimer { Reactor.shared.cancelTimer(graceTimer) }
-        if !socketEOF && !state.withLock({ $0.callerReads }) { _ = readAvailable() }
+        if state.withLock({ $0.machine.reactorReads }) { _ = readAvailable() }
         readStderr()
-        if !socketEOF {
-            socketEOF = true
-            Reactor.shared.unregister(fd: socket, cookie: socketCookie)
-        }
-        let protocolErrorMessage = readSide.withLock { $0.protocolErrorMessage }
         if stderrOpen {
             stderrOpen = false
             Reactor.shared.unregister(fd: stderrPipe, cookie: stderrCookie)
             close(stderrPipe)
         }
         if !foreign { Reactor.shared.unregister(fd: pidfd, cookie: pidfdCookie) }
-
         // A pool worker's page holds the answers it had finished but not yet sent: they are answers, not losses.
         if let progress { deliverUnsent(progress.unsentOutput) }
 
-        let tail = stderrTail.text
-        let (pending, report): ([PendingCall], DeathReport) = state.withLock { state in
+        let report = DeathReport(
+            pid: pid, status: exitStatus, lastStderr: stderrTail.text, served: false,
+            protocolError: readSide.withLock { $0.protocolErrorMessage }
+        )
+        let (actions, completions): ([Machine.Action], [UInt64: (function: String, completion: CallCompletion)]) =
+            state.withLock { state in
             state.exitStatus = exitStatus
             state.pidfdClosed = true
             close(pidfd)
-            state.socketUnregistered = true
-            state.closeSocketWhenIdle = true
-            if !state.writing && !state.socketClosed && !state.callerReads {
-                state.socketClosed = true
-                close(socket)
-            }
-            let report = DeathReport(
-                pid: pid, status: exitStatus, lastStderr: tail, served: state.helloSeen,
-                protocolError: protocolErrorMessage
-            )
-            state.failure = report.error(function: nil)
-            defer { state.pending.removeAll() }
-            return (Array(state.pending.values), report)
+            let actions = state.machine.childExited(report)
+            defer { state.completions = [:] }
+            return (actions, state.completions)
         }
         if exitStatus.isSuccess {
             logger.debug("child exited", metadata: ["crew.pid": "\(pid)"])
         } else {
             logger.notice("child ended: \(exitStatus)", metadata: ["crew.pid": "\(pid)"])
         }
-        for call in pending { call.completion(.failure(report.error(function: call.function))) }
-        exited.complete(exitStatus)
-        let noted = progress.map { WorkerProgress(started: $0.started, finished: $0.finished) }
-        progress = nil
-        if let exitHandler {
-            self.exitHandler = nil
-            exitHandler(exitStatus, report.error(function: nil), report.served, noted)
+        perform(actions)
+        for case .failAndReport(let calls, let report) in actions {
+            for call in calls { completions[call.id]?.completion(.failure(report.error(function: call.function))) }
+            exited.complete(exitStatus)
+            let noted = progress.map { WorkerProgress(started: $0.started, finished: $0.finished) }
+            progress = nil
+            if let exitHandler {
+                self.exitHandler = nil
+                exitHandler(exitStatus, report.error(function: nil), report.served, noted)
+            }
         }
         selfReference = nil
     }
@@ -828,13 +767,13 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                 case .failure(let id, let failure) where batched:
                     answers.append(Answer(id: id, result: .failure(failure.error(function: nil, pid: pid))))
                 case .result(let id, let range):
-                    if let call = state.withLock({ $0.pending.removeValue(forKey: id) }) {
-                        finished.append(Finished(completion: call.completion, result: .success(reader.copy(range))))
+                    if let entry = takeCompletion(id) {
+                        finished.append(Finished(completion: entry.completion, result: .success(reader.copy(range))))
                     }
                 case .failure(let id, let failure):
-                    if let call = state.withLock({ $0.pending.removeValue(forKey: id) }) {
+                    if let entry = takeCompletion(id) {
                         finished.append(Finished(
-                            completion: call.completion, result: .failure(failure.error(function: call.function, pid: pid))))
+                            completion: entry.completion, result: .failure(failure.error(function: entry.function, pid: pid))))
                     }
                 case .hello, .protocolError:
                     continue
@@ -848,6 +787,21 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         }
         for done in finished { done.completion(done.result) }
         if !answers.isEmpty, let resultsHandler { resultsHandler(answers) }
+    }
+
+    /// `result`, its failure's error naming `function`.
+    private static func named(_ result: Result<[UInt8], CrewError>, _ function: String) -> Result<[UInt8], CrewError> {
+        guard case .failure(var error) = result else { return result }
+        error.function = function
+        return .failure(error)
+    }
+
+    /// The completion of call `id` if it is still waiting (its answer arrives now).
+    private func takeCompletion(_ id: UInt64) -> (function: String, completion: CallCompletion)? {
+        state.withLock { state in
+            guard state.machine.answersReceived([id]) == [.answered([id])] else { return nil }
+            return state.completions.removeValue(forKey: id)
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 /// How a child ended, and the error that fails what it still held: its pid and exit status, the tail of its
 /// standard error, whether it ever got as far as serving, and the protocol error that ended its connection, if any.
-struct DeathReport: Sendable {
+struct DeathReport: Equatable, Sendable {
     var pid: Int32
     var status: Crew.ExitStatus
     var lastStderr: String

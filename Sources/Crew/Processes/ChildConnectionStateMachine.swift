@@ -1,0 +1,219 @@
+// The decisions of the parent's side of one child process, without sockets, threads or clocks: the I/O shell
+// (`ChildConnection`) reports what happened — a call submitted, a send that finished or would block, answers read,
+// the end of the socket, a timer, the child's exit — and performs the actions that come back, in order.
+//
+// It owns who may write to the socket (one writer at a time, which keeps frames in order across threads), when
+// the socket may be closed (never while someone writes or reads it), which calls are still waiting for an answer,
+// when a child that closed its socket without exiting is killed, and what its death fails.
+
+struct ChildConnectionStateMachine {
+    /// Where the connection is in the child's life.
+    enum Phase: Equatable {
+        /// Started; the child has not said hello yet.
+        case starting
+        /// The child said hello: it runs calls.
+        case serving
+        /// The child closed its socket (it is exiting); nothing more can be sent or received.
+        case draining
+        /// The child has exited.
+        case exited
+    }
+
+    /// Who holds the right to write to the socket.
+    enum Writer: Equatable {
+        /// Nobody: the next sender takes it.
+        case none
+        /// A caller's thread is sending.
+        case caller
+        /// The reactor is sending what a caller could not (the socket was full), and watches for room.
+        case reactor
+    }
+
+    enum Action: Equatable {
+        /// Send these bytes (the one told holds the writing right until it reports how the send went).
+        case send([UInt8])
+        /// Watch the socket for room to write, and send `rest` then what is queued when there is.
+        case watchWritable(rest: [UInt8])
+        /// Stop watching the socket (its end was read, or the child exited).
+        case unregisterSocket
+        /// Close the socket: nobody writes or reads it any more.
+        case closeSocket
+        /// Kill the child if it has not exited in this many nanoseconds (it closed its socket).
+        case startGraceTimer(UInt64)
+        case cancelGraceTimer
+        /// Send the child this signal.
+        case kill(Int32)
+        /// These calls are answered or failed: hand them their outcomes (the shell holds their completions).
+        case answered([UInt64])
+        /// The child is dead: fail these calls with the report's error, then tell the owner.
+        case failAndReport(calls: [Call], DeathReport)
+    }
+
+    /// A call that waits for its answer.
+    struct Call: Equatable {
+        var id: UInt64
+        var function: String
+    }
+
+    /// How long a child that closed its socket may take to exit before it is killed.
+    static let exitGraceNanoseconds: UInt64 = 2_000_000_000
+
+    private(set) var phase = Phase.starting
+    private(set) var writer = Writer.none
+    /// Frames waiting for the writer.
+    private(set) var queued: [UInt8] = []
+    /// Calls sent (or queued) and not yet answered, by id.
+    private(set) var pending: [UInt64: String] = [:]
+    /// A caller reads the socket itself; the reactor does not.
+    private(set) var callerReads = false
+    private(set) var socketClosed = false
+    private(set) var graceTimerRunning = false
+    /// The error that fails every call from now on, once the child is dead.
+    private(set) var failure: CrewError?
+    private(set) var report: DeathReport?
+
+    /// The child said hello: it reached `Crew.bootstrap` and serves.
+    private(set) var helloSeen = false
+
+    /// Whether the reactor should watch the socket for input now.
+    var reactorReads: Bool { !callerReads && phase != .draining && phase != .exited }
+
+    // MARK: Writing
+
+    /// A caller submits `frame` (with the call it carries, if any). Returns the error that ended the child if it is
+    /// dead (nothing is sent then); otherwise what to send now, if this caller may.
+    mutating func submit(_ frame: [UInt8], call: Call?) -> Result<[Action], CrewError> {
+        if let failure { return .failure(failure) }
+        if let call { pending[call.id] = call.function }
+        switch writer {
+        case .none where phase != .draining:
+            writer = .caller
+            if queued.isEmpty { return .success([.send(frame)]) }
+            queued.append(contentsOf: frame)
+            defer { queued = [] }
+            return .success([.send(queued)])
+        default:
+            queued.append(contentsOf: frame)
+            return .success([])
+        }
+    }
+
+    /// Frames (and their calls) queued without sending, for a caller that keeps frames in order under a lock of
+    /// its own and flushes after it.
+    mutating func queue(_ frames: [UInt8], calls: [Call]) -> CrewError? {
+        if let failure { return failure }
+        for call in calls { pending[call.id] = call.function }
+        queued.append(contentsOf: frames)
+        return nil
+    }
+
+    /// Sends what is queued, unless someone is sending already (they will send it).
+    mutating func flush() -> [Action] {
+        guard writer == .none, !queued.isEmpty, failure == nil, phase != .draining else { return [] }
+        writer = .caller
+        defer { queued = [] }
+        return [.send(queued)]
+    }
+
+    /// The writer sent everything it was given: it sends what was queued meanwhile, or lets go.
+    mutating func sendFinished() -> [Action] {
+        guard writer != .none else { return [] }
+        if !queued.isEmpty && failure == nil {
+            defer { queued = [] }
+            return [.send(queued)]
+        }
+        writer = .none
+        return closeIfIdle()
+    }
+
+    /// A caller's send would block: the reactor takes over the rest, and the right to write.
+    mutating func sendBlocked(rest: [UInt8]) -> [Action] {
+        writer = .reactor
+        return [.watchWritable(rest: rest)]
+    }
+
+    /// The socket is broken (the child is gone): what is queued is dropped; its exit will say how.
+    mutating func sendBroken() -> [Action] {
+        queued = []
+        writer = .none
+        return closeIfIdle()
+    }
+
+    // MARK: Reading
+
+    /// A caller wants to read the socket itself (saving the reactor's wake-up). True if it may.
+    mutating func callerStartsReading() -> Bool {
+        guard !callerReads, !socketClosed, failure == nil, phase != .draining, phase != .exited else { return false }
+        callerReads = true
+        return true
+    }
+
+    mutating func callerStopsReading() -> [Action] {
+        callerReads = false
+        return closeIfIdle()
+    }
+
+    /// The child said hello (it speaks the protocol and serves).
+    mutating func helloReceived() {
+        helloSeen = true
+        if phase == .starting { phase = .serving }
+    }
+
+    /// Answers (or failures) arrived for these calls: those still pending are handed their outcome.
+    mutating func answersReceived(_ ids: [UInt64]) -> [Action] {
+        let answered = ids.filter { pending.removeValue(forKey: $0) != nil }
+        return answered.isEmpty ? [] : [.answered(answered)]
+    }
+
+    /// The child sent bytes that are not the protocol: it cannot be trusted to answer.
+    mutating func protocolErrorReceived() -> [Action] {
+        [.kill(9)]
+    }
+
+    /// The socket reached its end: the child is exiting. It gets a grace period to do so.
+    mutating func socketEnded() -> [Action] {
+        guard phase != .draining && phase != .exited else { return [] }
+        phase = .draining
+        graceTimerRunning = true
+        return [.unregisterSocket] + closeIfIdle() + [.startGraceTimer(Self.exitGraceNanoseconds)]
+    }
+
+    /// The grace period is over and the child has not exited.
+    mutating func graceTimerFired() -> [Action] {
+        guard graceTimerRunning else { return [] }
+        graceTimerRunning = false
+        return phase == .exited ? [] : [.kill(9)]
+    }
+
+    // MARK: The child's end
+
+    /// The child has exited (its output read first, by the shell): every call still waiting fails.
+    mutating func childExited(_ report: DeathReport) -> [Action] {
+        guard phase != .exited else { return [] }
+        let wasDraining = phase == .draining
+        phase = .exited
+        var report = report
+        report.served = report.served || helloSeen
+        self.report = report
+        failure = report.error(function: nil)
+        queued = []
+        var actions: [Action] = []
+        if graceTimerRunning {
+            graceTimerRunning = false
+            actions.append(.cancelGraceTimer)
+        }
+        if !wasDraining { actions.append(.unregisterSocket) }
+        actions += closeIfIdle()
+        let calls = pending.sorted { $0.key < $1.key }.map { Call(id: $0.key, function: $0.value) }
+        pending = [:]
+        actions.append(.failAndReport(calls: calls, report))
+        return actions
+    }
+
+    /// Closes the socket once it is no use (ended, or the child gone) and nobody writes or reads it.
+    private mutating func closeIfIdle() -> [Action] {
+        guard !socketClosed, phase == .draining || phase == .exited, writer == .none, !callerReads else { return [] }
+        socketClosed = true
+        return [.closeSocket]
+    }
+}

@@ -1,0 +1,159 @@
+import Testing
+
+@testable import Crew
+
+/// The decisions of a child connection, without processes or sockets: events in, actions out.
+@Suite struct ChildConnectionStateMachineTests {
+    typealias SM = ChildConnectionStateMachine
+
+    func call(_ id: UInt64, _ function: String = "f") -> SM.Call { SM.Call(id: id, function: function) }
+
+    func report(_ status: Crew.ExitStatus = .signaled(9), served: Bool = false) -> DeathReport {
+        DeathReport(pid: 7, status: status, lastStderr: "", served: served)
+    }
+
+    func sent(_ result: Result<[SM.Action], CrewError>) -> [SM.Action] {
+        (try? result.get()) ?? []
+    }
+
+    @Test func oneWriterAtATimeAndFramesInOrder() {
+        var sm = SM()
+        // The first caller sends at once; the next ones queue behind it.
+        #expect(sent(sm.submit([1], call: call(1))) == [.send([1])])
+        #expect(sent(sm.submit([2], call: call(2))) == [])
+        #expect(sent(sm.submit([3], call: nil)) == [])
+        #expect(sm.writer == .caller)
+        // The writer, done, sends what queued meanwhile, in order, then lets go.
+        #expect(sm.sendFinished() == [.send([2, 3])])
+        #expect(sm.sendFinished() == [])
+        #expect(sm.writer == .none)
+        #expect(sm.pending == [1: "f", 2: "f"])
+    }
+
+    @Test func aFullSocketHandsTheRestAndTheRightToWriteToTheReactor() {
+        var sm = SM()
+        _ = sm.submit([1, 2, 3], call: call(1))
+        #expect(sm.sendBlocked(rest: [3]) == [.watchWritable(rest: [3])])
+        #expect(sm.writer == .reactor)
+        // A caller meanwhile only queues; the reactor sends it after the rest.
+        #expect(sent(sm.submit([4], call: call(2))) == [])
+        #expect(sm.flush() == [])
+        #expect(sm.sendFinished() == [.send([4])])
+        #expect(sm.sendFinished() == [])
+        #expect(sm.writer == .none)
+    }
+
+    @Test func queuedFramesGoOutWithAFlush() {
+        var sm = SM()
+        #expect(sm.queue([1], calls: [call(1)]) == nil)
+        #expect(sm.queue([2], calls: []) == nil)
+        #expect(sm.flush() == [.send([1, 2])])
+        #expect(sm.flush() == [])  // The writer holds the right; what queues next goes with its next round.
+    }
+
+    @Test func answersCompleteOnlyTheCallsStillWaiting() {
+        var sm = SM()
+        _ = sm.submit([1], call: call(1))
+        _ = sm.submit([2], call: call(2))
+        #expect(sm.answersReceived([1, 9]) == [.answered([1])])
+        #expect(sm.answersReceived([1]) == [])
+        #expect(sm.pending == [2: "f"])
+    }
+
+    @Test func deathWithCallsInFlightFailsThemAllAndLaterCallsAtOnce() {
+        var sm = SM()
+        for id in 1...5 as ClosedRange<UInt64> { _ = sm.submit([UInt8(id)], call: call(id, "f\(id)")) }
+        #expect(sm.sendFinished() == [.send([2, 3, 4, 5])])
+        #expect(sm.sendFinished() == [])
+        sm.helloReceived()
+        let actions = sm.childExited(report())
+        #expect(actions == [
+            .unregisterSocket, .closeSocket,
+            .failAndReport(calls: (1...5).map { call($0, "f\($0)") }, report(served: true)),
+        ])
+        #expect(sm.phase == .exited && sm.pending.isEmpty)
+        guard case .failure(let error) = sm.submit([6], call: call(6)) else {
+            Issue.record("a call after the death was taken")
+            return
+        }
+        #expect(error.code == .workerCrashed && error.pid == 7)
+        #expect(sm.childExited(report()) == [])  // Once.
+    }
+
+    @Test func anAnswerReadWithTheDeathIsAnAnswer() {
+        var sm = SM()
+        _ = sm.submit([1], call: call(1))
+        _ = sm.submit([2], call: call(2))
+        // The shell reads the socket to its end before it handles the exit: the answer goes first.
+        #expect(sm.answersReceived([1]) == [.answered([1])])
+        let actions = sm.childExited(report())
+        #expect(actions.last == .failAndReport(calls: [call(2)], report()))
+    }
+
+    @Test func deathWhileDrainingCancelsTheGraceTimer() {
+        var sm = SM()
+        _ = sm.submit([1], call: call(1))
+        _ = sm.sendFinished()
+        #expect(sm.socketEnded() == [.unregisterSocket, .closeSocket, .startGraceTimer(SM.exitGraceNanoseconds)])
+        #expect(sm.phase == .draining)
+        // Nothing more is sent once the socket has ended.
+        #expect(sent(sm.submit([2], call: call(2))) == [])
+        let actions = sm.childExited(report(.exited(0)))
+        #expect(actions == [.cancelGraceTimer, .failAndReport(calls: [call(1), call(2)], report(.exited(0)))])
+        #expect(sm.graceTimerFired() == [])
+    }
+
+    @Test func aChildThatClosesItsSocketButStaysIsKilled() {
+        var sm = SM()
+        _ = sm.socketEnded()
+        #expect(sm.graceTimerFired() == [.kill(9)])
+        #expect(sm.graceTimerFired() == [])
+    }
+
+    @Test func theSocketClosesOnlyWhenNobodyUsesIt() {
+        var sm = SM()
+        _ = sm.submit([1], call: call(1))  // A caller is writing.
+        let first = sm.callerStartsReading()
+        let second = sm.callerStartsReading()
+        #expect(first)  // Another reads for itself.
+        #expect(!second)  // One reader at a time.
+        #expect(sm.socketEnded() == [.unregisterSocket, .startGraceTimer(SM.exitGraceNanoseconds)])
+        #expect(!sm.socketClosed)
+        #expect(sm.sendFinished() == [])  // The writer is done; the reader still reads.
+        #expect(sm.callerStopsReading() == [.closeSocket])
+        #expect(sm.socketClosed)
+    }
+
+    @Test func aBrokenSendDropsWhatWasQueued() {
+        var sm = SM()
+        _ = sm.submit([1], call: call(1))
+        _ = sm.submit([2], call: call(2))
+        #expect(sm.sendBroken() == [])
+        #expect(sm.queued.isEmpty && sm.writer == .none)
+        // Its exit fails the calls.
+        #expect(sm.childExited(report()).last == .failAndReport(calls: [call(1), call(2)], report()))
+    }
+
+    @Test func aChildThatSpeaksSomethingElseIsKilled() {
+        var sm = SM()
+        #expect(sm.protocolErrorReceived() == [.kill(9)])
+        var broken = report()
+        broken.protocolError = "a frame of an unknown kind"
+        guard case .failAndReport(_, let said)? = sm.childExited(broken).last else {
+            Issue.record("no report")
+            return
+        }
+        #expect(said.error(function: nil).code == .protocolError)
+    }
+
+    @Test func theReactorReadsUnlessACallerDoes() {
+        var sm = SM()
+        #expect(sm.reactorReads)
+        let taken = sm.callerStartsReading()
+        #expect(taken && !sm.reactorReads)
+        _ = sm.callerStopsReading()
+        #expect(sm.reactorReads)
+        _ = sm.socketEnded()
+        #expect(!sm.reactorReads)
+    }
+}
