@@ -19,7 +19,7 @@ import Testing
 
     func sends(_ actions: [SM.Action]) -> [Int: [UInt64]] {
         var result: [Int: [UInt64]] = [:]
-        for case .send(let worker, let tasks) in actions { result[worker, default: []] += tasks }
+        for case .send(let worker, let tasks, _) in actions { result[worker, default: []] += tasks }
         return result
     }
 
@@ -358,5 +358,80 @@ import Testing
         for id in 2...7 as ClosedRange<UInt64> { actions += sm.submit(id, synchronous: true, timeout: nil, now: 2000) }
         let batches = sends(actions)
         #expect(batches.values.map(\.count).sorted() == [2, 2, 2])
+    }
+
+    // MARK: The initializer, urgency, races
+
+    @Test func aNewWorkerRunsTheInitializerBeforeItGetsTasks() {
+        var configuration = SM.Configuration(processes: 1)
+        configuration.initializer = true
+        var sm = SM(configuration)
+        #expect(sm.start() == [.spawn(0)])
+        #expect(sends(sm.submit(1, synchronous: true, timeout: nil, now: 0)).isEmpty)
+        #expect(sm.workerStarted(0, now: 0) == [.initialize(0)])
+        #expect(sm.workers[0]?.phase == .initializing)
+        #expect(sm.submit(2, synchronous: true, timeout: nil, now: 0) == [])  // Still nothing for it.
+        let actions = sm.workerInitialized(0, succeeded: true, now: 0)
+        #expect(actions.contains(.send(0, [1], urgent: true)))
+        #expect(sm.workers[0]?.phase == .running)
+    }
+
+    @Test func aFailedInitializerKillsTheWorkerAndCountsAsAFailedStart() {
+        var configuration = SM.Configuration(processes: 1)
+        configuration.initializer = true
+        configuration.maxFailedStarts = 2
+        var sm = SM(configuration)
+        _ = sm.start()
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        for worker in 0..<2 {
+            #expect(sm.workerStarted(worker, now: 0) == [.initialize(worker)])
+            #expect(sm.workerInitialized(worker, succeeded: false, now: 0) == [.signal(worker, 9)])
+            // It had said hello (it served the initializer call), yet its exit is a failed start.
+            let actions = sm.workerExited(worker, served: true, now: 0)
+            if worker == 0 {
+                #expect(actions.contains(.spawn(1)))
+            } else {
+                #expect(actions.contains(.fail(1, .broken)) && !actions.contains(.spawn(2)))
+            }
+        }
+        #expect(sm.broken)
+    }
+
+    @Test func aKillDuringTheInitializerEndsTheWorkerAndStartsNoOther() {
+        var configuration = SM.Configuration(processes: 1)
+        configuration.initializer = true
+        var sm = SM(configuration)
+        _ = sm.start()
+        _ = sm.workerStarted(0, now: 0)
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        let actions = sm.terminate()
+        #expect(actions.contains(.fail(1, .terminated)) && actions.contains(.signal(0, 9)))
+        #expect(sm.workerInitialized(0, succeeded: true, now: 0) == [])  // Too late: it is being killed.
+        let exit = sm.workerExited(0, served: true, now: 0)
+        #expect(exit == [.finished] && !sm.broken)
+    }
+
+    @Test func anAnswerThatBeatsTheDeathOfATimedOutWorkerIsAnAnswer() {
+        var sm = running(1)
+        _ = sm.submit(1, synchronous: true, timeout: 100 * ms, now: 0)
+        #expect(sm.timeoutFired(1) == [.signal(0, 15), .startGraceTimer(0, 500 * ms)])
+        // The answer arrives after the timeout fired but before the worker died: the call succeeded.
+        _ = sm.taskFinished(1, worker: 0, now: 110 * ms)
+        let actions = sm.workerExited(0, served: true, now: 120 * ms)
+        #expect(!actions.contains { if case .fail(1, _) = $0 { true } else { false } })
+        // And a timeout that fires after the answer does nothing.
+        _ = sm.workerStarted(1, now: 130 * ms)
+        _ = sm.submit(2, synchronous: true, timeout: 100 * ms, now: 130 * ms)
+        _ = sm.taskFinished(2, worker: 1, now: 140 * ms)
+        #expect(sm.timeoutFired(2) == [])
+    }
+
+    @Test func sendsAreUrgentForAnIdleWorkerOrAsyncTasksOnly() {
+        var sm = running(1) { $0.maxInFlight = 8 }
+        _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
+        _ = sm.taskFinished(1, worker: 0, now: 10_000)  // Short calls: the worker holds several.
+        #expect(sm.submit(2, synchronous: true, timeout: nil, now: 20_000) == [.send(0, [2], urgent: true)])
+        // The worker is busy with 2: 3 rides with its next write.
+        #expect(sm.submit(3, synchronous: true, timeout: nil, now: 20_000) == [.send(0, [3], urgent: false)])
     }
 }

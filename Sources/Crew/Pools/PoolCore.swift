@@ -39,10 +39,11 @@ final class PoolCore: @unchecked Sendable {
         var records = IDMap<TaskID, TaskRecord>()
         /// Why the last worker that never served ended (for the error of a broken pool).
         var lastStartFailure: CrewError?
-        /// Workers whose initializer failed.
-        var initializerFailed: Set<WorkerID> = []
-        /// The call id of each new worker's initializer call, until it answers.
+        /// The call id of each new worker's initializer call, until it answers (the machine decides what its answer
+        /// means).
         var initializerCalls: [WorkerID: UInt64] = [:]
+        /// Workers whose initializer failed, so that their death keeps the initializer's error as the reason.
+        var initializerFailures: Set<WorkerID> = []
     }
 
     /// A call every new worker runs before it gets tasks (Python's `initializer`).
@@ -66,6 +67,8 @@ final class PoolCore: @unchecked Sendable {
     init(crew: Crew, configuration: PoolStateMachine.Configuration, initializer: Initializer?) {
         self.crew = crew
         self.initializer = initializer
+        var configuration = configuration
+        configuration.initializer = initializer != nil
         self.inner = Locked(Inner(machine: PoolStateMachine(configuration)))
     }
 
@@ -208,27 +211,9 @@ final class PoolCore: @unchecked Sendable {
     private func spawned(_ worker: WorkerID, _ result: Result<ChildConnection, CrewError>) {
         switch result {
         case .success(let connection):
-            if let initializer {
-                // The worker gets tasks once its initializer has answered (see `answered`).
-                let queued: Bool = inner.withLock { inner in
-                    inner.connections[worker] = connection
-                    var frame: [UInt8] = []
-                    let id = nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
-                    inner.initializerCalls[worker] = id
-                    try? Message.appendCall(
-                        id: id,
-                        function: initializer.function,
-                        to: &frame,
-                        maxFrameSize: .max
-                    ) { $0.append(contentsOf: initializer.arguments) }
-                    return connection.queue(frame) == nil
-                }
-                if queued { connection.flush() }
-            } else {
-                step(nil, flush: .always) { inner in
-                    inner.connections[worker] = connection
-                    return inner.machine.workerStarted(worker, now: monotonicNanos())
-                }
+            step(nil, flush: .always) { inner in
+                inner.connections[worker] = connection
+                return inner.machine.workerStarted(worker, now: monotonicNanos())
             }
         case .failure(let error):
             step(nil) { inner in
@@ -238,22 +223,35 @@ final class PoolCore: @unchecked Sendable {
         }
     }
 
+    /// Sends the pool's initializer to a new worker (the machine asked for it); its answer goes to the machine.
+    private func initialize(_ worker: WorkerID, _ inner: inout Inner) -> ChildConnection? {
+        guard let initializer, let connection = inner.connections[worker] else { return nil }
+        let id = nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
+        var frame: [UInt8] = []
+        do {
+            try Message.appendCall(id: id, function: initializer.function, to: &frame, maxFrameSize: .max) {
+                $0.append(contentsOf: initializer.arguments)
+            }
+        } catch {
+            // Its arguments were encoded when the pool was made; a frame around them cannot fail.
+            preconditionFailure("the initializer's call frame did not build: \(error)")
+        }
+        inner.initializerCalls[worker] = id
+        return connection.queue(frame) == nil ? connection : nil
+    }
+
     private func initialized(_ worker: WorkerID, _ result: Result<Payload, CrewError>) {
-        switch result {
-        case .success:
-            step(nil, flush: .always) { $0.machine.workerStarted(worker, now: monotonicNanos()) }
-        case .failure(let error):
-            // A worker whose initializer failed cannot be trusted with tasks: end it; its exit counts as a
-            // failed start (enough of them in a row break the pool, instead of restarting workers forever).
-            let connection: ChildConnection? = inner.withLock { inner in
-                inner.initializerFailed.insert(worker)
+        step(nil, flush: .always) { inner in
+            var succeeded = true
+            if case .failure(let error) = result {
+                succeeded = false
                 var failure = error
                 failure.function = initializer?.function
                 failure.message = "the pool's initializer failed: \(error.message)"
                 inner.lastStartFailure = failure
-                return inner.connections[worker]
+                inner.initializerFailures.insert(worker)
             }
-            connection?.signal(SIGKILL)
+            return inner.machine.workerInitialized(worker, succeeded: succeeded, now: monotonicNanos())
         }
     }
 
@@ -261,14 +259,8 @@ final class PoolCore: @unchecked Sendable {
         step((worker, error), flush: .always) { inner in
             inner.connections[worker] = nil
             inner.initializerCalls[worker] = nil
-            let initializerFailed = inner.initializerFailed.remove(worker) != nil
-            if !served && !initializerFailed { inner.lastStartFailure = error }
-            return inner.machine.workerExited(
-                worker,
-                served: served && !initializerFailed,
-                progress: progress,
-                now: monotonicNanos()
-            )
+            if inner.initializerFailures.remove(worker) == nil && !served { inner.lastStartFailure = error }
+            return inner.machine.workerExited(worker, served: served, progress: progress, now: monotonicNanos())
         }
     }
 
@@ -333,7 +325,9 @@ final class PoolCore: @unchecked Sendable {
             var rest: [PoolStateMachine.Action] = []
             for action in event(&inner) {
                 switch action {
-                case .send(let worker, let tasks):
+                case .initialize(let worker):
+                    if let connection = initialize(worker, &inner) { flushes.append(connection) }
+                case .send(let worker, let tasks, let urgent):
                     guard let connection = inner.connections[worker] else { continue }
                     var frames: [UInt8] = []
                     if tasks.count == 1, let record = inner.records[tasks[0]] {
@@ -345,10 +339,7 @@ final class PoolCore: @unchecked Sendable {
                         }
                     }
                     // If the worker has just died, its exit event (on its way) fails or requeues these tasks.
-                    // Calls with `async` bodies start as soon as they arrive, so they are never held back.
-                    let wasIdle = inner.machine.workers[worker]?.inFlight.count == tasks.count
-                    let startsAtOnce = tasks.contains { inner.machine.tasks[$0]?.synchronous == false }
-                    if connection.queue(frames) == nil && (policy == .always || wasIdle || startsAtOnce) {
+                    if connection.queue(frames) == nil && (policy == .always || urgent) {
                         flushes.append(connection)
                     }
                 case .fail(let task, let reason):
@@ -449,7 +440,7 @@ final class PoolCore: @unchecked Sendable {
             inner.withLock { $0.connections[worker] }?.shutdown()
         case .finished:
             finished.complete(true)
-        case .send, .fail:
+        case .send, .fail, .initialize:
             break  // Done under the lock by `step`.
         }
     }

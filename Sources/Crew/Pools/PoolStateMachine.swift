@@ -42,6 +42,8 @@ struct PoolStateMachine {
         /// If set, a worker whose oldest call is `async` holds this many calls, however long they run (they run
         /// concurrently in the worker).
         var asyncInFlight: Int?
+        /// Every new worker runs the pool's initializer (Python's `initializer`) before it gets tasks.
+        var initializer = false
     }
 
     /// Why the pool failed a task.
@@ -64,8 +66,11 @@ struct PoolStateMachine {
     enum Action: Equatable {
         /// Start a worker process for this id.
         case spawn(WorkerID)
-        /// Send these tasks to the worker, in this order, in one write.
-        case send(WorkerID, [TaskID])
+        /// Send these tasks to the worker, in this order, in one write: at once if `urgent` (the worker was idle,
+        /// or they are `async` calls, which start on arrival), or with the next write to that worker otherwise.
+        case send(WorkerID, [TaskID], urgent: Bool)
+        /// Run the pool's initializer on this new worker, then report `workerInitialized`.
+        case initialize(WorkerID)
         /// Call `timeoutFired(task:)` after this many nanoseconds.
         case startTimer(TaskID, UInt64)
         case cancelTimer(TaskID)
@@ -98,6 +103,8 @@ struct PoolStateMachine {
     enum Phase: Equatable {
         /// Being started; not yet known to be running.
         case starting
+        /// Started, running the pool's initializer: it gets no tasks until that succeeds.
+        case initializing
         case running
         /// Finishes what it holds, takes nothing new, then is shut down (recycling, or the pool is closed).
         case retiring
@@ -115,6 +122,8 @@ struct PoolStateMachine {
         var timed: TaskID?
         /// A replacement was started when this worker was retired, so its exit needs none.
         var replaced = false
+        /// Its initializer failed: it was killed, and its exit counts as a failed start.
+        var initializerFailed = false
     }
 
     let configuration: Configuration
@@ -196,6 +205,26 @@ struct PoolStateMachine {
         // Terminated while it was being started: the kill sent then found no process.
         if workers[worker]?.phase == .stopping { return [.signal(worker, 9)] }
         guard workers[worker]?.phase == .starting else { return [] }
+        if configuration.initializer {
+            workers[worker]!.phase = .initializing
+            return [.initialize(worker)]
+        }
+        return serving(worker, now: now)
+    }
+
+    /// The worker's initializer answered: it serves, or (if the initializer failed) it is killed and its exit
+    /// counts as a failed start (enough in a row break the pool, rather than restart workers forever).
+    mutating func workerInitialized(_ worker: WorkerID, succeeded: Bool, now: UInt64) -> [Action] {
+        guard workers[worker]?.phase == .initializing else { return [] }
+        guard succeeded else {
+            workers[worker]!.initializerFailed = true
+            return [.signal(worker, 9)]
+        }
+        return serving(worker, now: now)
+    }
+
+    /// The worker is ready for tasks.
+    private mutating func serving(_ worker: WorkerID, now: UInt64) -> [Action] {
         workers[worker]!.phase = lifecycle == .running || queuedCount > 0 ? .running : .retiring
         var actions = dispatch(now: now)
         actions += retireIfIdle(worker)
@@ -266,6 +295,8 @@ struct PoolStateMachine {
         now: UInt64
     ) -> [Action] {
         guard let w = removeWorker(worker) else { return [] }
+        // A worker that died in its initializer, or whose initializer failed, never served.
+        let served = served && w.phase != .initializing && !w.initializerFailed
         var actions: [Action] = []
         var requeue: [TaskID] = []
         if let timed = w.timed, timed != w.timedOut { actions.append(.cancelTimer(timed)) }
@@ -306,7 +337,7 @@ struct PoolStateMachine {
         queue.replaceSubrange(queueHead..<queueHead, with: requeue)
         if served {
             failedStartsInARow = 0
-        } else if w.phase == .starting || w.phase == .running {
+        } else if w.phase == .starting || w.phase == .initializing || w.phase == .running {
             // It died before serving anything, unasked: a crash at start (a broken initializer or program).
             return actions + failedStart(now: now)
         }
@@ -464,7 +495,14 @@ struct PoolStateMachine {
         }
         var actions: [Action] = []
         actions.reserveCapacity(order.count * 2)
-        for i in order { actions.append(.send(slots[i].worker, slots[i].sent)) }
+        for i in order {
+            // A worker that held nothing before is idle: its tasks go now. So do `async` tasks (they start on
+            // arrival). Others ride with the worker's next write, after it answers what it holds.
+            let worker = slots[i].worker
+            let urgent = workers[worker]!.inFlight.count == slots[i].sent.count
+                || slots[i].sent.contains { tasks[$0]?.synchronous == false }
+            actions.append(.send(worker, slots[i].sent, urgent: urgent))
+        }
         for i in order { actions += startTimers(slots[i].worker, now: now) }
         return actions
     }
