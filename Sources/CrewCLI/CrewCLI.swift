@@ -66,7 +66,9 @@ public enum CrewCLI {
         }
         let path = String(url.dropFirst("sqlite://".count))
         guard !path.isEmpty else { throw ValidationError("the broker URL \(url) names no file") }
-        return try SQLiteBroker(path: path)
+        // Opening the file migrates it, which may wait for another process's write lock: not on a cooperative
+        // thread.
+        return try await blocking { try SQLiteBroker(path: path) }
     }
 }
 
