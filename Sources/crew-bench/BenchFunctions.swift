@@ -1,6 +1,10 @@
 import Crew
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The functions the benchmark runs in child processes (each has its twin in bench/peers).
 enum BenchFunctions {
     static let double = Function("bench.double") { (x: Int) in x * 2 }
@@ -82,6 +86,21 @@ enum BenchFunctions {
             count += 1
         }
     }
+    /// The floor of a round trip to another process: waits at the start barrier, then echoes single bytes on the
+    /// connection's descriptor with plain blocking `recv` and `send` (no framing, no Crew), until the peer closes.
+    static let rawEcho = Function("bench.rawEcho") { (job: EchoJob) throws -> Int in
+        let fd = try job.connection.fileno()
+        RawSocket.makeBlocking(fd)
+        _ = try job.start.wait()
+        var byte: UInt8 = 0
+        var count = 0
+        while RawSocket.read(fd, &byte) {
+            guard RawSocket.write(fd, byte) else { break }
+            count += 1
+        }
+        return count
+    }
+
     /// Waits at the start barrier, adds 1 to the counter `times` times, each under its lock, says so on
     /// `results`, and stays until done.
     static let increment = Function("bench.increment") { (job: CounterJob) throws -> Int in
@@ -128,8 +147,35 @@ enum BenchFunctions {
 
     static let all: [any AnyFunction] = [
         double, echoByte, square, burn, trap, trapIndex, sleepLong, produce, produceNumbers, consumeNumbers, echoPipe, increment,
-        sleepMs, sleepMany, parked,
+        sleepMs, sleepMany, parked, rawEcho,
     ]
+}
+
+/// Plain system calls on a socket, for the floor rows.
+enum RawSocket {
+    static func makeBlocking(_ fd: Int32) {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+    }
+
+    /// Reads one byte, waiting for it; false at the end of the stream or on an error.
+    static func read(_ fd: Int32, _ byte: inout UInt8) -> Bool {
+        while true {
+            let n = Glibc.recv(fd, &byte, 1, 0)
+            if n == 1 { return true }
+            if n < 0 && errno == EINTR { continue }
+            return false
+        }
+    }
+
+    static func write(_ fd: Int32, _ byte: UInt8) -> Bool {
+        var byte = byte
+        while true {
+            let n = Glibc.send(fd, &byte, 1, Int32(MSG_NOSIGNAL))
+            if n == 1 { return true }
+            if n < 0 && errno == EINTR { continue }
+            return false
+        }
+    }
 }
 
 struct BurnJob: Codable, Sendable {

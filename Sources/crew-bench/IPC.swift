@@ -135,6 +135,9 @@ extension CrewBench {
             : try await bothWays("queue, 2 producers × 2 consumers, \(2 * many) numbers", manyRound)
         let pipeFigures = !parts.contains("pipe") ? none
             : try await bothWays("pipe ping-pong, \(pings) round trips", pipeRound)
+        status("ipc: the same ping-pong with plain blocking recv and send (the floor)")
+        let rawPipe = !parts.contains("pipe") ? [.nan, .nan]
+            : try await Measure.median(rounds: rounds) { try await Self.rawPingPong(pings) }
         status("ipc: shared value + lock, 2 processes × \(increments) increments")
         let value = !parts.contains("value") ? [.nan, .nan] : try await Measure.median(rounds: rounds, valueRound)
 
@@ -147,7 +150,8 @@ extension CrewBench {
         let spinNote = "; waits spin up to 50 µs before sleeping (the default)"
         let calmNote = "; spinning off (Crew.Options(spinMicroseconds: 0) in parent and children)"
         func add(_ id: String, _ workload: String, _ unit: String, lowerIsBetter: Bool, window: String,
-                 _ setup: String, _ figures: (spin: [Double], calm: [Double]), _ peerKey: String, scale: Double = 1)
+                 _ setup: String, _ figures: (spin: [Double], calm: [Double]), _ peerKey: String, scale: Double = 1,
+                 floor: Side? = nil)
         {
             for (suffix, note, pair) in [("", spinNote, figures.spin), (".no-spin", calmNote, figures.calm)] {
                 var peerSide = python.side(peerKey)
@@ -156,10 +160,13 @@ extension CrewBench {
                     id: id + suffix, workload: workload + (suffix.isEmpty ? "" : ", Crew not spinning"), unit: unit,
                     lowerIsBetter: lowerIsBetter, window: window,
                     crew: Side(who: "Crew", setup: setup + note, value: pair[0] * scale, cpuMicroseconds: pair[1]),
-                    peers: [peerSide].compactMap { $0 }
+                    floor: floor, peers: [peerSide].compactMap { $0 }
                 ))
             }
         }
+        let socketFloor = Side(
+            who: "Swift floor", setup: "the same ping-pong of 1 byte with plain blocking recv and send on the "
+                + "socketpair, in both processes (no framing)", value: rawPipe[0], cpuMicroseconds: rawPipe[1])
         add("ipc.queue-small", "queue, 1 producer process → the parent, \(Self.count(small)) messages of 64 B",
             "messages/s", lowerIsBetter: false, window: window,
             "Queue<[UInt8]>: the child put()s, the parent get()s; children spawned", smallFigures,
@@ -175,7 +182,7 @@ extension CrewBench {
             manyFigures, "ipc.queue-many/mp.Queue")
         add("ipc.pipe", "pipe ping-pong of 1 byte with a child, \(Self.count(pings)) round trips", "µs per round trip",
             lowerIsBetter: true, window: window.replacingOccurrences(of: "has the last message", with: "has the last echo"),
-            "Crew.Pipe: sendBytes, recvBytes; the child echoes", pipeFigures, "ipc.pipe/mp.Pipe")
+            "Crew.Pipe: sendBytes, recvBytes; the child echoes", pipeFigures, "ipc.pipe/mp.Pipe", floor: socketFloor)
         report.add(Row(
             id: "ipc.value", workload: "shared counter under its lock, 2 processes × \(Self.count(increments)) increments",
             unit: "increments/s", lowerIsBetter: false,
@@ -184,5 +191,31 @@ extension CrewBench {
                 + "does not spin); children spawned", value: value[0], cpuMicroseconds: value[1]),
             peers: [python.side("ipc.value/mp.Value")].compactMap { $0 }
         ))
+    }
+
+    /// The floor of a round trip to another process: `pings` ping-pongs of one byte with a child over a socketpair,
+    /// plain blocking recv and send on both sides (the child started before, waiting at a barrier): [µs per round
+    /// trip, CPU µs per round trip].
+    static func rawPingPong(_ pings: Int) async throws -> [Double] {
+        let (mine, theirs) = try Crew.Pipe().ends
+        let start = try Crew.Barrier(parties: 2)
+        let echo = Crew.Process(target: BenchFunctions.rawEcho, args: EchoJob(connection: theirs, start: start))
+        try echo.start()
+        guard let pid = echo.pid else { throw BenchError("a started child has no pid") }
+        theirs.close()
+        let fd = try mine.fileno()
+        RawSocket.makeBlocking(fd)
+        _ = try start.wait()
+        var byte: UInt8 = 1
+        let cpu = CPUWindow(pids: [pid])
+        let clock = ContinuousClock.now
+        for _ in 0..<pings {
+            guard RawSocket.write(fd, byte), RawSocket.read(fd, &byte) else { throw BenchError("the raw echo broke") }
+        }
+        let micros = Measure.us(ContinuousClock.now - clock) / Double(pings)
+        let cpuPer = cpu.microseconds(per: pings)
+        mine.close()
+        guard try await echo.value == pings else { throw BenchError("the raw echo child missed pings") }
+        return [micros, cpuPer]
     }
 }

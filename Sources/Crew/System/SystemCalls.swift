@@ -16,6 +16,12 @@ func setNonBlocking(_ fd: Int32) {
     if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
 }
 
+/// Makes `fd` blocking.
+func setBlocking(_ fd: Int32) {
+    let flags = fcntl(fd, F_GETFL)
+    if flags >= 0 && flags & O_NONBLOCK != 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
+}
+
 /// Sets or clears close-on-exec on `fd`.
 func setCloseOnExec(_ fd: Int32, _ on: Bool = true) {
     let flags = fcntl(fd, F_GETFD)
