@@ -71,7 +71,7 @@ import Musl
     @Test func messagesBiggerThanTheRingTravelInPieces() async throws {
         let q = try Queue<[UInt8]>(capacity: 1 << 16)
         let big = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-        let producer = Task.detached { for _ in 0..<3 { try q.put(big) } }
+        let producer = Task.detached { for _ in 0..<3 { try await q.put(big) } }
         for _ in 0..<3 { #expect(try await q.get() == big) }
         try await producer.value
         #expect(q.isEmpty)
@@ -167,7 +167,7 @@ import Musl
         let q = try Queue<[UInt8]>(capacity: 1 << 16)
         // 1 MB through a 64 KiB ring with nobody reading: the producer blocks with part of it written.
         let producer = try run(TestFunctions.queuePutBytes, BytesJob(queue: q, size: 1_000_000))
-        usleep(300_000)
+        try await Task.sleep(for: .milliseconds(300))
         producer.kill()
         try await producer.join()
         // A consumer drops the dead producer's partial message (freeing the ring), then gets the next one. The
@@ -175,7 +175,7 @@ import Musl
         // for room would rightly end with `closed`.
         let ready = try Crew.Event()
         let consumer = try run(TestFunctions.queueGetBytesWhenReady, ReadyConsumerJob(queue: q, ready: ready))
-        #expect(ready.wait(timeout: .seconds(30)))
+        #expect(try await blocking { ready.wait(timeout: .seconds(30)) })
         try await q.put([1, 2, 3])
         #expect(try await consumer.value == [1, 2, 3])
         #expect(q.isEmpty)
@@ -198,7 +198,7 @@ import Musl
         let pool = try ProcessPool(testCrew, processes: 2, maxTasksPerChild: 5, initializer: TestFunctions.keepQueue, initArgs: q)
         let pids = try await pool.map(TestFunctions.putToKeptQueue, Array(0..<20), chunkSize: 1)
         var got: [Int] = []
-        for _ in 0..<20 { got.append(try q.get(timeout: .seconds(30))) }
+        for _ in 0..<20 { got.append(try await q.get()) }
         #expect(got.sorted() == Array(0..<20))
         #expect(Set(pids).count >= 4)  // Workers were recycled: the replacements got the queue too.
         pool.close()

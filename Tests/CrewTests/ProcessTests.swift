@@ -130,12 +130,12 @@ import Glibc
     @Test func aChildThatNeverAnswers() async throws {
         let p = Crew.Process(target: TestFunctions.sleepForever, crew: testCrew)
         try p.start()
-        #expect(try p.join(timeout: .milliseconds(200)) == false)
+        #expect(try await blocking { try p.join(timeout: .milliseconds(200)) } == false)
         #expect(p.isAlive)
         #expect(p.exitCode == nil)
         await expectCrewError(.timedOut) { try p.get(timeout: .milliseconds(50)) }
         p.terminate()
-        #expect(try p.join(timeout: .seconds(30)))
+        #expect(try await blocking { try p.join(timeout: .seconds(30)) })
         #expect(p.exitCode == -SIGTERM)
         #expect(!p.isAlive)
         await expectCrewError(.workerCrashed) { try await p.value }
