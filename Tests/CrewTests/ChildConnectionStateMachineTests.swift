@@ -156,4 +156,49 @@ import Testing
         _ = sm.socketEnded()
         #expect(!sm.reactorReads)
     }
+
+    @Test func anExitSeenWhileACallerReadsWaitsForIt() {
+        var sm = SM()
+        _ = sm.submit([1], call: call(1))
+        _ = sm.sendFinished()
+        let reads = sm.callerStartsReading()
+        #expect(reads)
+        // The caller may be in the middle of reading the child's last answers: failing the call now would lose one.
+        let handleNow = sm.childExitSeen()
+        #expect(!handleNow && sm.exitWaitsForCaller)
+        #expect(sm.pending[1] != nil)
+        let stopped = sm.callerStopsReading()
+        #expect(stopped == [.handleExit])
+        // No other caller starts reading a dead child's socket, while the reactor reads what is left.
+        let again = sm.callerStartsReading()
+        #expect(!again)
+        guard case .failAndReport(let calls, _)? = sm.childExited(report()).last else {
+            Issue.record("no report")
+            return
+        }
+        #expect(calls.map(\.id) == [1])
+        // Without a caller reading, the exit is handled at once, and no caller starts reading after it.
+        var other = SM()
+        let otherNow = other.childExitSeen()
+        let otherReads = other.callerStartsReading()
+        #expect(otherNow && !otherReads)
+    }
+
+    @Test func aCallerDoesNotStartReadingWhileTheReactorHandsOutWhatItRead() {
+        var sm = SM()
+        let reactor = sm.reactorStartsReading()
+        #expect(reactor)
+        // The reactor may have taken the caller's answer: the caller waits for it to be handed out instead.
+        let caller = sm.callerStartsReading()
+        #expect(!caller)
+        sm.reactorStopsReading()
+        let callerNow = sm.callerStartsReading()
+        #expect(callerNow)
+        // And the reactor, woken by a registration armed before, leaves the socket to the caller.
+        let reactorNow = sm.reactorStartsReading()
+        #expect(!reactorNow)
+        _ = sm.callerStopsReading()
+        let reactorAfter = sm.reactorStartsReading()
+        #expect(reactorAfter)
+    }
 }

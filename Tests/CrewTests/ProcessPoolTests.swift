@@ -59,6 +59,28 @@ import Glibc
         try await finish(pool)
     }
 
+    @Test func aThreadBlockedInGetSeesAnswersBeforeADeathAndTheDeathItself() async throws {
+        // A thread that blocks in `get` reads its worker's answers itself; the worker's death must reach it too.
+        let pool = try pool(1)
+        let first = try pool.applyAsync(TestFunctions.blockMilliseconds, 50)
+        let trapping = try pool.applyAsync(TestFunctions.trapFatalError, "in get")
+        let after = try pool.applyAsync(TestFunctions.square, 9)
+        #expect(try await blocking { try first.get(timeout: .seconds(30)) } == 50)
+        let error = try await blocking { () -> CrewError? in
+            do {
+                _ = try trapping.get(timeout: .seconds(30))
+                return nil
+            } catch {
+                return error as? CrewError
+            }
+        }
+        #expect(error?.code == .workerCrashed)
+        // The call queued behind the trap runs on the replacement worker.
+        #expect(try await blocking { try after.get(timeout: .seconds(30)) } == 81)
+        #expect(try await blocking { try pool.applyAsync(TestFunctions.square, 4).get(timeout: .seconds(30)) } == 16)
+        try await finish(pool)
+    }
+
     @Test func mapKeepsOrderWithAnyChunkSize() async throws {
         let pool = try pool()
         let items = Array(0..<1000)

@@ -220,7 +220,8 @@ public final class ProcessPool: Sendable {
     // the caller's module instead of running as generic code that looks up type metadata on every call.
 
     /// Runs `function(args)` in a worker: Python's `apply_async`. The result arrives later; `callback` or
-    /// `errorCallback` runs then, on Crew's I/O thread (keep them short and never block in them).
+    /// `errorCallback` runs then, on Crew's I/O thread or on a thread blocked in ``AsyncResult/get(timeout:)``
+    /// (which reads its worker's answers itself): keep them short and never block in them.
     ///
     /// - Throws: ``CrewError/Code/poolClosed`` after ``close()``; ``CrewError/Code/unknownFunction``;
     ///   ``CrewError/Code/frameTooLarge`` or ``CrewError/Code/encodingFailed`` for arguments that cannot be sent.
@@ -234,9 +235,14 @@ public final class ProcessPool: Sendable {
         errorCallback: (@Sendable (CrewError) -> Void)? = nil
     ) throws -> AsyncResult<R> {
         try check(function.name)
-        let result = AsyncResult<R>(callback: callback, errorCallback: errorCallback)
+        let id = core.newTaskID()
+        // A thread that blocks in `get` reads the worker's answer itself (see `PoolCore.readAnswer`).
+        let result = AsyncResult<R>(callback: callback, errorCallback: errorCallback) { [core] deadline, isDone in
+            core.readAnswer(of: id, deadline: deadline, until: isDone)
+        }
         let name = function.name
         try core.submit(
+            id: id,
             function: name,
             synchronous: function.registration.isSynchronous,
             chunk: false,

@@ -78,6 +78,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     }
 
     private let state = Locked(State())
+    /// Held while the socket's registration is changed (see `armSocket`).
+    private let arming = Locked(())
 
     /// The reading side of the socket, used by the reactor or by a caller that reads for itself.
     private struct ReadSide {
@@ -96,6 +98,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     private var socketCookie: UInt64 = 0
     private var stderrCookie: UInt64 = 0
     private var pidfdCookie: UInt64 = 0
+    /// The child's exit status while its handling waits for a caller that reads the socket.
+    private var exitPutOff: Crew.ExitStatus?
     /// What the reactor is sending while it holds the right to write, and how much of it is sent.
     private var flushBuffer: [UInt8] = []
     private var flushOffset = 0
@@ -218,7 +222,11 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         foreign: Bool,
         progress: ProgressPage?
     ) -> ChildConnection {
-        setNonBlocking(child.socket)
+        // The socket stays blocking, so that a caller waiting for its answer sleeps in the read itself (one
+        // system call; see `readUntil`), at most `receiveTimeoutMilliseconds` at a time; every other read and
+        // send passes MSG_DONTWAIT.
+        setBlocking(child.socket)
+        setReceiveTimeout(child.socket, milliseconds: receiveTimeoutMilliseconds)
         setNonBlocking(child.stderr)
         let connection = ChildConnection(
             pid: child.pid,
@@ -364,6 +372,12 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             case .cancelGraceTimer:
                 if let graceTimer { Reactor.shared.cancelTimer(graceTimer) }
                 graceTimer = nil
+            case .handleExit:
+                Reactor.shared.submit { [self] in
+                    guard let exitStatus = exitPutOff else { return }
+                    exitPutOff = nil
+                    handleExit(exitStatus)
+                }
             case .answered, .failAndReport:
                 break
             }
@@ -495,16 +509,20 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     }
 
     /// Re-arms the socket's one-shot registration for what is wanted now: input unless a caller reads for
-    /// itself, room to write while the reactor holds the right to write. Serialized by the state lock, so callers
-    /// and the reactor never arm it with stale wishes.
+    /// itself, room to write while the reactor holds the right to write. Serialized by a lock of its own, so
+    /// callers and the reactor never arm it with stale wishes; the state lock is not held across the system call,
+    /// so a caller woken by an answer does not wait on it (and sleep again) to submit its next call.
     private func armSocket() {
-        state.withLock { state in
-            let machine = state.machine
-            guard machine.phase != .draining && machine.phase != .exited else { return }
-            var events = UInt32(CREW_EPOLLONESHOT | CREW_EPOLLRDHUP)
-            if machine.reactorReads { events |= UInt32(CREW_EPOLLIN) }
-            if machine.writer == .reactor { events |= UInt32(CREW_EPOLLOUT) }
-            Reactor.shared.modify(fd: socket, cookie: socketCookie, events: events)
+        arming.withLock { _ in
+            let events: UInt32? = state.withLock { state in
+                let machine = state.machine
+                guard machine.phase != .draining && machine.phase != .exited else { return nil }
+                var events = UInt32(CREW_EPOLLONESHOT | CREW_EPOLLRDHUP)
+                if machine.reactorReads { events |= UInt32(CREW_EPOLLIN) }
+                if machine.writer == .reactor { events |= UInt32(CREW_EPOLLOUT) }
+                return events
+            }
+            if let events { Reactor.shared.modify(fd: socket, cookie: socketCookie, events: events) }
         }
     }
 
@@ -513,22 +531,30 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     }
 
     /// Reads what the socket has without blocking, completes the calls it answers, and says whether it read
-    /// anything or reached the end. Used by the reactor and by callers that read for themselves.
-    private func readAvailable() -> ReadOutcome {
+    /// anything or reached the end. Used by the reactor and by callers that read for themselves; with `sleep` (a
+    /// caller that reads for itself, only) the first read sleeps until input comes or the receive timeout passes.
+    private func readAvailable(sleep: Bool = false) -> ReadOutcome {
         var outcomes: [(id: UInt64, result: Result<[UInt8], CrewError>)] = []
         var answers: [Answer] = []
         var hello = false
         var broken = false
         let outcome: ReadOutcome = readSide.withLock { side in
             var got = false
+            var wait = sleep
             while true {
-                let n = side.reader.read(from: socket)
+                let n = side.reader.read(from: socket, wait: wait)
+                wait = false
                 if n > 0 {
                     got = true
                     if !handleFrames(&side, &outcomes, &answers, &hello) { broken = true }
+                    // A short read emptied the socket: asking again would only say so (a system call saved).
+                    if broken || !side.reader.lastReadFilled { return .data }
                     continue
                 }
-                if n < 0 && errno == EINTR { continue }
+                if n < 0 && errno == EINTR {
+                    wait = sleep && !got
+                    continue
+                }
                 if n < 0 && errno == EAGAIN { return got ? .data : .empty }
                 return .eof
             }
@@ -560,8 +586,10 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
 
     /// Reads everything the socket has and completes the calls it answers (reactor thread).
     private func readSocket() {
-        guard state.withLock({ $0.machine.reactorReads }) else { return }
-        guard readAvailable() == .eof else { return }
+        guard state.withLock({ $0.machine.reactorStartsReading() }) else { return }
+        let outcome = readAvailable()
+        state.withLock { $0.machine.reactorStopsReading() }
+        guard outcome == .eof else { return }
         // End of stream (or a reset): the child is exiting or gone.
         perform(state.withLock { $0.machine.socketEnded() })
     }
@@ -604,11 +632,15 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
 
     // MARK: Reading on the caller's thread
 
+    /// The longest a caller sleeps in one read of the socket before it looks at the child's state again.
+    static let receiveTimeoutMilliseconds = 100
+
     /// Waits until `isDone()` by reading the socket on the calling thread, which saves the two thread wake-ups
-    /// of the reactor path. Spins (non-blocking reads) for the spin time; then, if `block`, sleeps in `poll`
-    /// on the socket. Returns early, leaving the rest to the reactor, if another caller is reading, if the
-    /// socket ends, or (when not blocking) when the spin time is over. Never blocks when `block` is false.
-    func readUntil(block: Bool, _ isDone: () -> Bool) {
+    /// of the reactor path. Spins (non-blocking reads) for the spin time; then, if `block`, sleeps in the read
+    /// itself until `deadline` (monotonic nanoseconds; nil: no limit). Returns early, leaving the rest to the
+    /// reactor, if another caller or the reactor is reading, if the socket ends, if the child has exited, if the
+    /// deadline passes, or (when not blocking) when the spin time is over. Never blocks when `block` is false.
+    func readUntil(block: Bool, deadline: UInt64? = nil, _ isDone: () -> Bool) {
         if isDone() { return }
         guard spinNanoseconds > 0 || block else { return }
         guard state.withLock({ $0.machine.callerStartsReading() }) else { return }
@@ -617,16 +649,26 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             perform(state.withLock { $0.machine.callerStopsReading() })
             armSocket()
         }
-        let spinUntil = monotonicNanos() &+ spinNanoseconds
+        let spinUntil = spinNanoseconds > 0 ? monotonicNanos() &+ spinNanoseconds : 0
         while !isDone() {
-            if readAvailable() == .eof { return }
-            if isDone() { return }
-            if monotonicNanos() < spinUntil { continue }
-            guard block else { return }
-            // Sleep until input arrives; wake now and then to notice a death the reactor has handled.
-            var p = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-            _ = poll(&p, 1, 100)
-            if state.withLock({ $0.machine.failure != nil }) { return }
+            var sleep = false
+            if spinUntil == 0 || monotonicNanos() >= spinUntil {
+                guard block else { return }
+                if state.withLock({ $0.machine.failure != nil || $0.machine.exitWaitsForCaller }) { return }
+                sleep = true
+                if let deadline {
+                    let now = monotonicNanos()
+                    if now >= deadline { return }
+                    let left = deadline - now
+                    if left < UInt64(Self.receiveTimeoutMilliseconds) * 1_000_000 {
+                        // Less time left than one read may sleep: wait in `poll` for exactly that long.
+                        var p = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+                        _ = poll(&p, 1, Int32((left + 999_999) / 1_000_000))
+                        sleep = false
+                    }
+                }
+            }
+            if readAvailable(sleep: sleep) == .eof { return }
         }
     }
 
@@ -706,14 +748,24 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     /// fail what is still pending, and tell the owner.
     private func finalize(_ exitStatus: Crew.ExitStatus) {
         finalized = true
-        if state.withLock({ $0.machine.reactorReads }) { _ = readAvailable() }
+        if !foreign { Reactor.shared.unregister(fd: pidfd, cookie: pidfdCookie) }
+        // A caller reading the socket reads what is left in it; the exit is handled when it stops.
+        guard state.withLock({ $0.machine.childExitSeen() }) else {
+            exitPutOff = exitStatus
+            return
+        }
+        handleExit(exitStatus)
+    }
+
+    /// The exit, once nobody else reads the socket (reactor thread).
+    private func handleExit(_ exitStatus: Crew.ExitStatus) {
+        if state.withLock({ !$0.machine.socketClosed && $0.machine.phase != .exited }) { _ = readAvailable() }
         readStderr()
         if stderrOpen {
             stderrOpen = false
             Reactor.shared.unregister(fd: stderrPipe, cookie: stderrCookie)
             close(stderrPipe)
         }
-        if !foreign { Reactor.shared.unregister(fd: pidfd, cookie: pidfdCookie) }
         // A pool worker's page holds the answers it had finished but not yet sent: they are answers, not losses.
         if let progress { deliverUnsent(progress.unsentOutput) }
 

@@ -47,6 +47,8 @@ struct ChildConnectionStateMachine {
         case answered([UInt64])
         /// The child is dead: fail these calls with the report's error, then tell the owner.
         case failAndReport(calls: [Call], DeathReport)
+        /// The child's exit, put off while a caller read the socket, can be handled now (on the reactor thread).
+        case handleExit
     }
 
     /// A call that waits for its answer.
@@ -66,6 +68,14 @@ struct ChildConnectionStateMachine {
     private(set) var pending: [UInt64: String] = [:]
     /// A caller reads the socket itself; the reactor does not.
     private(set) var callerReads = false
+    /// The reactor is reading the socket and handing out what it read: a caller must not start reading then, or
+    /// it could find the socket empty and sleep in `poll` while the reactor completes its call.
+    private(set) var reactorReading = false
+    /// The child has exited (seen by the reactor): no caller starts reading any more.
+    private(set) var exitSeen = false
+    /// The child exited while a caller was reading: what it sent is read by that caller, and the exit is handled
+    /// when it stops (so no answer in the socket is failed as lost).
+    private(set) var exitWaitsForCaller = false
     private(set) var socketClosed = false
     private(set) var graceTimerRunning = false
     /// The error that fails every call from now on, once the child is dead.
@@ -143,14 +153,43 @@ struct ChildConnectionStateMachine {
 
     /// A caller wants to read the socket itself (saving the reactor's wake-up). True if it may.
     mutating func callerStartsReading() -> Bool {
-        guard !callerReads, !socketClosed, failure == nil, phase != .draining, phase != .exited else { return false }
+        guard !callerReads, !reactorReading, !exitSeen, !socketClosed, failure == nil, phase != .draining,
+            phase != .exited
+        else {
+            return false
+        }
         callerReads = true
         return true
     }
 
+    /// The reactor was told the socket has input. True if it may read (no caller reads for itself).
+    mutating func reactorStartsReading() -> Bool {
+        guard reactorReads else { return false }
+        reactorReading = true
+        return true
+    }
+
+    /// The reactor has read and handed out the answers.
+    mutating func reactorStopsReading() {
+        reactorReading = false
+    }
+
     mutating func callerStopsReading() -> [Action] {
         callerReads = false
+        if exitWaitsForCaller {
+            exitWaitsForCaller = false
+            return [.handleExit]
+        }
         return closeIfIdle()
+    }
+
+    /// The child has exited (seen by the reactor). True if the shell may read what is left and handle the exit
+    /// now; false while a caller reads the socket: the exit waits for it (`.handleExit` when it stops).
+    mutating func childExitSeen() -> Bool {
+        exitSeen = true
+        guard callerReads else { return true }
+        exitWaitsForCaller = true
+        return false
     }
 
     /// The child said hello (it speaks the protocol and serves).

@@ -116,6 +116,9 @@ enum ChildRuntime {
         if !marker.progress { close(4) }  // /dev/null, holding the place of a progress page.
         HandedDescriptors.adopt(count: marker.handed)
         if marker.mode == .zygote { Zygote.run(crew: crew, marker: marker) }
+        // A serving child waits for its next call in a blocking read (see `ChildLoop.run`); its other socket
+        // calls pass MSG_DONTWAIT.
+        setBlocking(marker.fd)
         let loop = ChildLoop(crew: crew, marker: marker)
         loop.run()
     }
@@ -143,6 +146,8 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
     private let progress: ProgressPage?
     /// How many bytes of `out` the progress page holds a copy of.
     private var mirrored = 0
+    /// The last read was short: the socket had nothing more then.
+    private var drained = false
     /// When output was last handed to the socket.
     private var lastFlush: UInt64 = 0
 
@@ -214,9 +219,17 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
                 waitForEvents(readable: false)
                 continue
             }
-            let n = reader.read(from: fd)
+            // After a short read the socket was empty: asking again at once would only say so.
+            var n = -1
+            var error = EAGAIN
+            if !drained {
+                n = reader.read(from: fd)
+                error = errno
+            }
+            drained = false
             if n > 0 {
                 handleFrames()
+                drained = !reader.lastReadFilled
                 if marker.spinNanoseconds > 0 { spinUntil = monotonicNanos() &+ marker.spinNanoseconds }
                 continue
             }
@@ -224,13 +237,38 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
                 // The parent closed its end: nobody can receive results any more.
                 ChildRuntime.exitChild(0)
             }
-            switch errno {
+            switch error {
             case EAGAIN:
                 // Calls often follow each other closely: poll a little before paying for a wake-up.
                 if spinUntil != 0 && monotonicNanos() < spinUntil { continue }
                 spinUntil = 0
-                waitForEvents(readable: true)
+                if inFlight == 0 && outSent == out.count && scheduled.withLock({ $0.jobs.isEmpty }) {
+                    // Nothing runs and nothing waits to be sent: only a call (or the parent's end) can come
+                    // next, so sleep in the read itself, one system call where `poll` and a read are two; on a
+                    // virtual machine that wakes faster too. (Jobs come only from calls in flight.)
+                    waitForCall()
+                } else {
+                    waitForEvents(readable: true)
+                }
             case EINTR: continue
+            default: ChildRuntime.exitChild(0)  // ECONNRESET and the like: the parent is gone.
+            }
+        }
+    }
+
+    /// Sleeps in a read of the socket until a call comes, and handles it.
+    private func waitForCall() {
+        while true {
+            let n = reader.read(from: fd, wait: true)
+            if n > 0 {
+                handleFrames()
+                drained = !reader.lastReadFilled
+                return
+            }
+            if n == 0 { ChildRuntime.exitChild(0) }  // The parent closed its end.
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return
             default: ChildRuntime.exitChild(0)  // ECONNRESET and the like: the parent is gone.
             }
         }
@@ -273,7 +311,7 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
         while outSent < out.count {
             let from = outSent
             let n = out.withUnsafeBytes { raw in
-                send(fd, raw.baseAddress! + from, raw.count - from, Int32(MSG_NOSIGNAL))
+                send(fd, raw.baseAddress! + from, raw.count - from, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
             }
             if n > 0 {
                 outSent += n

@@ -22,6 +22,12 @@ func setBlocking(_ fd: Int32) {
     if flags >= 0 && flags & O_NONBLOCK != 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
 }
 
+/// Makes blocking receives on the socket `fd` give up (EAGAIN) after `milliseconds`.
+func setReceiveTimeout(_ fd: Int32, milliseconds: Int) {
+    var limit = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+    _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+}
+
 /// Sets or clears close-on-exec on `fd`.
 func setCloseOnExec(_ fd: Int32, _ on: Bool = true) {
     let flags = fcntl(fd, F_GETFD)

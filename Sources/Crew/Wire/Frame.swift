@@ -55,9 +55,14 @@ struct FrameReader {
 
     /// Bytes received and not yet returned as frames.
     var buffered: Int { end - start }
+    /// Whether the last `read` filled all the room it offered (so the socket may hold more).
+    private(set) var lastReadFilled = false
 
     /// Reads once from `fd` into the buffer. Returns the byte count, 0 at end of stream, or -1 with `errno` set.
-    mutating func read(from fd: Int32) -> Int {
+    /// Reads what `fd` (a socket) has into the buffer; returns what `recv` returns. Without `wait` it never
+    /// blocks (`MSG_DONTWAIT`); with it, it sleeps in the read until input comes (or the socket's receive
+    /// timeout passes), which on a socket in blocking mode is one system call where `poll` and a read are two.
+    mutating func read(from fd: Int32, wait: Bool = false) -> Int {
         if start == end {
             start = 0
             end = 0
@@ -76,9 +81,10 @@ struct FrameReader {
         }
         let from = end
         let n = buffer.withUnsafeMutableBytes { raw in
-            Glibc.read(fd, raw.baseAddress! + from, raw.count - from)
+            recv(fd, raw.baseAddress! + from, raw.count - from, wait ? 0 : Int32(MSG_DONTWAIT))
         }
         if n > 0 { end += n }
+        lastReadFilled = n == buffer.count - from
         return n
     }
 
