@@ -94,7 +94,7 @@ enum BenchFunctions {
         _ = try job.start.wait()
         var byte: UInt8 = 0
         var count = 0
-        while RawSocket.read(fd, &byte) {
+        while RawSocket.read(fd, &byte, spin: job.spin) {
             guard RawSocket.write(fd, byte) else { break }
             count += 1
         }
@@ -157,12 +157,13 @@ enum RawSocket {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
     }
 
-    /// Reads one byte, waiting for it; false at the end of the stream or on an error.
-    static func read(_ fd: Int32, _ byte: inout UInt8) -> Bool {
+    /// Reads one byte, waiting for it (sleeping in the read, or with `spin` asking again and again); false at
+    /// the end of the stream or on an error.
+    static func read(_ fd: Int32, _ byte: inout UInt8, spin: Bool = false) -> Bool {
         while true {
-            let n = Glibc.recv(fd, &byte, 1, 0)
+            let n = Glibc.recv(fd, &byte, 1, spin ? Int32(MSG_DONTWAIT) : 0)
             if n == 1 { return true }
-            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EINTR || (spin && errno == EAGAIN)) { continue }
             return false
         }
     }
@@ -209,6 +210,8 @@ struct ConsumeJob: Codable, Sendable {
 struct EchoJob: Codable, Sendable {
     var connection: Connection
     var start: Crew.Barrier
+    /// Read without ever sleeping.
+    var spin = false
 }
 
 struct CounterJob: Codable, Sendable {

@@ -1,5 +1,6 @@
 import Crew
 import Foundation
+import Synchronization
 
 // Queues, pipes and shared values between processes, against multiprocessing's. On both sides the children are
 // started before the timed window and wait at a barrier; the window opens when the parent passes the barrier and
@@ -138,6 +139,9 @@ extension CrewBench {
         status("ipc: the same ping-pong with plain blocking recv and send (the floor)")
         let rawPipe = !parts.contains("pipe") ? [.nan, .nan]
             : try await Measure.median(rounds: rounds) { try await Self.rawPingPong(pings) }
+        status("ipc: the same ping-pong with reads that spin on both sides (the floor of the spinning row)")
+        let rawPipeSpin = !parts.contains("pipe") ? [.nan, .nan]
+            : try await Measure.median(rounds: rounds) { try await Self.rawPingPong(pings, spin: true) }
         status("ipc: shared value + lock, 2 processes × \(increments) increments")
         let value = !parts.contains("value") ? [.nan, .nan] : try await Measure.median(rounds: rounds, valueRound)
 
@@ -151,9 +155,11 @@ extension CrewBench {
         let calmNote = "; spinning off (Crew.Options(spinMicroseconds: 0) in parent and children)"
         func add(_ id: String, _ workload: String, _ unit: String, lowerIsBetter: Bool, window: String,
                  _ setup: String, _ figures: (spin: [Double], calm: [Double]), _ peerKey: String, scale: Double = 1,
-                 floor: Side? = nil)
+                 floor: (spin: Side, calm: Side)? = nil)
         {
-            for (suffix, note, pair) in [("", spinNote, figures.spin), (".no-spin", calmNote, figures.calm)] {
+            for (suffix, note, pair, floor) in [
+                ("", spinNote, figures.spin, floor?.spin), (".no-spin", calmNote, figures.calm, floor?.calm),
+            ] {
                 var peerSide = python.side(peerKey)
                 peerSide?.value *= scale
                 report.add(Row(
@@ -167,6 +173,10 @@ extension CrewBench {
         let socketFloor = Side(
             who: "Swift floor", setup: "the same ping-pong of 1 byte with plain blocking recv and send on the "
                 + "socketpair, in both processes (no framing)", value: rawPipe[0], cpuMicroseconds: rawPipe[1])
+        let spinningSocketFloor = Side(
+            who: "Swift floor", setup: "the same ping-pong of 1 byte on the socketpair, both processes reading with "
+                + "MSG_DONTWAIT in a loop that never sleeps (no framing)", value: rawPipeSpin[0],
+            cpuMicroseconds: rawPipeSpin[1])
         add("ipc.queue-small", "queue, 1 producer process → the parent, \(Self.count(small)) messages of 64 B",
             "messages/s", lowerIsBetter: false, window: window,
             "Queue<[UInt8]>: the child put()s, the parent get()s; children spawned", smallFigures,
@@ -182,7 +192,8 @@ extension CrewBench {
             manyFigures, "ipc.queue-many/mp.Queue")
         add("ipc.pipe", "pipe ping-pong of 1 byte with a child, \(Self.count(pings)) round trips", "µs per round trip",
             lowerIsBetter: true, window: window.replacingOccurrences(of: "has the last message", with: "has the last echo"),
-            "Crew.Pipe: sendBytes, recvBytes; the child echoes", pipeFigures, "ipc.pipe/mp.Pipe", floor: socketFloor)
+            "Crew.Pipe: sendBytes, recvBytes; the child echoes", pipeFigures, "ipc.pipe/mp.Pipe",
+            floor: (spin: spinningSocketFloor, calm: socketFloor))
         report.add(Row(
             id: "ipc.value", workload: "shared counter under its lock, 2 processes × \(Self.count(increments)) increments",
             unit: "increments/s", lowerIsBetter: false,
@@ -193,29 +204,71 @@ extension CrewBench {
         ))
     }
 
+    /// The floor of an awaited round trip: the same child and bytes as `rawPingPong`, but the caller is a task
+    /// that awaits each echo, which a thread of its own reads (blocking `recv`) and hands over by resuming a
+    /// continuation: the least an `async` call through another process can do, since a cooperative thread must
+    /// not block in the read.
+    static func rawPingPongAwaited(_ pings: Int) async throws -> [Double] {
+        let (mine, fd, pid, echo) = try startRawEcho(spin: false)
+        let waiting = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+        let reader = Thread {
+            var byte: UInt8 = 0
+            while true {
+                let ok = RawSocket.read(fd, &byte)
+                waiting.withLock { $0.take() }?.resume(returning: ok)
+                if !ok { return }
+            }
+        }
+        reader.start()
+        let cpu = CPUWindow(pids: [pid])
+        let clock = ContinuousClock.now
+        for _ in 0..<pings {
+            let echoed = await withCheckedContinuation { continuation in
+                waiting.withLock { $0 = continuation }
+                if !RawSocket.write(fd, 1) { waiting.withLock { $0.take() }?.resume(returning: false) }
+            }
+            guard echoed else { throw BenchError("the raw echo broke") }
+        }
+        let micros = Measure.us(ContinuousClock.now - clock) / Double(pings)
+        let cpuPer = cpu.microseconds(per: pings)
+        shutdown(fd, Int32(SHUT_WR))  // The child sees the end and exits; the reader then sees the end too.
+        guard try await echo.value == pings else { throw BenchError("the raw echo child missed pings") }
+        while !reader.isFinished { try await Task.sleep(for: .milliseconds(1)) }
+        mine.close()
+        return [micros, cpuPer]
+    }
+
     /// The floor of a round trip to another process: `pings` ping-pongs of one byte with a child over a socketpair,
-    /// plain blocking recv and send on both sides (the child started before, waiting at a barrier): [µs per round
-    /// trip, CPU µs per round trip].
-    static func rawPingPong(_ pings: Int) async throws -> [Double] {
-        let (mine, theirs) = try Crew.Pipe().ends
-        let start = try Crew.Barrier(parties: 2)
-        let echo = Crew.Process(target: BenchFunctions.rawEcho, args: EchoJob(connection: theirs, start: start))
-        try echo.start()
-        guard let pid = echo.pid else { throw BenchError("a started child has no pid") }
-        theirs.close()
-        let fd = try mine.fileno()
-        RawSocket.makeBlocking(fd)
-        _ = try start.wait()
+    /// plain blocking recv and send on both sides (the child started before, waiting at a barrier), or with
+    /// `spin`, reads that never sleep (`MSG_DONTWAIT` in a loop) on both sides: [µs per round trip, CPU µs per
+    /// round trip].
+    static func rawPingPong(_ pings: Int, spin: Bool = false) async throws -> [Double] {
+        let (mine, fd, pid, echo) = try startRawEcho(spin: spin)
         var byte: UInt8 = 1
         let cpu = CPUWindow(pids: [pid])
         let clock = ContinuousClock.now
         for _ in 0..<pings {
-            guard RawSocket.write(fd, byte), RawSocket.read(fd, &byte) else { throw BenchError("the raw echo broke") }
+            guard RawSocket.write(fd, byte), RawSocket.read(fd, &byte, spin: spin) else { throw BenchError("the raw echo broke") }
         }
         let micros = Measure.us(ContinuousClock.now - clock) / Double(pings)
         let cpuPer = cpu.microseconds(per: pings)
         mine.close()
         guard try await echo.value == pings else { throw BenchError("the raw echo child missed pings") }
         return [micros, cpuPer]
+    }
+
+    /// Starts the echoing child of the floors, waiting at the start barrier until it is ready: our end of the
+    /// socketpair (blocking), its descriptor, the child's pid, and the child.
+    private static func startRawEcho(spin: Bool) throws -> (Connection, Int32, Int32, Crew.Process<EchoJob, Int>) {
+        let (mine, theirs) = try Crew.Pipe().ends
+        let start = try Crew.Barrier(parties: 2)
+        let echo = Crew.Process(target: BenchFunctions.rawEcho, args: EchoJob(connection: theirs, start: start, spin: spin))
+        try echo.start()
+        guard let pid = echo.pid else { throw BenchError("a started child has no pid") }
+        theirs.close()
+        let fd = try mine.fileno()
+        RawSocket.makeBlocking(fd)
+        _ = try start.wait()
+        return (mine, fd, pid, echo)
     }
 }

@@ -32,6 +32,12 @@ extension CrewBench {
             who: "Swift floor", setup: "a child started before; 1 byte each way over a socketpair with plain blocking "
                 + "recv and send on both sides (no framing, no function call)", value: floor[0],
             cpuMicroseconds: floor[1])
+        status("round trip: the floor of an awaited call, the same ping-pong read by a thread that resumes the caller")
+        let awaitedFloor = try await Measure.median(rounds: rounds) { try await Self.rawPingPongAwaited(n) }
+        let awaitedFloorSide = Side(
+            who: "Swift floor", setup: "the same ping-pong, awaited: the caller task sends, then awaits a continuation "
+                + "that a thread of its own resumes after a blocking recv of the echo", value: awaitedFloor[0],
+            cpuMicroseconds: awaitedFloor[1])
 
         let python = try peer("round_trip.py", ["calls": n, "rounds": rounds], into: &report)
         let window = "\(n) calls one after another, each awaited before the next; median of \(rounds) rounds after "
@@ -41,7 +47,7 @@ extension CrewBench {
                 + "1 byte out)", unit: "µs per call", lowerIsBetter: true, window: window,
             crew: Side(who: "Crew", setup: "ProcessPool(processes: 1): try await pool.apply(f, 1); pool workers never "
                 + "spin", value: async[0], cpuMicroseconds: async[1]),
-            floor: floorSide,
+            floor: awaitedFloorSide,
             peers: [python.side("round_trip/apply")].compactMap { $0 }
         ))
         report.add(Row(
