@@ -16,22 +16,13 @@ public final class AsyncResult<Value: Sendable>: Sendable {
     /// Taken by the first outcome, when there are callbacks: they run before the result is ready.
     @usableFromInline
     let claimed = Atomic<Bool>(false)
-    /// What a thread that blocks in `get` does first, given its deadline (monotonic nanoseconds) and a test of
-    /// whether the result is in: a process pool reads the worker's answer on that thread.
-    @usableFromInline
-    let waitOnCaller: (@Sendable (_ deadline: UInt64?, _ isDone: () -> Bool) -> Void)?
 
     // Inlinable, so that the generic types made per result are resolved where the value type is known.
     @inlinable
-    init(
-        callback: (@Sendable (Value) -> Void)?,
-        errorCallback: (@Sendable (CrewError) -> Void)?,
-        waitOnCaller: (@Sendable (_ deadline: UInt64?, _ isDone: () -> Bool) -> Void)? = nil
-    ) {
+    init(callback: (@Sendable (Value) -> Void)?, errorCallback: (@Sendable (CrewError) -> Void)?) {
         self.completion = Completion()
         self.callback = callback
         self.errorCallback = errorCallback
-        self.waitOnCaller = waitOnCaller
     }
 
     /// Sets the outcome (once), running the matching callback first, as Python does (a `get` that returns finds
@@ -74,7 +65,7 @@ public final class AsyncResult<Value: Sendable>: Sendable {
 
     @usableFromInline
     func wait(for timeout: Duration?) throws -> Value {
-        guard let result = outcome(within: timeout) else {
+        guard let result = completion.wait(timeout: timeout) else {
             throw CrewError(.timedOut, "the result was not ready within \(timeout!)")
         }
         return try result.get()
@@ -83,17 +74,7 @@ public final class AsyncResult<Value: Sendable>: Sendable {
     /// Blocks until the result is ready or `timeout` passes; returns whether it is ready.
     @discardableResult
     public func wait(timeout: Duration? = nil) -> Bool {
-        outcome(within: timeout) != nil
-    }
-
-    /// Blocks until the outcome is in or `timeout` passes (then nil).
-    private func outcome(within timeout: Duration?) -> Result<Value, CrewError>? {
-        guard let waitOnCaller else { return completion.wait(timeout: timeout) }
-        let start = monotonicNanos()
-        waitOnCaller(timeout.map { start &+ $0.clampedNanoseconds }) { completion.current != nil }
-        guard let timeout else { return completion.wait(timeout: nil) }
-        let spent = Duration.nanoseconds(Int64(clamping: monotonicNanos() &- start))
-        return completion.wait(timeout: max(.zero, timeout - spent))
+        completion.wait(timeout: timeout) != nil
     }
 
     /// Waits until the result is ready (successful or not).

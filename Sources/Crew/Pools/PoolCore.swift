@@ -16,8 +16,7 @@ final class PoolCore: @unchecked Sendable {
     // @unchecked Sendable: `inner` is behind a mutex; `timers` is used only on the reactor thread.
 
     typealias WorkerID = PoolStateMachine.WorkerID
-    @usableFromInline
-    typealias TaskID = UInt64  // The same as PoolStateMachine.TaskID, spelled out for inlinable code.
+    typealias TaskID = PoolStateMachine.TaskID
     @usableFromInline
     typealias TaskCompletion = @Sendable (Result<Payload, CrewError>) -> Void
 
@@ -86,7 +85,6 @@ final class PoolCore: @unchecked Sendable {
     /// - Throws: ``CrewError/Code/poolClosed`` after close or terminate; the frame's and the encoder's errors.
     @usableFromInline
     func submit(
-        id: TaskID,
         function: String,
         synchronous: Bool,
         chunk: Bool,
@@ -94,6 +92,7 @@ final class PoolCore: @unchecked Sendable {
         encode: (inout [UInt8]) throws -> Void,
         complete: @escaping TaskCompletion
     ) throws {
+        let id = nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
         let frame = try callFrame(id: id, function: function, chunk: chunk, encode: encode)
         let record = TaskRecord(frame: frame, function: function, timeout: timeout, complete: complete)
         var refused = false
@@ -113,23 +112,6 @@ final class PoolCore: @unchecked Sendable {
         if refused {
             throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: function)
         }
-    }
-
-    /// A new task's id, for `submit`.
-    @usableFromInline
-    func newTaskID() -> TaskID {
-        nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
-    }
-
-    /// Waits on the calling thread, which may block, until `isDone()` or `deadline` (monotonic nanoseconds), by
-    /// reading the answers of the worker that task `id` was sent to: the answer then needs no wake-up of the
-    /// reactor and none of the caller. Returns at once, leaving the wait to the caller, if the task is not on a
-    /// worker (still queued, or over) or if another thread already reads that worker's answers; returns early
-    /// if the worker dies (the reactor then reports its death).
-    @usableFromInline
-    func readAnswer(of id: TaskID, deadline: UInt64?, until isDone: () -> Bool) {
-        let connection = inner.withLock { inner in inner.machine.worker(of: id).flatMap { inner.connections[$0] } }
-        connection?.readUntil(block: true, deadline: deadline, isDone)
     }
 
     /// Submits `count` tasks of `function` at once (the chunks of a map): every frame is encoded first, then
@@ -229,6 +211,9 @@ final class PoolCore: @unchecked Sendable {
     private func spawned(_ worker: WorkerID, _ result: Result<ChildConnection, CrewError>) {
         switch result {
         case .success(let connection):
+            // A thread of the worker's own sleeps in a read of its socket and hands out its answers: a blocking
+            // read wakes sooner than the reactor's epoll wait (see ChildConnection.readOnOwnThread).
+            startThread(name: "crew-pool-read") { connection.readOnOwnThread() }
             step(nil, flush: .always) { inner in
                 inner.connections[worker] = connection
                 return inner.machine.workerStarted(worker, now: monotonicNanos())

@@ -170,9 +170,6 @@ struct PoolStateMachine {
 
     var queuedCount: Int { queue.count - queueHead }
 
-    /// The worker a task was sent to, while it is there (nil while it is queued, and once it has ended).
-    func worker(of task: TaskID) -> WorkerID? { tasks[task]?.worker }
-
     // MARK: Events
 
     /// A new task. The caller has checked that the pool is running.

@@ -30,7 +30,8 @@ import Synchronization
 ///
 /// **Throughput.** A worker holds several calls at once when calls are short (they travel and are answered
 /// in batches) and one at a time when they are long (so that no call waits behind a long one while another
-/// worker is free). `map` sends its input in chunks, one frame each.
+/// worker is free). `map` sends its input in chunks, one frame each. For each worker the parent keeps a thread,
+/// asleep in a read of that worker's socket, that hands out its answers.
 ///
 /// A pool can be used from many tasks and threads at once. Dropping a running pool terminates it; dropping a
 /// closed one lets its workers finish the queue.
@@ -220,8 +221,7 @@ public final class ProcessPool: Sendable {
     // the caller's module instead of running as generic code that looks up type metadata on every call.
 
     /// Runs `function(args)` in a worker: Python's `apply_async`. The result arrives later; `callback` or
-    /// `errorCallback` runs then, on Crew's I/O thread or on a thread blocked in ``AsyncResult/get(timeout:)``
-    /// (which reads its worker's answers itself): keep them short and never block in them.
+    /// `errorCallback` runs then, on one of Crew's threads (keep them short and never block in them).
     ///
     /// - Throws: ``CrewError/Code/poolClosed`` after ``close()``; ``CrewError/Code/unknownFunction``;
     ///   ``CrewError/Code/frameTooLarge`` or ``CrewError/Code/encodingFailed`` for arguments that cannot be sent.
@@ -235,14 +235,9 @@ public final class ProcessPool: Sendable {
         errorCallback: (@Sendable (CrewError) -> Void)? = nil
     ) throws -> AsyncResult<R> {
         try check(function.name)
-        let id = core.newTaskID()
-        // A thread that blocks in `get` reads the worker's answer itself (see `PoolCore.readAnswer`).
-        let result = AsyncResult<R>(callback: callback, errorCallback: errorCallback) { [core] deadline, isDone in
-            core.readAnswer(of: id, deadline: deadline, until: isDone)
-        }
+        let result = AsyncResult<R>(callback: callback, errorCallback: errorCallback)
         let name = function.name
         try core.submit(
-            id: id,
             function: name,
             synchronous: function.registration.isSynchronous,
             chunk: false,

@@ -635,15 +635,29 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     /// The longest a caller sleeps in one read of the socket before it looks at the child's state again.
     static let receiveTimeoutMilliseconds = 100
 
+    /// Why `readUntil` returned.
+    enum ReadStop {
+        /// `isDone()` became true.
+        case done
+        /// Another reader holds the socket (a caller, or the reactor handing out what it read), or the connection
+        /// is ending: nothing was read.
+        case refused
+        /// The spin time is over (when not blocking).
+        case outOfTime
+        /// The socket reached its end, or the child has exited: the reactor takes it from here.
+        case ended
+    }
+
     /// Waits until `isDone()` by reading the socket on the calling thread, which saves the two thread wake-ups
     /// of the reactor path. Spins (non-blocking reads) for the spin time; then, if `block`, sleeps in the read
-    /// itself until `deadline` (monotonic nanoseconds; nil: no limit). Returns early, leaving the rest to the
-    /// reactor, if another caller or the reactor is reading, if the socket ends, if the child has exited, if the
-    /// deadline passes, or (when not blocking) when the spin time is over. Never blocks when `block` is false.
-    func readUntil(block: Bool, deadline: UInt64? = nil, _ isDone: () -> Bool) {
-        if isDone() { return }
-        guard spinNanoseconds > 0 || block else { return }
-        guard state.withLock({ $0.machine.callerStartsReading() }) else { return }
+    /// itself (waking every `receiveTimeoutMilliseconds` to look for a death). Returns early, leaving the rest to
+    /// the reactor, if another caller or the reactor is reading, if the socket ends, if the child has exited, or
+    /// (when not blocking) when the spin time is over. Never blocks when `block` is false.
+    @discardableResult
+    func readUntil(block: Bool, _ isDone: () -> Bool) -> ReadStop {
+        if isDone() { return .done }
+        guard spinNanoseconds > 0 || block else { return .outOfTime }
+        guard state.withLock({ $0.machine.callerStartsReading() }) else { return .refused }
         armSocket()
         defer {
             perform(state.withLock { $0.machine.callerStopsReading() })
@@ -653,22 +667,30 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         while !isDone() {
             var sleep = false
             if spinUntil == 0 || monotonicNanos() >= spinUntil {
-                guard block else { return }
-                if state.withLock({ $0.machine.failure != nil || $0.machine.exitWaitsForCaller }) { return }
+                guard block else { return .outOfTime }
+                if state.withLock({ $0.machine.failure != nil || $0.machine.exitWaitsForCaller }) { return .ended }
                 sleep = true
-                if let deadline {
-                    let now = monotonicNanos()
-                    if now >= deadline { return }
-                    let left = deadline - now
-                    if left < UInt64(Self.receiveTimeoutMilliseconds) * 1_000_000 {
-                        // Less time left than one read may sleep: wait in `poll` for exactly that long.
-                        var p = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-                        _ = poll(&p, 1, Int32((left + 999_999) / 1_000_000))
-                        sleep = false
-                    }
-                }
             }
-            if readAvailable(sleep: sleep) == .eof { return }
+            if readAvailable(sleep: sleep) == .eof { return .ended }
+        }
+        return .done
+    }
+
+    /// Reads the child's answers on the calling thread, a thread of its own, sleeping in each read, until the
+    /// connection ends; the reactor then handles the end as before. A pool worker gets such a thread: on a
+    /// virtual machine a thread asleep in a read wakes sooner than the reactor asleep in `epoll_wait`, which
+    /// matters for calls awaited one at a time.
+    func readOnOwnThread() {
+        while true {
+            switch readUntil(block: true, { false }) {
+            case .ended:
+                return
+            case .refused:
+                if state.withLock({ $0.machine.readingIsOver }) { return }
+                usleep(200)  // The reactor is handing out what it read, which takes microseconds.
+            case .done, .outOfTime:
+                continue
+            }
         }
     }
 

@@ -85,6 +85,12 @@ struct ChildConnectionStateMachine {
     /// The child said hello: it reached `Crew.bootstrap` and serves.
     private(set) var helloSeen = false
 
+    /// Nobody will read the socket for answers any more: its end was read, or the child is dead or being handled
+    /// as dead.
+    var readingIsOver: Bool {
+        socketClosed || failure != nil || exitSeen || phase == .draining || phase == .exited
+    }
+
     /// Whether the reactor should watch the socket for input now.
     var reactorReads: Bool { !callerReads && phase != .draining && phase != .exited }
 
