@@ -70,18 +70,40 @@ public final class SQLiteBroker: Broker {
             if let maxPages { try db.execute(sql: "PRAGMA max_page_count = \(maxPages)") }
         }
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-            if readOnly {
-                try pool.read { db in try Self.checkSchema(db) }
-            } else {
-                try pool.write { db in try Self.migrate(db) }
-            }
+            pool = try Self.openPool(path: path, configuration: configuration, readOnly: readOnly, timeout: timeout)
         } catch let error as BrokerError {
             throw error
         } catch let error as DatabaseError {
             throw Self.brokerError(error, path: path)
         } catch {
             throw BrokerError(.storage, "cannot open \(path): \(error)")
+        }
+    }
+
+    /// Opens the file and migrates (or checks) its schema. Two programs that open a new file together race to set
+    /// it up: switching it to WAL and GRDB's first write there run in transactions SQLite fails with `SQLITE_BUSY`
+    /// at once rather than wait, so the whole opening is tried again, for up to `timeout` seconds.
+    private static func openPool(
+        path: String,
+        configuration: Configuration,
+        readOnly: Bool,
+        timeout: Double
+    ) throws -> DatabasePool {
+        var tries = 0
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                if readOnly {
+                    try pool.read { db in try Self.checkSchema(db) }
+                } else {
+                    try pool.write { db in try Self.migrate(db) }
+                }
+                return pool
+            } catch let error as DatabaseError
+                where [.SQLITE_BUSY, .SQLITE_LOCKED].contains(error.resultCode) && waitBusy(tries: tries, timeout: timeout)
+            {
+                tries += 1
+            }
         }
     }
 

@@ -300,6 +300,35 @@ final class TestClock: Sendable {
         }
     }
 
+    /// A worker and a producer started together open a new file at once (each its own connections, as two programs
+    /// do): all of them set it up and use it, none fails with "locked".
+    @Test func programsOpeningANewFileTogetherAllGetIt() async throws {
+        for _ in 0..<20 {
+            let path = BrokerConformanceTests.temporaryPath()
+            let openers = 6
+            let start = DispatchSemaphore(value: 0)
+            let opened = Mutex<[Result<SQLiteBroker, any Error>]>([])
+            // Real threads, released together: the opening is synchronous, and two cooperative threads would
+            // take the openers in turns.
+            let all: [Result<SQLiteBroker, any Error>] = await withCheckedContinuation { done in
+                for _ in 0..<openers {
+                    Foundation.Thread {
+                        start.wait()
+                        let result = Result { try SQLiteBroker(path: path) }
+                        let results = opened.withLock { $0.append(result); return $0 }
+                        if results.count == openers { done.resume(returning: results) }
+                    }.start()
+                }
+                for _ in 0..<openers { start.signal() }
+            }
+            for (index, result) in all.enumerated() {
+                let broker = try result.get()
+                try await broker.enqueue(NewJob(id: JobID("job-\(index)"), name: "f", arguments: "[]"))
+            }
+            #expect(try await SQLiteBroker(path: path).jobs(queue: nil, states: nil, limit: .max).count == openers)
+        }
+    }
+
     /// Runs SQL on a database with the `sqlite3` shell, as a person editing it by hand would.
     static func sqlite3(_ path: String, _ sql: String) throws {
         let shell = Foundation.Process()
