@@ -47,7 +47,7 @@ public struct Crew: Sendable {
         /// it sleeps. Waking a sleeping thread on another CPU can cost more than the spin on virtual machines;
         /// a short spin saves it for calls that follow each other closely, at the price of that much CPU time
         /// per wait (crew-bench measures the rows that spin both ways, with the CPU each costs). 0 turns spinning
-        /// off; it is always off on a machine with one CPU. It applies to waits on a ``Queue``, a ``Connection``,
+        /// off; it is always off on a machine with one CPU. It applies to waits on a ``Crew/Queue``, a ``Crew/Connection``,
         /// a ``Crew/Process``'s answer and a ``Crew/Thread``'s join; ``ProcessPool`` workers never spin.
         public var spinMicroseconds: Int
         /// How children start: a new `posix_spawn` of the program each (the default), or forked by a fork server.

@@ -64,7 +64,7 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
         /// A bounded queue had no room without waiting, or within the timeout (Python's `queue.Full`).
         public static let full = Code(.full)
         /// The other side is gone: every other process holding a queue has exited or closed it while this one
-        /// waited, the peer of a ``Connection`` closed it or died, or this handle was closed. Python blocks
+        /// waited, the peer of a ``Crew/Connection`` closed it or died, or this handle was closed. Python blocks
         /// forever here.
         public static let closed = Code(.closed)
         /// The process or thread that held a cross-process lock died holding it. The lock has been released;

@@ -1,5 +1,5 @@
-public import ArgumentParser
-public import Crew
+import ArgumentParser
+import Crew
 public import CrewQueue
 import CrewPostgres
 import CrewSQLite
@@ -54,7 +54,7 @@ public enum CrewCLI {
 
     /// Opens the broker a URL names: `sqlite:///absolute/path.db`, `sqlite://relative.db`,
     /// `postgres://user:password@host:port/database` (or `…/database?host=/socket/directory`) or `memory://`.
-    public static func broker(_ url: String) async throws -> any Broker {
+    public static func broker(_ url: String) async throws -> any QueueBroker {
         if url == "memory://" { return MemoryBroker() }
         if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
             return try await PostgresBroker.connect(url: url)
@@ -68,7 +68,7 @@ public enum CrewCLI {
         guard !path.isEmpty else { throw ValidationError("the broker URL \(url) names no file") }
         // Opening the file migrates it, which may wait for another process's write lock: not on a cooperative
         // thread.
-        return try await blocking { try SQLiteBroker(path: path) }
+        return try await Crew.blocking { try SQLiteBroker(path: path) }
     }
 }
 
@@ -96,7 +96,7 @@ struct BrokerOptions: ParsableArguments {
     @Flag(help: "Print JSON for scripts instead of text for people.")
     var json = false
 
-    func open() async throws -> any Broker {
+    func open() async throws -> any QueueBroker {
         try await CrewCLI.broker(broker)
     }
 }
@@ -155,11 +155,11 @@ struct WorkerCommand: AsyncParsableCommand {
         case .threads, .solo: try .threads(n)
         case .coroutines: try .coroutines(n)
         }
-        let worker = Worker(
+        let worker = QueueWorker(
             broker: try await options.open(),
             tasks: CLIContext.tasks.withLock { $0 },
             executor: executor,
-            configuration: Worker.Configuration(
+            configuration: QueueWorker.Configuration(
                 queues: queues.split(separator: ",").map { String($0.filter { $0 != " " }) },
                 concurrency: n,
                 prefetchMultiplier: prefetchMultiplier

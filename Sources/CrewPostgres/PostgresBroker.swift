@@ -15,7 +15,7 @@ import Synchronization
 ///
 /// Times are stored as Unix seconds from the broker's clock; the machines that share a database should keep
 /// their clocks in step (NTP), as leases are compared across them.
-public final class PostgresBroker: Broker {
+public final class PostgresBroker: QueueBroker {
     /// The schema version this code writes and reads.
     public static let schemaVersion = 1
 

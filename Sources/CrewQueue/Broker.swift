@@ -5,7 +5,7 @@ public import FoundationEssentials
 /// broker passes the same conformance suite.
 ///
 /// Delivery is at least once: a job whose worker dies is run again once its lease expires (``reapExpiredLeases()``).
-public protocol Broker: Sendable {
+public protocol QueueBroker: Sendable {
     /// Stores the jobs, all or none: `scheduled` if their time has not come, `available` otherwise.
     ///
     /// - Throws: ``BrokerError`` (`duplicateJob` for an id already taken; nothing is stored then).
@@ -69,7 +69,7 @@ public protocol Broker: Sendable {
     func awaitSignal(_ signal: BrokerSignal, after mark: UInt64, timeout: Duration) async
 }
 
-extension Broker {
+extension QueueBroker {
     /// Always 0 (a broker without wake-ups).
     public func signalMark(_ signal: BrokerSignal) -> UInt64 { 0 }
 
@@ -114,7 +114,7 @@ public enum BrokerSignal: Sendable {
     case results
 }
 
-/// How an attempt of a job ended, as a worker reports it to ``Broker/record(_:worker:)``.
+/// How an attempt of a job ended, as a worker reports it to ``QueueBroker/record(_:worker:)``.
 public struct JobOutcome: Sendable, Equatable {
     /// The job.
     public var id: JobID

@@ -1,7 +1,7 @@
 import Synchronization
 
-/// Wake-ups within one process, for brokers to build ``Broker/signalMark(_:)`` and
-/// ``Broker/awaitSignal(_:after:timeout:)`` on: ``MemoryBroker`` raises them itself; a broker on a server raises
+/// Wake-ups within one process, for brokers to build ``QueueBroker/signalMark(_:)`` and
+/// ``QueueBroker/awaitSignal(_:after:timeout:)`` on: ``MemoryBroker`` raises them itself; a broker on a server raises
 /// them when the server tells it that jobs were enqueued or ended.
 public final class BrokerSignals: Sendable {
     private struct State {

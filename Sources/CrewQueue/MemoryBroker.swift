@@ -2,7 +2,7 @@ public import FoundationEssentials
 
 /// A broker in this process's memory (`memory://`): for tests and for trying things out. Nothing survives the
 /// process.
-public actor MemoryBroker: Broker {
+public actor MemoryBroker: QueueBroker {
     private var jobs: [JobID: JobRecord] = [:]
     private var ttls: [JobID: Duration] = [:]
     private var schedules: [String: Date] = [:]
@@ -15,7 +15,7 @@ public actor MemoryBroker: Broker {
         self.clock = clock
     }
 
-    /// Stores the jobs, all or none (see ``Broker``).
+    /// Stores the jobs, all or none (see ``QueueBroker``).
     public func enqueue(_ new: [NewJob]) async throws {
         try JobRules.validate(new)
         if let taken = new.first(where: { jobs[$0.id] != nil }) {
@@ -50,7 +50,7 @@ public actor MemoryBroker: Broker {
         }
     }
 
-    /// Claims up to `limit` available jobs (see ``Broker``).
+    /// Claims up to `limit` available jobs (see ``QueueBroker``).
     public func claim(queues: [String], limit: Int, worker: String, lease: Duration) async throws -> [JobRecord] {
         guard limit > 0 else { return [] }
         let now = clock()
@@ -87,7 +87,7 @@ public actor MemoryBroker: Broker {
         }
     }
 
-    /// Records the outcomes of attempts (see ``Broker/record(_:worker:)``).
+    /// Records the outcomes of attempts (see ``QueueBroker/record(_:worker:)``).
     public func record(_ outcomes: [JobOutcome], worker: String) async throws -> [JobState?] {
         let now = clock()
         defer { signals.raise(.results) }

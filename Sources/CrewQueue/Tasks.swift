@@ -76,12 +76,12 @@ public struct TaskOptions: Sendable {
 /// Arguments and results are stored as JSON, so the function's types must be JSON-codable.
 public struct QueueTask<Arguments: Codable & Sendable, Result: Codable & Sendable>: AnyQueueTask {
     /// The function the task runs.
-    public let function: Function<Arguments, Result>
+    public let function: Crew.Function<Arguments, Result>
     /// How it is queued, retried and limited.
     public let options: TaskOptions
 
     /// The task for `function`, with `options`.
-    public init(_ function: Function<Arguments, Result>, options: TaskOptions = TaskOptions()) {
+    public init(_ function: Crew.Function<Arguments, Result>, options: TaskOptions = TaskOptions()) {
         self.function = function
         self.options = options
     }
@@ -119,10 +119,10 @@ public protocol AnyQueueTask: Sendable {
 /// Enqueues tasks and follows them: the producer's side of the durable queue.
 public struct TaskClient: Sendable {
     /// Where jobs are stored.
-    public let broker: any Broker
+    public let broker: any QueueBroker
 
     /// A client of `broker`.
-    public init(broker: any Broker) {
+    public init(broker: any QueueBroker) {
         self.broker = broker
     }
 
@@ -189,18 +189,18 @@ public struct TaskHandle<Result: Decodable & Sendable>: Sendable {
     /// The job's id.
     public let id: JobID
     /// Where it is stored.
-    public let broker: any Broker
+    public let broker: any QueueBroker
 
     /// The broker's results mark from before the job was enqueued: no result of the job can have been signalled
     /// before it, so a first wait for it needs no look at the job first.
     let resultsMark: UInt64?
 
     /// A handle on job `id` of `broker`.
-    public init(id: JobID, broker: any Broker) {
+    public init(id: JobID, broker: any QueueBroker) {
         self.init(id: id, broker: broker, resultsMark: nil)
     }
 
-    init(id: JobID, broker: any Broker, resultsMark: UInt64?) {
+    init(id: JobID, broker: any QueueBroker, resultsMark: UInt64?) {
         self.id = id
         self.broker = broker
         self.resultsMark = resultsMark

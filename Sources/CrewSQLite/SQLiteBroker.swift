@@ -14,7 +14,7 @@ import Glibc
 /// Claiming is one short `BEGIN IMMEDIATE` transaction, so several worker processes can share the file. The
 /// file (and the WAL beside it) is created owner-only (0600). Times are stored as Unix seconds; arguments,
 /// results and errors as JSON text, readable with the `sqlite3` tool.
-public final class SQLiteBroker: Broker {
+public final class SQLiteBroker: QueueBroker {
     /// The schema version this code writes and reads.
     public static let schemaVersion = 2
 
@@ -491,7 +491,7 @@ public final class SQLiteBroker: Broker {
         }
     }
 
-    /// Records the outcomes of attempts in one transaction (see ``Broker/record(_:worker:)``).
+    /// Records the outcomes of attempts in one transaction (see ``QueueBroker/record(_:worker:)``).
     public func record(_ outcomes: [JobOutcome], worker: String) async throws -> [JobState?] {
         guard !outcomes.isEmpty else { return [] }
         let now = clock().timeIntervalSince1970

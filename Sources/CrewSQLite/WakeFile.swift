@@ -65,7 +65,7 @@ final class WakeFile: @unchecked Sendable {
         let nanoseconds = Int64(clamping: Int(timeout.components.seconds) * 1_000_000_000
             + Int(timeout.components.attoseconds / 1_000_000_000))
         let raw = UInt(bitPattern: word)
-        _ = try? await blocking {
+        _ = try? await Crew.blocking {
             let word = UnsafeMutablePointer<UInt32>(bitPattern: raw)!
             _ = crew_add32(word + 1, 1)
             _ = crew_futex_wait(word, seen, nanoseconds)

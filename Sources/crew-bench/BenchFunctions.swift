@@ -7,26 +7,26 @@ import Glibc
 
 /// The functions the benchmark runs in child processes (each has its twin in bench/peers).
 enum BenchFunctions {
-    static let double = Function("bench.double") { (x: Int) in x * 2 }
-    static let echoByte = Function("bench.echoByte") { (b: UInt8) in b }
-    static let square = Function("bench.square") { (x: Int) in squareBody(x) }
+    static let double = Crew.Function("bench.double") { (x: Int) in x * 2 }
+    static let echoByte = Crew.Function("bench.echoByte") { (b: UInt8) in b }
+    static let square = Crew.Function("bench.square") { (x: Int) in squareBody(x) }
     /// The square, as a function value: what Swift's floor calls for each item, as a pool calls a registered
     /// function's body.
     static let squareBody: @Sendable (Int) -> Int = { x in x * x }
     /// CPU-bound work, the same loop as the Python peers' `burn`: `steps` steps of a linear congruential generator
     /// from `seed`, modulo 2⁶⁴. The results are summed on both sides and must agree.
-    static let burn = Function("bench.burn") { (job: BurnJob) -> UInt64 in
+    static let burn = Crew.Function("bench.burn") { (job: BurnJob) -> UInt64 in
         BenchFunctions.burnLoop(seed: job.seed, steps: job.steps)
     }
     /// Traps at once, with a message (Swift's runtime prints `Fatal error: …` to standard error).
-    static let trap = Function("bench.trap") { (n: Int) -> Int in
+    static let trap = Crew.Function("bench.trap") { (n: Int) -> Int in
         fatalError("bench trap \(n)")
     }
     /// Traps at once on an index out of range (the runtime's own check, with no message of the program's).
-    static let trapIndex = Function("bench.trapIndex") { (n: Int) -> Int in
+    static let trapIndex = Crew.Function("bench.trapIndex") { (n: Int) -> Int in
         [1, 2, 3][n]
     }
-    static let sleepLong = Function("bench.sleepLong") { () async throws in
+    static let sleepLong = Crew.Function("bench.sleepLong") { () async throws in
         try await Task.sleep(for: .seconds(60))
     }
 
@@ -40,7 +40,7 @@ enum BenchFunctions {
 
     /// Waits at the start barrier, puts `count` messages of `size` bytes, then stays until told it is done (so
     /// that its CPU time can be read before it exits).
-    static let produce = Function("bench.produce") { (job: ProduceJob) throws -> Int in
+    static let produce = Crew.Function("bench.produce") { (job: ProduceJob) throws -> Int in
         let message = [UInt8](repeating: 7, count: job.size)
         _ = try job.start.wait()
         for _ in 0..<job.count { try job.queue.put(message) }
@@ -48,7 +48,7 @@ enum BenchFunctions {
         return job.count
     }
     /// Waits at the start barrier, puts the numbers `first..<first + count` and then -1, and stays until done.
-    static let produceNumbers = Function("bench.produceNumbers") { (job: NumbersJob) throws -> Int in
+    static let produceNumbers = Crew.Function("bench.produceNumbers") { (job: NumbersJob) throws -> Int in
         _ = try job.start.wait()
         for value in job.first..<(job.first + job.count) { try job.queue.put(value) }
         try job.queue.put(-1)
@@ -57,7 +57,7 @@ enum BenchFunctions {
     }
     /// Waits at the start barrier, gets numbers until a -1, puts how many it got and their sum on `results`, and
     /// stays until done.
-    static let consumeNumbers = Function("bench.consumeNumbers") { (job: ConsumeJob) throws -> Int in
+    static let consumeNumbers = Crew.Function("bench.consumeNumbers") { (job: ConsumeJob) throws -> Int in
         _ = try job.start.wait()
         var count = 0
         var sum = 0
@@ -72,7 +72,7 @@ enum BenchFunctions {
         return count
     }
     /// Waits at the start barrier, then sends back every message it receives until the peer closes.
-    static let echoPipe = Function("bench.echoPipe") { (job: EchoJob) throws -> Int in
+    static let echoPipe = Crew.Function("bench.echoPipe") { (job: EchoJob) throws -> Int in
         _ = try job.start.wait()
         var count = 0
         while true {
@@ -88,7 +88,7 @@ enum BenchFunctions {
     }
     /// The floor of a round trip to another process: waits at the start barrier, then echoes single bytes on the
     /// connection's descriptor with plain blocking `recv` and `send` (no framing, no Crew), until the peer closes.
-    static let rawEcho = Function("bench.rawEcho") { (job: EchoJob) throws -> Int in
+    static let rawEcho = Crew.Function("bench.rawEcho") { (job: EchoJob) throws -> Int in
         let fd = try job.connection.fileno()
         RawSocket.makeBlocking(fd)
         _ = try job.start.wait()
@@ -103,7 +103,7 @@ enum BenchFunctions {
 
     /// Waits at the start barrier, adds 1 to the counter `times` times, each under its lock, says so on
     /// `results`, and stays until done.
-    static let increment = Function("bench.increment") { (job: CounterJob) throws -> Int in
+    static let increment = Crew.Function("bench.increment") { (job: CounterJob) throws -> Int in
         _ = try job.start.wait()
         for _ in 0..<job.times { try job.counter.withLock { $0 += 1 } }
         try job.results.put(job.times)
@@ -112,14 +112,14 @@ enum BenchFunctions {
     }
 
     /// An I/O-bound call: sleeps `ms` milliseconds as a task.
-    static let sleepMs = Function("bench.sleepMs") { (ms: Int) async throws -> Int in
+    static let sleepMs = Crew.Function("bench.sleepMs") { (ms: Int) async throws -> Int in
         try await Task.sleep(for: .milliseconds(ms))
         return ms
     }
 
     /// Waits at the start barrier, then sleeps `count` times, `concurrency` at once, as tasks of a task group: the
     /// floor of the processes × coroutines row. Returns how many sleeps ended.
-    static let sleepMany = Function("bench.sleepMany") { (job: SleepManyJob) async throws -> Int in
+    static let sleepMany = Crew.Function("bench.sleepMany") { (job: SleepManyJob) async throws -> Int in
         _ = try job.start.wait()
         return try await withThrowingTaskGroup(of: Void.self) { group in
             var started = 0
@@ -141,7 +141,7 @@ enum BenchFunctions {
 
     /// Parks `count` coroutines (or bare tasks, for Swift's floor) in this fresh process and returns the memory
     /// each added: [resident bytes, heap bytes in use] per coroutine.
-    static let parked = Function("bench.parked") { (job: ParkJob) async throws -> [Double] in
+    static let parked = Crew.Function("bench.parked") { (job: ParkJob) async throws -> [Double] in
         try await ParkedMemory.measure(job)
     }
 
@@ -185,7 +185,7 @@ struct BurnJob: Codable, Sendable {
 }
 
 struct ProduceJob: Codable, Sendable {
-    var queue: Queue<[UInt8]>
+    var queue: Crew.Queue<[UInt8]>
     var count: Int
     var size: Int
     var start: Crew.Barrier
@@ -193,7 +193,7 @@ struct ProduceJob: Codable, Sendable {
 }
 
 struct NumbersJob: Codable, Sendable {
-    var queue: Queue<Int>
+    var queue: Crew.Queue<Int>
     var first: Int
     var count: Int
     var start: Crew.Barrier
@@ -201,14 +201,14 @@ struct NumbersJob: Codable, Sendable {
 }
 
 struct ConsumeJob: Codable, Sendable {
-    var queue: Queue<Int>
-    var results: Queue<[Int]>
+    var queue: Crew.Queue<Int>
+    var results: Crew.Queue<[Int]>
     var start: Crew.Barrier
     var done: Crew.Event
 }
 
 struct EchoJob: Codable, Sendable {
-    var connection: Connection
+    var connection: Crew.Connection
     var start: Crew.Barrier
     /// Read without ever sleeping.
     var spin = false
@@ -217,7 +217,7 @@ struct EchoJob: Codable, Sendable {
 struct CounterJob: Codable, Sendable {
     var counter: SharedValue<Int>
     var times: Int
-    var results: Queue<Int>
+    var results: Crew.Queue<Int>
     var start: Crew.Barrier
     var done: Crew.Event
 }
@@ -230,7 +230,7 @@ struct SleepManyJob: Codable, Sendable {
 }
 
 struct ParkJob: Codable, Sendable {
-    /// "crew" (``spawn`` waiting on an ``AsyncEvent``) or "floor" (a bare `Task` waiting on a continuation).
+    /// "crew" (``Crew/spawn(priority:_:)`` waiting on an ``AsyncEvent``) or "floor" (a bare `Task` waiting on a continuation).
     var kind: String
     var count: Int
 }
@@ -252,14 +252,14 @@ enum ParkedMemory {
         case "crew":
             let event = AsyncEvent()
             let parked = (0..<job.count).map { _ in
-                spawn {
+                Crew.spawn {
                     started.count.add(1, ordering: .relaxed)
                     await event.wait()
                 }
             }
             release = {
                 event.set()
-                try await joinAll(parked)
+                try await Crew.joinAll(parked)
             }
         case "floor":
             var tasks: [Task<Void, Never>] = []

@@ -162,7 +162,7 @@ extension CrewBench {
         status("concurrency: spawn and join \(coroutines) coroutines (spawn, then bare tasks)")
         let spawnedRound: () async throws -> Double = {
             let start = ContinuousClock.now
-            let all = (0..<coroutines).map { i in spawn { i } }
+            let all = (0..<coroutines).map { i in Crew.spawn { i } }
             var sum = 0
             for c in all { sum &+= try await c.value }
             let rate = Double(coroutines) / Measure.seconds(ContinuousClock.now - start)
@@ -195,8 +195,8 @@ extension CrewBench {
         status("concurrency: \(sleepers) coroutines sleeping 100 ms (spawn, then bare tasks)")
         let sleepRound: () async throws -> Double = {
             let start = ContinuousClock.now
-            let all = (0..<sleepers).map { _ in spawn { try await Task.sleep(for: .milliseconds(100)) } }
-            try await joinAll(all)
+            let all = (0..<sleepers).map { _ in Crew.spawn { try await Task.sleep(for: .milliseconds(100)) } }
+            try await Crew.joinAll(all)
             return Measure.seconds(ContinuousClock.now - start)
         }
         let sleepFloorRound: () async throws -> Double = {
@@ -355,7 +355,7 @@ extension CrewBench {
             id: "coroutines.spawn", workload: "spawn \(Self.count(coroutines)) coroutines returning their index, then "
                 + "join them all", unit: "per s", lowerIsBetter: false,
             window: "the first spawn to the last value; \(median)",
-            crew: Side(who: "Crew", setup: "spawn { i } each, then each value", value: spawned),
+            crew: Side(who: "Crew", setup: "Crew.spawn { i } each, then each value", value: spawned),
             floor: Side(who: "Swift floor", setup: "Task { i } each, then each value", value: spawnFloor),
             peers: [python.side("spawn/asyncio"), python.side("spawn/gevent")].compactMap { $0 }
         ))
@@ -369,7 +369,7 @@ extension CrewBench {
                 window: "each kind in a fresh child process: read before the first is made and 0.1 s after the last "
                     + "has started; median of \(rounds) processes of each, Crew's and the floor's in turns, after one "
                     + "untimed of each",
-                crew: Side(who: "Crew", setup: "spawn { await event.wait() } on an AsyncEvent", value: memory[index]),
+                crew: Side(who: "Crew", setup: "Crew.spawn { await event.wait() } on an AsyncEvent", value: memory[index]),
                 floor: Side(who: "Swift floor", setup: "Task { await withUnsafeContinuation { … } }", value: memoryFloor[index]),
                 peers: [python.side("\(metric)/asyncio"), python.side("\(metric)/gevent")].compactMap { $0 }
             ))
@@ -377,7 +377,7 @@ extension CrewBench {
         report.add(Row(
             id: "coroutines.sleep", workload: "\(Self.count(sleepers)) coroutines each sleeping 100 ms", unit: "s",
             lowerIsBetter: true, window: "the first spawn to the last join; \(median)",
-            crew: Side(who: "Crew", setup: "spawn { try await Task.sleep(for: .milliseconds(100)) } each, joinAll",
+            crew: Side(who: "Crew", setup: "Crew.spawn { try await Task.sleep(for: .milliseconds(100)) } each, joinAll",
                        value: sleep),
             floor: Side(who: "Swift floor", setup: "Task { try await Task.sleep(…) } each, then each value", value: sleepFloor),
             peers: [python.side("sleep/asyncio"), python.side("sleep/gevent")].compactMap { $0 }

@@ -19,7 +19,7 @@ extension CrewBench {
         let pings = quick ? 10_000 : 50_000
         let increments = quick ? 50_000 : 200_000
 
-        func started<A, R>(_ function: Function<A, R>, _ args: A) throws -> (Crew.Process<A, R>, Int32) {
+        func started<A, R>(_ function: Crew.Function<A, R>, _ args: A) throws -> (Crew.Process<A, R>, Int32) {
             let p = Crew.Process(target: function, args: args)
             try p.start()
             guard let pid = p.pid else { throw BenchError("a started child has no pid") }
@@ -28,7 +28,7 @@ extension CrewBench {
 
         // One producer child, the parent consumes: [messages/s, CPU µs per message].
         func queueRound(count: Int, size: Int) async throws -> [Double] {
-            let q = try Queue<[UInt8]>()
+            let q = try Crew.Queue<[UInt8]>()
             let start = try Crew.Barrier(parties: 2)
             let done = try Crew.Event()
             let (producer, pid) = try started(
@@ -48,8 +48,8 @@ extension CrewBench {
 
         // Two producers and two consumers, all children; every number must arrive exactly once.
         func manyRound() async throws -> [Double] {
-            let q = try Queue<Int>(maxSize: 100_000)
-            let results = try Queue<[Int]>()
+            let q = try Crew.Queue<Int>(maxSize: 100_000)
+            let results = try Crew.Queue<[Int]>()
             let start = try Crew.Barrier(parties: 5)
             let done = try Crew.Event()
             let consumers = try (0..<2).map { _ in
@@ -99,7 +99,7 @@ extension CrewBench {
         // Two children increment a shared counter under its lock: [increments/s, CPU µs per increment].
         func valueRound() async throws -> [Double] {
             let counter = try SharedValue(0)
-            let results = try Queue<Int>()
+            let results = try Crew.Queue<Int>()
             let start = try Crew.Barrier(parties: 3)
             let done = try Crew.Event()
             let workers = try (0..<2).map { _ in
@@ -259,7 +259,7 @@ extension CrewBench {
 
     /// Starts the echoing child of the floors, waiting at the start barrier until it is ready: our end of the
     /// socketpair (blocking), its descriptor, the child's pid, and the child.
-    private static func startRawEcho(spin: Bool) throws -> (Connection, Int32, Int32, Crew.Process<EchoJob, Int>) {
+    private static func startRawEcho(spin: Bool) throws -> (Crew.Connection, Int32, Int32, Crew.Process<EchoJob, Int>) {
         let (mine, theirs) = try Crew.Pipe().ends
         let start = try Crew.Barrier(parties: 2)
         let echo = Crew.Process(target: BenchFunctions.rawEcho, args: EchoJob(connection: theirs, start: start, spin: spin))

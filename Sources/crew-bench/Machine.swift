@@ -10,7 +10,7 @@ enum Machine {
     /// Bytes the heap has handed out and not taken back (glibc's `mallinfo2`, `uordblks + hblkhd`): what live
     /// objects use, whatever the heap kept from earlier work.
     static func heapBytesInUse() -> Int {
-        crewHeapBytesInUse()
+        Crew.heapBytesInUse()
     }
 
     /// This process's resident memory, in bytes (from /proc/self/statm).

@@ -109,7 +109,7 @@ extension CrewBench {
         let kill = !parts.contains("kill") ? .nan : try await Measure.median(rounds: quick ? 3 : 10, warmUp: false) {
             let pool = try ProcessPool(processes: 1)
             _ = try await pool.apply(BenchFunctions.square, 1)
-            let busy = try pool.applyAsync(BenchFunctions.sleepLong, Empty())
+            let busy = try pool.applyAsync(BenchFunctions.sleepLong, Crew.Empty())
             try await Task.sleep(for: .milliseconds(300))
             let start = ContinuousClock.now
             for pid in pool.workerPIDs { Glibc.kill(pid, SIGKILL) }

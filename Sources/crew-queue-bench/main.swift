@@ -14,7 +14,7 @@ import Foundation
 //   crew-queue-bench worker ...                                       a queue worker (the measured runs start it)
 
 enum BenchTasks {
-    static let trivial = Function("bench.trivial") { (x: Int) in x }
+    static let trivial = Crew.Function("bench.trivial") { (x: Int) in x }
     static let task = QueueTask(trivial)
 }
 
@@ -261,9 +261,9 @@ enum QueueBench {
         }, "ms", url)
         // A round trip through a worker in this process, on a broker (a pool of connections) of its own.
         let workerBroker = try await CrewCLI.broker(url)
-        let worker = Worker(
+        let worker = QueueWorker(
             broker: workerBroker, tasks: [BenchTasks.task], executor: try .threads(4),
-            configuration: Worker.Configuration(concurrency: 4, prefetchMultiplier: 4)
+            configuration: QueueWorker.Configuration(concurrency: 4, prefetchMultiplier: 4)
         )
         let serving = Task { try await worker.run() }
         _ = try await client.enqueue(BenchTasks.task, 0).result(timeout: .seconds(30))

@@ -32,7 +32,7 @@ public struct ChaosProducerJob: Codable, Sendable {
 public enum QueueFunctions {
     /// The task the chaos jobs run: a short wait (long enough that a killed worker is holding jobs), then its
     /// argument back.
-    public static let chaosTask = Function("chaos.task") { (n: Int) async throws -> Int in
+    public static let chaosTask = Crew.Function("chaos.task") { (n: Int) async throws -> Int in
         try await Task.sleep(for: .milliseconds(10))
         return n
     }
@@ -41,12 +41,12 @@ public enum QueueFunctions {
     public static let chaosQueueTask = QueueTask(chaosTask, options: TaskOptions(maxRetries: 50, retryBackoff: .milliseconds(1)))
 
     /// Runs a queue worker on the broker until the process is killed.
-    public static let runWorker = Function("chaos.runWorker") { (job: ChaosWorkerJob) async throws -> Int in
-        let worker = Worker(
+    public static let runWorker = Crew.Function("chaos.runWorker") { (job: ChaosWorkerJob) async throws -> Int in
+        let worker = QueueWorker(
             broker: try await CrewCLI.broker(job.broker),
             tasks: [chaosQueueTask],
             executor: job.prefork ? try .processes(2, coroutinesEach: 4) : try .coroutines(8),
-            configuration: Worker.Configuration(
+            configuration: QueueWorker.Configuration(
                 concurrency: 8,
                 lease: .milliseconds(600),
                 heartbeat: .milliseconds(150),
@@ -59,7 +59,7 @@ public enum QueueFunctions {
     }
 
     /// Enqueues `count` chaos jobs in one `enqueueMany` (the test kills it on the way).
-    public static let produce = Function("chaos.produce") { (job: ChaosProducerJob) async throws -> Int in
+    public static let produce = Crew.Function("chaos.produce") { (job: ChaosProducerJob) async throws -> Int in
         let client = TaskClient(broker: try await CrewCLI.broker(job.broker))
         try await client.enqueueMany(chaosQueueTask, Array(0..<job.count))
         return job.count

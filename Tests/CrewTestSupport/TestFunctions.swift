@@ -27,9 +27,9 @@ public struct TestFailure: Error, CustomStringConvertible, Sendable {
 
 /// A queue and values to put on it.
 public struct QueueJob: Codable, Sendable {
-    public var queue: Queue<Int>
+    public var queue: Crew.Queue<Int>
     public var values: [Int]
-    public init(queue: Queue<Int>, values: [Int]) {
+    public init(queue: Crew.Queue<Int>, values: [Int]) {
         self.queue = queue
         self.values = values
     }
@@ -37,10 +37,10 @@ public struct QueueJob: Codable, Sendable {
 
 /// A queue and how many values to get from it.
 public struct QueueTake: Codable, Sendable {
-    public var queue: Queue<Int>
+    public var queue: Crew.Queue<Int>
     public var count: Int
     public var timeoutMilliseconds: Int
-    public init(queue: Queue<Int>, count: Int, timeoutMilliseconds: Int = 10_000) {
+    public init(queue: Crew.Queue<Int>, count: Int, timeoutMilliseconds: Int = 10_000) {
         self.queue = queue
         self.count = count
         self.timeoutMilliseconds = timeoutMilliseconds
@@ -49,9 +49,9 @@ public struct QueueTake: Codable, Sendable {
 
 /// A byte queue and the size of a message to put.
 public struct BytesJob: Codable, Sendable {
-    public var queue: Queue<[UInt8]>
+    public var queue: Crew.Queue<[UInt8]>
     public var size: Int
-    public init(queue: Queue<[UInt8]>, size: Int) {
+    public init(queue: Crew.Queue<[UInt8]>, size: Int) {
         self.queue = queue
         self.size = size
     }
@@ -59,9 +59,9 @@ public struct BytesJob: Codable, Sendable {
 
 /// A byte queue and an event to set once the consumer holds it.
 public struct ReadyConsumerJob: Codable, Sendable {
-    public var queue: Queue<[UInt8]>
+    public var queue: Crew.Queue<[UInt8]>
     public var ready: Crew.Event
-    public init(queue: Queue<[UInt8]>, ready: Crew.Event) {
+    public init(queue: Crew.Queue<[UInt8]>, ready: Crew.Event) {
         self.queue = queue
         self.ready = ready
     }
@@ -69,9 +69,9 @@ public struct ReadyConsumerJob: Codable, Sendable {
 
 /// A connection and strings to send.
 public struct PipeJob: Codable, Sendable {
-    public var connection: Connection
+    public var connection: Crew.Connection
     public var texts: [String]
-    public init(connection: Connection, texts: [String]) {
+    public init(connection: Crew.Connection, texts: [String]) {
         self.connection = connection
         self.texts = texts
     }
@@ -118,63 +118,63 @@ public struct ConditionJob: Codable, Sendable {
 }
 
 /// The queue a pool initializer kept in a worker.
-let keptQueue = Mutex<Queue<Int>?>(nil)
+let keptQueue = Mutex<Crew.Queue<Int>?>(nil)
 
 /// State a pool initializer sets in a worker process.
 let workerState = Mutex<String?>(nil)
 
 /// The functions Crew's test suite runs in child processes. `crew-test-worker` registers `all`.
 public enum TestFunctions {
-    public static let square = Function("square") { (n: Int) in n * n }
-    public static let add = Function("add") { (pair: Pair) in pair.a + pair.b }
-    public static let echo = Function("echo") { (text: String) in text }
-    public static let echoBytes = Function("echoBytes") { (bytes: [UInt8]) in bytes }
-    public static let pid = Function("pid") { () -> Int32 in getpid() }
-    public static let parentPID = Function("parentPID") { () -> Int32 in getppid() }
-    public static let greet = Function("greet") { (name: String) async throws -> String in
+    public static let square = Crew.Function("square") { (n: Int) in n * n }
+    public static let add = Crew.Function("add") { (pair: Pair) in pair.a + pair.b }
+    public static let echo = Crew.Function("echo") { (text: String) in text }
+    public static let echoBytes = Crew.Function("echoBytes") { (bytes: [UInt8]) in bytes }
+    public static let pid = Crew.Function("pid") { () -> Int32 in getpid() }
+    public static let parentPID = Crew.Function("parentPID") { () -> Int32 in getppid() }
+    public static let greet = Crew.Function("greet") { (name: String) async throws -> String in
         try await Task.sleep(for: .milliseconds(20))
         return "hello, \(name)"
     }
-    public static let sleepMilliseconds = Function("sleepMilliseconds") { (ms: Int) async throws -> Int in
+    public static let sleepMilliseconds = Crew.Function("sleepMilliseconds") { (ms: Int) async throws -> Int in
         try await Task.sleep(for: .milliseconds(ms))
         return ms
     }
     /// Blocks its thread (not a task sleep), as a C library call would.
-    public static let blockMilliseconds = Function("blockMilliseconds") { (ms: Int) -> Int in
+    public static let blockMilliseconds = Crew.Function("blockMilliseconds") { (ms: Int) -> Int in
         usleep(UInt32(ms) * 1000)
         return ms
     }
-    public static let fail = Function("fail") { (reason: String) throws -> Int in
+    public static let fail = Crew.Function("fail") { (reason: String) throws -> Int in
         throw TestFailure(reason: reason)
     }
-    public static let failAsync = Function("failAsync") { (reason: String) async throws -> Int in
+    public static let failAsync = Crew.Function("failAsync") { (reason: String) async throws -> Int in
         try await Task.sleep(for: .milliseconds(1))
         throw TestFailure(reason: reason)
     }
-    public static let trapFatalError = Function("trapFatalError") { (message: String) -> Int in
+    public static let trapFatalError = Crew.Function("trapFatalError") { (message: String) -> Int in
         fatalError(message)
     }
-    public static let trapIndex = Function("trapIndex") { (index: Int) -> Int in
+    public static let trapIndex = Crew.Function("trapIndex") { (index: Int) -> Int in
         let values = [1, 2, 3]
         return values[index]
     }
-    public static let trapUnwrap = Function("trapUnwrap") { () -> Int in
+    public static let trapUnwrap = Crew.Function("trapUnwrap") { () -> Int in
         let missing: Int? = Int("not a number")
         return missing!
     }
-    public static let exitWith = Function("exitWith") { (code: Int32) -> Empty in
+    public static let exitWith = Crew.Function("exitWith") { (code: Int32) -> Crew.Empty in
         exit(code)
     }
-    public static let killSelf = Function("killSelf") { (signal: Int32) -> Empty in
+    public static let killSelf = Crew.Function("killSelf") { (signal: Int32) -> Crew.Empty in
         kill(getpid(), signal)
         pause()
-        return Empty()
+        return Crew.Empty()
     }
-    public static let sleepForever = Function("sleepForever") { () -> Empty in
+    public static let sleepForever = Crew.Function("sleepForever") { () -> Crew.Empty in
         while true { pause() }
     }
     /// Writes lines to standard output and standard error, then returns how many.
-    public static let printLines = Function("printLines") { (lines: [String]) -> Int in
+    public static let printLines = Crew.Function("printLines") { (lines: [String]) -> Int in
         for line in lines {
             print(line)
             fflush(nil)
@@ -183,19 +183,19 @@ public enum TestFunctions {
         }
         return lines.count
     }
-    public static let bigResult = Function("bigResult") { (count: Int) -> [UInt8] in
+    public static let bigResult = Crew.Function("bigResult") { (count: Int) -> [UInt8] in
         [UInt8](repeating: 7, count: count)
     }
-    public static let noArgsNoResult = Function("noArgsNoResult") { () in }
-    public static let argsNoResult = Function("argsNoResult") { (_: Int) in }
+    public static let noArgsNoResult = Crew.Function("noArgsNoResult") { () in }
+    public static let argsNoResult = Crew.Function("argsNoResult") { (_: Int) in }
     /// Starts a grandchild that sleeps forever and returns its pid (for the parent-death test).
-    public static let startGrandchild = Function("startGrandchild") { () throws -> Int32 in
+    public static let startGrandchild = Crew.Function("startGrandchild") { () throws -> Int32 in
         let p = Crew.Process(target: sleepForever)
         try p.start()
         return p.pid ?? -1
     }
     /// The child's open descriptors as "fd -> target (cloexec)" lines, read from /proc/self/fd.
-    public static let descriptors = Function("descriptors") { () -> [String] in
+    public static let descriptors = Crew.Function("descriptors") { () -> [String] in
         var lines: [String] = []
         guard let dir = opendir("/proc/self/fd") else { return ["cannot open /proc/self/fd"] }
         defer { closedir(dir) }
@@ -214,36 +214,36 @@ public enum TestFunctions {
         return lines.sorted()
     }
     /// A pool initializer: stores `value` in the worker process.
-    public static let initState = Function("initState") { (value: String) in
+    public static let initState = Crew.Function("initState") { (value: String) in
         workerState.withLock { $0 = value }
     }
     /// A pool initializer that always throws.
-    public static let failingInit = Function("failingInit") { (value: String) throws in
+    public static let failingInit = Crew.Function("failingInit") { (value: String) throws in
         throw TestFailure(reason: "initializer refused \(value)")
     }
     /// What the initializer stored in this worker, if anything.
-    public static let readState = Function("readState") { () -> String? in
+    public static let readState = Crew.Function("readState") { () -> String? in
         workerState.withLock { $0 }
     }
     /// Traps when `n` is negative, squares it otherwise.
-    public static let squareOrTrap = Function("squareOrTrap") { (n: Int) -> Int in
+    public static let squareOrTrap = Crew.Function("squareOrTrap") { (n: Int) -> Int in
         precondition(n >= 0, "negative input \(n)")
         return n * n
     }
     /// Burns CPU: sums a few million numbers (`n` rounds), for scaling measurements.
-    public static let burn = Function("burn") { (rounds: Int) -> UInt64 in
+    public static let burn = Crew.Function("burn") { (rounds: Int) -> UInt64 in
         var x: UInt64 = 0
         for i in 0..<(rounds * 1_000_000) { x = x &* 6364136223846793005 &+ UInt64(truncatingIfNeeded: i) }
         return x
     }
     /// Ignores SIGTERM, then sleeps forever: only SIGKILL ends it.
-    public static let ignoreTermForever = Function("ignoreTermForever") { () -> Empty in
+    public static let ignoreTermForever = Crew.Function("ignoreTermForever") { () -> Crew.Empty in
         signal(SIGTERM, SIG_IGN)
         while true { pause() }
     }
     /// Uses Swift concurrency (a task group, a detached task) and Dispatch in the child, and returns 6 if all ran:
     /// a child forked from a process with threads would hang here.
-    public static let threadsWork = Function("threadsWork") { () async -> Int in
+    public static let threadsWork = Crew.Function("threadsWork") { () async -> Int in
         let group = await withTaskGroup(of: Int.self) { group in
             for _ in 0..<3 { group.addTask { 1 } }
             return await group.reduce(0, +)
@@ -255,19 +255,19 @@ public enum TestFunctions {
         return group + detached + dispatched
     }
     /// Writes through a wild pointer: a segmentation fault, as a bug in C code would cause.
-    public static let segfault = Function("segfault") { () -> Int in
+    public static let segfault = Crew.Function("segfault") { () -> Int in
         let wild = UnsafeMutablePointer<Int>(bitPattern: 0x10)!
         wild.pointee = 1
         return wild.pointee
     }
     /// Loops forever without sleeping (a runaway computation).
-    public static let spinForever = Function("spinForever") { () -> Int in
+    public static let spinForever = Crew.Function("spinForever") { () -> Int in
         var x = 0
         while true { x = x &+ Int(bitPattern: UInt(getpid())) }
     }
     /// Points this process's standard error at a full pipe nobody reads, then runs a child that writes 2 000 lines
     /// to standard error: returns the child's answer, which must arrive although its output cannot be copied.
-    public static let childOfAStuckParent = Function("childOfAStuckParent") { () throws -> Int in
+    public static let childOfAStuckParent = Crew.Function("childOfAStuckParent") { () throws -> Int in
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw TestFailure(reason: "pipe") }
         _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
@@ -283,18 +283,18 @@ public enum TestFunctions {
     // MARK: IPC
 
     /// Puts every value on the queue; returns how many.
-    public static let queuePut = Function("queuePut") { (job: QueueJob) throws -> Int in
+    public static let queuePut = Crew.Function("queuePut") { (job: QueueJob) throws -> Int in
         for value in job.values { try job.queue.put(value) }
         return job.values.count
     }
     /// Gets `count` values (each within `timeoutMilliseconds`) and returns them.
-    public static let queueGet = Function("queueGet") { (job: QueueTake) throws -> [Int] in
+    public static let queueGet = Crew.Function("queueGet") { (job: QueueTake) throws -> [Int] in
         var values: [Int] = []
         for _ in 0..<job.count { values.append(try job.queue.get(timeout: .milliseconds(job.timeoutMilliseconds))) }
         return values
     }
     /// Gets until the queue says `closed` (or a value of -1 arrives); returns what it got.
-    public static let queueDrain = Function("queueDrain") { (queue: Queue<Int>) throws -> [Int] in
+    public static let queueDrain = Crew.Function("queueDrain") { (queue: Crew.Queue<Int>) throws -> [Int] in
         var values: [Int] = []
         while true {
             do {
@@ -307,12 +307,12 @@ public enum TestFunctions {
         }
     }
     /// Puts one big message of `size` bytes (blocks if the ring has no room).
-    public static let queuePutBytes = Function("queuePutBytes") { (job: BytesJob) throws -> Int in
+    public static let queuePutBytes = Crew.Function("queuePutBytes") { (job: BytesJob) throws -> Int in
         try job.queue.put([UInt8](repeating: 9, count: job.size))
         return job.size
     }
     /// Takes values from a joinable queue and marks each done, until -1.
-    public static let joinableWorker = Function("joinableWorker") { (queue: JoinableQueue<Int>) throws -> Int in
+    public static let joinableWorker = Crew.Function("joinableWorker") { (queue: Crew.JoinableQueue<Int>) throws -> Int in
         var count = 0
         while true {
             let value = try queue.get(timeout: .seconds(30))
@@ -322,7 +322,7 @@ public enum TestFunctions {
         }
     }
     /// Answers each string on the connection with it uppercased, until the peer closes; returns how many.
-    public static let pipeEcho = Function("pipeEcho") { (connection: Connection) throws -> Int in
+    public static let pipeEcho = Crew.Function("pipeEcho") { (connection: Crew.Connection) throws -> Int in
         var count = 0
         while true {
             do {
@@ -335,56 +335,56 @@ public enum TestFunctions {
         }
     }
     /// Sends the strings on the connection, then returns (the child exits: its end closes).
-    public static let pipeSend = Function("pipeSend") { (job: PipeJob) throws -> Int in
+    public static let pipeSend = Crew.Function("pipeSend") { (job: PipeJob) throws -> Int in
         for text in job.texts { try job.connection.send(text) }
         return job.texts.count
     }
     /// Takes the lock, then traps while holding it.
-    public static let lockAndTrap = Function("lockAndTrap") { (lock: Crew.Lock) throws -> Empty in
+    public static let lockAndTrap = Crew.Function("lockAndTrap") { (lock: Crew.Lock) throws -> Crew.Empty in
         try lock.acquire()
         fatalError("dying while holding the lock")
     }
     /// Adds 1 to the shared value `times` times, each under its lock.
-    public static let increment = Function("increment") { (job: CounterJob) throws -> Int in
+    public static let increment = Crew.Function("increment") { (job: CounterJob) throws -> Int in
         for _ in 0..<job.times { try job.counter.withLock { $0 += 1 } }
         return job.times
     }
     /// Sets the event after `milliseconds`.
-    public static let setEvent = Function("setEvent") { (job: EventJob) -> Empty in
+    public static let setEvent = Crew.Function("setEvent") { (job: EventJob) -> Crew.Empty in
         usleep(UInt32(job.milliseconds) * 1000)
         job.event.set()
-        return Empty()
+        return Crew.Empty()
     }
     /// Waits at the barrier; returns its arrival index.
-    public static let barrierWait = Function("barrierWait") { (barrier: Crew.Barrier) throws -> Int in
+    public static let barrierWait = Crew.Function("barrierWait") { (barrier: Crew.Barrier) throws -> Int in
         try barrier.wait(timeout: .seconds(30))
     }
     /// Releases the semaphore `times` times.
-    public static let semaphoreRelease = Function("semaphoreRelease") { (job: SemaphoreJob) throws -> Empty in
+    public static let semaphoreRelease = Crew.Function("semaphoreRelease") { (job: SemaphoreJob) throws -> Crew.Empty in
         for _ in 0..<job.times { try job.semaphore.release() }
-        return Empty()
+        return Crew.Empty()
     }
     /// Under the condition's lock, sets the shared flag to 1 and notifies.
-    public static let conditionNotify = Function("conditionNotify") { (job: ConditionJob) throws -> Empty in
+    public static let conditionNotify = Crew.Function("conditionNotify") { (job: ConditionJob) throws -> Crew.Empty in
         try job.condition.withLock {
             job.flag.value = 1
             job.condition.notifyAll()
         }
-        return Empty()
+        return Crew.Empty()
     }
     /// Gets one byte message (within 30 s).
-    public static let queueGetBytes = Function("queueGetBytes") { (queue: Queue<[UInt8]>) throws -> [UInt8] in
+    public static let queueGetBytes = Crew.Function("queueGetBytes") { (queue: Crew.Queue<[UInt8]>) throws -> [UInt8] in
         try queue.get(timeout: .seconds(30))
     }
     /// Holds the queue (it is decoded, so this process counts as a holder), sets `ready`, then gets one byte
     /// message.
-    public static let queueGetBytesWhenReady = Function("queueGetBytesWhenReady") { (job: ReadyConsumerJob) throws -> [UInt8] in
+    public static let queueGetBytesWhenReady = Crew.Function("queueGetBytesWhenReady") { (job: ReadyConsumerJob) throws -> [UInt8] in
         job.ready.set()
         return try job.queue.get(timeout: .seconds(30))
     }
     /// Makes and drops `rounds` of every IPC object in this (otherwise idle) child; returns the open
     /// descriptors before and after.
-    public static let ipcChurn = Function("ipcChurn") { (rounds: Int) throws -> [Int] in
+    public static let ipcChurn = Crew.Function("ipcChurn") { (rounds: Int) throws -> [Int] in
         func openDescriptors() -> Int {
             guard let dir = opendir("/proc/self/fd") else { return -1 }
             defer { closedir(dir) }
@@ -394,10 +394,10 @@ public enum TestFunctions {
         }
         let before = openDescriptors()
         for _ in 0..<rounds {
-            let q = try Queue<Int>()
+            let q = try Crew.Queue<Int>()
             try q.put(1)
             _ = try q.get()
-            _ = try JoinableQueue<Int>()
+            _ = try Crew.JoinableQueue<Int>()
             _ = try SharedValue(1)
             _ = try SharedArray([1, 2])
             _ = try Crew.Lock()
@@ -413,18 +413,18 @@ public enum TestFunctions {
         return [before, openDescriptors()]
     }
     /// A pool initializer: keeps the queue for `putToKeptQueue`.
-    public static let keepQueue = Function("keepQueue") { (queue: Queue<Int>) in
+    public static let keepQueue = Crew.Function("keepQueue") { (queue: Crew.Queue<Int>) in
         keptQueue.withLock { $0 = queue }
     }
     /// Puts `value` on the queue the initializer kept; returns this worker's pid.
-    public static let putToKeptQueue = Function("putToKeptQueue") { (value: Int) throws -> Int32 in
+    public static let putToKeptQueue = Crew.Function("putToKeptQueue") { (value: Int) throws -> Int32 in
         guard let queue = keptQueue.withLock({ $0 }) else { throw TestFailure(reason: "no queue kept") }
         try queue.put(value)
         return getpid()
     }
 
     /// Sleeps `ms` as a task; returns [pid, start, end] (monotonic nanoseconds, comparable across processes).
-    public static let overlapProbe = Function("overlapProbe") { (ms: Int) async throws -> [Int] in
+    public static let overlapProbe = Crew.Function("overlapProbe") { (ms: Int) async throws -> [Int] in
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         let start = ts.tv_sec * 1_000_000_000 + ts.tv_nsec
@@ -434,19 +434,19 @@ public enum TestFunctions {
     }
 
     /// Sends `signal` to its own process, as a task (so that other async calls of the worker run beside it).
-    public static let killSelfAsync = Function("killSelfAsync") { (signal: Int32) async -> Int in
+    public static let killSelfAsync = Crew.Function("killSelfAsync") { (signal: Int32) async -> Int in
         kill(getpid(), signal)
         try? await Task.sleep(for: .seconds(60))
         return 0
     }
 
     /// The value of an environment variable in the child, or "" if it has none.
-    public static let environmentVariable = Function("environmentVariable") { (name: String) -> String in
+    public static let environmentVariable = Crew.Function("environmentVariable") { (name: String) -> String in
         getenv(name).map { String(cString: $0) } ?? ""
     }
 
     /// Registered in the test process only: the child does not know it.
-    public static let onlyInParent = Function("onlyInParent") { (n: Int) in n }
+    public static let onlyInParent = Crew.Function("onlyInParent") { (n: Int) in n }
 
     /// Every function the worker registers.
     public static let all: [any AnyFunction] = [

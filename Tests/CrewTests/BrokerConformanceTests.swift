@@ -22,7 +22,7 @@ final class TestClock: Sendable {
     /// PostgreSQL only where `scripts/test` started a server.
     static let kinds: [Kind] = PostgresTestServer.available ? Kind.allCases : [.memory, .sqlite]
 
-    func make(_ kind: Kind, _ clock: TestClock) async throws -> any Broker {
+    func make(_ kind: Kind, _ clock: TestClock) async throws -> any QueueBroker {
         switch kind {
         case .memory: MemoryBroker(clock: clock.read)
         case .sqlite: try SQLiteBroker(path: Self.temporaryPath(), clock: clock.read)

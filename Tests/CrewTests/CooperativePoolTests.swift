@@ -56,13 +56,13 @@ import Testing
             }
             group.addTask {  // A queue to a child: many small messages, then one that travels in pieces.
                 while ContinuousClock.now < end {
-                    let numbers = try Queue<Int>()
+                    let numbers = try Crew.Queue<Int>()
                     let drain = Crew.Process(target: TestFunctions.queueDrain, args: numbers, crew: testCrew)
                     try drain.start()
                     for value in 0..<20_000 { try await numbers.put(value) }
                     try await numbers.put(-1)
                     #expect(try await drain.value.count == 20_000)
-                    let bytes = try Queue<[UInt8]>()
+                    let bytes = try Crew.Queue<[UInt8]>()
                     let taker = Crew.Process(target: TestFunctions.queueGetBytes, args: bytes, crew: testCrew)
                     try taker.start()
                     try await bytes.put([UInt8](repeating: 3, count: 3 << 20))

@@ -20,13 +20,13 @@ final class Concurrency: Sendable {
 @Suite struct CoroutineTests {
     @Test func spawnedCoroutinesRunTogetherAndJoinAllWaitsForThem() async throws {
         let coroutines = (0..<3).map { i in
-            spawn {
-                try await sleep(for: .milliseconds(50))
-                try await sleep(for: .zero)
+            Crew.spawn {
+                try await Crew.sleep(for: .milliseconds(50))
+                try await Crew.sleep(for: .zero)
                 return i * 2
             }
         }
-        let done = try await joinAll(coroutines)
+        let done = try await Crew.joinAll(coroutines)
         #expect(done.count == 3 && done.allSatisfy(\.isDone) && done.allSatisfy(\.succeeded))
         var values: [Int] = []
         for c in coroutines { values.append(try await c.value) }
@@ -34,25 +34,25 @@ final class Concurrency: Sendable {
     }
 
     @Test func aThrowingCoroutineEndsJoinAllWithItsErrorAndCancelsTheRest() async throws {
-        let sleeper = spawn { try await Task.sleep(for: .seconds(60)) }
-        let thrower = spawn { () async throws in
+        let sleeper = Crew.spawn { try await Task.sleep(for: .seconds(60)) }
+        let thrower = Crew.spawn { () async throws in
             try await Task.sleep(for: .milliseconds(20))
             throw TestFailure(reason: "boom")
         }
-        await #expect(throws: TestFailure.self) { try await joinAll([sleeper, thrower], raiseError: true) }
+        await #expect(throws: TestFailure.self) { try await Crew.joinAll([sleeper, thrower], raiseError: true) }
         await #expect(throws: CancellationError.self) { try await sleeper.value }
         // Without raiseError (gevent's default) failures stay in the coroutines.
-        let failed = spawn { () async throws -> Int in throw TestFailure(reason: "quiet") }
-        let done = try await joinAll([failed])
+        let failed = Crew.spawn { () async throws -> Int in throw TestFailure(reason: "quiet") }
+        let done = try await Crew.joinAll([failed])
         #expect(done.count == 1 && !done[0].succeeded)
     }
 
     @Test func joinAllWithATimeoutReturnsWhatFinished() async throws {
         let never = AsyncEvent()
-        let quick = spawn { 1 }
-        let stuck = spawn { await never.wait(); return 2 }
+        let quick = Crew.spawn { 1 }
+        let stuck = Crew.spawn { await never.wait(); return 2 }
         _ = try await quick.value  // Finished before the wait starts, however busy the machine is.
-        let done = try await joinAll([quick, stuck], timeout: .milliseconds(50))
+        let done = try await Crew.joinAll([quick, stuck], timeout: .milliseconds(50))
         #expect(done.count == 1 && done[0].isDone && !stuck.isDone)
         stuck.cancel()
         #expect(try await stuck.value == 2)  // Its wait ended by cancellation; it returned.
@@ -60,9 +60,9 @@ final class Concurrency: Sendable {
 
     @Test func withTimeoutGivesUpOnACallThatNeverReturns() async throws {
         // A call that finishes is not timed out (a generous limit: a busy test run may delay even a trivial call).
-        #expect(try await withTimeout(.seconds(300)) { 42 } == 42)
+        #expect(try await Crew.withTimeout(.seconds(300)) { 42 } == 42)
         let error = await expectCrewError(.timedOut) {
-            try await withTimeout(.milliseconds(50)) {
+            try await Crew.withTimeout(.milliseconds(50)) {
                 let never = AsyncEvent()
                 await never.wait()
                 return 0
@@ -71,7 +71,7 @@ final class Concurrency: Sendable {
         #expect(error != nil)
         // Even a call that ignores cancellation: the caller gets the time-out at once.
         await expectCrewError(.timedOut) {
-            try await withTimeout(.milliseconds(50)) { try await blocking { usleep(300_000) } }
+            try await Crew.withTimeout(.milliseconds(50)) { try await Crew.blocking { usleep(300_000) } }
         }
     }
 
@@ -142,15 +142,15 @@ final class Concurrency: Sendable {
     @Test func eventsAndChannelsConnectCoroutines() async throws {
         let event = AsyncEvent()
         #expect(await event.wait(timeout: .milliseconds(20)) == false)
-        let waiter = spawn { await event.wait() }
+        let waiter = Crew.spawn { await event.wait() }
         event.set()
         #expect(try await waiter.value)
         #expect(event.isSet)
         event.clear()
         #expect(!event.isSet)
 
-        let channel = Channel<Int>()
-        let producer = spawn {
+        let channel = Crew.Channel<Int>()
+        let producer = Crew.spawn {
             for i in 0..<5 { await channel.send(i) }
             channel.finish()
         }

@@ -36,7 +36,7 @@ import Glibc
                 switch n % 12 {
                 case 2: _ = try await pool.apply(TestFunctions.squareOrTrap, -n, timeout: .seconds(60))
                 case 5: _ = try await pool.apply(TestFunctions.killSelf, SIGKILL, timeout: .seconds(60))
-                case 8: _ = try await pool.apply(TestFunctions.segfault, Empty(), timeout: .seconds(60))
+                case 8: _ = try await pool.apply(TestFunctions.segfault, Crew.Empty(), timeout: .seconds(60))
                 case 11: _ = try await pool.apply(TestFunctions.trapFatalError, "storm \(n)", timeout: .seconds(60))
                 default: return .value(try await pool.apply(TestFunctions.square, n, timeout: .seconds(60)))
                 }

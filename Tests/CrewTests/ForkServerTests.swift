@@ -36,7 +36,7 @@ import Glibc
         #expect(started)
         let pool = try ProcessPool(crew, processes: 2)
         for _ in 0..<4 {
-            #expect(try await pool.apply(TestFunctions.threadsWork, Empty(), timeout: .seconds(30)) == 6)
+            #expect(try await pool.apply(TestFunctions.threadsWork, Crew.Empty(), timeout: .seconds(30)) == 6)
         }
         pool.close()
         try await pool.join()
@@ -59,7 +59,7 @@ import Glibc
         #expect(try await pool.map(TestFunctions.square, 0..<100) == (0..<100).map { $0 * $0 })
         await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapIndex, 4) }
         let timedOut = await expectCrewError(.timedOut) {
-            try await pool.apply(TestFunctions.sleepForever, Empty(), timeout: .milliseconds(100))
+            try await pool.apply(TestFunctions.sleepForever, Crew.Empty(), timeout: .milliseconds(100))
         }
         #expect(timedOut?.exitStatus == .signaled(SIGTERM))
         #expect(try await pool.apply(TestFunctions.square, 6) == 36)

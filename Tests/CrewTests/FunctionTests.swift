@@ -14,12 +14,12 @@ import Testing
     @Test func functionsRunInProcessToo() async throws {
         #expect(try await TestFunctions.square(7) == 49)
         #expect(try await TestFunctions.greet("you") == "hello, you")
-        #expect(try await TestFunctions.noArgsNoResult() == Empty())
+        #expect(try await TestFunctions.noArgsNoResult() == Crew.Empty())
     }
 
     @Test func twoFunctionsWithOneNameAreRefused() {
-        let a = Function("same") { (n: Int) in n }
-        let b = Function("same") { (s: String) in s }
+        let a = Crew.Function("same") { (n: Int) in n }
+        let b = Crew.Function("same") { (s: String) in s }
         #expect {
             try Crew.bootstrap(a, b)
         } throws: { error in

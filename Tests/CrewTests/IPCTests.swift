@@ -16,7 +16,7 @@ import Musl
         _ = testCrew
     }
 
-    func run<A, R>(_ function: Function<A, R>, _ args: A, startMethod: Crew.StartMethod = .spawn) throws -> Crew.Process<A, R> {
+    func run<A, R>(_ function: Crew.Function<A, R>, _ args: A, startMethod: Crew.StartMethod = .spawn) throws -> Crew.Process<A, R> {
         let crew = startMethod == .spawn ? testCrew : testCrew.withOptions { $0.startMethod = startMethod }
         let p = Crew.Process(target: function, args: args, crew: crew)
         try p.start()
@@ -26,7 +26,7 @@ import Musl
     // MARK: Queue in one process
 
     @Test func aQueueKeepsOrderAndCounts() throws {
-        let q = try Queue<String>(maxSize: 3)
+        let q = try Crew.Queue<String>(maxSize: 3)
         #expect(q.isEmpty && !q.isFull && q.count == 0)
         for text in ["A", "B", "C"] { try q.put(text) }
         #expect(q.count == 3 && q.isFull)
@@ -44,8 +44,8 @@ import Musl
     }
 
     @Test func aMessageThatIsNotTheElementTypeIsATypedErrorAndTheQueueGoesOn() throws {
-        let numbers = try Queue<Int>()
-        let strings = Queue<String>(core: numbers.core)
+        let numbers = try Crew.Queue<Int>()
+        let strings = Crew.Queue<String>(core: numbers.core)
         try numbers.put(42)
         try numbers.put(7)
         let error = try #require(throws: CrewError.self) { try strings.get() }
@@ -54,13 +54,13 @@ import Musl
     }
 
     @Test func byteMessagesTakeTheDirectPathAndStillCheckTheirInput() throws {
-        let q = try Queue<[UInt8]>()
+        let q = try Crew.Queue<[UInt8]>()
         for message in [[], [0], [UInt8](repeating: 200, count: 300)] as [[UInt8]] {
             try q.put(message)
             #expect(try q.get() == message)
         }
         // A message that is not a byte array is a typed error, and the queue goes on.
-        let numbers = Queue<Int>(core: q.core)
+        let numbers = Crew.Queue<Int>(core: q.core)
         try numbers.put(7)
         let error = try #require(throws: CrewError.self) { try q.get() }
         #expect(error.code == .decodingFailed)
@@ -69,7 +69,7 @@ import Musl
     }
 
     @Test func messagesBiggerThanTheRingTravelInPieces() async throws {
-        let q = try Queue<[UInt8]>(capacity: 1 << 16)
+        let q = try Crew.Queue<[UInt8]>(capacity: 1 << 16)
         let big = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         let producer = Task.detached { for _ in 0..<3 { try await q.put(big) } }
         for _ in 0..<3 { #expect(try await q.get() == big) }
@@ -78,7 +78,7 @@ import Musl
     }
 
     @Test func aClosedQueueRefusesPutsAndGets() throws {
-        let q = try Queue<Int>()
+        let q = try Crew.Queue<Int>()
         try q.put(1)
         q.close()
         #expect(throws: CrewError.self) { try q.put(2) }
@@ -87,7 +87,7 @@ import Musl
     }
 
     @Test func asyncGetWaitsWithoutBlockingAndCanBeCancelled() async throws {
-        let q = try Queue<Int>()
+        let q = try Crew.Queue<Int>()
         let waiter = Task { try await q.get() }
         try await Task.sleep(for: .milliseconds(30))
         try await q.put(5)
@@ -99,7 +99,7 @@ import Musl
     }
 
     @Test func manyAsyncGettersShareABoundedPoolOfThreads() async throws {
-        let q = try Queue<Int>()
+        let q = try Crew.Queue<Int>()
         let getters = (0..<200).map { _ in Task { try await q.get() } }
         try await Task.sleep(for: .milliseconds(100))
         #expect(BlockingPool.shared.threads <= BlockingPool.shared.limit)
@@ -110,7 +110,7 @@ import Musl
     }
 
     @Test func aQueueCannotBeAPoolCallArgument() async throws {
-        let q = try Queue<Int>()
+        let q = try Crew.Queue<Int>()
         let pool = try ProcessPool(testCrew, processes: 1)
         defer { pool.terminate() }
         let error = await expectCrewError(.encodingFailed) { try await pool.apply(TestFunctions.keepQueue, q) }
@@ -121,7 +121,7 @@ import Musl
 
     @Test(arguments: [Crew.StartMethod.spawn, .forkserver])
     func aChildPutsAndTheParentGets(startMethod: Crew.StartMethod) throws {
-        let q = try Queue<Int>()
+        let q = try Crew.Queue<Int>()
         let writer = try run(TestFunctions.queuePut, QueueJob(queue: q, values: Array(0..<1000)), startMethod: startMethod)
         var got: [Int] = []
         for _ in 0..<1000 { got.append(try q.get(timeout: .seconds(30))) }
@@ -137,7 +137,7 @@ import Musl
     }
 
     @Test func twoProducersAndTwoConsumersLoseAndDuplicateNothing() throws {
-        let q = try Queue<Int>(maxSize: 100)
+        let q = try Crew.Queue<Int>(maxSize: 100)
         let producers = try (0..<2).map { i in
             try run(TestFunctions.queuePut, QueueJob(queue: q, values: Array((i * 5000)..<((i + 1) * 5000))))
         }
@@ -152,7 +152,7 @@ import Musl
     }
 
     @Test func aConsumerKilledWhileWaitingLosesNoMessage() throws {
-        let q = try Queue<Int>()
+        let q = try Crew.Queue<Int>()
         // The consumer waits in get (holding the get lock) and is killed there.
         let consumer = try run(TestFunctions.queueGet, QueueTake(queue: q, count: 1, timeoutMilliseconds: 60_000))
         usleep(300_000)
@@ -164,7 +164,7 @@ import Musl
     }
 
     @Test func aProducerKilledInTheMiddleOfABigMessageLeavesTheQueueUsable() async throws {
-        let q = try Queue<[UInt8]>(capacity: 1 << 16)
+        let q = try Crew.Queue<[UInt8]>(capacity: 1 << 16)
         // 1 MB through a 64 KiB ring with nobody reading: the producer blocks with part of it written.
         let producer = try run(TestFunctions.queuePutBytes, BytesJob(queue: q, size: 1_000_000))
         try await Task.sleep(for: .milliseconds(300))
@@ -175,14 +175,14 @@ import Musl
         // for room would rightly end with `closed`.
         let ready = try Crew.Event()
         let consumer = try run(TestFunctions.queueGetBytesWhenReady, ReadyConsumerJob(queue: q, ready: ready))
-        #expect(try await blocking { ready.wait(timeout: .seconds(30)) })
+        #expect(try await Crew.blocking { ready.wait(timeout: .seconds(30)) })
         try await q.put([1, 2, 3])
         #expect(try await consumer.value == [1, 2, 3])
         #expect(q.isEmpty)
     }
 
     @Test func aJoinableQueueJoinsWhenEveryItemIsDone() throws {
-        let q = try JoinableQueue<Int>()
+        let q = try Crew.JoinableQueue<Int>()
         let worker = try run(TestFunctions.joinableWorker, q)
         for i in 0..<50 { try q.put(i) }
         #expect(try q.join(timeout: .seconds(30)))
@@ -194,7 +194,7 @@ import Musl
     }
 
     @Test func aPoolInitializerHandsAQueueToEveryWorker() async throws {
-        let q = try Queue<Int>()
+        let q = try Crew.Queue<Int>()
         let pool = try ProcessPool(testCrew, processes: 2, maxTasksPerChild: 5, initializer: TestFunctions.keepQueue, initArgs: q)
         let pids = try await pool.map(TestFunctions.putToKeptQueue, Array(0..<20), chunkSize: 1)
         var got: [Int] = []
@@ -347,6 +347,6 @@ import Musl
         try lock.release()
         #expect(throws: CrewError.self) { try Crew.Semaphore(value: -1) }
         #expect(throws: CrewError.self) { try Crew.Barrier(parties: 0) }
-        #expect(throws: CrewError.self) { try Queue<Int>(maxSize: -1) }
+        #expect(throws: CrewError.self) { try Crew.Queue<Int>(maxSize: -1) }
     }
 }

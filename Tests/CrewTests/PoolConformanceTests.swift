@@ -31,7 +31,7 @@ import Testing
         let result = try pool.applyAsync(TestFunctions.add, Pair(2, 3), timeout: nil, callback: { value in
             called.withLock { $0 = value }
         }, errorCallback: nil)
-        #expect(try await blocking { try result.get(timeout: .seconds(30)) } == 5)
+        #expect(try await Crew.blocking { try result.get(timeout: .seconds(30)) } == 5)
         #expect(result.ready)
         #expect(try result.successful)
         #expect(called.withLock { $0 } == 5)

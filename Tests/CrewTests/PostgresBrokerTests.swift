@@ -124,9 +124,9 @@ struct PostgresBrokerTests {
         let broker = try await PostgresBroker.connect(url: url)
         defer { broker.close() }
         let double = QueueTask(QueuedWork.double)
-        let worker = Worker(
+        let worker = QueueWorker(
             broker: broker, tasks: [double], executor: try .coroutines(4),
-            configuration: Worker.Configuration(concurrency: 4, pollInterval: .milliseconds(20))
+            configuration: QueueWorker.Configuration(concurrency: 4, pollInterval: .milliseconds(20))
         )
         let serving = Task { try await worker.run() }
         let handles = try await TaskClient(broker: broker).enqueueMany(double, Array(0..<50))

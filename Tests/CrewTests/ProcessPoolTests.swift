@@ -24,7 +24,7 @@ import Glibc
         let pool = try pool()
         #expect(try await pool.apply(TestFunctions.square, 7) == 49)
         let result = try pool.applyAsync(TestFunctions.add, Pair(40, 2))
-        #expect(try await blocking { try result.get(timeout: .seconds(30)) } == 42)  // Off the cooperative threads.
+        #expect(try await Crew.blocking { try result.get(timeout: .seconds(30)) } == 42)  // Off the cooperative threads.
         #expect(result.ready)
         #expect(try result.successful)
         #expect(try await pool.apply(TestFunctions.greet, "pool") == "hello, pool")
@@ -65,8 +65,8 @@ import Glibc
         let first = try pool.applyAsync(TestFunctions.blockMilliseconds, 50)
         let trapping = try pool.applyAsync(TestFunctions.trapFatalError, "in get")
         let after = try pool.applyAsync(TestFunctions.square, 9)
-        #expect(try await blocking { try first.get(timeout: .seconds(30)) } == 50)
-        let error = try await blocking { () -> CrewError? in
+        #expect(try await Crew.blocking { try first.get(timeout: .seconds(30)) } == 50)
+        let error = try await Crew.blocking { () -> CrewError? in
             do {
                 _ = try trapping.get(timeout: .seconds(30))
                 return nil
@@ -76,8 +76,8 @@ import Glibc
         }
         #expect(error?.code == .workerCrashed)
         // The call queued behind the trap runs on the replacement worker.
-        #expect(try await blocking { try after.get(timeout: .seconds(30)) } == 81)
-        #expect(try await blocking { try pool.applyAsync(TestFunctions.square, 4).get(timeout: .seconds(30)) } == 16)
+        #expect(try await Crew.blocking { try after.get(timeout: .seconds(30)) } == 81)
+        #expect(try await Crew.blocking { try pool.applyAsync(TestFunctions.square, 4).get(timeout: .seconds(30)) } == 16)
         try await finish(pool)
     }
 
@@ -90,7 +90,7 @@ import Glibc
         #expect(try await pool.map(TestFunctions.square, [Int]()) == [])
         #expect(try await pool.starmap(TestFunctions.add, [Pair(1, 2), Pair(3, 4)]) == [3, 7])
         let mapped = try pool.mapAsync(TestFunctions.square, 0..<10)
-        #expect(try await blocking { try mapped.get() } == (0..<10).map { $0 * $0 })
+        #expect(try await Crew.blocking { try mapped.get() } == (0..<10).map { $0 * $0 })
         try await finish(pool)
     }
 
@@ -139,8 +139,8 @@ import Glibc
         switch kind {
         case "fatalError": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapFatalError, "boom") }
         case "index": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapIndex, 5) }
-        case "unwrap": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapUnwrap, Empty()) }
-        case "segfault": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.segfault, Empty()) }
+        case "unwrap": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapUnwrap, Crew.Empty()) }
+        case "segfault": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.segfault, Crew.Empty()) }
         case "exit": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.exitWith, 3) }
         default: error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.killSelf, SIGKILL) }
         }
@@ -216,7 +216,7 @@ import Glibc
     @Test func aTimeoutStopsAnEndlessCall() async throws {
         let pool = try pool(1, options: .init(timeoutGrace: .milliseconds(200)))
         let error = await expectCrewError(.timedOut) {
-            try await pool.apply(TestFunctions.sleepForever, Empty(), timeout: .milliseconds(200))
+            try await pool.apply(TestFunctions.sleepForever, Crew.Empty(), timeout: .milliseconds(200))
         }
         #expect(error?.function == "sleepForever")
         #expect(error?.exitStatus == .signaled(SIGTERM))
@@ -227,7 +227,7 @@ import Glibc
     @Test func aTimeoutStopsARunawayLoop() async throws {
         let pool = try pool(1, options: .init(timeoutGrace: .milliseconds(200)))
         let error = await expectCrewError(.timedOut) {
-            try await pool.apply(TestFunctions.spinForever, Empty(), timeout: .milliseconds(150))
+            try await pool.apply(TestFunctions.spinForever, Crew.Empty(), timeout: .milliseconds(150))
         }
         #expect(error?.exitStatus == .signaled(SIGTERM))
         #expect(try await pool.apply(TestFunctions.square, 8) == 64)
@@ -238,7 +238,7 @@ import Glibc
         let pool = try pool(1, options: .init(timeoutGrace: .milliseconds(100)))
         // A call that ignores SIGTERM is killed after the grace period.
         let error = await expectCrewError(.timedOut) {
-            try await pool.apply(TestFunctions.ignoreTermForever, Empty(), timeout: .milliseconds(100))
+            try await pool.apply(TestFunctions.ignoreTermForever, Crew.Empty(), timeout: .milliseconds(100))
         }
         #expect(error?.exitStatus == .signaled(SIGKILL))
         #expect(try await pool.apply(TestFunctions.square, 5) == 25)
@@ -262,7 +262,7 @@ import Glibc
         await expectCrewError(.poolClosed) { try await pool.apply(TestFunctions.square, 1) }
         await expectCrewError(.poolClosed) { try pool.applyAsync(TestFunctions.square, 1) }
         await expectCrewError(.poolClosed) { try await pool.map(TestFunctions.square, [1, 2]) }
-        #expect(try await blocking { try pool.join(timeout: .seconds(30)) })
+        #expect(try await Crew.blocking { try pool.join(timeout: .seconds(30)) })
     }
 
     @Test func closeLetsQueuedWorkFinish() async throws {
@@ -298,7 +298,7 @@ import Glibc
     }
 
     @Test func unknownFunctionsAndOversizedMessagesAreTypedErrors() async throws {
-        let stranger = Function("stranger") { (n: Int) in n }
+        let stranger = Crew.Function("stranger") { (n: Int) in n }
         let small = testCrew.withOptions { $0.maxFrameSize = 4096 }
         let pool = try ProcessPool(small, processes: 1)
         await expectCrewError(.unknownFunction) { try await pool.apply(stranger, 1) }
@@ -320,14 +320,14 @@ import Glibc
     @Test func maxTasksPerChildRecyclesWorkers() async throws {
         let pool = try pool(1, maxTasksPerChild: 2)
         var pids: Set<Int32> = []
-        for _ in 0..<6 { pids.insert(try await pool.apply(TestFunctions.pid, Empty())) }
+        for _ in 0..<6 { pids.insert(try await pool.apply(TestFunctions.pid, Crew.Empty())) }
         #expect(pids.count == 3)
         try await finish(pool)
     }
 
     @Test func theInitializerRunsInEveryWorkerBeforeItsTasks() async throws {
         let pool = try ProcessPool(testCrew, processes: 2, initializer: TestFunctions.initState, initArgs: "ready")
-        let states = try await pool.map(TestFunctions.readState, Array(repeating: Empty(), count: 20), chunkSize: 1)
+        let states = try await pool.map(TestFunctions.readState, Array(repeating: Crew.Empty(), count: 20), chunkSize: 1)
         #expect(states.allSatisfy { $0 == "ready" })
         try await finish(pool)
     }

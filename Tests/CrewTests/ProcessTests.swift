@@ -48,10 +48,10 @@ import Glibc
     @Test func functionsWithoutArgumentsOrResult() async throws {
         let p = Crew.Process(target: TestFunctions.noArgsNoResult, crew: testCrew)
         try p.start()
-        #expect(try await p.value == Empty())
+        #expect(try await p.value == Crew.Empty())
         let q = Crew.Process(target: TestFunctions.argsNoResult, args: 3, crew: testCrew)
         try q.start()
-        #expect(try await q.value == Empty())
+        #expect(try await q.value == Crew.Empty())
     }
 
     @Test func namesAreNumberedAsPythonDoes() {
@@ -130,12 +130,12 @@ import Glibc
     @Test func aChildThatNeverAnswers() async throws {
         let p = Crew.Process(target: TestFunctions.sleepForever, crew: testCrew)
         try p.start()
-        #expect(try await blocking { try p.join(timeout: .milliseconds(200)) } == false)
+        #expect(try await Crew.blocking { try p.join(timeout: .milliseconds(200)) } == false)
         #expect(p.isAlive)
         #expect(p.exitCode == nil)
         await expectCrewError(.timedOut) { try p.get(timeout: .milliseconds(50)) }
         p.terminate()
-        #expect(try await blocking { try p.join(timeout: .seconds(30)) })
+        #expect(try await Crew.blocking { try p.join(timeout: .seconds(30)) })
         #expect(p.exitCode == -SIGTERM)
         #expect(!p.isAlive)
         await expectCrewError(.workerCrashed) { try await p.value }
@@ -169,7 +169,7 @@ import Glibc
     }
 
     @Test func anUnregisteredFunctionIsRefusedBeforeSpawning() async {
-        let stranger = Function("stranger") { (n: Int) in n }
+        let stranger = Crew.Function("stranger") { (n: Int) in n }
         let p = Crew.Process(target: stranger, args: 1, crew: testCrew)
         await expectCrewError(.unknownFunction) { try p.start() }
         #expect(p.pid == nil)
@@ -231,7 +231,7 @@ import Glibc
         // A worker starts a grandchild that sleeps forever, then the worker is SIGKILLed: no code of it runs
         // after that, yet the grandchild must go (the kernel's parent-death signal).
         let worker = try ChildWorker(crew: testCrew)
-        let grandchild = try await worker.call(TestFunctions.startGrandchild, Empty())
+        let grandchild = try await worker.call(TestFunctions.startGrandchild, Crew.Empty())
         #expect(CrewTesting.processExists(grandchild))
         worker.signal(SIGKILL)
         #expect(await worker.exitStatus() == .signaled(SIGKILL))

@@ -14,15 +14,15 @@ import Testing
 /// Functions queued tasks run in these tests (in this process, on threads or coroutines).
 enum QueuedWork {
     static let flakyCalls = Mutex(0)
-    static let double = Function("queued.double") { (n: Int) in n * 2 }
+    static let double = Crew.Function("queued.double") { (n: Int) in n * 2 }
     /// Fails its first two calls, then succeeds.
-    static let flaky = Function("queued.flaky") { (n: Int) throws -> Int in
+    static let flaky = Crew.Function("queued.flaky") { (n: Int) throws -> Int in
         let call = flakyCalls.withLock { $0 += 1; return $0 }
         if call <= 2 { throw TestFailure(reason: "call \(call) fails") }
         return n
     }
-    static let measured = Function("queued.measured") { (n: Int) in n + 1 }
-    static let nap = Function("queued.nap") { (ms: Int) async throws -> Int in
+    static let measured = Crew.Function("queued.measured") { (n: Int) in n + 1 }
+    static let nap = Crew.Function("queued.nap") { (ms: Int) async throws -> Int in
         try await Task.sleep(for: .milliseconds(ms))
         return ms
     }
@@ -46,8 +46,8 @@ let testMetrics: TestMetrics = {
         _ = testCrew
     }
 
-    func setUp(_ backend: Backend, tasks: [any AnyQueueTask], configuration: Worker.Configuration = .init(pollInterval: .milliseconds(5))) throws -> (TaskClient, Worker) {
-        let broker: any Broker
+    func setUp(_ backend: Backend, tasks: [any AnyQueueTask], configuration: QueueWorker.Configuration = .init(pollInterval: .milliseconds(5))) throws -> (TaskClient, QueueWorker) {
+        let broker: any QueueBroker
         let executor: Crew.Executor
         switch backend {
         case .memoryThreads:
@@ -57,7 +57,7 @@ let testMetrics: TestMetrics = {
             broker = try SQLiteBroker(path: BrokerConformanceTests.temporaryPath())
             executor = try .coroutines(10)
         }
-        return (TaskClient(broker: broker), Worker(broker: broker, tasks: tasks, executor: executor, configuration: configuration))
+        return (TaskClient(broker: broker), QueueWorker(broker: broker, tasks: tasks, executor: executor, configuration: configuration))
     }
 
     @Test(arguments: Backend.allCases)
@@ -138,7 +138,7 @@ let testMetrics: TestMetrics = {
         let broker = MemoryBroker()
         let trap = QueueTask(TestFunctions.trapIndex, options: TaskOptions(maxRetries: 1, retryBackoff: .milliseconds(1)))
         let square = QueueTask(TestFunctions.square)
-        let worker = Worker(
+        let worker = QueueWorker(
             broker: broker, tasks: [trap, square], executor: try .processes(2, crew: testCrew),
             configuration: .init(pollInterval: .milliseconds(5))
         )
@@ -156,9 +156,9 @@ let testMetrics: TestMetrics = {
     @Test func aSchedulerEnqueuesDueTasksOncePerPeriodAcrossSchedulers() async throws {
         let broker = MemoryBroker()
         let double = QueueTask(QueuedWork.double)
-        let schedules = [Schedule.every(.seconds(3600), double, 5, name: "hourly")]
-        let one = Scheduler(broker: broker, schedules: schedules)
-        let two = Scheduler(broker: broker, schedules: schedules)
+        let schedules = [PeriodicTask.every(.seconds(3600), double, 5, name: "hourly")]
+        let one = PeriodicScheduler(broker: broker, schedules: schedules)
+        let two = PeriodicScheduler(broker: broker, schedules: schedules)
         #expect(try await one.runDue() == ["hourly"])
         #expect(try await two.runDue().isEmpty)  // Already taken for this hour.
         #expect(try await broker.jobs(queue: nil, states: nil, limit: 10).map(\.arguments) == ["5"])
@@ -211,7 +211,7 @@ let testMetrics: TestMetrics = {
 
     @Test func aWorkerWithANonsensicalConfigurationRefusesToRun() async throws {
         let double = QueueTask(QueuedWork.double)
-        let bad: [Worker.Configuration] = [
+        let bad: [QueueWorker.Configuration] = [
             .init(concurrency: 0),
             .init(prefetchMultiplier: 0),
             .init(lease: .seconds(5), heartbeat: .seconds(10)),
@@ -225,7 +225,7 @@ let testMetrics: TestMetrics = {
 
     @Test func aPrefetchingWorkerClaimsAheadRunsInOrderAndGivesBackWhatItDidNotStart() async throws {
         let nap = QueueTask(QueuedWork.nap)
-        let configuration = Worker.Configuration(
+        let configuration = QueueWorker.Configuration(
             concurrency: 1,
             pollInterval: .milliseconds(5),
             gracePeriod: .seconds(30),

@@ -13,12 +13,12 @@ import Testing
 // in this file, so the README cannot drift from code that builds.
 
 enum Work {
-    static let square = Function("square") { (n: Int) in n * n }
-    static let greet = Function("greet") { (name: String) async throws -> String in
+    static let square = Crew.Function("square") { (n: Int) in n * n }
+    static let greet = Crew.Function("greet") { (name: String) async throws -> String in
         try await Task.sleep(for: .milliseconds(10))
         return "hello, \(name)"
     }
-    static let crash = Function("crash") { (index: Int) -> Int in [1, 2, 3][index] }
+    static let crash = Crew.Function("crash") { (index: Int) -> Int in [1, 2, 3][index] }
 }
 
 struct App {
@@ -66,19 +66,19 @@ func poolTour() async throws {
 }
 
 enum Seed {
-    static let write = Function("write") { (q: Queue<String>) throws in
+    static let write = Crew.Function("write") { (q: Crew.Queue<String>) throws in
         for value in ["A", "B", "C"] {
             print("Put \(value) to queue...")
             try q.put(value)
         }
     }
-    static let read = Function("read") { (q: Queue<String>) throws in
+    static let read = Crew.Function("read") { (q: Crew.Queue<String>) throws in
         while true { print("Get \(try q.get()) from queue.") }
     }
 }
 
 func queueTour() async throws {
-    let q = try Queue<String>()
+    let q = try Crew.Queue<String>()
     let pw = Crew.Process(target: Seed.write, args: q)
     let pr = Crew.Process(target: Seed.read, args: q)
     try pw.start()
@@ -106,13 +106,13 @@ func whichPool(threads: Bool) async throws -> [Int] {
 
 func coroutineTour() async throws {
     let pages = (0..<3).map { i in
-        spawn {
+        Crew.spawn {
             try await Task.sleep(for: .seconds(2))  // an I/O wait: the three overlap
             return i * 2
         }
     }
-    try await joinAll(pages)
-    let napped = try await blocking { sleep(1) }  // a blocking call, kept off the coroutines
+    try await Crew.joinAll(pages)
+    let napped = try await Crew.blocking { sleep(1) }  // a blocking call, kept off the coroutines
     let executor = try Crew.Executor.processes(2, coroutinesEach: 100)
     let results = try await executor.map(Work.greet, ["a", "b", "c"])
     try await executor.shutdown()
@@ -126,7 +126,7 @@ enum Jobs {
 func taskQueueTour() async throws {
     let broker = try SQLiteBroker(path: "crew.db")
     let handle = try await TaskClient(broker: broker).enqueue(Jobs.square, 12, countdown: .seconds(1))
-    let worker = Worker(broker: broker, tasks: [Jobs.square], executor: try .processes(2))
+    let worker = QueueWorker(broker: broker, tasks: [Jobs.square], executor: try .processes(2))
     let serving = Task { try await worker.run() }
     print(try await handle.result(timeout: .seconds(10)))  // 144
     worker.stop()

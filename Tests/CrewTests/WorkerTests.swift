@@ -60,7 +60,7 @@ import Glibc
     @Test func argumentsOfTheWrongTypeAreATypedErrorAndTheChildStaysHealthy() async throws {
         let worker = try ChildWorker(crew: testCrew)
         // "square" takes an Int; send a String under its name.
-        let wrong = Function("square") { (text: String) in text }
+        let wrong = Crew.Function("square") { (text: String) in text }
         let error = await expectCrewError(.decodingFailed) { try await worker.call(wrong, "nine") }
         #expect(error?.message.contains("did not decode") == true)
         #expect(try await worker.call(TestFunctions.square, 9) == 81)
@@ -69,7 +69,7 @@ import Glibc
 
     @Test func aResultOfTheWrongTypeIsADecodingError() async throws {
         let worker = try ChildWorker(crew: testCrew)
-        let wrong = Function("echo") { (text: String) in text.count }  // the child returns a String
+        let wrong = Crew.Function("echo") { (text: String) in text.count }  // the child returns a String
         await expectCrewError(.decodingFailed) { try await worker.call(wrong, "abc") }
         #expect(try await worker.call(TestFunctions.echo, "still fine") == "still fine")
         await worker.shutdown()

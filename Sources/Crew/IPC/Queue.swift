@@ -2,327 +2,193 @@ import Synchronization
 
 // Python's multiprocessing.Queue, JoinableQueue and SimpleQueue, typed. The bytes travel through `QueueCore`.
 
-/// A queue between processes: Python's `multiprocessing.Queue`, for `Codable` values.
-///
-/// Create it in the parent and hand it to children in their arguments, as the seed does:
-///
-/// ```swift
-/// let q = try Queue<String>()
-/// let writer = Crew.Process(target: Demo.write, args: q)
-/// let reader = Crew.Process(target: Demo.read, args: q)
-/// ```
-///
-/// Any number of processes (and threads) may put and get. Messages travel through a ring in shared memory —
-/// no pipe, no feeder thread — so a message put is at once visible to every holder, in order. Beyond Python:
-/// once the queue has been handed to another process, a ``get(timeout:)`` that waits while no other process
-/// holds the queue any more (they exited, died or called ``close()``) ends with ``CrewError/Code/closed``
-/// instead of blocking forever, and so does a ``put(_:timeout:)`` waiting for room.
-///
-/// With the forkserver start method, a queue travels the same way (its descriptor goes to the fork server with
-/// the request). A queue cannot be an argument of a pool's `apply` or `map`: hand it to the workers through the
-/// pool's `initializer`, as in Python.
-public final class Queue<Element: Codable & Sendable>: Codable, Sendable {
-    @usableFromInline
-    let core: QueueCore
-
-    /// The default size of the ring, in bytes: messages up to a quarter of it travel in one piece.
-    public static var defaultCapacity: Int { 4 << 20 }
-
-    /// A new, empty queue.
+extension Crew {
+    /// A queue between processes: Python's `multiprocessing.Queue`, for `Codable` values.
     ///
-    /// - Parameters:
-    ///   - maxSize: The most messages it holds; ``put(_:timeout:)`` waits for room beyond that. 0: no limit but
-    ///     the ring's bytes.
-    ///   - capacity: The size in bytes of the shared ring (rounded up to a power of two, at least 64 KiB).
-    ///     Bigger messages are carried in pieces.
-    /// - Throws: ``CrewError/Code/invalidArgument`` for a negative size; ``CrewError/Code/systemCallFailed`` if
-    ///   the shared memory cannot be made.
-    public init(maxSize: Int = 0, capacity: Int = Queue.defaultCapacity) throws {
-        guard maxSize >= 0 else { throw CrewError(.invalidArgument, "maxSize must be 0 (no limit) or more, not \(maxSize)") }
-        guard capacity > 0, capacity <= 1 << 40 else {
-            throw CrewError(.invalidArgument, "capacity must be 1 byte to 1 TiB, not \(capacity)")
-        }
-        core = try QueueCore(capacity: capacity, maxSize: maxSize, spinNanoseconds: Self.spin)
-    }
-
-    init(core: QueueCore) {
-        self.core = core
-    }
-
-    static var spin: UInt64 {
-        Crew.current.map { Crew.effectiveSpinNanoseconds($0.options) } ?? 50_000
-    }
-
-    // MARK: Put
-
-    /// Puts `item`, waiting at most `timeout` for room (no limit when nil): Python's `put(item, timeout=...)`.
+    /// Create it in the parent and hand it to children in their arguments, as the seed does:
     ///
-    /// - Throws: ``CrewError/Code/full`` if there was no room in time; ``CrewError/Code/closed`` if this
-    ///   process closed the queue, or it waited for room while no other process held the queue;
-    ///   ``CrewError/Code/encodingFailed`` if `item` does not encode.
-    @inlinable
-    public func put(_ item: Element, timeout: Duration? = nil) throws {
-        try put(item, until: deadline(after: timeout))
-    }
-
-    /// Puts `item` if there is room now: Python's `put_nowait`.
+    /// ```swift
+    /// let q = try Crew.Queue<String>()
+    /// let writer = Crew.Process(target: Demo.write, args: q)
+    /// let reader = Crew.Process(target: Demo.read, args: q)
+    /// ```
     ///
-    /// - Throws: ``CrewError/Code/full`` if there is none.
-    @inlinable
-    public func putNowait(_ item: Element) throws {
-        try put(item, until: 0)
-    }
-
-    /// Puts `item`, suspending (not blocking a thread of the cooperative pool) while there is no room.
+    /// Any number of processes (and threads) may put and get. Messages travel through a ring in shared memory —
+    /// no pipe, no feeder thread — so a message put is at once visible to every holder, in order. Beyond Python:
+    /// once the queue has been handed to another process, a ``get(timeout:)`` that waits while no other process
+    /// holds the queue any more (they exited, died or called ``close()``) ends with ``CrewError/Code/closed``
+    /// instead of blocking forever, and so does a ``put(_:timeout:)`` waiting for room.
     ///
-    /// - Throws: as ``put(_:timeout:)``; `CancellationError` if the task is cancelled while it waits.
-    public func put(_ item: Element) async throws {
-        do {
-            return try putNowait(item)
-        } catch let error as CrewError where error.code == .full {
-            try await offload { [self] in try put(item, until: deadline(after: .milliseconds(50))) }
-        }
-    }
+    /// With the forkserver start method, a queue travels the same way (its descriptor goes to the fork server with
+    /// the request). A queue cannot be an argument of a pool's `apply` or `map`: hand it to the workers through the
+    /// pool's `initializer`, as in Python.
+    public final class Queue<Element: Codable & Sendable>: Codable, Sendable {
+        @usableFromInline
+        let core: QueueCore
 
-    // Inlinable, like the other hot paths: where `Element` is known, encoding and decoding run specialized
-    // instead of looking its type up at run time for every message.
-    @inlinable
-    func put(_ item: Element, until deadline: Int64) throws {
-        if let raw = item as? [UInt8] {
-            // Bytes, the commonest message, go into the ring straight from the array (decided when compiling).
-            var header: (UInt8, UInt64, UInt64) = (0, 0, 0)
-            let headerCount = BinaryEncoder.byteArrayHeader(count: raw.count, into: &header)
-            return try withUnsafeBytes(of: &header) { head in
-                try raw.withUnsafeBytes { body in
-                    try core.put(prefix: UnsafeRawBufferPointer(rebasing: head[0..<headerCount]), body, until: deadline)
-                }
+        /// The default size of the ring, in bytes: messages up to a quarter of it travel in one piece.
+        public static var defaultCapacity: Int { 4 << 20 }
+
+        /// A new, empty queue.
+        ///
+        /// - Parameters:
+        ///   - maxSize: The most messages it holds; ``put(_:timeout:)`` waits for room beyond that. 0: no limit but
+        ///     the ring's bytes.
+        ///   - capacity: The size in bytes of the shared ring (rounded up to a power of two, at least 64 KiB).
+        ///     Bigger messages are carried in pieces.
+        /// - Throws: ``CrewError/Code/invalidArgument`` for a negative size; ``CrewError/Code/systemCallFailed`` if
+        ///   the shared memory cannot be made.
+        public init(maxSize: Int = 0, capacity: Int = Queue.defaultCapacity) throws {
+            guard maxSize >= 0 else { throw CrewError(.invalidArgument, "maxSize must be 0 (no limit) or more, not \(maxSize)") }
+            guard capacity > 0, capacity <= 1 << 40 else {
+                throw CrewError(.invalidArgument, "capacity must be 1 byte to 1 TiB, not \(capacity)")
             }
+            core = try QueueCore(capacity: capacity, maxSize: maxSize, spinNanoseconds: Self.spin)
         }
-        var bytes: [UInt8] = []
-        do {
-            try BinaryEncoder.encode(item, appendingTo: &bytes)
-        } catch {
-            throw CrewError(.encodingFailed, "the item did not encode: \(error)")
+
+        init(core: QueueCore) {
+            self.core = core
         }
-        try bytes.withUnsafeBytes { try core.put($0, until: deadline) }
-    }
 
-    // MARK: Get
-
-    /// Takes the oldest item, waiting at most `timeout` for one (no limit when nil): Python's
-    /// `get(timeout=...)`.
-    ///
-    /// - Throws: ``CrewError/Code/empty`` if none came in time; ``CrewError/Code/closed`` if this process
-    ///   closed the queue, or it waited while no other process held the queue; ``CrewError/Code/decodingFailed``
-    ///   if the message is not an `Element` (it is taken off the queue; the queue goes on).
-    @inlinable
-    public func get(timeout: Duration? = nil) throws -> Element {
-        try get(until: deadline(after: timeout))
-    }
-
-    /// Takes the oldest item if there is one now: Python's `get_nowait`.
-    ///
-    /// - Throws: ``CrewError/Code/empty`` if there is none.
-    @inlinable
-    public func getNowait() throws -> Element {
-        try get(until: 0)
-    }
-
-    /// Takes the oldest item, suspending (not blocking a thread of the cooperative pool) while there is none.
-    ///
-    /// - Throws: as ``get(timeout:)``; `CancellationError` if the task is cancelled while it waits.
-    public func get() async throws -> Element {
-        do {
-            return try getNowait()
-        } catch let error as CrewError where error.code == .empty {
-            return try await offload { [self] in try get(until: deadline(after: .milliseconds(50))) }
+        static var spin: UInt64 {
+            Crew.current.map { Crew.effectiveSpinNanoseconds($0.options) } ?? 50_000
         }
-    }
 
-    @inlinable
-    func get(until deadline: Int64) throws -> Element {
-        var item: Element?
-        try core.get(until: deadline) { bytes in
+        // MARK: Put
+
+        /// Puts `item`, waiting at most `timeout` for room (no limit when nil): Python's `put(item, timeout=...)`.
+        ///
+        /// - Throws: ``CrewError/Code/full`` if there was no room in time; ``CrewError/Code/closed`` if this
+        ///   process closed the queue, or it waited for room while no other process held the queue;
+        ///   ``CrewError/Code/encodingFailed`` if `item` does not encode.
+        @inlinable
+        public func put(_ item: Element, timeout: Duration? = nil) throws {
+            try put(item, until: deadline(after: timeout))
+        }
+
+        /// Puts `item` if there is room now: Python's `put_nowait`.
+        ///
+        /// - Throws: ``CrewError/Code/full`` if there is none.
+        @inlinable
+        public func putNowait(_ item: Element) throws {
+            try put(item, until: 0)
+        }
+
+        /// Puts `item`, suspending (not blocking a thread of the cooperative pool) while there is no room.
+        ///
+        /// - Throws: as ``put(_:timeout:)``; `CancellationError` if the task is cancelled while it waits.
+        public func put(_ item: Element) async throws {
             do {
-                if Element.self == [UInt8].self {
-                    // Bytes, the commonest message, straight from the ring (decided when compiling).
-                    item = try BinaryDecoder.byteArray(from: bytes) as? Element
-                } else {
-                    item = try BinaryDecoder().decode(Element.self, from: Array(bytes))
+                return try putNowait(item)
+            } catch let error as CrewError where error.code == .full {
+                try await offload { [self] in try put(item, until: deadline(after: .milliseconds(50))) }
+            }
+        }
+
+        // Inlinable, like the other hot paths: where `Element` is known, encoding and decoding run specialized
+        // instead of looking its type up at run time for every message.
+        @inlinable
+        func put(_ item: Element, until deadline: Int64) throws {
+            if let raw = item as? [UInt8] {
+                // Bytes, the commonest message, go into the ring straight from the array (decided when compiling).
+                var header: (UInt8, UInt64, UInt64) = (0, 0, 0)
+                let headerCount = BinaryEncoder.byteArrayHeader(count: raw.count, into: &header)
+                return try withUnsafeBytes(of: &header) { head in
+                    try raw.withUnsafeBytes { body in
+                        try core.put(prefix: UnsafeRawBufferPointer(rebasing: head[0..<headerCount]), body, until: deadline)
+                    }
                 }
+            }
+            var bytes: [UInt8] = []
+            do {
+                try BinaryEncoder.encode(item, appendingTo: &bytes)
             } catch {
-                throw CrewError(.decodingFailed, "a message on the queue is not a \(Element.self): \(error)")
+                throw CrewError(.encodingFailed, "the item did not encode: \(error)")
+            }
+            try bytes.withUnsafeBytes { try core.put($0, until: deadline) }
+        }
+
+        // MARK: Get
+
+        /// Takes the oldest item, waiting at most `timeout` for one (no limit when nil): Python's
+        /// `get(timeout=...)`.
+        ///
+        /// - Throws: ``CrewError/Code/empty`` if none came in time; ``CrewError/Code/closed`` if this process
+        ///   closed the queue, or it waited while no other process held the queue; ``CrewError/Code/decodingFailed``
+        ///   if the message is not an `Element` (it is taken off the queue; the queue goes on).
+        @inlinable
+        public func get(timeout: Duration? = nil) throws -> Element {
+            try get(until: deadline(after: timeout))
+        }
+
+        /// Takes the oldest item if there is one now: Python's `get_nowait`.
+        ///
+        /// - Throws: ``CrewError/Code/empty`` if there is none.
+        @inlinable
+        public func getNowait() throws -> Element {
+            try get(until: 0)
+        }
+
+        /// Takes the oldest item, suspending (not blocking a thread of the cooperative pool) while there is none.
+        ///
+        /// - Throws: as ``get(timeout:)``; `CancellationError` if the task is cancelled while it waits.
+        public func get() async throws -> Element {
+            do {
+                return try getNowait()
+            } catch let error as CrewError where error.code == .empty {
+                return try await offload { [self] in try get(until: deadline(after: .milliseconds(50))) }
             }
         }
-        return item!
-    }
 
-    // MARK: State
-
-    /// How many items the queue holds now; approximate while others put and get (Python's `qsize`).
-    public var count: Int { core.count }
-
-    /// True if the queue holds nothing now (approximate, as Python's `empty()`).
-    public var isEmpty: Bool { core.count == 0 }
-
-    /// True if a bounded queue is at its `maxSize` now (approximate, as Python's `full()`).
-    public var isFull: Bool { core.maxSize > 0 && core.count >= core.maxSize }
-
-    /// This process will put and get no more: Python's `close()`. Processes waiting on the queue elsewhere stop
-    /// counting on this one; this object's puts and gets then throw ``CrewError/Code/closed``. Items already
-    /// put stay for the other holders.
-    public func close() {
-        core.close()
-    }
-
-    // MARK: Handing to a child
-
-    /// Writes a handle that a child started with these arguments turns back into this queue.
-    public func encode(to encoder: any Encoder) throws {
-        try HandedDescriptors.encode("Queue", fd: core.region.fd, owner: core, to: encoder)
-    }
-
-    /// Takes the queue handed to this child by its parent.
-    public convenience init(from decoder: any Decoder) throws {
-        let core = try HandedDescriptors.decode("Queue", as: QueueCore.self, from: decoder) { fd in
-            try QueueCore(adopting: SharedRegion.adopt(fd, minimumSize: QueueCore.Layout.data + 1), spinNanoseconds: Self.spin)
-        }
-        self.init(core: core)
-    }
-}
-
-/// A ``Queue`` whose consumers report each item done, so that a producer can wait for all of them: Python's
-/// `multiprocessing.JoinableQueue`.
-public final class JoinableQueue<Element: Codable & Sendable>: Codable, Sendable {
-    /// The queue items travel through.
-    public let queue: Queue<Element>
-
-    /// A new, empty joinable queue (see ``Queue/init(maxSize:capacity:)``).
-    public init(maxSize: Int = 0, capacity: Int = Queue<Element>.defaultCapacity) throws {
-        queue = try Queue(maxSize: maxSize, capacity: capacity)
-    }
-
-    /// Puts `item` (see ``Queue/put(_:timeout:)``); it counts as unfinished until a ``taskDone()``.
-    @inlinable
-    public func put(_ item: Element, timeout: Duration? = nil) throws {
-        try queue.put(item, timeout: timeout)
-    }
-
-    /// Puts `item`, suspending while there is no room.
-    public func put(_ item: Element) async throws {
-        try await queue.put(item)
-    }
-
-    /// Takes the oldest item (see ``Queue/get(timeout:)``).
-    @inlinable
-    public func get(timeout: Duration? = nil) throws -> Element {
-        try queue.get(timeout: timeout)
-    }
-
-    /// Takes the oldest item, suspending while there is none.
-    public func get() async throws -> Element {
-        try await queue.get()
-    }
-
-    /// Marks one item taken from the queue as processed: Python's `task_done()`.
-    ///
-    /// - Throws: ``CrewError/Code/invalidArgument`` if called more times than items were put (Python's
-    ///   `ValueError`).
-    public func taskDone() throws {
-        try queue.core.taskDone()
-    }
-
-    /// Waits until every item put has been marked done, or `timeout` passes: Python's `join()`.
-    ///
-    /// - Returns: false if the time ran out.
-    /// - Throws: ``CrewError/Code/closed`` if items stay unfinished while no other process holds the queue.
-    @discardableResult
-    public func join(timeout: Duration? = nil) throws -> Bool {
-        try queue.core.join(until: deadline(after: timeout))
-    }
-
-    /// Waits, suspending, until every item put has been marked done.
-    public func join() async throws {
-        if try queue.core.join(until: 0) { return }
-        _ = try await offload { [self] () throws -> Bool in
-            guard try queue.core.join(until: deadline(after: .milliseconds(50))) else {
-                throw CrewError(.empty, "not yet")
+        @inlinable
+        func get(until deadline: Int64) throws -> Element {
+            var item: Element?
+            try core.get(until: deadline) { bytes in
+                do {
+                    if Element.self == [UInt8].self {
+                        // Bytes, the commonest message, straight from the ring (decided when compiling).
+                        item = try BinaryDecoder.byteArray(from: bytes) as? Element
+                    } else {
+                        item = try BinaryDecoder().decode(Element.self, from: Array(bytes))
+                    }
+                } catch {
+                    throw CrewError(.decodingFailed, "a message on the queue is not a \(Element.self): \(error)")
+                }
             }
-            return true
+            return item!
         }
-    }
 
-    /// Items put and not yet marked done.
-    public var unfinished: Int { queue.core.unfinished }
+        // MARK: State
 
-    /// How many items the queue holds now (approximate).
-    public var count: Int { queue.count }
+        /// How many items the queue holds now; approximate while others put and get (Python's `qsize`).
+        public var count: Int { core.count }
 
-    /// This process will put and get no more (see ``Queue/close()``).
-    public func close() {
-        queue.close()
-    }
+        /// True if the queue holds nothing now (approximate, as Python's `empty()`).
+        public var isEmpty: Bool { core.count == 0 }
 
-    /// Writes a handle that a child started with these arguments turns back into this queue.
-    public func encode(to encoder: any Encoder) throws {
-        try queue.encode(to: encoder)
-    }
+        /// True if a bounded queue is at its `maxSize` now (approximate, as Python's `full()`).
+        public var isFull: Bool { core.maxSize > 0 && core.count >= core.maxSize }
 
-    /// Takes the queue handed to this child by its parent.
-    public init(from decoder: any Decoder) throws {
-        queue = try Queue(from: decoder)
-    }
-}
+        /// This process will put and get no more: Python's `close()`. Processes waiting on the queue elsewhere stop
+        /// counting on this one; this object's puts and gets then throw ``CrewError/Code/closed``. Items already
+        /// put stay for the other holders.
+        public func close() {
+            core.close()
+        }
 
-/// An unbounded ``Queue`` with only `put`, `get` and `isEmpty`: Python's `multiprocessing.SimpleQueue`.
-public final class SimpleQueue<Element: Codable & Sendable>: Codable, Sendable {
-    let queue: Queue<Element>
+        // MARK: Handing to a child
 
-    /// A new, empty queue.
-    public init() throws {
-        queue = try Queue()
-    }
+        /// Writes a handle that a child started with these arguments turns back into this queue.
+        public func encode(to encoder: any Encoder) throws {
+            try HandedDescriptors.encode("Queue", fd: core.region.fd, owner: core, to: encoder)
+        }
 
-    /// Puts `item`.
-    public func put(_ item: Element) throws {
-        try queue.put(item)
-    }
-
-    /// Takes the oldest item, waiting for one.
-    public func get() throws -> Element {
-        try queue.get()
-    }
-
-    /// True if the queue holds nothing now.
-    public var isEmpty: Bool { queue.isEmpty }
-
-    /// This process will put and get no more (see ``Queue/close()``).
-    public func close() {
-        queue.close()
-    }
-
-    /// Writes a handle that a child started with these arguments turns back into this queue.
-    public func encode(to encoder: any Encoder) throws {
-        try queue.encode(to: encoder)
-    }
-
-    /// Takes the queue handed to this child by its parent.
-    public init(from decoder: any Decoder) throws {
-        queue = try Queue(from: decoder)
-    }
-}
-
-/// Runs `attempt` on Crew's bounded pool for blocking calls (see ``blocking(_:)``) until it stops throwing
-/// ``CrewError/Code/empty`` or ``CrewError/Code/full`` (each attempt waits a short while), or the task is
-/// cancelled. For the async forms of blocking waits on shared memory, which no event loop can watch: however
-/// many tasks wait, they hold at most the pool's threads, a short attempt at a time.
-func offload<R: Sendable>(_ attempt: @escaping @Sendable () throws -> R) async throws -> R {
-    while true {
-        try Task.checkCancellation()
-        do {
-            return try await BlockingPool.shared.run(attempt)
-        } catch let error as CrewError where error.code == .empty || error.code == .full {
-            continue
+        /// Takes the queue handed to this child by its parent.
+        public convenience init(from decoder: any Decoder) throws {
+            let core = try HandedDescriptors.decode("Queue", as: QueueCore.self, from: decoder) { fd in
+                try QueueCore(adopting: SharedRegion.adopt(fd, minimumSize: QueueCore.Layout.data + 1), spinNanoseconds: Self.spin)
+            }
+            self.init(core: core)
         }
     }
 }

@@ -46,13 +46,13 @@ extension Crew {
         ///
         /// - Throws: ``CrewError/Code/poolClosed`` after ``shutdown(wait:cancelFutures:)``.
         @discardableResult
-        public func submit<A, R>(_ function: Function<A, R>, _ args: A, timeout: Duration? = nil) throws -> AsyncResult<R> {
+        public func submit<A, R>(_ function: Crew.Function<A, R>, _ args: A, timeout: Duration? = nil) throws -> AsyncResult<R> {
             try pool.applyAsync(function, args, timeout: timeout, callback: nil, errorCallback: nil)
         }
 
         /// Runs `function` on every item and returns the results in order: Python's `Executor.map`.
         public func map<A, R, S: Sequence<A>>(
-            _ function: Function<A, R>,
+            _ function: Crew.Function<A, R>,
             _ items: S,
             chunkSize: Int? = nil,
             timeout: Duration? = nil

@@ -110,7 +110,7 @@ public final class ProcessPool: Sendable {
         startMethod: Crew.StartMethod? = nil,
         maxTasksPerChild: Int? = nil,
         options: Options = Options(),
-        initializer: Function<A, Empty>,
+        initializer: Crew.Function<A, Crew.Empty>,
         initArgs: A
     ) throws {
         // Queues, pipes, locks and shared values in `initArgs` hand their descriptors to every worker as it
@@ -213,7 +213,7 @@ public final class ProcessPool: Sendable {
     /// - Throws: the call's failure as a ``CrewError`` (see ``AsyncResult``); ``CrewError/Code/poolClosed``
     ///   after ``close()``; ``CrewError/Code/unknownFunction`` for an unregistered function.
     @inlinable
-    public func apply<A, R>(_ function: Function<A, R>, _ args: A, timeout: Duration? = nil) async throws -> R {
+    public func apply<A, R>(_ function: Crew.Function<A, R>, _ args: A, timeout: Duration? = nil) async throws -> R {
         try await applyAsync(function, args, timeout: timeout).value
     }
 
@@ -228,7 +228,7 @@ public final class ProcessPool: Sendable {
     @inlinable
     @discardableResult
     public func applyAsync<A, R>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ args: A,
         timeout: Duration? = nil,
         callback: (@Sendable (R) -> Void)? = nil,
@@ -261,7 +261,7 @@ public final class ProcessPool: Sendable {
     /// Submits `items` in chunks; `deliver(index, result)` gets each chunk's results.
     @inlinable
     func submitChunks<A, R>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: [A],
         chunkSize: Int,
         timeout: Duration?,
@@ -312,7 +312,7 @@ public final class ProcessPool: Sendable {
     ///   - timeout: The longest each call may run; a chunk may run `timeout` × its size.
     @inlinable
     public func map<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: S,
         chunkSize: Int? = nil,
         timeout: Duration? = nil
@@ -323,7 +323,7 @@ public final class ProcessPool: Sendable {
     /// Starts a map whose results arrive later: Python's `map_async`.
     @inlinable
     public func mapAsync<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: S,
         chunkSize: Int? = nil,
         timeout: Duration? = nil,
@@ -351,7 +351,7 @@ public final class ProcessPool: Sendable {
     /// `imap`. Iteration throws the first failure at its place.
     @inlinable
     public func imap<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: S,
         chunkSize: Int = 1,
         timeout: Duration? = nil
@@ -363,7 +363,7 @@ public final class ProcessPool: Sendable {
     /// `imap_unordered`.
     @inlinable
     public func imapUnordered<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: S,
         chunkSize: Int = 1,
         timeout: Duration? = nil
@@ -373,7 +373,7 @@ public final class ProcessPool: Sendable {
 
     @inlinable
     func results<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: S,
         chunkSize: Int,
         timeout: Duration?,

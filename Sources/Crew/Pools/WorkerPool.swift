@@ -6,7 +6,7 @@ public protocol WorkerPool: AnyObject, Sendable {
 
     /// Runs `function(args)` on a worker; the result arrives later (Python's `apply_async`).
     func applyAsync<A, R>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ args: A,
         timeout: Duration?,
         callback: (@Sendable (R) -> Void)?,
@@ -15,7 +15,7 @@ public protocol WorkerPool: AnyObject, Sendable {
 
     /// Runs `function` on every item; the results in order, later (Python's `map_async`).
     func mapAsync<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: S,
         chunkSize: Int?,
         timeout: Duration?,
@@ -25,7 +25,7 @@ public protocol WorkerPool: AnyObject, Sendable {
 
     /// The results of `function` on every item, in order, as they become available (Python's `imap`).
     func imap<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: S,
         chunkSize: Int,
         timeout: Duration?
@@ -33,7 +33,7 @@ public protocol WorkerPool: AnyObject, Sendable {
 
     /// The results of `function` on every item, as they finish (Python's `imap_unordered`).
     func imapUnordered<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: S,
         chunkSize: Int,
         timeout: Duration?
@@ -55,14 +55,14 @@ extension WorkerPool {
 
     /// Runs `function(args)` on a worker and returns its value (Python's `apply`).
     @inlinable
-    public func apply<A, R>(_ function: Function<A, R>, _ args: A, timeout: Duration? = nil) async throws -> R {
+    public func apply<A, R>(_ function: Crew.Function<A, R>, _ args: A, timeout: Duration? = nil) async throws -> R {
         try await applyAsync(function, args, timeout: timeout, callback: nil, errorCallback: nil).value
     }
 
     /// Runs `function` on every item and returns the results in order (Python's `map`).
     @inlinable
     public func map<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: S,
         chunkSize: Int? = nil,
         timeout: Duration? = nil
@@ -74,7 +74,7 @@ extension WorkerPool {
     /// argument, a struct for several).
     @inlinable
     public func starmap<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: S,
         chunkSize: Int? = nil,
         timeout: Duration? = nil

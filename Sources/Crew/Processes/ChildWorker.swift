@@ -23,13 +23,13 @@ public final class ChildWorker: Sendable {
     public var pid: Int32 { connection.pid }
 
     /// Runs `function` in the child.
-    public func call<A, R>(_ function: Function<A, R>, _ arguments: A) async throws -> R {
+    public func call<A, R>(_ function: Crew.Function<A, R>, _ arguments: A) async throws -> R {
         let bytes = try await callEncoded(function.name) { try BinaryEncoder.encode(arguments, appendingTo: &$0) }
         return try decode(R.self, bytes, function: function.name)
     }
 
     /// Runs `function` in the child, blocking the calling thread until the result arrives.
-    public func callBlocking<A, R>(_ function: Function<A, R>, _ arguments: A) throws -> R {
+    public func callBlocking<A, R>(_ function: Crew.Function<A, R>, _ arguments: A) throws -> R {
         let done = Completion<Result<[UInt8], CrewError>>()
         connection.call(function.name, encodeArguments: { try BinaryEncoder.encode(arguments, appendingTo: &$0) }) {
             done.complete($0)
@@ -73,10 +73,4 @@ public final class ChildWorker: Sendable {
     public func exitStatus() async -> Crew.ExitStatus? {
         await connection.exited.wait()
     }
-}
-
-/// Bytes of heap in use in this process (glibc's `mallinfo2`), for the benchmark's memory figures.
-@_spi(Internals)
-public func crewHeapBytesInUse() -> Int {
-    Int(crew_heap_in_use())
 }

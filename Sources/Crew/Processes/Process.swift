@@ -36,7 +36,7 @@ extension Crew {
         /// The process's name: `Process-N` unless given, numbered in creation order as Python does.
         public let name: String
         /// The function the child runs.
-        public let target: Function<Arguments, Result>
+        public let target: Crew.Function<Arguments, Result>
         /// The arguments the function gets.
         public let args: Arguments
         private let crew: Crew?
@@ -50,7 +50,7 @@ extension Crew {
         ///   - args: Its arguments.
         ///   - name: The process's name; `Process-N` when nil.
         ///   - crew: Whose options start the child; ``Crew/current`` (made by `bootstrap`) when nil.
-        public init(target: Function<Arguments, Result>, args: Arguments, name: String? = nil, crew: Crew? = nil) {
+        public init(target: Crew.Function<Arguments, Result>, args: Arguments, name: String? = nil, crew: Crew? = nil) {
             self.target = target
             self.args = args
             self.crew = crew
@@ -208,10 +208,10 @@ extension Crew {
     }
 }
 
-extension Crew.Process where Arguments == Empty {
+extension Crew.Process where Arguments == Crew.Empty {
     /// A process that will run `target`, which takes no arguments.
-    public convenience init(target: Function<Empty, Result>, name: String? = nil, crew: Crew? = nil) {
-        self.init(target: target, args: Empty(), name: name, crew: crew)
+    public convenience init(target: Crew.Function<Crew.Empty, Result>, name: String? = nil, crew: Crew? = nil) {
+        self.init(target: target, args: Crew.Empty(), name: name, crew: crew)
     }
 }
 

@@ -43,13 +43,13 @@ extension Crew {
         /// A thread that will run the registered `target` with `args` in this process (no encoding), as
         /// `threading.Thread(target=f, args=(x,))`. Its return value is dropped; use a ``ThreadPool`` for
         /// values.
-        public convenience init<A, R>(target: Function<A, R>, args: A, name: String? = nil) {
+        public convenience init<A, R>(target: Crew.Function<A, R>, args: A, name: String? = nil) {
             self.init(name: name) { _ = try target.callHere(args) }
         }
 
         /// A thread that will run `target`, which takes no arguments.
-        public convenience init<R>(target: Function<Empty, R>, name: String? = nil) {
-            self.init(target: target, args: Empty(), name: name)
+        public convenience init<R>(target: Crew.Function<Crew.Empty, R>, name: String? = nil) {
+            self.init(target: target, args: Crew.Empty(), name: name)
         }
 
         /// Starts the thread.
@@ -178,7 +178,7 @@ enum ThreadNames {
     }
 }
 
-extension Function {
+extension Crew.Function {
     /// Runs the function's body in this process, in this task.
     func callAsync(_ arguments: Arguments) async throws -> Result {
         switch body {

@@ -14,7 +14,7 @@ import Musl
 /// let squares = try await pool.map(Work.square, 0..<100)
 /// ```
 ///
-/// It takes the same registered ``Function``s (called directly, with no encoding) and plain closures too.
+/// It takes the same registered ``Crew/Function``s (called directly, with no encoding) and plain closures too.
 /// Threads share the process: nothing is copied, and a trap in a call ends the process — use a ``ProcessPool``
 /// to isolate crashes. A `timeout:` cannot stop a thread: the call's result fails with
 /// ``CrewError/Code/timedOut`` when the time is up, and the call runs on with its result dropped.
@@ -66,7 +66,7 @@ public final class ThreadPool: WorkerPool, Sendable {
     }
 
     /// Starts a pool whose threads each run the registered `initializer` with `initArgs` first.
-    public convenience init<A>(processes: Int? = nil, initializer: Function<A, Empty>, initArgs: A) throws {
+    public convenience init<A>(processes: Int? = nil, initializer: Crew.Function<A, Crew.Empty>, initArgs: A) throws {
         try self.init(processes: processes, initializer: { _ = try initializer.callHere(initArgs) })
     }
 
@@ -88,7 +88,7 @@ public final class ThreadPool: WorkerPool, Sendable {
     @inlinable
     @discardableResult
     public func applyAsync<A, R>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ args: A,
         timeout: Duration? = nil,
         callback: (@Sendable (R) -> Void)? = nil,
@@ -180,7 +180,7 @@ public final class ThreadPool: WorkerPool, Sendable {
     /// the first call that fails fails the map.
     @inlinable
     public func mapAsync<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: S,
         chunkSize: Int? = nil,
         timeout: Duration? = nil,
@@ -257,7 +257,7 @@ public final class ThreadPool: WorkerPool, Sendable {
 
     /// Runs `function` on every item; the results in order as they become available: Python's `imap`.
     public func imap<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: S,
         chunkSize: Int = 1,
         timeout: Duration? = nil
@@ -267,7 +267,7 @@ public final class ThreadPool: WorkerPool, Sendable {
 
     /// Runs `function` on every item; the results as they finish, in any order: Python's `imap_unordered`.
     public func imapUnordered<A, R, S: Sequence<A>>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: S,
         chunkSize: Int = 1,
         timeout: Duration? = nil
@@ -276,7 +276,7 @@ public final class ThreadPool: WorkerPool, Sendable {
     }
 
     private func results<A, R>(
-        _ function: Function<A, R>,
+        _ function: Crew.Function<A, R>,
         _ items: [A],
         chunkSize: Int,
         timeout: Duration?,

@@ -19,7 +19,7 @@ import Glibc
 /// ```
 enum Seed11 {
     /// The code the child process runs.
-    static let runProc = Function("run_proc") { (name: String) in
+    static let runProc = Crew.Function("run_proc") { (name: String) in
         print("Run child process \(name) (\(getpid()))...")
     }
 

@@ -26,7 +26,7 @@ import Glibc
 ///
 /// `CREW_DEMO_TASK_SECONDS` shortens the three seconds (the tests use it).
 enum Seed12 {
-    static let longTimeTask = Function("long_time_task") { (name: Int) in
+    static let longTimeTask = Crew.Function("long_time_task") { (name: Int) in
         say("Run task \(name) (\(getpid()))...")
         let start = Clock.seconds()
         Clock.sleep(seconds: taskSeconds())

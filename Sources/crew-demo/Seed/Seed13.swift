@@ -20,7 +20,7 @@ import Glibc
 ///         value = q.get(True)
 ///         print("Get %s from queue." % value)
 /// if __name__ == '__main__':
-///     q = Queue()
+///     q = Crew.Queue()
 ///     pw = Process(target=write, args=(q,))
 ///     pr = Process(target=read, args=(q,))
 ///     pw.start()
@@ -31,7 +31,7 @@ import Glibc
 ///
 /// `CREW_DEMO_TASK_SECONDS` scales the random pauses (the tests use it).
 enum Seed13 {
-    static let write = Function("write") { (q: Queue<String>) throws in
+    static let write = Crew.Function("write") { (q: Crew.Queue<String>) throws in
         say("Process to write: \(getpid())")
         for value in ["A", "B", "C"] {
             say("Put \(value) to queue...")
@@ -40,7 +40,7 @@ enum Seed13 {
         }
     }
 
-    static let read = Function("read") { (q: Queue<String>) throws in
+    static let read = Crew.Function("read") { (q: Crew.Queue<String>) throws in
         say("Process to read: \(getpid())")
         while true {
             let value = try q.get()
@@ -52,7 +52,7 @@ enum Seed13 {
 
     @Sendable
     static func main() async throws {
-        let q = try Queue<String>()  // The parent makes the queue and hands it to both children.
+        let q = try Crew.Queue<String>()  // The parent makes the queue and hands it to both children.
         let pw = Crew.Process(target: write, args: q)
         let pr = Crew.Process(target: read, args: q)
         try pw.start()  // The writer starts...
@@ -67,7 +67,7 @@ enum Seed13 {
 
     /// Python's reader prints its last line before the parent's `terminate` only by luck of timing; the twin
     /// waits until the queue is empty and the reader has had a moment to print.
-    static func waitUntilDrained(_ q: Queue<String>) {
+    static func waitUntilDrained(_ q: Crew.Queue<String>) {
         while !q.isEmpty { Clock.sleep(seconds: 0.001) }
         Clock.sleep(seconds: 0.05)
     }

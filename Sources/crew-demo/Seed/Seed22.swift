@@ -10,7 +10,7 @@ import Glibc
 ///
 /// `CREW_DEMO_TASK_SECONDS` scales the work (the tests use it).
 enum Seed22 {
-    static let burn = Function("seed22.burn") { (rounds: Int) -> UInt64 in
+    static let burn = Crew.Function("seed22.burn") { (rounds: Int) -> UInt64 in
         var x: UInt64 = 0
         for i in 0..<(rounds * 1_000_000) { x = x &* 6364136223846793005 &+ UInt64(truncatingIfNeeded: i) }
         return x

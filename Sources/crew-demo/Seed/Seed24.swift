@@ -14,7 +14,7 @@ import Glibc
 /// The twin runs the same function on `ProcessPool(processes: 3)` and on `ThreadPool(processes: 3)`: each call
 /// says which process and thread it ran on, and the results are the same.
 enum Seed24 {
-    static let work = Function("seed24.work") { (number: Int) -> Int in
+    static let work = Crew.Function("seed24.work") { (number: Int) -> Int in
         say("Run task \(number) in process \(getpid()) on \(Crew.Thread.current.name)")
         Clock.sleep(seconds: Seed23.seconds() / 4)
         return number * 2

@@ -21,7 +21,7 @@ import Glibc
 ///
 /// `time.sleep` becomes a coroutine's sleep in gevent because `monkey.patch_all()` replaced it. The twin shows
 /// both Swift forms: a coroutine that sleeps as a task (`Task.sleep`), and one whose sleep is a blocking call
-/// moved off the coroutine threads by `blocking { }` (what patching did for every blocking call).
+/// moved off the coroutine threads by `Crew.blocking { }` (what patching did for every blocking call).
 /// `CREW_DEMO_TASK_SECONDS` scales the sleep (the tests use it).
 enum Seed31 {
     @Sendable
@@ -29,18 +29,18 @@ enum Seed31 {
         let seconds = Seed23.seconds()
         let start = Clock.seconds()
         let tasks = (0..<3).map { number in
-            spawn {
+            Crew.spawn {
                 say("Parent process \(getpid()).")
                 say("\(number * 2)")
                 if number == 2 {
                     // A blocking call (as `time.sleep` is without gevent's patching), kept off the coroutines.
-                    try await blocking { Clock.sleep(seconds: seconds) }
+                    try await Crew.blocking { Clock.sleep(seconds: seconds) }
                 } else {
                     try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
                 }
                 say("run \(fixed(Clock.seconds() - start, 2)) s end")
             }
         }
-        try await joinAll(tasks, raiseError: true)
+        try await Crew.joinAll(tasks, raiseError: true)
     }
 }

@@ -20,13 +20,13 @@ import Glibc
 /// results. Both use `sqlite://crew.db` in the working directory unless given `--broker`.
 enum Seed33 {
     /// An I/O-bound task: waits as a page download would, then returns the page's "length".
-    static let fetch = Function("seed33.fetch") { (page: Int) async throws -> String in
+    static let fetch = Crew.Function("seed33.fetch") { (page: Int) async throws -> String in
         try await Task.sleep(for: .milliseconds(200))
         return "page \(page): \(1_000 + page * 37) bytes"
     }
 
     /// A CPU-bound task: sums a few million numbers.
-    static let crunch = Function("seed33.crunch") { (n: Int) -> Int in
+    static let crunch = Crew.Function("seed33.crunch") { (n: Int) -> Int in
         var total = 0
         for i in 0..<(n * 1_000_000) { total &+= i % 7 }
         return total
@@ -44,11 +44,11 @@ enum Seed33 {
         let dir = "/tmp/crew-demo-\(getpid())"
         mkdir(dir, 0o700)
         let broker = try await CrewCLI.broker("sqlite://\(dir)/crew.db")
-        let worker = Worker(
+        let worker = QueueWorker(
             broker: broker,
             tasks: tasks,
             executor: try .coroutines(10),
-            configuration: Worker.Configuration(concurrency: 10, pollInterval: .milliseconds(5)),
+            configuration: QueueWorker.Configuration(concurrency: 10, pollInterval: .milliseconds(5)),
             logger: quietLogger
         )
         let serving = Task { try await worker.run() }

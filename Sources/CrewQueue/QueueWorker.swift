@@ -1,5 +1,5 @@
 public import Crew
-public import FoundationEssentials
+import FoundationEssentials
 public import Logging
 import Metrics
 public import ServiceLifecycle
@@ -16,7 +16,7 @@ import Glibc
 /// rest back — nothing is lost.
 ///
 /// ```swift
-/// let worker = Worker(broker: broker, tasks: [Jobs.resize], executor: try .processes(4))
+/// let worker = QueueWorker(broker: broker, tasks: [Jobs.resize], executor: try .processes(4))
 /// try await worker.run()          // until stop(), or a graceful shutdown of its service group
 /// ```
 ///
@@ -25,7 +25,7 @@ import Glibc
 ///
 /// It is a swift-service-lifecycle `Service`: in a `ServiceGroup` with `gracefulShutdownSignals: [.sigterm,
 /// .sigint]`, SIGTERM and SIGINT stop it as ``stop()`` does.
-public final class Worker: Service, Sendable {
+public final class QueueWorker: Service, Sendable {
     /// How a worker claims and runs.
     public struct Configuration: Sendable {
         /// The queues it takes jobs from.
@@ -37,7 +37,7 @@ public final class Worker: Service, Sendable {
         /// which spreads jobs fairly over workers whatever they cost. Above 1 it claims ahead, so a slot that
         /// ends a job starts the next at once instead of waiting for a claim: worth it when jobs are short and
         /// the broker is a network round trip away (PostgreSQL). Jobs claimed ahead hold leases like running
-        /// ones; ``Worker/stop()`` gives them back at once.
+        /// ones; ``QueueWorker/stop()`` gives them back at once.
         public var prefetchMultiplier: Int
         /// How long a claimed job stays its own without a renewal.
         public var lease: Duration
@@ -45,7 +45,7 @@ public final class Worker: Service, Sendable {
         public var heartbeat: Duration
         /// How long it waits before looking for jobs again when it found none.
         public var pollInterval: Duration
-        /// How long running jobs may go on after ``Worker/stop()`` before their leases are given back.
+        /// How long running jobs may go on after ``QueueWorker/stop()`` before their leases are given back.
         public var gracePeriod: Duration
         /// The worker's name in the jobs it runs: host and pid unless given.
         public var name: String
@@ -80,7 +80,7 @@ public final class Worker: Service, Sendable {
     }
 
     /// Where jobs come from.
-    public let broker: any Broker
+    public let broker: any QueueBroker
     /// What runs them.
     public let executor: Crew.Executor
     /// How it claims and runs.
@@ -124,7 +124,7 @@ public final class Worker: Service, Sendable {
 
     /// A worker for `tasks`, taking jobs from `broker` and running them on `executor`.
     public init(
-        broker: any Broker,
+        broker: any QueueBroker,
         tasks: [any AnyQueueTask],
         executor: Crew.Executor,
         configuration: Configuration = Configuration(),
@@ -359,7 +359,7 @@ public final class Worker: Service, Sendable {
         do {
             let result: String
             if let soft = task.options.softTimeLimit {
-                result = try await withTimeout(soft) {
+                result = try await Crew.withTimeout(soft) {
                     try await task.run(arguments: job.arguments, on: self.executor, timeout: task.options.timeLimit)
                 }
             } else {

@@ -1,38 +1,22 @@
-public import FoundationEssentials
+import FoundationEssentials
 public import Logging
 public import ServiceLifecycle
 import Synchronization
 
-/// A task enqueued every so often: an entry of Celery beat's schedule.
-public struct Schedule: Sendable {
-    /// The schedule's name: unique across the schedulers that share a broker.
-    public let name: String
-    /// How often it runs.
-    public let every: Duration
-    let enqueue: @Sendable (TaskClient) async throws -> Void
-
-    /// `task(args)` every `every`, under `name` (the task's name when nil).
-    public static func every<A, R>(_ every: Duration, _ task: QueueTask<A, R>, _ args: A, name: String? = nil) -> Schedule {
-        Schedule(name: name ?? task.name, every: every) { client in
-            _ = try await client.enqueue(task, args)
-        }
-    }
-}
-
 /// Enqueues scheduled tasks when they are due: Celery beat. Several schedulers may share a broker (for
 /// availability): each period goes to exactly one of them, decided in the broker.
-public final class Scheduler: Service, Sendable {
+public final class PeriodicScheduler: Service, Sendable {
     /// Where jobs go.
-    public let broker: any Broker
+    public let broker: any QueueBroker
     /// What it enqueues, and how often.
-    public let schedules: [Schedule]
+    public let schedules: [PeriodicTask]
     /// How often it looks at the schedules.
     public let tick: Duration
     private let logger: Logger
     private let stopped = StopFlag()
 
     /// A scheduler of `schedules` on `broker`, looking every `tick`.
-    public init(broker: any Broker, schedules: [Schedule], tick: Duration = .seconds(1), logger: Logger = Logger(label: "crew.scheduler")) {
+    public init(broker: any QueueBroker, schedules: [PeriodicTask], tick: Duration = .seconds(1), logger: Logger = Logger(label: "crew.scheduler")) {
         self.broker = broker
         self.schedules = schedules
         self.tick = tick
