@@ -31,6 +31,22 @@ import Testing
         #expect(tail.fatalLine == "x.swift:1: Fatal error: boom")
     }
 
+    @Test func aFatalLineCutAfterItsMarkerIsKeptWhole() {
+        var tail = StderrTail(limit: 256)
+        tail.append(Array("x.swift:1: Fatal error: Index out".utf8))
+        #expect(tail.fatalLine == nil)  // Not yet whole.
+        tail.append(Array(" of range\n".utf8))
+        #expect(tail.fatalLine == "x.swift:1: Fatal error: Index out of range")
+        for i in 0..<200 { tail.append(Array("frame \(i) of a long report\n".utf8)) }
+        #expect(tail.text.hasPrefix("x.swift:1: Fatal error: Index out of range\n...\n"))
+    }
+
+    @Test func aFatalLineTheChildDiedWritingIsTakenAsItStands() {
+        var tail = StderrTail(limit: 256)
+        tail.append(Array("x.swift:1: Fatal error: boo".utf8))
+        #expect(tail.text == "x.swift:1: Fatal error: boo")
+    }
+
     @Test func theErrorSaysHowTheChildEndedAndWhatItWasDoing() {
         var report = DeathReport(pid: 42, status: .signaled(9), lastStderr: "last words", served: true)
         var error = report.error(function: "square")

@@ -247,6 +247,25 @@ import Testing
         #expect(sm.timeoutFired(1) == [])
     }
 
+    @Test func anAsyncCallsTimerIsCancelledWhenItIsAnsweredOrItsWorkerDies() {
+        var sm = running(1) { $0.maxInFlight = 4 }
+        _ = sm.submit(9, synchronous: false, timeout: nil, now: 0)
+        _ = sm.taskFinished(9, worker: 0, now: 100)
+        var actions = sm.submit(1, synchronous: false, timeout: 50 * ms, now: 200)
+        actions += sm.submit(2, synchronous: false, timeout: 70 * ms, now: 200)
+        actions += sm.submit(3, synchronous: false, timeout: 90 * ms, now: 200)
+        // Async calls run together: each has a timer of its own.
+        #expect(actions.filter { if case .startTimer = $0 { true } else { false } }
+            == [.startTimer(1, 50 * ms), .startTimer(2, 70 * ms), .startTimer(3, 90 * ms)])
+        actions = sm.taskFinished(2, worker: 0, now: 1000)
+        #expect(actions.contains(.cancelTimer(2)))
+        #expect(!actions.contains(.cancelTimer(1)) && !actions.contains(.cancelTimer(3)))
+        // The worker dies: the timers of the calls it held go with them.
+        actions = sm.workerExited(0, served: true, now: 2000)
+        #expect(actions.contains(.cancelTimer(1)) && actions.contains(.cancelTimer(3)))
+        #expect(!actions.contains(.cancelTimer(2)))
+    }
+
     @Test func aTimedOutWorkerRequeuesTheCallsBehindIt() {
         var sm = running(1) { $0.maxInFlight = 4 }
         _ = sm.submit(9, synchronous: true, timeout: nil, now: 0)

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -213,7 +214,11 @@ final class PoolCore: @unchecked Sendable {
         case .success(let connection):
             // A thread of the worker's own sleeps in a read of its socket and hands out its answers: a blocking
             // read wakes sooner than the reactor's epoll wait (see ChildConnection.readOnOwnThread).
-            startThread(name: "crew-pool-read") { connection.readOnOwnThread() }
+            // If the system refuses the thread, the reactor reads this worker's answers, as it does while no
+            // reader thread reads.
+            if case .failure(let error) = startThreadIfPossible(name: "crew-pool-read", { connection.readOnOwnThread() }) {
+                crew.options.logger.warning("a pool worker's answers are read by the I/O thread: \(String(reflecting: error))")
+            }
             step(nil, flush: .always) { inner in
                 inner.connections[worker] = connection
                 return inner.machine.workerStarted(worker, now: monotonicNanos())
@@ -345,6 +350,10 @@ final class PoolCore: @unchecked Sendable {
                     if connection.queue(frames) == nil && (policy == .always || urgent) {
                         flushes.append(connection)
                     }
+                case .startTimer, .cancelTimer:
+                    // Handed to the reactor under the lock, so that a timer's start and its cancel (decided on
+                    // different threads) reach it in the order the machine decided them.
+                    perform(action)
                 case .fail(let task, let reason):
                     guard let record = inner.records.removeValue(forKey: task) else { continue }
                     failures.append(TaskFinished(completion: record.complete, result: .failure(error(for: reason, record, death, inner))))

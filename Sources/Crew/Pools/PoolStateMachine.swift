@@ -268,6 +268,8 @@ struct PoolStateMachine {
             if w.timed == task {
                 actions.append(.cancelTimer(task))
                 w.timed = nil
+            } else if let info, Self.hasOwnTimer(info), w.timedOut != task {
+                actions.append(.cancelTimer(task))
             }
             if let started = info?.startedAt, now >= started { earliest = min(earliest ?? started, started) }
         }
@@ -300,6 +302,9 @@ struct PoolStateMachine {
         var actions: [Action] = []
         var requeue: [TaskID] = []
         if let timed = w.timed, timed != w.timedOut { actions.append(.cancelTimer(timed)) }
+        for task in w.inFlight where task != w.timedOut {
+            if let info = tasks[task], Self.hasOwnTimer(info) { actions.append(.cancelTimer(task)) }
+        }
         // Where the worker was in its synchronous calls: the index of the call it had started last, and whether
         // that call had finished. Without a page, the oldest unanswered call is the one that was running.
         let synchronous = w.inFlight.filter { tasks[$0]?.synchronous == true }
@@ -509,6 +514,12 @@ struct PoolStateMachine {
 
     /// Marks the tasks of `worker` that have started as started, and starts the timer of the one whose time
     /// now runs: the oldest, for synchronous tasks (they run one after the other); every `async` task at once.
+    /// An `async` task that started with a time limit has a timer of its own (a synchronous one shares its
+    /// worker's, `timed`).
+    private static func hasOwnTimer(_ info: Task) -> Bool {
+        !info.synchronous && info.timeout != nil && info.startedAt != nil
+    }
+
     private mutating func startTimers(_ worker: WorkerID, now: UInt64) -> [Action] {
         guard var w = workers[worker], w.phase == .running || w.phase == .retiring else { return [] }
         var actions: [Action] = []

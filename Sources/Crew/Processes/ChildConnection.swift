@@ -79,12 +79,16 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
 
     private let state = Locked(State())
     /// Held while the socket's registration is changed (see `armSocket`).
-    private let arming = Locked(())
+    /// Also says whether the socket is closed: its descriptor number may then belong to another file, which a
+    /// late re-arm must not touch.
+    private let arming = Locked(false)
 
     /// The reading side of the socket, used by the reactor or by a caller that reads for itself.
     private struct ReadSide {
         var reader: FrameReader
         var protocolErrorMessage: String?
+        /// The socket is closed: its descriptor number may already be another file's, so nothing reads it.
+        var closed = false
     }
 
     private let readSide: Locked<ReadSide>
@@ -354,7 +358,15 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                     flushFromReactor()
                 }
             case .closeSocket:
-                close(socket)
+                // Nobody reads or writes it now (the machine says so), so neither lock is held for long; taking
+                // both keeps a late re-arm or a last read from touching a reused descriptor number.
+                arming.withLock { closed in
+                    closed = true
+                    readSide.withLock { side in
+                        side.closed = true
+                        close(socket)
+                    }
+                }
             case .kill(let signal):
                 self.signal(signal)
             case .unregisterSocket:
@@ -500,7 +512,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             if events & UInt32(CREW_EPOLLIN | CREW_EPOLLHUP | CREW_EPOLLRDHUP | CREW_EPOLLERR) != 0 {
                 readSocket()
             }
-            armSocket()
+            armSocket(afterEvent: true)
         case Self.stderrTag:
             readStderr()
         default:
@@ -512,11 +524,18 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     /// itself, room to write while the reactor holds the right to write. Serialized by a lock of its own, so
     /// callers and the reactor never arm it with stale wishes; the state lock is not held across the system call,
     /// so a caller woken by an answer does not wait on it (and sleep again) to submit its next call.
-    private func armSocket() {
-        arming.withLock { _ in
+    ///
+    /// After an event (`afterEvent`), a socket the reactor wants neither to read nor to write stays disarmed: a
+    /// hang-up is reported whatever is asked for, so re-arming it while a reader thread has not yet read the end
+    /// would wake the reactor again at once, and again. Whoever wants the reactor back (a reader that stops, a
+    /// caller that hands it the rest of a send) arms it then.
+    private func armSocket(afterEvent: Bool = false) {
+        arming.withLock { closed in
+            guard !closed else { return }
             let events: UInt32? = state.withLock { state in
                 let machine = state.machine
                 guard machine.phase != .draining && machine.phase != .exited else { return nil }
+                if afterEvent && !machine.reactorReads && machine.writer != .reactor { return nil }
                 var events = UInt32(CREW_EPOLLONESHOT | CREW_EPOLLRDHUP)
                 if machine.reactorReads { events |= UInt32(CREW_EPOLLIN) }
                 if machine.writer == .reactor { events |= UInt32(CREW_EPOLLOUT) }
@@ -539,6 +558,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         var hello = false
         var broken = false
         let outcome: ReadOutcome = readSide.withLock { side in
+            if side.closed { return .eof }
             var got = false
             var wait = sleep
             while true {

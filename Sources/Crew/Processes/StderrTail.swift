@@ -6,7 +6,7 @@ struct StderrTail {
     /// How many of the last bytes are kept.
     let limit: Int
     private(set) var bytes: [UInt8] = []
-    /// The first line holding "Fatal error", once seen.
+    /// The first line holding "Fatal error", once seen whole (up to its newline).
     private(set) var fatalLine: String?
 
     init(limit: Int) {
@@ -15,7 +15,7 @@ struct StderrTail {
 
     mutating func append(_ chunk: some Collection<UInt8>) {
         bytes.append(contentsOf: chunk)
-        if fatalLine == nil { fatalLine = Self.fatalErrorLine(in: bytes) }
+        if fatalLine == nil { fatalLine = Self.fatalErrorLine(in: bytes, whole: true) }
         if bytes.count > limit { bytes.removeFirst(bytes.count - limit) }
     }
 
@@ -27,11 +27,16 @@ struct StderrTail {
             kept = kept[(newline + 1)...]
         }
         let text = String(decoding: kept, as: UTF8.self)
-        if let fatalLine, !text.contains(fatalLine) { return fatalLine + "\n...\n" + text }
+        // A line still being written when the child died is taken as it stands.
+        if let fatalLine = fatalLine ?? Self.fatalErrorLine(in: bytes, whole: false), !text.contains(fatalLine) {
+            return fatalLine + "\n...\n" + text
+        }
         return text
     }
 
-    static func fatalErrorLine(in bytes: [UInt8]) -> String? {
+    /// The first line of `bytes` holding "Fatal error"; with `whole`, only once its newline has come (a chunk may
+    /// end in the middle of it).
+    static func fatalErrorLine(in bytes: [UInt8], whole: Bool) -> String? {
         let marker = Array("Fatal error".utf8)
         guard bytes.count >= marker.count else { return nil }
         var i = 0
@@ -39,7 +44,9 @@ struct StderrTail {
             if bytes[i] == marker[0] && bytes[i..<i + marker.count].elementsEqual(marker) {
                 var start = i
                 while start > 0 && bytes[start - 1] != UInt8(ascii: "\n") { start -= 1 }
-                let end = bytes[i...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+                let newline = bytes[i...].firstIndex(of: UInt8(ascii: "\n"))
+                if whole && newline == nil { return nil }
+                let end = newline ?? bytes.count
                 return String(decoding: bytes[start..<end], as: UTF8.self)
             }
             i += 1

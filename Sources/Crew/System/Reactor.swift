@@ -158,9 +158,19 @@ final class Reactor: @unchecked Sendable {
     }
 }
 
-/// Starts a detached pthread running `body`, named `name` (at most 15 characters show).
+/// Starts a detached pthread running `body`, named `name` (at most 15 characters show). A thread Crew cannot do
+/// without (the reactor's, the blocking pool's): its failure to start ends the program.
 @discardableResult
 func startThread(name: String, _ body: @escaping () -> Void) -> pthread_t {
+    switch startThreadIfPossible(name: name, body) {
+    case .success(let thread): return thread
+    case .failure(let error): preconditionFailure("\(error)")
+    }
+}
+
+/// Starts a detached pthread running `body`, named `name`; a typed error if the system refuses (`EAGAIN` when a
+/// limit on threads or memory is reached), and `body` is then dropped without running.
+func startThreadIfPossible(name: String, _ body: @escaping () -> Void) -> Result<pthread_t, CrewError> {
     final class Box {
         let name: String
         let body: () -> Void
@@ -181,6 +191,9 @@ func startThread(name: String, _ body: @escaping () -> Void) -> pthread_t {
         return nil
     }, box)
     pthread_attr_destroy(&attributes)
-    precondition(rc == 0, "pthread_create failed (\(rc))")
-    return thread
+    guard rc == 0 else {
+        Unmanaged<Box>.fromOpaque(box).release()
+        return .failure(CrewError(.systemCallFailed, "cannot start thread \(name): pthread_create failed: \(String(cString: strerror(rc)))"))
+    }
+    return .success(thread)
 }

@@ -54,7 +54,8 @@ extension Crew {
 
         /// Starts the thread.
         ///
-        /// - Throws: ``CrewError/Code/alreadyStarted`` on a second call.
+        /// - Throws: ``CrewError/Code/alreadyStarted`` on a second call; ``CrewError/Code/systemCallFailed`` if
+        ///   the system refuses another thread (a limit on threads or memory).
         public func start() throws {
             try phase.withLock { phase in
                 guard case .idle = phase else {
@@ -62,7 +63,7 @@ extension Crew {
                 }
                 phase = .running
             }
-            startThread(name: name) { [self] in
+            let started = startThreadIfPossible(name: name) { [self] in
                 threadID.store(crew_gettid(), ordering: .releasing)
                 ThreadNames.set(name)
                 let result: Result<Void, ErrorBox>
@@ -74,6 +75,11 @@ extension Crew {
                 }
                 phase.withLock { $0 = .finished }
                 outcome.complete(result)
+            }
+            if case .failure(let error) = started {
+                // Python's "can't start new thread": the thread may be started again once the system allows.
+                phase.withLock { $0 = .idle }
+                throw error
             }
         }
 
