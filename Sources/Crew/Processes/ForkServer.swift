@@ -292,11 +292,12 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
     }
 
     func handle(events: UInt32, tag: UInt8) {
-        guard !dead else { return }
         if tag == 1 {
-            died()
+            // The zygote has exited: reaped at once (it is a zombie, so the wait does not block).
+            if !dead { died(exited: true) } else { reapZygote() }
             return
         }
+        guard !dead else { return }
         var buffer = [UInt8](repeating: 0, count: 64)
         var fds = [Int32](repeating: -1, count: 4)
         while true {
@@ -307,7 +308,7 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
             for fd in fds[0..<Int(count)] { close(fd) }  // The zygote sends none; never keep strays.
             if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
             if n <= 0 {
-                died()
+                died(exited: false)
                 return
             }
             var at = 1
@@ -349,17 +350,29 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
         }
     }
 
-    /// The zygote is gone: its workers die with it (their parent-death signal is SIGKILL), requests fail, and the
-    /// next worker starts a new zygote.
-    private func died() {
-        dead = true
-        Reactor.shared.unregister(fd: zygote.socket, cookie: controlCookie)
+    /// Collects the exited zygote's status and closes its pidfd (reactor thread).
+    private func reapZygote() {
         Reactor.shared.unregister(fd: zygote.pidfd, cookie: pidfdCookie)
         var code: Int32 = 0
         var status: Int32 = 0
-        _ = crew_waitid_pidfd(zygote.pidfd, 0, 0, &code, &status)
-        close(zygote.socket)
+        _ = crew_waitid_pidfd(zygote.pidfd, 1, 0, &code, &status)
         close(zygote.pidfd)
+    }
+
+    /// The zygote is gone: its workers die with it (their parent-death signal is SIGKILL), requests fail, and the
+    /// next worker starts a new zygote.
+    ///
+    /// If only its socket ended (`exited` false), it may still be running: it is killed, and reaped when its pidfd
+    /// says it has exited, so that the I/O thread never waits for a process.
+    private func died(exited: Bool) {
+        dead = true
+        Reactor.shared.unregister(fd: zygote.socket, cookie: controlCookie)
+        close(zygote.socket)
+        if exited {
+            reapZygote()
+        } else {
+            _ = crew_pidfd_send_signal(zygote.pidfd, SIGKILL)
+        }
         if ForkServer.servers[key] === self { ForkServer.servers[key] = nil }
         for (_, request) in requests {
             close(request.socket)
