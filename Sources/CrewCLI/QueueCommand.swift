@@ -1,0 +1,23 @@
+import ArgumentParser
+import Crew
+import CrewQueue
+import CrewPostgres
+import CrewSQLite
+import FoundationEssentials
+import Logging
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct QueueCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crew",
+        abstract: "Crew's durable task queue: run workers, enqueue tasks, look at the queues.",
+        subcommands: [WorkerCommand.self, EnqueueCommand.self, InspectCommand.self, ResultCommand.self,
+                      RetryCommand.self, CancelCommand.self, PurgeCommand.self]
+    )
+}
