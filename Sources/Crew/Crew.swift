@@ -1,11 +1,11 @@
-public import Logging
 import CCrewShims
+public import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// Crew: Python's multiprocessing, for Swift on Linux.

@@ -132,32 +132,32 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 extension Crew {
-/// How a child process ended. (Inside `Crew` because Swift Testing has an `ExitStatus` of its own.)
-public enum ExitStatus: Sendable, Hashable, CustomStringConvertible {
-    /// It called `exit` (or returned from `main`) with this code.
-    case exited(Int32)
-    /// A signal ended it (`SIGKILL` is 9, `SIGTERM` 15; a trap in Swift code is `SIGILL` 4 or `SIGTRAP` 5).
-    case signaled(Int32)
+    /// How a child process ended. (Inside `Crew` because Swift Testing has an `ExitStatus` of its own.)
+    public enum ExitStatus: Sendable, Hashable, CustomStringConvertible {
+        /// It called `exit` (or returned from `main`) with this code.
+        case exited(Int32)
+        /// A signal ended it (`SIGKILL` is 9, `SIGTERM` 15; a trap in Swift code is `SIGILL` 4 or `SIGTRAP` 5).
+        case signaled(Int32)
 
-    /// Python's `exitcode`: the exit code, or minus the signal number.
-    public var code: Int32 {
-        switch self {
-        case .exited(let code): code
-        case .signaled(let signal): -signal
+        /// Python's `exitcode`: the exit code, or minus the signal number.
+        public var code: Int32 {
+            switch self {
+            case .exited(let code): code
+            case .signaled(let signal): -signal
+            }
+        }
+
+        /// True for `exit(0)`.
+        public var isSuccess: Bool { self == .exited(0) }
+
+        /// `exit code N` or `killed by signal N (NAME)`.
+        public var description: String {
+            switch self {
+            case .exited(let code): "exit code \(code)"
+            case .signaled(let signal): "killed by signal \(signal)\(signalName(signal).map { " (\($0))" } ?? "")"
+            }
         }
     }
-
-    /// True for `exit(0)`.
-    public var isSuccess: Bool { self == .exited(0) }
-
-    /// `exit code N` or `killed by signal N (NAME)`.
-    public var description: String {
-        switch self {
-        case .exited(let code): "exit code \(code)"
-        case .signaled(let signal): "killed by signal \(signal)\(signalName(signal).map { " (\($0))" } ?? "")"
-        }
-    }
-}
 }
 
 func signalName(_ signal: Int32) -> String? {

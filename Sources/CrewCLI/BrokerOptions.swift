@@ -1,7 +1,7 @@
 import ArgumentParser
 import Crew
-import CrewQueue
 import CrewPostgres
+import CrewQueue
 import CrewSQLite
 import FoundationEssentials
 import Logging
@@ -10,12 +10,14 @@ import Synchronization
 import UnixSignals
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Options every command takes.
 struct BrokerOptions: ParsableArguments {
-    @Option(help: "The broker: sqlite:///path/to/crew.db, sqlite://relative.db, postgres://user@host/database or memory://.")
+    @Option(
+        help: "The broker: sqlite:///path/to/crew.db, sqlite://relative.db, postgres://user@host/database or memory://."
+    )
     var broker = "sqlite://crew.db"
 
     @Flag(help: "Print JSON for scripts instead of text for people.")

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Crew
-public import CrewQueue
 import CrewPostgres
+public import CrewQueue
 import CrewSQLite
 import FoundationEssentials
 import Logging
@@ -10,7 +10,7 @@ import Synchronization
 import UnixSignals
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // The durable queue's command line, as a library: a user's own executable embeds it, because only that program

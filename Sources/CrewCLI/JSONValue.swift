@@ -1,7 +1,7 @@
 import ArgumentParser
 import Crew
-import CrewQueue
 import CrewPostgres
+import CrewQueue
 import CrewSQLite
 import FoundationEssentials
 import Logging
@@ -10,7 +10,7 @@ import Synchronization
 import UnixSignals
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Any JSON value (to check that `--args` is JSON).
@@ -24,7 +24,10 @@ enum JSONValue: Decodable {
             for key in object.allKeys { _ = try object.decode(JSONValue.self, forKey: key) }
         } else {
             let single = try decoder.singleValueContainer()
-            if single.decodeNil() { self = .value; return }
+            if single.decodeNil() {
+                self = .value
+                return
+            }
             if (try? single.decode(Bool.self)) != nil || (try? single.decode(Double.self)) != nil
                 || (try? single.decode(String.self)) != nil
             {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Crew
-import CrewQueue
 import CrewPostgres
+import CrewQueue
 import CrewSQLite
 import FoundationEssentials
 import Logging
@@ -10,14 +10,16 @@ import Synchronization
 import UnixSignals
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct QueueCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crew",
         abstract: "Crew's durable task queue: run workers, enqueue tasks, look at the queues.",
-        subcommands: [WorkerCommand.self, EnqueueCommand.self, InspectCommand.self, ResultCommand.self,
-                      RetryCommand.self, CancelCommand.self, PurgeCommand.self]
+        subcommands: [
+            WorkerCommand.self, EnqueueCommand.self, InspectCommand.self, ResultCommand.self,
+            RetryCommand.self, CancelCommand.self, PurgeCommand.self,
+        ]
     )
 }

@@ -98,7 +98,8 @@ public final class PostgresBroker: QueueBroker {
         logger: Logger = Logger(label: "crew.postgres")
     ) async throws -> PostgresBroker {
         let (configuration, options, endpoint) = try PostgresURL.parse(url)
-        return try await PostgresBroker(configuration: configuration, options: options, endpoint: endpoint, clock: clock, logger: logger)
+        return try await PostgresBroker(
+            configuration: configuration, options: options, endpoint: endpoint, clock: clock, logger: logger)
     }
 
     /// Connects with a postgres-nio configuration, creating or migrating Crew's schema.
@@ -111,7 +112,8 @@ public final class PostgresBroker: QueueBroker {
         logger: Logger = Logger(label: "crew.postgres")
     ) async throws {
         let endpoint = configuration.unixSocketPath ?? "\(configuration.host ?? "?"):\(configuration.port ?? 5432)"
-        try await self.init(configuration: configuration, options: options, endpoint: endpoint, clock: clock, logger: logger)
+        try await self.init(
+            configuration: configuration, options: options, endpoint: endpoint, clock: clock, logger: logger)
     }
 
     private init(
@@ -162,18 +164,24 @@ public final class PostgresBroker: QueueBroker {
         for task in tasks.withLock({ $0 }) { task.cancel() }
     }
 
-    static func open(_ configuration: PostgresClient.Configuration, endpoint: String, logger: Logger) async throws -> PostgresConnection {
+    static func open(_ configuration: PostgresClient.Configuration, endpoint: String, logger: Logger) async throws
+        -> PostgresConnection
+    {
         var connectionConfiguration: PostgresConnection.Configuration
         if let socket = configuration.unixSocketPath {
-            connectionConfiguration = .init(unixSocketPath: socket, username: configuration.username, password: configuration.password, database: configuration.database)
+            connectionConfiguration = .init(
+                unixSocketPath: socket, username: configuration.username, password: configuration.password,
+                database: configuration.database)
         } else {
             connectionConfiguration = .init(
-                host: configuration.host ?? "localhost", port: configuration.port ?? 5432, username: configuration.username,
+                host: configuration.host ?? "localhost", port: configuration.port ?? 5432,
+                username: configuration.username,
                 password: configuration.password, database: configuration.database, tls: .disable
             )
         }
         let timeout = configuration.options.connectTimeout.components
-        connectionConfiguration.options.connectTimeout = .nanoseconds(timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000)
+        connectionConfiguration.options.connectTimeout = .nanoseconds(
+            timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000)
         do {
             return try await PostgresConnection.connect(configuration: connectionConfiguration, id: 0, logger: logger)
         } catch {
@@ -187,7 +195,9 @@ public final class PostgresBroker: QueueBroker {
     static func brokerError(_ error: any Error, endpoint: String) -> BrokerError {
         if let error = error as? BrokerError { return error }
         if let error = error as? PostgresTransactionError {
-            return brokerError(error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError ?? error, endpoint: endpoint)
+            return brokerError(
+                error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError ?? error,
+                endpoint: endpoint)
         }
         guard let error = error as? PSQLError else {
             return BrokerError(.unavailable, "PostgreSQL at \(endpoint): \(error)")
@@ -196,9 +206,11 @@ public final class PostgresBroker: QueueBroker {
         let message = error.serverInfo?[.message] ?? "\(error.code)"
         switch state {
         case "23505": return BrokerError(.duplicateJob, "a job with that id already exists (\(message))")
-        case "28P01", "28000": return BrokerError(.unavailable, "PostgreSQL at \(endpoint) refused the credentials: \(message)")
+        case "28P01", "28000":
+            return BrokerError(.unavailable, "PostgreSQL at \(endpoint) refused the credentials: \(message)")
         case "3D000": return BrokerError(.unavailable, "PostgreSQL at \(endpoint): \(message)")
-        case "53100": return BrokerError(.storage, "the database server's disk is full: nothing was written (\(message))")
+        case "53100":
+            return BrokerError(.storage, "the database server's disk is full: nothing was written (\(message))")
         case "25006": return BrokerError(.storage, "the database is read-only: \(message)")
         case .some(let code) where code.hasPrefix("08") || code.hasPrefix("57P"):
             return BrokerError(.unavailable, "PostgreSQL at \(endpoint) went away: \(message)")
@@ -219,13 +231,15 @@ public final class PostgresBroker: QueueBroker {
     static func migrate(_ connection: PostgresConnection, logger: Logger) async throws {
         try await connection.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(7243519086)", logger: logger)
-            let exists = try await connection.query(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'crew_schema'",
-                logger: logger
-            ).collect().first?.decode(Int.self) ?? 0
+            let exists =
+                try await connection.query(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'crew_schema'",
+                    logger: logger
+                ).collect().first?.decode(Int.self) ?? 0
             var version = 0
             if exists > 0 {
-                version = try await connection.query("SELECT version FROM crew_schema", logger: logger)
+                version =
+                    try await connection.query("SELECT version FROM crew_schema", logger: logger)
                     .collect().first?.decode(Int.self) ?? 0
                 guard version <= schemaVersion else {
                     throw BrokerError(
@@ -235,7 +249,9 @@ public final class PostgresBroker: QueueBroker {
                 }
             }
             for step in migrations.dropFirst(version) {
-                for statement in step { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                for statement in step {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
             }
             if version < schemaVersion {
                 try await connection.query("UPDATE crew_schema SET version = \(schemaVersion)", logger: logger)
@@ -340,7 +356,8 @@ public final class PostgresBroker: QueueBroker {
         guard listening.bitwiseOr(bit, ordering: .relaxed).oldValue & bit == 0 else { return }
         // Holds no reference to the broker: dropping the broker ends it (deinit cancels it).
         let task = Task { [signals, configuration, endpoint, logger] in
-            await Self.listen(signal, signals: signals, configuration: configuration, endpoint: endpoint, logger: logger)
+            await Self.listen(
+                signal, signals: signals, configuration: configuration, endpoint: endpoint, logger: logger)
         }
         tasks.withLock { $0.append(task) }
     }
@@ -368,9 +385,12 @@ public final class PostgresBroker: QueueBroker {
                 }
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("lost the PostgreSQL notifications connection; reconnecting", metadata: [
-                    "channel": "\(channel)", "error": "\(brokerError(error, endpoint: endpoint))", "retry_in": "\(backoff)",
-                ])
+                logger.warning(
+                    "lost the PostgreSQL notifications connection; reconnecting",
+                    metadata: [
+                        "channel": "\(channel)", "error": "\(brokerError(error, endpoint: endpoint))",
+                        "retry_in": "\(backoff)",
+                    ])
             }
             signals.raise(signal)
             try? await Task.sleep(for: backoff)
@@ -417,12 +437,17 @@ public final class PostgresBroker: QueueBroker {
             return try await withCheckedThrowingContinuation { continuation in
                 once.arm(continuation)
                 let work = Task {
-                    do { once.resume(.success(UncheckedRows(rows: try await body()))) } catch { once.resume(.failure(error)) }
+                    do { once.resume(.success(UncheckedRows(rows: try await body()))) } catch {
+                        once.resume(.failure(error))
+                    }
                 }
                 let timer = Task {
                     try? await Task.sleep(for: timeout)
                     if Task.isCancelled { return }
-                    if once.resume(.failure(BrokerError(.unavailable, "PostgreSQL at \(endpoint) did not answer within \(timeout)"))) {
+                    if once.resume(
+                        .failure(
+                            BrokerError(.unavailable, "PostgreSQL at \(endpoint) did not answer within \(timeout)")))
+                    {
                         work.cancel()
                     }
                 }
@@ -432,7 +457,6 @@ public final class PostgresBroker: QueueBroker {
             throw Self.brokerError(error, endpoint: endpoint)
         }
     }
-
 
     /// A job from a row that starts with ``jobColumns``; nil (and logged) for a row that does not read as one.
     func record(_ row: PostgresRow) -> JobRecord? {
@@ -454,8 +478,10 @@ public final class PostgresBroker: QueueBroker {
                 attempts: attempts, maxAttempts: maxAttempts, runAt: Date(timeIntervalSince1970: runAt),
                 expiresAt: expiresAt.map(Date.init(timeIntervalSince1970:)),
                 leaseUntil: leaseUntil.map(Date.init(timeIntervalSince1970:)), worker: worker, result: result,
-                errors: errors == "[]" ? [] : (try? JSONDecoder().decode([AttemptError].self, from: Data(errors.utf8))) ?? [],
-                createdAt: Date(timeIntervalSince1970: createdAt), finishedAt: finishedAt.map(Date.init(timeIntervalSince1970:))
+                errors: errors == "[]"
+                    ? [] : (try? JSONDecoder().decode([AttemptError].self, from: Data(errors.utf8))) ?? [],
+                createdAt: Date(timeIntervalSince1970: createdAt),
+                finishedAt: finishedAt.map(Date.init(timeIntervalSince1970:))
             )
         } catch {
             logger.error("skipped a job row that does not read as a job", metadata: ["error": "\(error)"])
@@ -494,7 +520,8 @@ public final class PostgresBroker: QueueBroker {
         try JobRules.validate(jobs, duplicates: false)
         let now = clock()
         return InsertJobs(
-            ids: jobs.map(\.id.rawValue), names: jobs.map(\.name), arguments: jobs.map(\.arguments), queues: jobs.map(\.queue),
+            ids: jobs.map(\.id.rawValue), names: jobs.map(\.name), arguments: jobs.map(\.arguments),
+            queues: jobs.map(\.queue),
             priorities: jobs.map(\.priority), states: jobs.map { JobRules.initialState($0, now: now).rawValue },
             maxAttempts: jobs.map(\.maxAttempts), runAt: jobs.map { ($0.runAt ?? now).timeIntervalSince1970 },
             expiresAt: jobs.map { $0.expiresAt?.timeIntervalSince1970 ?? .nan },
@@ -509,7 +536,8 @@ public final class PostgresBroker: QueueBroker {
         let until = now + JobRules.seconds(lease)
         var claimed: [JobRecord] = []
         for _ in 0..<2 {
-            let rows = try await run(ClaimJobs(until: until, worker: worker, queues: queues, now: now, limit: limit - claimed.count))
+            let rows = try await run(
+                ClaimJobs(until: until, worker: worker, queues: queues, now: now, limit: limit - claimed.count))
             var moved = 0
             for row in rows {
                 let columns = row.makeRandomAccess()
@@ -532,7 +560,9 @@ public final class PostgresBroker: QueueBroker {
         guard count > 0, let every = options.vacuumEvery else { return }
         guard churn.wrappingAdd(count, ordering: .relaxed).newValue >= max(1, every) else { return }
         let start = vacuum.withLock { state -> Bool in
-            guard !state.running, state.last.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true else { return false }
+            guard !state.running, state.last.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true else {
+                return false
+            }
             state.running = true
             return true
         }
@@ -569,10 +599,13 @@ public final class PostgresBroker: QueueBroker {
         let failures = outcomes.filter { $0.error != nil }
         let encoder = JSONEncoder()
         let errors = try failures.map { String(decoding: try encoder.encode($0.error!), as: UTF8.self) }
-        let rows = try await run(RecordOutcomes(
-            now: now, worker: worker, succeeded: successes.map(\.id.rawValue), results: successes.map { $0.result ?? "null" },
-            failed: failures.map(\.id.rawValue), errors: errors, retryAt: failures.map { $0.retryAt?.timeIntervalSince1970 ?? .nan }
-        ))
+        let rows = try await run(
+            RecordOutcomes(
+                now: now, worker: worker, succeeded: successes.map(\.id.rawValue),
+                results: successes.map { $0.result ?? "null" },
+                failed: failures.map(\.id.rawValue), errors: errors,
+                retryAt: failures.map { $0.retryAt?.timeIntervalSince1970 ?? .nan }
+            ))
         var states: [String: JobState] = [:]
         for row in rows {
             guard let (id, state) = try? row.decode((String, String).self) else { continue }
@@ -585,7 +618,8 @@ public final class PostgresBroker: QueueBroker {
     /// Gives jobs back without counting their attempt.
     public func release(_ ids: [JobID], worker: String) async throws {
         guard !ids.isEmpty else { return }
-        _ = try await run("""
+        _ = try await run(
+            """
             UPDATE crew_jobs SET state = 'available', attempts = attempts - 1, lease_until = NULL
             WHERE id = ANY(\(ids.map(\.rawValue))) AND state = 'running' AND worker = \(worker)
             """)
@@ -594,11 +628,13 @@ public final class PostgresBroker: QueueBroker {
     /// Cancels a job that has not ended; false if it had.
     public func cancel(_ id: JobID) async throws -> Bool {
         let now = clock().timeIntervalSince1970
-        return try await !run("""
+        return try await !run(
+            """
             UPDATE crew_jobs SET state = 'cancelled', lease_until = NULL, finished_at = \(now)
             WHERE id = \(id.rawValue) AND state IN ('scheduled', 'available', 'running', 'retrying')
             RETURNING id
-            """).isEmpty
+            """
+        ).isEmpty
     }
 
     /// The job, if it exists.
@@ -610,7 +646,8 @@ public final class PostgresBroker: QueueBroker {
     public func reapExpiredLeases() async throws -> Int {
         let now = clock()
         // An AttemptError as JSONEncoder writes it (`at` in seconds since 2001).
-        let rows = try await run("""
+        let rows = try await run(
+            """
             UPDATE crew_jobs SET
                 state = CASE WHEN attempts < max_attempts THEN 'available' ELSE 'failed' END,
                 errors = (crew_errors(errors) || jsonb_build_array(jsonb_build_object(
@@ -643,28 +680,34 @@ public final class PostgresBroker: QueueBroker {
     public func jobs(queue: String?, states: Set<JobState>?, limit: Int) async throws -> [JobRecord] {
         let allStates = JobState.allCases.map(\.rawValue)
         let wanted = states.map { $0.map(\.rawValue) } ?? allStates
-        return try await run("""
+        return try await run(
+            """
             SELECT \(unescaped: jobColumns) FROM crew_jobs
             WHERE (\(queue)::text IS NULL OR queue = \(queue)) AND state = ANY(\(wanted))
             ORDER BY created_at DESC, seq DESC LIMIT \(max(0, limit))
-            """).compactMap(record)
+            """
+        ).compactMap(record)
     }
 
     /// Runs an ended job again.
     public func retry(_ id: JobID) async throws -> Bool {
         let now = clock().timeIntervalSince1970
-        return try await !run("""
+        return try await !run(
+            """
             UPDATE crew_jobs SET state = 'available', attempts = 0, run_at = \(now), expires_at = NULL, finished_at = NULL
             WHERE id = \(id.rawValue) AND state IN ('failed', 'cancelled', 'expired')
             RETURNING id
-            """).isEmpty
+            """
+        ).isEmpty
     }
 
     /// Deletes the waiting jobs of a queue.
     public func purge(queue: String) async throws -> Int {
-        let purged = try await run("""
+        let purged = try await run(
+            """
             DELETE FROM crew_jobs WHERE queue = \(queue) AND state IN ('scheduled', 'available', 'retrying') RETURNING id
-            """).count
+            """
+        ).count
         noteChurn(purged)
         return purged
     }
@@ -672,12 +715,14 @@ public final class PostgresBroker: QueueBroker {
     /// Deletes ended jobs whose result TTL has passed.
     public func deleteExpiredResults() async throws -> Int {
         let now = clock().timeIntervalSince1970
-        let deleted = try await run("""
+        let deleted = try await run(
+            """
             DELETE FROM crew_jobs
             WHERE result_ttl IS NOT NULL AND finished_at IS NOT NULL AND (finished_at + result_ttl) <= \(now)
             AND state IN ('succeeded', 'failed', 'cancelled', 'expired')
             RETURNING id
-            """).count
+            """
+        ).count
         noteChurn(deleted)
         return deleted
     }
@@ -686,11 +731,13 @@ public final class PostgresBroker: QueueBroker {
     public func claimSchedule(_ name: String, every: Duration) async throws -> Bool {
         let now = clock().timeIntervalSince1970
         let next = now + JobRules.seconds(every)
-        return try await !run("""
+        return try await !run(
+            """
             INSERT INTO crew_schedules AS s (name, next_run) VALUES (\(name), \(next))
             ON CONFLICT (name) DO UPDATE SET next_run = excluded.next_run WHERE s.next_run <= \(now)
             RETURNING name
-            """).isEmpty
+            """
+        ).isEmpty
     }
 }
 
@@ -727,7 +774,8 @@ final class ResumeOnce: Sendable {
     /// Resumes with `result` unless it was resumed before; true if this call did.
     @discardableResult
     func resume(_ result: Result<UncheckedRows, any Error>) -> Bool {
-        let (continuation, action) = state.withLock { state -> (CheckedContinuation<UncheckedRows, any Error>?, (@Sendable () -> Void)?) in
+        let (continuation, action) = state.withLock {
+            state -> (CheckedContinuation<UncheckedRows, any Error>?, (@Sendable () -> Void)?) in
             guard !state.resumed else { return (nil, nil) }
             state.resumed = true
             return (state.continuation, state.onResume)

@@ -129,7 +129,9 @@ struct RecordOutcomes: CrewStatement {
         )
         SELECT id, state FROM s UNION ALL SELECT id, state FROM f
         """
-    static var bindingDataTypes: [PostgresDataType] { [.float8, .text, .textArray, .textArray, .textArray, .textArray, .float8Array] }
+    static var bindingDataTypes: [PostgresDataType] {
+        [.float8, .text, .textArray, .textArray, .textArray, .textArray, .float8Array]
+    }
     var now: Double
     var worker: String
     var succeeded, results, failed, errors: [String]

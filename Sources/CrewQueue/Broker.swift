@@ -154,7 +154,8 @@ public enum JobRules {
     public static func validate(_ jobs: [NewJob], duplicates: Bool = true) throws {
         for job in jobs {
             guard job.maxAttempts >= 1 else {
-                throw BrokerError(.invalidArgument, "maxAttempts must be at least 1, not \(job.maxAttempts) (job \(job.id))")
+                throw BrokerError(
+                    .invalidArgument, "maxAttempts must be at least 1, not \(job.maxAttempts) (job \(job.id))")
             }
             guard !job.name.isEmpty, !job.queue.isEmpty else {
                 throw BrokerError(.invalidArgument, "a job needs a name and a queue (job \(job.id))")

@@ -1,5 +1,5 @@
-public import FoundationEssentials
 import CCrewShims
+public import FoundationEssentials
 import Synchronization
 
 // The durable queue's data: jobs as a broker stores them. Arguments and results are JSON text, so that rows stay
@@ -28,7 +28,9 @@ public struct JobID: Hashable, Sendable, Codable, CustomStringConvertible {
         for (index, word) in [high, low].enumerated() {
             for nibble in 0..<16 {
                 let position = index * 16 + nibble
-                if position == 8 || position == 12 || position == 16 || position == 20 { text.append(UInt8(ascii: "-")) }
+                if position == 8 || position == 12 || position == 16 || position == 20 {
+                    text.append(UInt8(ascii: "-"))
+                }
                 text.append(digits[Int((word >> UInt64(60 - nibble * 4)) & 0xF)])
             }
         }
@@ -46,7 +48,9 @@ private struct RandomPool {
 
     mutating func next() -> (UInt64, UInt64) {
         if used + 2 > words.count {
-            let filled = words.withUnsafeMutableBytes { buffer in crew_random_bytes(buffer.baseAddress, UInt(buffer.count)) }
+            let filled = words.withUnsafeMutableBytes { buffer in
+                crew_random_bytes(buffer.baseAddress, UInt(buffer.count))
+            }
             if filled != words.count * 8 {
                 // Not filled at once (an old kernel, a signal): one word at a time from the standard library.
                 var generator = SystemRandomNumberGenerator()

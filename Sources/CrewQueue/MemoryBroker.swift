@@ -38,7 +38,7 @@ public actor MemoryBroker: QueueBroker {
     private func housekeep(now: Date) {
         for id in order {
             guard var job = jobs[id] else { continue }
-            if (job.state == .scheduled || job.state == .available || job.state == .retrying),
+            if job.state == .scheduled || job.state == .available || job.state == .retrying,
                 let expiry = job.expiresAt, expiry <= now
             {
                 job.state = .expired
@@ -152,7 +152,10 @@ public actor MemoryBroker: QueueBroker {
         var reaped = 0
         for id in order {
             guard var job = jobs[id], job.state == .running, let lease = job.leaseUntil, lease < now else { continue }
-            job.errors.append(AttemptError(attempt: job.attempts, message: "the worker \(job.worker ?? "?") stopped renewing its lease (it died or hung)", at: now))
+            job.errors.append(
+                AttemptError(
+                    attempt: job.attempts,
+                    message: "the worker \(job.worker ?? "?") stopped renewing its lease (it died or hung)", at: now))
             job.leaseUntil = nil
             if job.attempts < job.maxAttempts {
                 job.state = .available
@@ -180,9 +183,10 @@ public actor MemoryBroker: QueueBroker {
 
     /// Jobs of a queue and states, most recently created first.
     public func jobs(queue: String?, states: Set<JobState>?, limit: Int) async throws -> [JobRecord] {
-        Array(order.reversed().compactMap { jobs[$0] }.filter { job in
-            (queue.map { job.queue == $0 } ?? true) && (states.map { $0.contains(job.state) } ?? true)
-        }.prefix(max(0, limit)))
+        Array(
+            order.reversed().compactMap { jobs[$0] }.filter { job in
+                (queue.map { job.queue == $0 } ?? true) && (states.map { $0.contains(job.state) } ?? true)
+            }.prefix(max(0, limit)))
     }
 
     /// Runs an ended job again.

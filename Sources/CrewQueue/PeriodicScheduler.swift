@@ -16,7 +16,10 @@ public final class PeriodicScheduler: Service, Sendable {
     private let stopped = StopFlag()
 
     /// A scheduler of `schedules` on `broker`, looking every `tick`.
-    public init(broker: any QueueBroker, schedules: [PeriodicTask], tick: Duration = .seconds(1), logger: Logger = Logger(label: "crew.scheduler")) {
+    public init(
+        broker: any QueueBroker, schedules: [PeriodicTask], tick: Duration = .seconds(1),
+        logger: Logger = Logger(label: "crew.scheduler")
+    ) {
         self.broker = broker
         self.schedules = schedules
         self.tick = tick
@@ -40,7 +43,9 @@ public final class PeriodicScheduler: Service, Sendable {
         try await withGracefulShutdownHandler {
             while !stopped.isSet {
                 do {
-                    for name in try await runDue() { logger.info("enqueued a scheduled task", metadata: ["schedule": "\(name)"]) }
+                    for name in try await runDue() {
+                        logger.info("enqueued a scheduled task", metadata: ["schedule": "\(name)"])
+                    }
                 } catch {
                     logger.error("could not enqueue scheduled tasks", metadata: ["error": "\(error)"])
                 }

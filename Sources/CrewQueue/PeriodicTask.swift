@@ -9,7 +9,9 @@ public struct PeriodicTask: Sendable {
     let enqueue: @Sendable (TaskClient) async throws -> Void
 
     /// `task(args)` every `every`, under `name` (the task's name when nil).
-    public static func every<A, R>(_ every: Duration, _ task: QueueTask<A, R>, _ args: A, name: String? = nil) -> PeriodicTask {
+    public static func every<A, R>(_ every: Duration, _ task: QueueTask<A, R>, _ args: A, name: String? = nil)
+        -> PeriodicTask
+    {
         PeriodicTask(name: name ?? task.name, every: every) { client in
             _ = try await client.enqueue(task, args)
         }

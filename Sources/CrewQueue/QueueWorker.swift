@@ -6,7 +6,7 @@ public import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs queued tasks: Celery's worker. It claims only as many jobs as it can start (or, with a
@@ -149,12 +149,16 @@ public final class QueueWorker: Service, Sendable {
     ///   below 1, or its lease is not longer than its heartbeat (the leases would lapse while jobs run).
     public func run() async throws {
         if configuration.concurrency < 1 || configuration.prefetchMultiplier < 1 {
-            throw BrokerError(.invalidArgument, "a worker needs a concurrency and a prefetch multiplier of at least 1, "
-                + "not \(configuration.concurrency) and \(configuration.prefetchMultiplier)")
+            throw BrokerError(
+                .invalidArgument,
+                "a worker needs a concurrency and a prefetch multiplier of at least 1, "
+                    + "not \(configuration.concurrency) and \(configuration.prefetchMultiplier)")
         }
         if configuration.lease <= configuration.heartbeat {
-            throw BrokerError(.invalidArgument, "a worker's lease (\(configuration.lease)) must be longer than its "
-                + "heartbeat (\(configuration.heartbeat)), which renews it")
+            throw BrokerError(
+                .invalidArgument,
+                "a worker's lease (\(configuration.lease)) must be longer than its "
+                    + "heartbeat (\(configuration.heartbeat)), which renews it")
         }
         try await withGracefulShutdownHandler {
             try await serve()
@@ -164,10 +168,12 @@ public final class QueueWorker: Service, Sendable {
     }
 
     private func serve() async throws {
-        logger.info("worker ready", metadata: [
-            "worker": "\(configuration.name)", "queues": "\(configuration.queues.joined(separator: ","))",
-            "concurrency": "\(configuration.concurrency)",
-        ])
+        logger.info(
+            "worker ready",
+            metadata: [
+                "worker": "\(configuration.name)", "queues": "\(configuration.queues.joined(separator: ","))",
+                "concurrency": "\(configuration.concurrency)",
+            ])
         let heartbeat = Task { await self.heartbeatLoop() }
         defer { heartbeat.cancel() }
         var lastReap = ContinuousClock.now - .seconds(3600)
@@ -179,7 +185,8 @@ public final class QueueWorker: Service, Sendable {
             } catch {
                 // The broker is away (a database restart, a full disk): log, back off, try again. Running jobs go
                 // on; their results are recorded once it is back (see record(_:)).
-                logger.error("the broker failed; trying again", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
+                logger.error(
+                    "the broker failed; trying again", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
             }
@@ -192,7 +199,9 @@ public final class QueueWorker: Service, Sendable {
         if ContinuousClock.now - lastReap > configuration.heartbeat {
             lastReap = ContinuousClock.now
             let reaped = try await broker.reapExpiredLeases()
-            if reaped > 0 { logger.warning("returned jobs whose worker stopped renewing", metadata: ["count": "\(reaped)"]) }
+            if reaped > 0 {
+                logger.warning("returned jobs whose worker stopped renewing", metadata: ["count": "\(reaped)"])
+            }
             let deleted = try await broker.deleteExpiredResults()
             if deleted > 0 { logger.debug("deleted jobs past their result TTL", metadata: ["count": "\(deleted)"]) }
         }
@@ -233,14 +242,18 @@ public final class QueueWorker: Service, Sendable {
                 return try await outcomes.submit(outcome)
             } catch {
                 guard ContinuousClock.now + backoff < deadline else {
-                    logger.error("could not record a job's outcome; it runs again once its lease expires", metadata: [
-                        "job": "\(outcome.id)", "error": "\(error)",
-                    ])
+                    logger.error(
+                        "could not record a job's outcome; it runs again once its lease expires",
+                        metadata: [
+                            "job": "\(outcome.id)", "error": "\(error)",
+                        ])
                     return nil
                 }
-                logger.warning("could not record a job's outcome; trying again", metadata: [
-                    "job": "\(outcome.id)", "error": "\(error)", "retry_in": "\(backoff)",
-                ])
+                logger.warning(
+                    "could not record a job's outcome; trying again",
+                    metadata: [
+                        "job": "\(outcome.id)", "error": "\(error)", "retry_in": "\(backoff)",
+                    ])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(2))
             }
@@ -301,9 +314,11 @@ public final class QueueWorker: Service, Sendable {
                 logger.info("gave back jobs claimed ahead", metadata: ["count": "\(unstarted.count)"])
             } catch {
                 // The running jobs are still waited for; these come back when their leases expire.
-                logger.error("could not give back jobs claimed ahead; they run once their leases expire", metadata: [
-                    "count": "\(unstarted.count)", "error": "\(error)",
-                ])
+                logger.error(
+                    "could not give back jobs claimed ahead; they run once their leases expire",
+                    metadata: [
+                        "count": "\(unstarted.count)", "error": "\(error)",
+                    ])
             }
         }
         let deadline = ContinuousClock.now + configuration.gracePeriod
@@ -318,7 +333,8 @@ public final class QueueWorker: Service, Sendable {
         // Past the grace period: give the jobs back (their attempt not counted) and stop waiting for them.
         try await broker.release(Array(left.keys), worker: configuration.name)
         for task in left.values { task?.cancel() }
-        logger.warning("gave back jobs still running at the end of the grace period", metadata: ["count": "\(left.count)"])
+        logger.warning(
+            "gave back jobs still running at the end of the grace period", metadata: ["count": "\(left.count)"])
     }
 
     private func heartbeatLoop() async {
@@ -331,7 +347,8 @@ public final class QueueWorker: Service, Sendable {
             do {
                 let held = try await broker.renew(ids, worker: configuration.name, lease: configuration.lease)
                 if held.count < ids.count {
-                    logger.warning("lost the leases of some running jobs", metadata: ["count": "\(ids.count - held.count)"])
+                    logger.warning(
+                        "lost the leases of some running jobs", metadata: ["count": "\(ids.count - held.count)"])
                 }
             } catch {
                 logger.error("could not renew leases", metadata: ["error": "\(error)"])
@@ -351,7 +368,9 @@ public final class QueueWorker: Service, Sendable {
         let started = ContinuousClock.now
         guard let task = tasks[job.name] else {
             ended(job)
-            let error = AttemptError(attempt: job.attempts, message: "no task named \"\(job.name)\" is registered with this worker", type: "unknownTask")
+            let error = AttemptError(
+                attempt: job.attempts, message: "no task named \"\(job.name)\" is registered with this worker",
+                type: "unknownTask")
             _ = await record(JobOutcome(job.id, error: error, retryAt: nil))
             logger.error("unknown task", metadata: ["job": "\(job.id)", "task": "\(job.name)"])
             return
@@ -368,9 +387,12 @@ public final class QueueWorker: Service, Sendable {
             ended(job)
             let recorded = await record(JobOutcome(job.id, result: result)) != nil
             Self.measure(job, state: recorded ? "succeeded" : "lost", since: started)
-            logger.info(recorded ? "task succeeded" : "task finished after its lease was lost; result dropped", metadata: [
-                "job": "\(job.id)", "task": "\(job.name)", "seconds": "\(Self.seconds(ContinuousClock.now - started))",
-            ])
+            logger.info(
+                recorded ? "task succeeded" : "task finished after its lease was lost; result dropped",
+                metadata: [
+                    "job": "\(job.id)", "task": "\(job.name)",
+                    "seconds": "\(Self.seconds(ContinuousClock.now - started))",
+                ])
         } catch {
             ended(job)
             await recordFailure(job, task: task, error: error, started: started)
@@ -381,23 +403,31 @@ public final class QueueWorker: Service, Sendable {
         Counter(label: "crew.tasks", dimensions: [("state", state)]).increment()
         let elapsed = ContinuousClock.now - started
         Metrics.Timer(label: "crew.task.duration", dimensions: [("task", job.name)])
-            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            .recordNanoseconds(
+                elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
     }
 
-    private func recordFailure(_ job: JobRecord, task: any AnyQueueTask, error: any Error, started: ContinuousClock.Instant) async {
+    private func recordFailure(
+        _ job: JobRecord, task: any AnyQueueTask, error: any Error, started: ContinuousClock.Instant
+    ) async {
         let crewError = error as? CrewError
         let message = crewError.map { "\($0.code): \($0.message)" } ?? "\(error)"
-        let type = crewError?.remoteErrorType ?? crewError.map { "CrewError.\($0.code)" } ?? String(reflecting: Swift.type(of: error))
+        let type =
+            crewError?.remoteErrorType ?? crewError.map { "CrewError.\($0.code)" }
+            ?? String(reflecting: Swift.type(of: error))
         let attempt = AttemptError(attempt: job.attempts, message: message, type: type)
         let retryable = task.options.retryOn.map { filter in crewError.map(filter) ?? false } ?? true
-        let retryAt = retryable && job.attempts < job.maxAttempts
+        let retryAt =
+            retryable && job.attempts < job.maxAttempts
             ? task.options.retryTime(after: job.attempts, now: Date()) : nil
         let state = await record(JobOutcome(job.id, error: attempt, retryAt: retryAt))
         Self.measure(job, state: state?.rawValue ?? "lost", since: started)
-        logger.warning("task failed", metadata: [
-            "job": "\(job.id)", "task": "\(job.name)", "attempt": "\(job.attempts)",
-            "state": "\(state?.rawValue ?? "lease lost")", "error": "\(message)",
-        ])
+        logger.warning(
+            "task failed",
+            metadata: [
+                "job": "\(job.id)", "task": "\(job.name)", "attempt": "\(job.attempts)",
+                "state": "\(state?.rawValue ?? "lease lost")", "error": "\(message)",
+            ])
     }
 
     private static func seconds(_ duration: Duration) -> String {

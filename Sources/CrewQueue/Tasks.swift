@@ -95,7 +95,8 @@ public struct QueueTask<Arguments: Codable & Sendable, Result: Codable & Sendabl
         do {
             decoded = try JSONDecoder().decode(Arguments.self, from: Data(arguments.utf8))
         } catch {
-            throw CrewError(.decodingFailed, "the job's arguments are not a \(Arguments.self): \(error)", function: name)
+            throw CrewError(
+                .decodingFailed, "the job's arguments are not a \(Arguments.self): \(error)", function: name)
         }
         let value = try await executor.submit(function, decoded, timeout: timeout).value
         do {
@@ -156,7 +157,9 @@ public struct TaskClient: Sendable {
     /// as the PostgreSQL broker's inside the caller's transaction.
     ///
     /// - Throws: ``CrewError`` `encodingFailed` if the arguments do not encode as JSON.
-    public func job<A, R>(_ task: QueueTask<A, R>, _ args: A, countdown: Duration? = nil, eta: Date? = nil) throws -> NewJob {
+    public func job<A, R>(_ task: QueueTask<A, R>, _ args: A, countdown: Duration? = nil, eta: Date? = nil) throws
+        -> NewJob
+    {
         try newJob(task, args, countdown: countdown, eta: eta)
     }
 
@@ -243,7 +246,8 @@ public struct TaskHandle<Result: Decodable & Sendable>: Sendable {
                 do {
                     return try JSONDecoder().decode(Result.self, from: Data((job.result ?? "null").utf8))
                 } catch {
-                    throw CrewError(.decodingFailed, "the job's result is not a \(Result.self): \(error)", function: job.name)
+                    throw CrewError(
+                        .decodingFailed, "the job's result is not a \(Result.self): \(error)", function: job.name)
                 }
             case .failed:
                 let last = job.errors.last

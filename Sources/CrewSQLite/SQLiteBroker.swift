@@ -1,12 +1,12 @@
+import CCrewShims
 public import CrewQueue
 public import FoundationEssentials
-import CCrewShims
 import GRDB
 import GRDBSQLite
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The embedded broker: one SQLite file in WAL mode (`sqlite:///path/to/crew.db`), through GRDB.
@@ -100,7 +100,8 @@ public final class SQLiteBroker: QueueBroker {
                 }
                 return pool
             } catch let error as DatabaseError
-                where [.SQLITE_BUSY, .SQLITE_LOCKED].contains(error.resultCode) && waitBusy(tries: tries, timeout: timeout)
+                where [.SQLITE_BUSY, .SQLITE_LOCKED].contains(error.resultCode)
+                && waitBusy(tries: tries, timeout: timeout)
             {
                 tries += 1
             }
@@ -131,7 +132,10 @@ public final class SQLiteBroker: QueueBroker {
                 )
             }
         } else if !tables.isEmpty {
-            throw BrokerError(.incompatibleSchema, "the database has tables of its own (\(tables.sorted().joined(separator: ", "))) and no Crew schema: not a Crew database")
+            throw BrokerError(
+                .incompatibleSchema,
+                "the database has tables of its own (\(tables.sorted().joined(separator: ", "))) and no Crew schema: not a Crew database"
+            )
         }
         // Each step takes the schema from version i to i + 1, all in the open transaction.
         for step in migrations.dropFirst(version) { try db.execute(sql: step) }
@@ -144,7 +148,9 @@ public final class SQLiteBroker: QueueBroker {
     private static func checkSchema(_ db: Database) throws {
         let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
         guard tables.contains("crew_schema") else {
-            throw BrokerError(.incompatibleSchema, "no Crew schema in the database (tables: \(tables.sorted().joined(separator: ", ")))")
+            throw BrokerError(
+                .incompatibleSchema,
+                "no Crew schema in the database (tables: \(tables.sorted().joined(separator: ", ")))")
         }
         let version = try Int.fetchOne(db, sql: "SELECT version FROM crew_schema") ?? 0
         guard version == schemaVersion else {
@@ -212,7 +218,8 @@ public final class SQLiteBroker: QueueBroker {
     /// `timeout` seconds have passed.
     private static func waitBusy(tries: Int, timeout: Double) -> Bool {
         let delays: [Double] = [0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.025, 0.025, 0.05, 0.05, 0.1]
-        let waited = tries < delays.count
+        let waited =
+            tries < delays.count
             ? delays.prefix(tries).reduce(0, +)
             : delays.reduce(0, +) + Double(tries - delays.count) * 0.1
         guard waited < timeout else { return false }
@@ -305,7 +312,9 @@ public final class SQLiteBroker: QueueBroker {
     private static func record(_ row: Row) -> JobRecord? {
         guard let state = JobState(rawValue: row[5]) else { return nil }
         let errorsJSON: String = row[13]
-        let errors = errorsJSON == "[]" ? [] : (try? JSONDecoder().decode([AttemptError].self, from: Data(errorsJSON.utf8))) ?? []
+        let errors =
+            errorsJSON == "[]"
+            ? [] : (try? JSONDecoder().decode([AttemptError].self, from: Data(errorsJSON.utf8))) ?? []
         func date(_ column: Int) -> Date? {
             (row[column] as Double?).map { Date(timeIntervalSince1970: $0) }
         }
@@ -330,12 +339,16 @@ public final class SQLiteBroker: QueueBroker {
     }
 
     /// Runs a statement, prepared once per connection.
-    private static func run(_ db: Database, _ sql: String, _ arguments: StatementArguments = StatementArguments()) throws {
+    private static func run(_ db: Database, _ sql: String, _ arguments: StatementArguments = StatementArguments())
+        throws
+    {
         try db.cachedStatement(sql: sql).execute(arguments: arguments)
     }
 
     /// The rows of a statement, prepared once per connection.
-    private static func rows(_ db: Database, _ sql: String, _ arguments: StatementArguments = StatementArguments()) throws -> [Row] {
+    private static func rows(_ db: Database, _ sql: String, _ arguments: StatementArguments = StatementArguments())
+        throws -> [Row]
+    {
         try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
     }
 
@@ -368,13 +381,18 @@ public final class SQLiteBroker: QueueBroker {
                     text.withUTF8 { bytes in
                         bytes.withMemoryRebound(to: CChar.self) { chars in
                             // An empty text still needs a non-null pointer (null binds NULL).
-                            _ = sqlite3_bind_text(handle, index, chars.baseAddress ?? Self.empty, Int32(chars.count), Self.transient)
+                            _ = sqlite3_bind_text(
+                                handle, index, chars.baseAddress ?? Self.empty, Int32(chars.count), Self.transient)
                         }
                     }
                 }
                 func bind(_ number: Double?) {
                     index += 1
-                    if let number { sqlite3_bind_double(handle, index, number) } else { sqlite3_bind_null(handle, index) }
+                    if let number {
+                        sqlite3_bind_double(handle, index, number)
+                    } else {
+                        sqlite3_bind_null(handle, index)
+                    }
                 }
                 func bind(_ number: Int) {
                     index += 1
@@ -401,7 +419,8 @@ public final class SQLiteBroker: QueueBroker {
                 sqlite3_reset(handle)
                 sqlite3_clear_bindings(handle)
                 guard code == SQLITE_DONE else {
-                    throw DatabaseError(resultCode: ResultCode(rawValue: extended), message: message, sql: statement.sql)
+                    throw DatabaseError(
+                        resultCode: ResultCode(rawValue: extended), message: message, sql: statement.sql)
                 }
             }
         }
@@ -449,11 +468,15 @@ public final class SQLiteBroker: QueueBroker {
         let now = clock().timeIntervalSince1970
         let until = now + JobRules.seconds(lease)
         return try await write { db in
-            try Self.run(db, """
+            try Self.run(
+                db,
+                """
                 UPDATE crew_jobs INDEXED BY crew_jobs_waiting_expiry SET state = 'expired', finished_at = ?
                 WHERE expires_at IS NOT NULL AND expires_at <= ? AND state IN ('scheduled', 'available', 'retrying')
                 """, [now, now])
-            try Self.run(db, """
+            try Self.run(
+                db,
+                """
                 UPDATE crew_jobs SET state = 'available' WHERE state IN ('scheduled', 'retrying') AND run_at <= ?
                 """, [now])
             let marks = Array(repeating: "?", count: queues.count).joined(separator: ", ")
@@ -461,7 +484,9 @@ public final class SQLiteBroker: QueueBroker {
             values += queues.map { $0 as (any DatabaseValueConvertible)? }
             values.append(limit)
             let arguments = StatementArguments(values)
-            let rows = try Self.rows(db, """
+            let rows = try Self.rows(
+                db,
+                """
                 UPDATE crew_jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, worker = ?
                 WHERE id IN (
                     SELECT id FROM crew_jobs WHERE state = 'available' AND queue IN (\(marks))
@@ -482,7 +507,9 @@ public final class SQLiteBroker: QueueBroker {
         return try await write { db in
             var held: [JobID] = []
             for id in ids {
-                try Self.run(db, """
+                try Self.run(
+                    db,
+                    """
                     UPDATE crew_jobs SET lease_until = ? WHERE id = ? AND state = 'running' AND worker = ?
                     """, [until, id.rawValue, worker])
                 if db.changesCount > 0 { held.append(id) }
@@ -499,21 +526,30 @@ public final class SQLiteBroker: QueueBroker {
         return try await write { db in
             try outcomes.map { outcome -> JobState? in
                 guard let error = outcome.error else {
-                    try Self.run(db, """
+                    try Self.run(
+                        db,
+                        """
                         UPDATE crew_jobs SET state = 'succeeded', result = ?, lease_until = NULL, finished_at = ?
                         WHERE id = ? AND state = 'running' AND worker = ?
                         """, [outcome.result ?? "null", now, outcome.id.rawValue, worker])
                     return db.changesCount > 0 ? .succeeded : nil
                 }
-                guard let row = try Self.rows(db, """
-                    SELECT \(Self.columns) FROM crew_jobs WHERE id = ? AND state = 'running' AND worker = ?
-                    """, [outcome.id.rawValue, worker]).first, let job = Self.record(row)
+                guard
+                    let row = try Self.rows(
+                        db,
+                        """
+                        SELECT \(Self.columns) FROM crew_jobs WHERE id = ? AND state = 'running' AND worker = ?
+                        """, [outcome.id.rawValue, worker]
+                    ).first, let job = Self.record(row)
                 else { return nil }
                 let state = JobRules.afterFailure(job, retryAt: outcome.retryAt)
-                try Self.run(db, """
+                try Self.run(
+                    db,
+                    """
                     UPDATE crew_jobs SET state = ?, errors = ?, lease_until = NULL, run_at = ?, finished_at = ?
                     WHERE id = ?
-                    """, [
+                    """,
+                    [
                         state.rawValue, Self.json(job.errors + [error]),
                         state == .retrying ? outcome.retryAt!.timeIntervalSince1970 : job.runAt.timeIntervalSince1970,
                         state == .retrying ? nil : now, outcome.id.rawValue,
@@ -529,7 +565,9 @@ public final class SQLiteBroker: QueueBroker {
         defer { wake.signal(.jobs) }
         try await write { db in
             for id in ids {
-                try Self.run(db, """
+                try Self.run(
+                    db,
+                    """
                     UPDATE crew_jobs SET state = 'available', attempts = attempts - 1, lease_until = NULL
                     WHERE id = ? AND state = 'running' AND worker = ?
                     """, [id.rawValue, worker])
@@ -542,10 +580,11 @@ public final class SQLiteBroker: QueueBroker {
         let now = clock().timeIntervalSince1970
         defer { wake.signal(.results) }
         return try await write { db in
-            try db.execute(sql: """
-                UPDATE crew_jobs SET state = 'cancelled', lease_until = NULL, finished_at = ?
-                WHERE id = ? AND state IN ('scheduled', 'available', 'running', 'retrying')
-                """, arguments: [now, id.rawValue])
+            try db.execute(
+                sql: """
+                    UPDATE crew_jobs SET state = 'cancelled', lease_until = NULL, finished_at = ?
+                    WHERE id = ? AND state IN ('scheduled', 'available', 'running', 'retrying')
+                    """, arguments: [now, id.rawValue])
             return db.changesCount > 0
         }
     }
@@ -562,7 +601,9 @@ public final class SQLiteBroker: QueueBroker {
     public func reapExpiredLeases() async throws -> Int {
         let now = clock()
         let reaped = try await write { db in
-            let rows = try Self.rows(db, """
+            let rows = try Self.rows(
+                db,
+                """
                 SELECT \(Self.columns) FROM crew_jobs WHERE state = 'running' AND lease_until < ?
                 """, [now.timeIntervalSince1970])
             for row in rows {
@@ -573,9 +614,11 @@ public final class SQLiteBroker: QueueBroker {
                     at: now
                 )
                 let state: JobState = job.attempts < job.maxAttempts ? .available : .failed
-                try db.execute(sql: """
-                    UPDATE crew_jobs SET state = ?, errors = ?, lease_until = NULL, finished_at = ? WHERE id = ?
-                    """, arguments: [
+                try db.execute(
+                    sql: """
+                        UPDATE crew_jobs SET state = ?, errors = ?, lease_until = NULL, finished_at = ? WHERE id = ?
+                        """,
+                    arguments: [
                         state.rawValue, Self.json(job.errors + [error]),
                         state == .failed ? now.timeIntervalSince1970 : nil, job.id.rawValue,
                     ])
@@ -594,7 +637,9 @@ public final class SQLiteBroker: QueueBroker {
     public func counts() async throws -> [QueueCounts] {
         try await read { db in
             var byQueue: [String: [JobState: Int]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT queue, state, count(*) AS n FROM crew_jobs GROUP BY queue, state") {
+            for row in try Row.fetchAll(
+                db, sql: "SELECT queue, state, count(*) AS n FROM crew_jobs GROUP BY queue, state")
+            {
                 guard let state = JobState(rawValue: row["state"]) else { continue }
                 byQueue[row["queue"], default: [:]][state] = row["n"]
             }
@@ -612,14 +657,20 @@ public final class SQLiteBroker: QueueBroker {
                 values.append(queue)
             }
             if let states {
-                conditions.append("state IN (\(Array(repeating: "?", count: max(1, states.count)).joined(separator: ", ")))")
-                values += states.isEmpty ? ["none"] : states.map(\.rawValue).sorted().map { $0 as (any DatabaseValueConvertible)? }
+                conditions.append(
+                    "state IN (\(Array(repeating: "?", count: max(1, states.count)).joined(separator: ", ")))")
+                values +=
+                    states.isEmpty
+                    ? ["none"] : states.map(\.rawValue).sorted().map { $0 as (any DatabaseValueConvertible)? }
             }
             values.append(max(0, limit))
             let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-            return try Row.fetchAll(db, sql: """
-                SELECT \(Self.columns) FROM crew_jobs \(filter) ORDER BY created_at DESC, rowid DESC LIMIT ?
-                """, arguments: StatementArguments(values)).compactMap(Self.record)
+            return try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(Self.columns) FROM crew_jobs \(filter) ORDER BY created_at DESC, rowid DESC LIMIT ?
+                    """, arguments: StatementArguments(values)
+            ).compactMap(Self.record)
         }
     }
 
@@ -628,10 +679,11 @@ public final class SQLiteBroker: QueueBroker {
         let now = clock().timeIntervalSince1970
         defer { wake.signal(.jobs) }
         return try await write { db in
-            try db.execute(sql: """
-                UPDATE crew_jobs SET state = 'available', attempts = 0, run_at = ?, expires_at = NULL, finished_at = NULL
-                WHERE id = ? AND state IN ('failed', 'cancelled', 'expired')
-                """, arguments: [now, id.rawValue])
+            try db.execute(
+                sql: """
+                    UPDATE crew_jobs SET state = 'available', attempts = 0, run_at = ?, expires_at = NULL, finished_at = NULL
+                    WHERE id = ? AND state IN ('failed', 'cancelled', 'expired')
+                    """, arguments: [now, id.rawValue])
             return db.changesCount > 0
         }
     }
@@ -639,9 +691,10 @@ public final class SQLiteBroker: QueueBroker {
     /// Deletes the waiting jobs of a queue.
     public func purge(queue: String) async throws -> Int {
         try await write { db in
-            try db.execute(sql: """
-                DELETE FROM crew_jobs WHERE queue = ? AND state IN ('scheduled', 'available', 'retrying')
-                """, arguments: [queue])
+            try db.execute(
+                sql: """
+                    DELETE FROM crew_jobs WHERE queue = ? AND state IN ('scheduled', 'available', 'retrying')
+                    """, arguments: [queue])
             return db.changesCount
         }
     }
@@ -650,7 +703,9 @@ public final class SQLiteBroker: QueueBroker {
     public func deleteExpiredResults() async throws -> Int {
         let now = clock().timeIntervalSince1970
         return try await write { db in
-            try Self.run(db, """
+            try Self.run(
+                db,
+                """
                 DELETE FROM crew_jobs INDEXED BY crew_jobs_ttl
                 WHERE result_ttl IS NOT NULL AND finished_at IS NOT NULL AND finished_at + result_ttl <= ?
                 AND state IN ('succeeded', 'failed', 'cancelled', 'expired')
@@ -664,11 +719,14 @@ public final class SQLiteBroker: QueueBroker {
         let now = clock().timeIntervalSince1970
         let next = now + JobRules.seconds(every)
         return try await write { db in
-            if let due = try Double.fetchOne(db, sql: "SELECT next_run FROM crew_schedules WHERE name = ?", arguments: [name]) {
+            if let due = try Double.fetchOne(
+                db, sql: "SELECT next_run FROM crew_schedules WHERE name = ?", arguments: [name])
+            {
                 guard due <= now else { return false }
                 try db.execute(sql: "UPDATE crew_schedules SET next_run = ? WHERE name = ?", arguments: [next, name])
             } else {
-                try db.execute(sql: "INSERT INTO crew_schedules (name, next_run) VALUES (?, ?)", arguments: [name, next])
+                try db.execute(
+                    sql: "INSERT INTO crew_schedules (name, next_run) VALUES (?, ?)", arguments: [name, next])
             }
             return true
         }

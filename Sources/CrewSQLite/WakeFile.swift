@@ -2,7 +2,7 @@ import CCrewShims
 import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Wake-ups between the processes that share a broker file: two futex words in a small owner-only file beside
@@ -62,8 +62,9 @@ final class WakeFile: @unchecked Sendable {
         }
         let seen = UInt32(truncatingIfNeeded: mark)
         guard crew_load32(word) == seen else { return }
-        let nanoseconds = Int64(clamping: Int(timeout.components.seconds) * 1_000_000_000
-            + Int(timeout.components.attoseconds / 1_000_000_000))
+        let nanoseconds = Int64(
+            clamping: Int(timeout.components.seconds) * 1_000_000_000
+                + Int(timeout.components.attoseconds / 1_000_000_000))
         let raw = UInt(bitPattern: word)
         _ = try? await Crew.blocking {
             let word = UnsafeMutablePointer<UInt32>(bitPattern: raw)!

@@ -1,9 +1,9 @@
 public import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// Helpers for testing code that runs functions in Crew child processes.

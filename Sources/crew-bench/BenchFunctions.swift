@@ -2,7 +2,7 @@ import Crew
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The functions the benchmark runs in child processes (each has its twin in bench/peers).
@@ -34,7 +34,7 @@ enum BenchFunctions {
     @inline(never)
     static func burnLoop(seed: Int, steps: Int) -> UInt64 {
         var x = UInt64(truncatingIfNeeded: seed)
-        for i in 0..<steps { x = x &* 6364136223846793005 &+ UInt64(truncatingIfNeeded: i) }
+        for i in 0..<steps { x = x &* 6_364_136_223_846_793_005 &+ UInt64(truncatingIfNeeded: i) }
         return x
     }
 
@@ -146,7 +146,8 @@ enum BenchFunctions {
     }
 
     static let all: [any AnyFunction] = [
-        double, echoByte, square, burn, trap, trapIndex, sleepLong, produce, produceNumbers, consumeNumbers, echoPipe, increment,
+        double, echoByte, square, burn, trap, trapIndex, sleepLong, produce, produceNumbers, consumeNumbers, echoPipe,
+        increment,
         sleepMs, sleepMany, parked, rawEcho,
     ]
 }
@@ -265,10 +266,11 @@ enum ParkedMemory {
             var tasks: [Task<Void, Never>] = []
             tasks.reserveCapacity(job.count)
             for _ in 0..<job.count {
-                tasks.append(Task {
-                    started.count.add(1, ordering: .relaxed)
-                    await withUnsafeContinuation { c in started.continuations.withLock { $0.append(c) } }
-                })
+                tasks.append(
+                    Task {
+                        started.count.add(1, ordering: .relaxed)
+                        await withUnsafeContinuation { c in started.continuations.withLock { $0.append(c) } }
+                    })
             }
             let all = tasks
             release = {

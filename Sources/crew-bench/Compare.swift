@@ -29,22 +29,26 @@ struct Comparison {
             seen.insert(row.id)
             let before = oldRows[row.id]
             var better: Double?
-            if let before, before.crew.value > 0, row.crew.value > 0, before.crew.value.isFinite, row.crew.value.isFinite {
+            if let before, before.crew.value > 0, row.crew.value > 0, before.crew.value.isFinite,
+                row.crew.value.isFinite
+            {
                 let factor = row.lowerIsBetter ? before.crew.value / row.crew.value : row.crew.value / before.crew.value
                 better = (factor - 1) * 100
             }
             let lostNow = !row.losses.isEmpty && (before.map { $0.losses.isEmpty } ?? false)
-            changes.append(Change(
-                id: row.id, workload: row.workload, unit: row.unit, old: before?.crew.value, new: row.crew.value,
-                better: better, oldRatios: before.map(Self.ratios) ?? "", newRatios: Self.ratios(row),
-                worse: (better ?? 0) < -threshold || lostNow
-            ))
+            changes.append(
+                Change(
+                    id: row.id, workload: row.workload, unit: row.unit, old: before?.crew.value, new: row.crew.value,
+                    better: better, oldRatios: before.map(Self.ratios) ?? "", newRatios: Self.ratios(row),
+                    worse: (better ?? 0) < -threshold || lostNow
+                ))
         }
         for row in old.rows where !seen.contains(row.id) {
-            changes.append(Change(
-                id: row.id, workload: row.workload, unit: row.unit, old: row.crew.value, new: nil, better: nil,
-                oldRatios: Self.ratios(row), newRatios: "", worse: false
-            ))
+            changes.append(
+                Change(
+                    id: row.id, workload: row.workload, unit: row.unit, old: row.crew.value, new: nil, better: nil,
+                    oldRatios: Self.ratios(row), newRatios: "", worse: false
+                ))
         }
     }
 
@@ -61,7 +65,9 @@ struct Comparison {
             "new: \(new.date), \(new.machine)\(new.quick ? " (--quick)" : "")",
             "",
         ]
-        let header = ["row", "workload (unit)", "old Crew", "new Crew", "change for Crew", "old vs peers", "new vs peers"]
+        let header = [
+            "row", "workload (unit)", "old Crew", "new Crew", "change for Crew", "old vs peers", "new vs peers",
+        ]
         let body = changes.map { change -> [String] in
             let moved: String
             if let better = change.better {
@@ -77,10 +83,11 @@ struct Comparison {
         lines.append(Report.table(header: header, body: body))
         lines.append("")
         let worse = regressions
-        lines.append(worse.isEmpty
-            ? "No row is more than \(Report.fixed(threshold, 0)) % worse for Crew, and no row is newly lost."
-            : "\(worse.count) row(s) more than \(Report.fixed(threshold, 0)) % worse for Crew or newly lost: "
-                + worse.map(\.id).joined(separator: ", "))
+        lines.append(
+            worse.isEmpty
+                ? "No row is more than \(Report.fixed(threshold, 0)) % worse for Crew, and no row is newly lost."
+                : "\(worse.count) row(s) more than \(Report.fixed(threshold, 0)) % worse for Crew or newly lost: "
+                    + worse.map(\.id).joined(separator: ", "))
         return lines.joined(separator: "\n")
     }
 }

@@ -3,7 +3,7 @@ import Crew
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // crew-bench links Foundation and Swift's runtime dynamically, as a user's app does: its children are this same
@@ -27,8 +27,10 @@ struct CrewBench: AsyncParsableCommand {
     /// What `--only` takes: a workload, or one part of one (`pool-map`).
     static var knownWorkloads: Set<String> {
         var names = Set(workloads)
-        for (prefix, parts) in [("pool", poolParts), ("ipc", ipcParts), ("concurrency", concurrencyParts),
-                                ("queue", queueParts)] {
+        for (prefix, parts) in [
+            ("pool", poolParts), ("ipc", ipcParts), ("concurrency", concurrencyParts),
+            ("queue", queueParts),
+        ] {
             for part in parts { names.insert("\(prefix)-\(part)") }
         }
         return names
@@ -52,7 +54,8 @@ struct CrewBench: AsyncParsableCommand {
     @Flag(help: "Skip the Python peers (to profile Crew alone); the rows then have no ratios.")
     var skipPython = false
 
-    @Option(name: .customLong("json"), help: ArgumentHelp("Also write every row to this file, as JSON.", valueName: "file"))
+    @Option(
+        name: .customLong("json"), help: ArgumentHelp("Also write every row to this file, as JSON.", valueName: "file"))
     var jsonPath: String?
 
     @Option(
@@ -65,7 +68,8 @@ struct CrewBench: AsyncParsableCommand {
 
     func validate() throws {
         if !compare.isEmpty && compare.count != 2 {
-            throw ValidationError("--compare takes two files, the old run's and the new run's: --compare OLD.json NEW.json")
+            throw ValidationError(
+                "--compare takes two files, the old run's and the new run's: --compare OLD.json NEW.json")
         }
         if !(threshold >= 0) { throw ValidationError("--threshold must be a percentage of 0 or more") }
         for name in only where !Self.knownWorkloads.contains(name) {
@@ -88,9 +92,10 @@ struct CrewBench: AsyncParsableCommand {
             command: (["crew-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
             date: formatter.string(from: Date()), machine: Machine.describe(), quick: quick
         )
-        report.versions["swift"] = Shell.firstLine("swift --version 2>&1").map { line in
-            line.components(separatedBy: "Swift version ").last.map { String($0.prefix { $0 != " " }) } ?? line
-        } ?? "unknown"
+        report.versions["swift"] =
+            Shell.firstLine("swift --version 2>&1").map { line in
+                line.components(separatedBy: "Swift version ").last.map { String($0.prefix { $0 != " " }) } ?? line
+            } ?? "unknown"
         for workload in only.isEmpty ? Self.workloads : only {
             // A workload that fails (a peer that cannot install, a server that does not start) is reported, and the
             // others still run and are written.

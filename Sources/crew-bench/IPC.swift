@@ -42,7 +42,9 @@ extension CrewBench {
             let cpuPer = cpu.microseconds(per: count)
             done.set()
             _ = try await producer.value
-            guard last.count == size && last.allSatisfy({ $0 == 7 }) else { throw BenchError("a message came out wrong") }
+            guard last.count == size && last.allSatisfy({ $0 == 7 }) else {
+                throw BenchError("a message came out wrong")
+            }
             return [rate, cpuPer]
         }
 
@@ -53,11 +55,13 @@ extension CrewBench {
             let start = try Crew.Barrier(parties: 5)
             let done = try Crew.Event()
             let consumers = try (0..<2).map { _ in
-                try started(BenchFunctions.consumeNumbers, ConsumeJob(queue: q, results: results, start: start, done: done))
+                try started(
+                    BenchFunctions.consumeNumbers, ConsumeJob(queue: q, results: results, start: start, done: done))
             }
             let producers = try (0..<2).map { i in
-                try started(BenchFunctions.produceNumbers,
-                            NumbersJob(queue: q, first: i * many, count: many, start: start, done: done))
+                try started(
+                    BenchFunctions.produceNumbers,
+                    NumbersJob(queue: q, first: i * many, count: many, start: start, done: done))
             }
             _ = try start.wait()
             let cpu = CPUWindow(pids: consumers.map(\.1) + producers.map(\.1))
@@ -103,8 +107,9 @@ extension CrewBench {
             let start = try Crew.Barrier(parties: 3)
             let done = try Crew.Event()
             let workers = try (0..<2).map { _ in
-                try started(BenchFunctions.increment,
-                            CounterJob(counter: counter, times: increments, results: results, start: start, done: done))
+                try started(
+                    BenchFunctions.increment,
+                    CounterJob(counter: counter, times: increments, results: results, start: start, done: done))
             }
             _ = try start.wait()
             let cpu = CPUWindow(pids: workers.map(\.1))
@@ -120,7 +125,9 @@ extension CrewBench {
         }
 
         /// Runs `round` with spinning (the default) and without: both medians.
-        func bothWays(_ what: String, _ round: () async throws -> [Double]) async throws -> (spin: [Double], calm: [Double]) {
+        func bothWays(_ what: String, _ round: () async throws -> [Double]) async throws -> (
+            spin: [Double], calm: [Double]
+        ) {
             status("ipc: \(what), spinning (the default)")
             let spin = try await Measure.median(rounds: rounds, round)
             status("ipc: \(what), spinning off")
@@ -128,80 +135,108 @@ extension CrewBench {
             return (spin, calm)
         }
         let none: (spin: [Double], calm: [Double]) = ([.nan, .nan], [.nan, .nan])
-        let smallFigures = !parts.contains("queue") ? none
+        let smallFigures =
+            !parts.contains("queue")
+            ? none
             : try await bothWays("queue, \(small) messages of 64 B") { try await queueRound(count: small, size: 64) }
-        let bigFigures = !parts.contains("big") ? none
+        let bigFigures =
+            !parts.contains("big")
+            ? none
             : try await bothWays("queue, \(big) messages of 64 KiB") { try await queueRound(count: big, size: 65_536) }
-        let manyFigures = !parts.contains("many") ? none
+        let manyFigures =
+            !parts.contains("many")
+            ? none
             : try await bothWays("queue, 2 producers × 2 consumers, \(2 * many) numbers", manyRound)
-        let pipeFigures = !parts.contains("pipe") ? none
+        let pipeFigures =
+            !parts.contains("pipe")
+            ? none
             : try await bothWays("pipe ping-pong, \(pings) round trips", pipeRound)
         status("ipc: the same ping-pong with plain blocking recv and send (the floor)")
-        let rawPipe = !parts.contains("pipe") ? [.nan, .nan]
+        let rawPipe =
+            !parts.contains("pipe")
+            ? [.nan, .nan]
             : try await Measure.median(rounds: rounds) { try await Self.rawPingPong(pings) }
         status("ipc: the same ping-pong with reads that spin on both sides (the floor of the spinning row)")
-        let rawPipeSpin = !parts.contains("pipe") ? [.nan, .nan]
+        let rawPipeSpin =
+            !parts.contains("pipe")
+            ? [.nan, .nan]
             : try await Measure.median(rounds: rounds) { try await Self.rawPingPong(pings, spin: true) }
         status("ipc: shared value + lock, 2 processes × \(increments) increments")
         let value = !parts.contains("value") ? [.nan, .nan] : try await Measure.median(rounds: rounds, valueRound)
 
-        let python = try peer("ipc.py", [
-            "parts": parts.sorted(), "rounds": rounds, "small": small, "big": big, "many": many, "pings": pings,
-            "increments": increments,
-        ], into: &report)
-        let window = "from the moment every child waits at the start barrier (they were started before) until the "
+        let python = try peer(
+            "ipc.py",
+            [
+                "parts": parts.sorted(), "rounds": rounds, "small": small, "big": big, "many": many, "pings": pings,
+                "increments": increments,
+            ], into: &report)
+        let window =
+            "from the moment every child waits at the start barrier (they were started before) until the "
             + "parent has the last message; median of \(rounds) rounds after one untimed"
         let spinNote = "; waits spin up to 50 µs before sleeping (the default)"
         let calmNote = "; spinning off (Crew.Options(spinMicroseconds: 0) in parent and children)"
-        func add(_ id: String, _ workload: String, _ unit: String, lowerIsBetter: Bool, window: String,
-                 _ setup: String, _ figures: (spin: [Double], calm: [Double]), _ peerKey: String, scale: Double = 1,
-                 floor: (spin: Side, calm: Side)? = nil)
-        {
+        func add(
+            _ id: String, _ workload: String, _ unit: String, lowerIsBetter: Bool, window: String,
+            _ setup: String, _ figures: (spin: [Double], calm: [Double]), _ peerKey: String, scale: Double = 1,
+            floor: (spin: Side, calm: Side)? = nil
+        ) {
             for (suffix, note, pair, floor) in [
                 ("", spinNote, figures.spin, floor?.spin), (".no-spin", calmNote, figures.calm, floor?.calm),
             ] {
                 var peerSide = python.side(peerKey)
                 peerSide?.value *= scale
-                report.add(Row(
-                    id: id + suffix, workload: workload + (suffix.isEmpty ? "" : ", Crew not spinning"), unit: unit,
-                    lowerIsBetter: lowerIsBetter, window: window,
-                    crew: Side(who: "Crew", setup: setup + note, value: pair[0] * scale, cpuMicroseconds: pair[1]),
-                    floor: floor, peers: [peerSide].compactMap { $0 }
-                ))
+                report.add(
+                    Row(
+                        id: id + suffix, workload: workload + (suffix.isEmpty ? "" : ", Crew not spinning"), unit: unit,
+                        lowerIsBetter: lowerIsBetter, window: window,
+                        crew: Side(who: "Crew", setup: setup + note, value: pair[0] * scale, cpuMicroseconds: pair[1]),
+                        floor: floor, peers: [peerSide].compactMap { $0 }
+                    ))
             }
         }
         let socketFloor = Side(
-            who: "Swift floor", setup: "the same ping-pong of 1 byte with plain blocking recv and send on the "
+            who: "Swift floor",
+            setup: "the same ping-pong of 1 byte with plain blocking recv and send on the "
                 + "socketpair, in both processes (no framing)", value: rawPipe[0], cpuMicroseconds: rawPipe[1])
         let spinningSocketFloor = Side(
-            who: "Swift floor", setup: "the same ping-pong of 1 byte on the socketpair, both processes reading with "
+            who: "Swift floor",
+            setup: "the same ping-pong of 1 byte on the socketpair, both processes reading with "
                 + "MSG_DONTWAIT in a loop that never sleeps (no framing)", value: rawPipeSpin[0],
             cpuMicroseconds: rawPipeSpin[1])
-        add("ipc.queue-small", "queue, 1 producer process → the parent, \(Self.count(small)) messages of 64 B",
+        add(
+            "ipc.queue-small", "queue, 1 producer process → the parent, \(Self.count(small)) messages of 64 B",
             "messages/s", lowerIsBetter: false, window: window,
             "Queue<[UInt8]>: the child put()s, the parent get()s; children spawned", smallFigures,
             "ipc.queue-small/mp.Queue")
-        add("ipc.queue-big", "queue, 1 producer process → the parent, \(Self.count(big)) messages of 64 KiB", "MB/s",
+        add(
+            "ipc.queue-big", "queue, 1 producer process → the parent, \(Self.count(big)) messages of 64 KiB", "MB/s",
             lowerIsBetter: false, window: window,
             "Queue<[UInt8]>: the child put()s, the parent get()s; children spawned", bigFigures,
             "ipc.queue-big/mp.Queue", scale: 65_536 / 1e6)
-        add("ipc.queue-many", "queue, 2 producer × 2 consumer processes, \(Self.count(2 * many)) numbers",
+        add(
+            "ipc.queue-many", "queue, 2 producer × 2 consumer processes, \(Self.count(2 * many)) numbers",
             "messages/s", lowerIsBetter: false,
             window: window.replacingOccurrences(of: "the last message", with: "both consumers' counts"),
             "Queue<Int>(maxSize: 100 000) shared by 4 spawned children; counts back on a second Queue",
             manyFigures, "ipc.queue-many/mp.Queue")
-        add("ipc.pipe", "pipe ping-pong of 1 byte with a child, \(Self.count(pings)) round trips", "µs per round trip",
-            lowerIsBetter: true, window: window.replacingOccurrences(of: "has the last message", with: "has the last echo"),
+        add(
+            "ipc.pipe", "pipe ping-pong of 1 byte with a child, \(Self.count(pings)) round trips", "µs per round trip",
+            lowerIsBetter: true,
+            window: window.replacingOccurrences(of: "has the last message", with: "has the last echo"),
             "Crew.Pipe: sendBytes, recvBytes; the child echoes", pipeFigures, "ipc.pipe/mp.Pipe",
             floor: (spin: spinningSocketFloor, calm: socketFloor))
-        report.add(Row(
-            id: "ipc.value", workload: "shared counter under its lock, 2 processes × \(Self.count(increments)) increments",
-            unit: "increments/s", lowerIsBetter: false,
-            window: window.replacingOccurrences(of: "the last message", with: "both children's reports"),
-            crew: Side(who: "Crew", setup: "SharedValue<Int>: withLock { $0 += 1 } (a process-shared mutex, which "
-                + "does not spin); children spawned", value: value[0], cpuMicroseconds: value[1]),
-            peers: [python.side("ipc.value/mp.Value")].compactMap { $0 }
-        ))
+        report.add(
+            Row(
+                id: "ipc.value",
+                workload: "shared counter under its lock, 2 processes × \(Self.count(increments)) increments",
+                unit: "increments/s", lowerIsBetter: false,
+                window: window.replacingOccurrences(of: "the last message", with: "both children's reports"),
+                crew: Side(
+                    who: "Crew",
+                    setup: "SharedValue<Int>: withLock { $0 += 1 } (a process-shared mutex, which "
+                        + "does not spin); children spawned", value: value[0], cpuMicroseconds: value[1]),
+                peers: [python.side("ipc.value/mp.Value")].compactMap { $0 }
+            ))
     }
 
     /// The floor of an awaited round trip: the same child and bytes as `rawPingPong`, but the caller is a task
@@ -248,7 +283,9 @@ extension CrewBench {
         let cpu = CPUWindow(pids: [pid])
         let clock = ContinuousClock.now
         for _ in 0..<pings {
-            guard RawSocket.write(fd, byte), RawSocket.read(fd, &byte, spin: spin) else { throw BenchError("the raw echo broke") }
+            guard RawSocket.write(fd, byte), RawSocket.read(fd, &byte, spin: spin) else {
+                throw BenchError("the raw echo broke")
+            }
         }
         let micros = Measure.us(ContinuousClock.now - clock) / Double(pings)
         let cpuPer = cpu.microseconds(per: pings)
@@ -262,7 +299,8 @@ extension CrewBench {
     private static func startRawEcho(spin: Bool) throws -> (Crew.Connection, Int32, Int32, Crew.Process<EchoJob, Int>) {
         let (mine, theirs) = try Crew.Pipe().ends
         let start = try Crew.Barrier(parties: 2)
-        let echo = Crew.Process(target: BenchFunctions.rawEcho, args: EchoJob(connection: theirs, start: start, spin: spin))
+        let echo = Crew.Process(
+            target: BenchFunctions.rawEcho, args: EchoJob(connection: theirs, start: start, spin: spin))
         try echo.start()
         guard let pid = echo.pid else { throw BenchError("a started child has no pid") }
         theirs.close()

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // Clocks, medians and CPU time: the same on every workload, and the same arithmetic as the Python peers'.

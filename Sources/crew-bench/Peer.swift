@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // The other side of each row: a Python peer in bench/peers (or crew-queue-bench, for the queue's Crew side),
@@ -33,9 +33,14 @@ struct Figures {
             var value: Double?
             var unit: String?
             var setup: String?
-            var cpu_us: Double?
+            var cpuMicroseconds: Double?
             var details: [String: Double]?
             var versions: [String: String]?
+
+            enum CodingKeys: String, CodingKey {
+                case workload, variant, value, unit, setup, details, versions
+                case cpuMicroseconds = "cpu_us"
+            }
         }
         var figures = Figures()
         for text in output.split(separator: UInt8(ascii: "\n")) where text.first == UInt8(ascii: "{") {
@@ -43,12 +48,13 @@ struct Figures {
             do {
                 line = try JSONDecoder().decode(Line.self, from: Data(text))
             } catch {
-                throw BenchError("\(command) printed a line that is not a figure: \(String(decoding: text, as: UTF8.self))")
+                throw BenchError(
+                    "\(command) printed a line that is not a figure: \(String(decoding: text, as: UTF8.self))")
             }
             if let versions = line.versions { figures.versions.merge(versions) { _, new in new } }
             guard let workload = line.workload, let variant = line.variant, let value = line.value else { continue }
             figures.sides["\(workload)/\(variant)"] = Side(
-                who: "Python", setup: line.setup ?? variant, value: value, cpuMicroseconds: line.cpu_us,
+                who: "Python", setup: line.setup ?? variant, value: value, cpuMicroseconds: line.cpuMicroseconds,
                 details: line.details
             )
         }

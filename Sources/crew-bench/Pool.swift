@@ -2,7 +2,7 @@ import Crew
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // ProcessPool against multiprocessing.Pool and ProcessPoolExecutor: two worker processes on both sides.
@@ -25,8 +25,9 @@ extension CrewBench {
         guard let python else { return }
         let mine = checksum % (1 << 52)
         guard UInt64(python.value) == mine else {
-            throw BenchError("the CPU-bound loop summed to \(mine) in Swift and \(UInt64(python.value)) in Python "
-                + "(mod 2^52): not the same work")
+            throw BenchError(
+                "the CPU-bound loop summed to \(mine) in Swift and \(UInt64(python.value)) in Python "
+                    + "(mod 2^52): not the same work")
         }
     }
 
@@ -48,39 +49,48 @@ extension CrewBench {
         let workers = pool.workerPIDs
 
         status("pool: map of \(mapCount) squares")
-        let map = !parts.contains("map") ? [.nan, .nan] : try await Measure.median(rounds: rounds) {
-            () async throws -> [Double] in
-            let items = Array(0..<mapCount)
-            let cpu = CPUWindow(pids: workers)
-            let start = ContinuousClock.now
-            let squares = try await pool.map(BenchFunctions.square, items)
-            let rate = Double(mapCount) / Measure.seconds(ContinuousClock.now - start)
-            guard squares.count == mapCount && squares[mapCount - 1] == (mapCount - 1) * (mapCount - 1) else {
-                throw BenchError("map returned wrong squares")
+        let map =
+            !parts.contains("map")
+            ? [.nan, .nan]
+            : try await Measure.median(rounds: rounds) {
+                () async throws -> [Double] in
+                let items = Array(0..<mapCount)
+                let cpu = CPUWindow(pids: workers)
+                let start = ContinuousClock.now
+                let squares = try await pool.map(BenchFunctions.square, items)
+                let rate = Double(mapCount) / Measure.seconds(ContinuousClock.now - start)
+                guard squares.count == mapCount && squares[mapCount - 1] == (mapCount - 1) * (mapCount - 1) else {
+                    throw BenchError("map returned wrong squares")
+                }
+                return [rate, cpu.microseconds(per: mapCount)]
             }
-            return [rate, cpu.microseconds(per: mapCount)]
-        }
 
         status("pool: \(calls) applyAsync, then every value")
-        let apply = !parts.contains("apply") ? [.nan, .nan] : try await Measure.median(rounds: rounds) {
-            () async throws -> [Double] in
-            let cpu = CPUWindow(pids: workers)
-            let start = ContinuousClock.now
-            let results = try (0..<calls).map { try pool.applyAsync(BenchFunctions.square, $0) }
-            for result in results { _ = try await result.value }
-            return [Double(calls) / Measure.seconds(ContinuousClock.now - start), cpu.microseconds(per: calls)]
-        }
+        let apply =
+            !parts.contains("apply")
+            ? [.nan, .nan]
+            : try await Measure.median(rounds: rounds) {
+                () async throws -> [Double] in
+                let cpu = CPUWindow(pids: workers)
+                let start = ContinuousClock.now
+                let results = try (0..<calls).map { try pool.applyAsync(BenchFunctions.square, $0) }
+                for result in results { _ = try await result.value }
+                return [Double(calls) / Measure.seconds(ContinuousClock.now - start), cpu.microseconds(per: calls)]
+            }
 
         status("pool: imapUnordered of \(calls), chunk size 1")
-        let imap = !parts.contains("imap") ? [.nan, .nan] : try await Measure.median(rounds: rounds) {
-            () async throws -> [Double] in
-            let cpu = CPUWindow(pids: workers)
-            let start = ContinuousClock.now
-            var count = 0
-            for try await _ in try pool.imapUnordered(BenchFunctions.square, 0..<calls) { count += 1 }
-            guard count == calls else { throw BenchError("imapUnordered gave \(count) results of \(calls)") }
-            return [Double(calls) / Measure.seconds(ContinuousClock.now - start), cpu.microseconds(per: calls)]
-        }
+        let imap =
+            !parts.contains("imap")
+            ? [.nan, .nan]
+            : try await Measure.median(rounds: rounds) {
+                () async throws -> [Double] in
+                let cpu = CPUWindow(pids: workers)
+                let start = ContinuousClock.now
+                var count = 0
+                for try await _ in try pool.imapUnordered(BenchFunctions.square, 0..<calls) { count += 1 }
+                guard count == calls else { throw BenchError("imapUnordered gave \(count) results of \(calls)") }
+                return [Double(calls) / Measure.seconds(ContinuousClock.now - start), cpu.microseconds(per: calls)]
+            }
         guard pool.workerPIDs == workers else { throw BenchError("a pool worker was replaced during the run") }
         pool.close()
         try await pool.join()
@@ -90,7 +100,8 @@ extension CrewBench {
         var checksum: UInt64 = 0
         func cpuRate(_ processes: Int) async throws -> Double {
             let pool = try ProcessPool(processes: processes)
-            _ = try await pool.map(BenchFunctions.burn, (0..<processes).map { BurnJob(seed: $0, steps: 1000) }, chunkSize: 1)
+            _ = try await pool.map(
+                BenchFunctions.burn, (0..<processes).map { BurnJob(seed: $0, steps: 1000) }, chunkSize: 1)
             let rate = try await Measure.median(rounds: cpuRounds, warmUp: false) {
                 let start = ContinuousClock.now
                 let results = try await pool.map(BenchFunctions.burn, jobs, chunkSize: 1)
@@ -106,23 +117,28 @@ extension CrewBench {
         let cpu2 = !parts.contains("cpu") ? .nan : try await cpuRate(2)
 
         status("pool: SIGKILL a busy worker")
-        let kill = !parts.contains("kill") ? .nan : try await Measure.median(rounds: quick ? 3 : 10, warmUp: false) {
-            let pool = try ProcessPool(processes: 1)
-            _ = try await pool.apply(BenchFunctions.square, 1)
-            let busy = try pool.applyAsync(BenchFunctions.sleepLong, Crew.Empty())
-            try await Task.sleep(for: .milliseconds(300))
-            let start = ContinuousClock.now
-            for pid in pool.workerPIDs { Glibc.kill(pid, SIGKILL) }
-            do {
-                _ = try await busy.value
-                throw BenchError("a call on a killed worker succeeded")
-            } catch let error as CrewError where error.code == .workerCrashed {}
-            let elapsed = Measure.ms(ContinuousClock.now - start)
-            guard try await pool.apply(BenchFunctions.square, 3) == 9 else { throw BenchError("the pool is wrong after a kill") }
-            pool.close()
-            try await pool.join()
-            return elapsed
-        }
+        let kill =
+            !parts.contains("kill")
+            ? .nan
+            : try await Measure.median(rounds: quick ? 3 : 10, warmUp: false) {
+                let pool = try ProcessPool(processes: 1)
+                _ = try await pool.apply(BenchFunctions.square, 1)
+                let busy = try pool.applyAsync(BenchFunctions.sleepLong, Crew.Empty())
+                try await Task.sleep(for: .milliseconds(300))
+                let start = ContinuousClock.now
+                for pid in pool.workerPIDs { Glibc.kill(pid, SIGKILL) }
+                do {
+                    _ = try await busy.value
+                    throw BenchError("a call on a killed worker succeeded")
+                } catch let error as CrewError where error.code == .workerCrashed {}
+                let elapsed = Measure.ms(ContinuousClock.now - start)
+                guard try await pool.apply(BenchFunctions.square, 3) == 9 else {
+                    throw BenchError("the pool is wrong after a kill")
+                }
+                pool.close()
+                try await pool.join()
+                return elapsed
+            }
 
         status("pool: a call that traps, until its caller has the error (spawn and forkserver workers)")
         let traps = quick ? 20 : 100
@@ -154,82 +170,111 @@ extension CrewBench {
             pool.close()
             try await pool.join()
             times.sort()
-            return [Self.percentile(times, 50), Self.percentile(times, 99), Double(withMessage) / Double(traps),
-                    Double(indexWithMessage) / Double((traps + 9) / 10)]
+            return [
+                Self.percentile(times, 50), Self.percentile(times, 99), Double(withMessage) / Double(traps),
+                Double(indexWithMessage) / Double((traps + 9) / 10),
+            ]
         }
         let none = [Double.nan, .nan, .nan, .nan]
         let trapSpawn = !parts.contains("trap") ? none : try await trapRound(.spawn)
         let trapForkserver = !parts.contains("trap") ? none : try await trapRound(.forkserver)
 
-        let python = try peer("pool.py", [
-            "parts": parts.sorted(), "rounds": rounds, "map": mapCount, "calls": calls, "cpu_items": cpuItems,
-            "cpu_steps": cpuSteps, "cpu_rounds": cpuRounds, "kill_wait_s": quick ? 2 : 5, "traps": traps,
-        ], into: &report)
+        let python = try peer(
+            "pool.py",
+            [
+                "parts": parts.sorted(), "rounds": rounds, "map": mapCount, "calls": calls, "cpu_items": cpuItems,
+                "cpu_steps": cpuSteps, "cpu_rounds": cpuRounds, "kill_wait_s": quick ? 2 : 5, "traps": traps,
+            ], into: &report)
         let warm = "the pool's 2 workers started and warm before; median of \(rounds) rounds after one untimed"
-        report.add(Row(
-            id: "pool.map", workload: "map of \(Self.count(mapCount)) squares", unit: "calls/s", lowerIsBetter: false,
-            window: "the map call until its last result; \(warm)",
-            crew: Side(who: "Crew", setup: "ProcessPool(processes: 2).map(square, items), chunkSize automatic: "
-                + "\(Self.count(Self.automaticChunkSize(count: mapCount, processes: 2)))",
-                value: map[0], cpuMicroseconds: map[1]),
-            peers: [python.side("pool.map/mp.Pool")].compactMap { $0 }
-        ))
-        report.add(Row(
-            id: "pool.apply", workload: "\(Self.count(calls)) applyAsync, then every value", unit: "calls/s",
-            lowerIsBetter: false, window: "the first submit until the last value; \(warm)",
-            crew: Side(who: "Crew", setup: "ProcessPool(processes: 2): applyAsync(square, i) each, then "
-                + "await value of each", value: apply[0], cpuMicroseconds: apply[1]),
-            peers: [python.side("pool.apply/mp.Pool"), python.side("pool.apply/ProcessPoolExecutor")].compactMap { $0 }
-        ))
-        report.add(Row(
-            id: "pool.imap", workload: "imapUnordered of \(Self.count(calls)) squares, chunk size 1", unit: "calls/s",
-            lowerIsBetter: false, window: "the call until the last result; \(warm)",
-            crew: Side(who: "Crew", setup: "ProcessPool(processes: 2).imapUnordered(square, items), chunkSize 1",
-                       value: imap[0], cpuMicroseconds: imap[1]),
-            peers: [python.side("pool.imap/mp.Pool")].compactMap { $0 }
-        ))
+        report.add(
+            Row(
+                id: "pool.map", workload: "map of \(Self.count(mapCount)) squares", unit: "calls/s",
+                lowerIsBetter: false,
+                window: "the map call until its last result; \(warm)",
+                crew: Side(
+                    who: "Crew",
+                    setup: "ProcessPool(processes: 2).map(square, items), chunkSize automatic: "
+                        + "\(Self.count(Self.automaticChunkSize(count: mapCount, processes: 2)))",
+                    value: map[0], cpuMicroseconds: map[1]),
+                peers: [python.side("pool.map/mp.Pool")].compactMap { $0 }
+            ))
+        report.add(
+            Row(
+                id: "pool.apply", workload: "\(Self.count(calls)) applyAsync, then every value", unit: "calls/s",
+                lowerIsBetter: false, window: "the first submit until the last value; \(warm)",
+                crew: Side(
+                    who: "Crew",
+                    setup: "ProcessPool(processes: 2): applyAsync(square, i) each, then "
+                        + "await value of each", value: apply[0], cpuMicroseconds: apply[1]),
+                peers: [python.side("pool.apply/mp.Pool"), python.side("pool.apply/ProcessPoolExecutor")].compactMap {
+                    $0
+                }
+            ))
+        report.add(
+            Row(
+                id: "pool.imap", workload: "imapUnordered of \(Self.count(calls)) squares, chunk size 1",
+                unit: "calls/s",
+                lowerIsBetter: false, window: "the call until the last result; \(warm)",
+                crew: Side(
+                    who: "Crew", setup: "ProcessPool(processes: 2).imapUnordered(square, items), chunkSize 1",
+                    value: imap[0], cpuMicroseconds: imap[1]),
+                peers: [python.side("pool.imap/mp.Pool")].compactMap { $0 }
+            ))
         try Self.checkSameWork(checksum, python["pool.cpu/checksum"])
-        let cpuWindow = "map of \(cpuItems) items, chunk size 1, until the last result; the pool started before; "
+        let cpuWindow =
+            "map of \(cpuItems) items, chunk size 1, until the last result; the pool started before; "
             + "median of \(cpuRounds) rounds"
-        let work = "\(cpuItems) items of \(Self.count(cpuSteps)) steps of x = x * 6364136223846793005 + i mod 2^64 "
+        let work =
+            "\(cpuItems) items of \(Self.count(cpuSteps)) steps of x = x * 6364136223846793005 + i mod 2^64 "
             + "(the same loop and the same results on both sides)"
         for (processes, rate) in [(1, cpu1), (2, cpu2)] {
-            report.add(Row(
-                id: "pool.cpu-\(processes)", workload: "CPU-bound: \(work), \(processes) worker process"
-                    + (processes > 1 ? "es" : ""), unit: "items/s", lowerIsBetter: false, window: cpuWindow,
-                crew: Side(who: "Crew", setup: "ProcessPool(processes: \(processes)).map(burn, items, chunkSize: 1)",
-                           value: rate),
-                peers: [python.side("pool.cpu/mp.Pool(\(processes))")].compactMap { $0 }
-            ))
+            report.add(
+                Row(
+                    id: "pool.cpu-\(processes)",
+                    workload: "CPU-bound: \(work), \(processes) worker process"
+                        + (processes > 1 ? "es" : ""), unit: "items/s", lowerIsBetter: false, window: cpuWindow,
+                    crew: Side(
+                        who: "Crew", setup: "ProcessPool(processes: \(processes)).map(burn, items, chunkSize: 1)",
+                        value: rate),
+                    peers: [python.side("pool.cpu/mp.Pool(\(processes))")].compactMap { $0 }
+                ))
         }
         var speedUps: [Side] = []
         if let one = python["pool.cpu/mp.Pool(1)"], let two = python["pool.cpu/mp.Pool(2)"] {
-            speedUps.append(Side(who: "Python", setup: "multiprocessing.Pool, 2 processes against 1", value: two.value / one.value))
+            speedUps.append(
+                Side(who: "Python", setup: "multiprocessing.Pool, 2 processes against 1", value: two.value / one.value))
         }
-        report.add(Row(
-            id: "pool.cpu-speedup", workload: "CPU-bound: the speed-up of 2 worker processes over 1", unit: "×",
-            lowerIsBetter: false, window: "the two rows above",
-            crew: Side(who: "Crew", setup: "ProcessPool, 2 processes against 1", value: cpu2 / cpu1),
-            peers: speedUps, comparable: false
-        ))
+        report.add(
+            Row(
+                id: "pool.cpu-speedup", workload: "CPU-bound: the speed-up of 2 worker processes over 1", unit: "×",
+                lowerIsBetter: false, window: "the two rows above",
+                crew: Side(who: "Crew", setup: "ProcessPool, 2 processes against 1", value: cpu2 / cpu1),
+                peers: speedUps, comparable: false
+            ))
         for (method, figures) in [("spawn", trapSpawn), ("forkserver", trapForkserver)] {
             for (index, name) in [(0, "p50"), (1, "p99")] {
-                report.add(Row(
-                    id: "pool.trap-\(method)-\(name)", workload: "a call that traps (fatalError) in a worker: until its "
-                        + "caller has the error, \(name) of \(traps)", unit: "ms", lowerIsBetter: true,
-                    window: "the call until its caller has the error; the worker was live and warm before each",
-                    crew: Side(who: "Crew", setup: "ProcessPool(processes: 1, startMethod: .\(method)): apply(trap); "
-                        + "Swift's backtracer off in workers (the default)", value: figures[index],
-                        details: ["fatal_error_line_share": figures[2], "index_out_of_range_line_share": figures[3]]),
-                    peers: [python.side("pool.trap/ProcessPoolExecutor \(name)"), python.side("pool.trap/mp.Pool")]
-                        .compactMap { side in
-                            side.map { side in
-                                var side = side
-                                if side.value < 0 { side.value = .infinity }
-                                return side
+                report.add(
+                    Row(
+                        id: "pool.trap-\(method)-\(name)",
+                        workload: "a call that traps (fatalError) in a worker: until its "
+                            + "caller has the error, \(name) of \(traps)", unit: "ms", lowerIsBetter: true,
+                        window: "the call until its caller has the error; the worker was live and warm before each",
+                        crew: Side(
+                            who: "Crew",
+                            setup: "ProcessPool(processes: 1, startMethod: .\(method)): apply(trap); "
+                                + "Swift's backtracer off in workers (the default)", value: figures[index],
+                            details: [
+                                "fatal_error_line_share": figures[2], "index_out_of_range_line_share": figures[3],
+                            ]),
+                        peers: [python.side("pool.trap/ProcessPoolExecutor \(name)"), python.side("pool.trap/mp.Pool")]
+                            .compactMap { side in
+                                side.map { side in
+                                    var side = side
+                                    if side.value < 0 { side.value = .infinity }
+                                    return side
+                                }
                             }
-                        }
-                ))
+                    ))
             }
         }
         let pythonKill = python["pool.kill/mp.Pool"].map { side -> Side in
@@ -238,12 +283,16 @@ extension CrewBench {
             if side.value < 0 { side.value = .infinity }
             return side
         }
-        report.add(Row(
-            id: "pool.kill", workload: "SIGKILL the worker running a call: until its caller has an error", unit: "ms",
-            lowerIsBetter: true, window: "the kill until the caller's error; median of \(quick ? 3 : 10) kills",
-            crew: Side(who: "Crew", setup: "ProcessPool(processes: 1), a call sleeping 60 s; the error is "
-                + "CrewError.workerCrashed", value: kill),
-            peers: [pythonKill].compactMap { $0 }
-        ))
+        report.add(
+            Row(
+                id: "pool.kill", workload: "SIGKILL the worker running a call: until its caller has an error",
+                unit: "ms",
+                lowerIsBetter: true, window: "the kill until the caller's error; median of \(quick ? 3 : 10) kills",
+                crew: Side(
+                    who: "Crew",
+                    setup: "ProcessPool(processes: 1), a call sleeping 60 s; the error is "
+                        + "CrewError.workerCrashed", value: kill),
+                peers: [pythonKill].compactMap { $0 }
+            ))
     }
 }

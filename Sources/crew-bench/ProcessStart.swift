@@ -35,7 +35,8 @@ extension CrewBench {
             }
             spawnStatic = try await startAndJoin(staticCrew)
         } else {
-            status("process start: no crew-bench-static beside crew-bench (swift build -c release builds it); row skipped")
+            status(
+                "process start: no crew-bench-static beside crew-bench (swift build -c release builds it); row skipped")
         }
 
         status("process start: Crew forkserver, \(runs) starts")
@@ -55,35 +56,47 @@ extension CrewBench {
 
         let python = try peer("process_start.py", ["runs": runs], into: &report)
         let trivial = "a child running x * 2 for x = 1"
-        report.add(Row(
-            id: "process.spawn", workload: "start + join \(trivial), spawn", unit: "ms", lowerIsBetter: true,
-            window: "start() until join() returns; median of \(runs) starts after one untimed",
-            crew: Side(who: "Crew", setup: "Crew.Process, start method spawn; the child is crew-bench: Foundation "
-                + "imported, Swift's runtime linked dynamically, as a user's app", value: spawn),
-            peers: [python.side("process_start/spawn")].compactMap { $0 }
-        ))
-        report.add(Row(
-            id: "process.spawn-static", workload: "start + join \(trivial), spawn of a static executable",
-            unit: "ms", lowerIsBetter: true,
-            window: "start() until join() returns; median of \(runs) starts after one untimed",
-            crew: Side(who: "Crew", setup: "Crew.Process, start method spawn; the child is crew-bench-static, linked "
-                + "with -static-executable (Crew.Options.executable names it)", value: spawnStatic),
-            peers: [python.side("process_start/spawn")].compactMap { $0 }
-        ))
-        report.add(Row(
-            id: "process.forkserver", workload: "start + join \(trivial), forkserver", unit: "ms", lowerIsBetter: true,
-            window: "start() until join() returns; median of \(runs) starts after one untimed that starts the server",
-            crew: Side(who: "Crew", setup: "Crew.Process, start method forkserver", value: forkserverMs),
-            peers: [python.side("process_start/forkserver")].compactMap { $0 }
-        ))
-        report.add(Row(
-            id: "process.forkserver-first-answer", workload: "start \(trivial), forkserver, until its answer",
-            unit: "ms", lowerIsBetter: true,
-            window: "start() until the child's answer is in the parent; the join is outside; median of \(runs) after "
-                + "one untimed",
-            crew: Side(who: "Crew", setup: "Crew.Process, start method forkserver; await value",
-                       value: Measure.median(Array(firstAnswer.dropFirst()))),
-            peers: [python.side("process_start/forkserver first answer")].compactMap { $0 }
-        ))
+        report.add(
+            Row(
+                id: "process.spawn", workload: "start + join \(trivial), spawn", unit: "ms", lowerIsBetter: true,
+                window: "start() until join() returns; median of \(runs) starts after one untimed",
+                crew: Side(
+                    who: "Crew",
+                    setup: "Crew.Process, start method spawn; the child is crew-bench: Foundation "
+                        + "imported, Swift's runtime linked dynamically, as a user's app", value: spawn),
+                peers: [python.side("process_start/spawn")].compactMap { $0 }
+            ))
+        report.add(
+            Row(
+                id: "process.spawn-static", workload: "start + join \(trivial), spawn of a static executable",
+                unit: "ms", lowerIsBetter: true,
+                window: "start() until join() returns; median of \(runs) starts after one untimed",
+                crew: Side(
+                    who: "Crew",
+                    setup: "Crew.Process, start method spawn; the child is crew-bench-static, linked "
+                        + "with -static-executable (Crew.Options.executable names it)", value: spawnStatic),
+                peers: [python.side("process_start/spawn")].compactMap { $0 }
+            ))
+        report.add(
+            Row(
+                id: "process.forkserver", workload: "start + join \(trivial), forkserver", unit: "ms",
+                lowerIsBetter: true,
+                window:
+                    "start() until join() returns; median of \(runs) starts after one untimed that starts the server",
+                crew: Side(who: "Crew", setup: "Crew.Process, start method forkserver", value: forkserverMs),
+                peers: [python.side("process_start/forkserver")].compactMap { $0 }
+            ))
+        report.add(
+            Row(
+                id: "process.forkserver-first-answer", workload: "start \(trivial), forkserver, until its answer",
+                unit: "ms", lowerIsBetter: true,
+                window:
+                    "start() until the child's answer is in the parent; the join is outside; median of \(runs) after "
+                    + "one untimed",
+                crew: Side(
+                    who: "Crew", setup: "Crew.Process, start method forkserver; await value",
+                    value: Measure.median(Array(firstAnswer.dropFirst()))),
+                peers: [python.side("process_start/forkserver first answer")].compactMap { $0 }
+            ))
     }
 }

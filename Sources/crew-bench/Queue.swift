@@ -2,7 +2,7 @@ import Crew
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // The durable queue against Celery 5 + Redis. Crew's side runs in crew-queue-bench (built beside this program;
@@ -32,8 +32,9 @@ extension CrewBench {
 
         // SQLite, in a private directory.
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("crew-bench-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(atPath: directory) }
         status("queue: Crew on SQLite (crew-queue-bench)")
         settings["broker"] = "sqlite://\(directory)/crew.db"
@@ -51,41 +52,56 @@ extension CrewBench {
             let broker = name == "sqlite" ? "SQLite" : "PostgreSQL"
             func add(_ key: String, _ workload: String, _ unit: String, lowerIsBetter: Bool, window: String) {
                 guard let side = crew.side(key + "/crew", who: "Crew") else { return }
-                report.add(Row(
-                    id: "queue.\(name).\(key.dropFirst("queue.".count))", workload: "\(broker): \(workload)", unit: unit,
-                    lowerIsBetter: lowerIsBetter, window: window, crew: side,
-                    peers: [celery.side(key + "/celery", who: "Celery").map { side in
-                        var side = side
-                        side.setup += " (one Celery run, set beside both the SQLite and the PostgreSQL rows)"
-                        return side
-                    }].compactMap { $0 }
-                ))
+                report.add(
+                    Row(
+                        id: "queue.\(name).\(key.dropFirst("queue.".count))", workload: "\(broker): \(workload)",
+                        unit: unit,
+                        lowerIsBetter: lowerIsBetter, window: window, crew: side,
+                        peers: [
+                            celery.side(key + "/celery", who: "Celery").map { side in
+                                var side = side
+                                side.setup += " (one Celery run, set beside both the SQLite and the PostgreSQL rows)"
+                                return side
+                            }
+                        ].compactMap { $0 }
+                    ))
             }
-            add("queue.enqueue-one", "enqueue \(settings["enqueue_one"]!) trivial tasks one at a time", "tasks/s",
+            add(
+                "queue.enqueue-one", "enqueue \(settings["enqueue_one"]!) trivial tasks one at a time", "tasks/s",
                 lowerIsBetter: false, window: "the first enqueue to the last")
             for pair in settings["bulk"] as! [[Int]] {
-                add("queue.enqueue-bulk-\(pair[0])", "enqueue in batches of \(Self.count(pair[0])), \(pair[1]) "
-                    + (pair[1] == 1 ? "batch" : "batches"), "tasks/s", lowerIsBetter: false,
+                add(
+                    "queue.enqueue-bulk-\(pair[0])",
+                    "enqueue in batches of \(Self.count(pair[0])), \(pair[1]) "
+                        + (pair[1] == 1 ? "batch" : "batches"), "tasks/s", lowerIsBetter: false,
                     window: "the first batch's call to the last's return")
             }
-            add("queue.ready", "a prefork -c 2 worker's start until it has answered a task", "s", lowerIsBetter: true,
+            add(
+                "queue.ready", "a prefork -c 2 worker's start until it has answered a task", "s", lowerIsBetter: true,
                 window: "the worker command's start to the first result in the producer")
-            add("queue.stop", "an idle prefork -c 2 worker's graceful stop", "s", lowerIsBetter: true,
+            add(
+                "queue.stop", "an idle prefork -c 2 worker's graceful stop", "s", lowerIsBetter: true,
                 window: "SIGTERM until the worker process has exited")
             let samples = settings["round_trip"] as! Int
             for (p, label) in [("p50", "median"), ("p90", "p90"), ("p99", "p99"), ("max", "max")] {
-                add("queue.round-trip-\(p)", "round trip of a trivial task, enqueue to result, \(label) of "
-                    + "\(Self.count(samples))", "ms", lowerIsBetter: true,
+                add(
+                    "queue.round-trip-\(p)",
+                    "round trip of a trivial task, enqueue to result, \(label) of "
+                        + "\(Self.count(samples))", "ms", lowerIsBetter: true,
                     window: "each enqueue to its result in the producer, one at a time, after \(settings["warm_up"]!) "
                         + "untimed")
             }
             let n = settings["end_to_end"] as! Int
             for (kind, concurrency) in pools.map({ ($0[0], $0[1]) }) {
-                add("queue.e2e.\(kind).one", "end to end, \(Self.count(n)) trivial tasks enqueued one at a time, "
-                    + "\(kind) -c \(concurrency)", "tasks/s", lowerIsBetter: false,
+                add(
+                    "queue.e2e.\(kind).one",
+                    "end to end, \(Self.count(n)) trivial tasks enqueued one at a time, "
+                        + "\(kind) -c \(concurrency)", "tasks/s", lowerIsBetter: false,
                     window: "the first enqueue to the last result; producer_s: the enqueues, drain_s: after them")
-                add("queue.e2e.\(kind).batch", "end to end, \(Self.count(n)) trivial tasks enqueued \(batch) at a "
-                    + "time, \(kind) -c \(concurrency)", "tasks/s", lowerIsBetter: false,
+                add(
+                    "queue.e2e.\(kind).batch",
+                    "end to end, \(Self.count(n)) trivial tasks enqueued \(batch) at a "
+                        + "time, \(kind) -c \(concurrency)", "tasks/s", lowerIsBetter: false,
                     window: "the first enqueue to the last result; producer_s: the enqueues, drain_s: after them")
             }
         }
@@ -100,15 +116,18 @@ extension CrewBench {
             return Figures()
         }
         status("queue: Crew on PostgreSQL (a throwaway server from scripts/postgres)")
-        let server = FileManager.default.temporaryDirectory.appendingPathComponent("crew-bench-postgres-\(getpid())").path
+        let server = FileManager.default.temporaryDirectory.appendingPathComponent("crew-bench-postgres-\(getpid())")
+            .path
         defer { _ = system("\(Shell.quoted(script)) stop \(Shell.quoted(server)) >/dev/null 2>&1") }
-        let started = String(decoding: try Shell.run("\(Shell.quoted(script)) start \(Shell.quoted(server))"), as: UTF8.self)
+        let started = String(
+            decoding: try Shell.run("\(Shell.quoted(script)) start \(Shell.quoted(server))"), as: UTF8.self)
         let url = String(started.split(separator: "\n").last ?? "")
         guard url.hasPrefix("postgres://") else { throw BenchError("\(script) start printed no postgres:// URL") }
         var settings = settings
         settings["broker"] = url
         let version = Shell.firstLine("psql --version")?.split(separator: " ").first { $0.first?.isNumber == true }
-        settings["broker_label"] = "PostgreSQL \(version ?? "") on a Unix socket (fsync, synchronous_commit and "
+        settings["broker_label"] =
+            "PostgreSQL \(version ?? "") on a Unix socket (fsync, synchronous_commit and "
             + "full_page_writes off, as Redis runs without persistence)"
         return try Figures.parse(
             try Shell.run([executable, "measure", try Shell.json(settings)].map(Shell.quoted).joined(separator: " ")),

@@ -83,31 +83,40 @@ struct Report: Codable, Sendable {
         lines.append("Date: \(date)")
         lines.append("Machine: \(machine)")
         if !versions.isEmpty {
-            lines.append("Versions: " + versions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            lines.append(
+                "Versions: "
+                    + versions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
         lines.append("")
         let header = ["workload", "timed window", "side", "setup", "figure", "CPU µs/op", "result"]
         var body: [[String]] = []
         for row in rows {
             let title = "`\(row.id)` \(row.workload) (\(row.unit))"
-            body.append([title, row.window, row.crew.who, row.crew.setup, Self.format(row.crew.value),
-                         Self.cpu(row.crew), Self.details(row.crew)])
+            body.append([
+                title, row.window, row.crew.who, row.crew.setup, Self.format(row.crew.value),
+                Self.cpu(row.crew), Self.details(row.crew),
+            ])
             if let floor = row.floor {
                 let overhead = row.overFloor.map { "Crew at \(Self.fixed($0, 2))× the floor" } ?? "n/a"
-                body.append(["", "", floor.who, floor.setup, Self.format(floor.value),
-                             Self.cpu(floor), Self.joined(overhead, Self.details(floor))])
+                body.append([
+                    "", "", floor.who, floor.setup, Self.format(floor.value),
+                    Self.cpu(floor), Self.joined(overhead, Self.details(floor)),
+                ])
             }
             for peer in row.peers {
                 let verdict: String
                 if !peer.value.isFinite {
                     verdict = "\(peer.who) never does"
                 } else if let ratio = row.ratio(against: peer) {
-                    verdict = ratio >= 1 ? "Crew \(Self.fixed(ratio, 2))× better" : "**Crew loses: \(Self.fixed(ratio, 2))×**"
+                    verdict =
+                        ratio >= 1 ? "Crew \(Self.fixed(ratio, 2))× better" : "**Crew loses: \(Self.fixed(ratio, 2))×**"
                 } else {
                     verdict = row.comparable ? "n/a" : "no ratio (a speed-up beside a speed-up)"
                 }
-                body.append(["", "", peer.who, peer.setup, peer.value.isFinite ? Self.format(peer.value) : "never",
-                             Self.cpu(peer), Self.joined(verdict, Self.details(peer))])
+                body.append([
+                    "", "", peer.who, peer.setup, peer.value.isFinite ? Self.format(peer.value) : "never",
+                    Self.cpu(peer), Self.joined(verdict, Self.details(peer)),
+                ])
             }
         }
         lines.append(Self.table(header: header, body: body))
@@ -118,14 +127,18 @@ struct Report: Codable, Sendable {
         } else {
             lines.append("Rows Crew loses in this run:")
             for row in lost {
-                let against = row.losses.map { "\($0.who) (\($0.setup)): \(Self.fixed(row.ratio(against: $0) ?? 0, 2))×" }
+                let against = row.losses.map {
+                    "\($0.who) (\($0.setup)): \(Self.fixed(row.ratio(against: $0) ?? 0, 2))×"
+                }
                 lines.append("- `\(row.id)` \(row.workload): " + against.joined(separator: "; "))
             }
         }
         if !failures.isEmpty {
             lines.append("")
             lines.append("Workloads that failed in this run (no rows):")
-            for (workload, reason) in failures.sorted(by: { $0.key < $1.key }) { lines.append("- \(workload): \(reason)") }
+            for (workload, reason) in failures.sorted(by: { $0.key < $1.key }) {
+                lines.append("- \(workload): \(reason)")
+            }
         }
         let floors = rows.compactMap { row in row.overFloor.map { (row, $0) } }.filter { $0.1 > 1.1 }
         if !floors.isEmpty {
@@ -153,7 +166,8 @@ struct Report: Codable, Sendable {
         let all = [header] + body
         let widths = (0..<header.count).map { column in all.map { $0[column].count }.max() ?? 0 }
         func line(_ cells: [String]) -> String {
-            "| " + zip(cells, widths).map { $0 + String(repeating: " ", count: max(0, $1 - $0.count)) }
+            "| "
+                + zip(cells, widths).map { $0 + String(repeating: " ", count: max(0, $1 - $0.count)) }
                 .joined(separator: " | ") + " |"
         }
         let separator = "|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|"
@@ -163,8 +177,11 @@ struct Report: Codable, Sendable {
     static func format(_ value: Double) -> String {
         guard value.isFinite else { return "n/a" }
         let magnitude = abs(value)
-        return magnitude >= 100 ? grouped(fixed(value, 0)) : magnitude >= 10 ? fixed(value, 1)
-            : magnitude >= 1 ? fixed(value, 2) : fixed(value, 3)
+        return magnitude >= 100
+            ? grouped(fixed(value, 0))
+            : magnitude >= 10
+                ? fixed(value, 1)
+                : magnitude >= 1 ? fixed(value, 2) : fixed(value, 3)
     }
 
     /// Thousands separated by a thin space, so that 234938007 reads 234 938 007.

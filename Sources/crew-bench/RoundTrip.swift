@@ -29,34 +29,45 @@ extension CrewBench {
         status("round trip: the floor, a ping-pong of 1 byte with plain blocking recv and send")
         let floor = try await Measure.median(rounds: rounds) { try await Self.rawPingPong(n) }
         let floorSide = Side(
-            who: "Swift floor", setup: "a child started before; 1 byte each way over a socketpair with plain blocking "
+            who: "Swift floor",
+            setup: "a child started before; 1 byte each way over a socketpair with plain blocking "
                 + "recv and send on both sides (no framing, no function call)", value: floor[0],
             cpuMicroseconds: floor[1])
         status("round trip: the floor of an awaited call, the same ping-pong read by a thread that resumes the caller")
         let awaitedFloor = try await Measure.median(rounds: rounds) { try await Self.rawPingPongAwaited(n) }
         let awaitedFloorSide = Side(
-            who: "Swift floor", setup: "the same ping-pong, awaited: the caller task sends, then awaits a continuation "
+            who: "Swift floor",
+            setup: "the same ping-pong, awaited: the caller task sends, then awaits a continuation "
                 + "that a thread of its own resumes after a blocking recv of the echo", value: awaitedFloor[0],
             cpuMicroseconds: awaitedFloor[1])
 
         let python = try peer("round_trip.py", ["calls": n, "rounds": rounds], into: &report)
-        let window = "\(n) calls one after another, each awaited before the next; median of \(rounds) rounds after "
+        let window =
+            "\(n) calls one after another, each awaited before the next; median of \(rounds) rounds after "
             + "one untimed; the pool is started and warm before"
-        report.add(Row(
-            id: "round-trip.apply", workload: "one call at a time through a pool of 1 worker process (1 byte in, "
-                + "1 byte out)", unit: "µs per call", lowerIsBetter: true, window: window,
-            crew: Side(who: "Crew", setup: "ProcessPool(processes: 1): try await pool.apply(f, 1); pool workers never "
-                + "spin", value: async[0], cpuMicroseconds: async[1]),
-            floor: awaitedFloorSide,
-            peers: [python.side("round_trip/apply")].compactMap { $0 }
-        ))
-        report.add(Row(
-            id: "round-trip.apply-blocking", workload: "one call at a time through a pool of 1 worker process, "
-                + "blocking caller", unit: "µs per call", lowerIsBetter: true, window: window,
-            crew: Side(who: "Crew", setup: "ProcessPool(processes: 1): try pool.applyAsync(f, 1).get(); pool workers "
-                + "never spin", value: blocking[0], cpuMicroseconds: blocking[1]),
-            floor: floorSide,
-            peers: [python.side("round_trip/apply_async get")].compactMap { $0 }
-        ))
+        report.add(
+            Row(
+                id: "round-trip.apply",
+                workload: "one call at a time through a pool of 1 worker process (1 byte in, "
+                    + "1 byte out)", unit: "µs per call", lowerIsBetter: true, window: window,
+                crew: Side(
+                    who: "Crew",
+                    setup: "ProcessPool(processes: 1): try await pool.apply(f, 1); pool workers never "
+                        + "spin", value: async[0], cpuMicroseconds: async[1]),
+                floor: awaitedFloorSide,
+                peers: [python.side("round_trip/apply")].compactMap { $0 }
+            ))
+        report.add(
+            Row(
+                id: "round-trip.apply-blocking",
+                workload: "one call at a time through a pool of 1 worker process, "
+                    + "blocking caller", unit: "µs per call", lowerIsBetter: true, window: window,
+                crew: Side(
+                    who: "Crew",
+                    setup: "ProcessPool(processes: 1): try pool.applyAsync(f, 1).get(); pool workers "
+                        + "never spin", value: blocking[0], cpuMicroseconds: blocking[1]),
+                floor: floorSide,
+                peers: [python.side("round_trip/apply_async get")].compactMap { $0 }
+            ))
     }
 }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Prints a line and flushes it at once, as Python's `print(..., flush=True)`: when the output is a pipe, lines

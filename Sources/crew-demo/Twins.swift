@@ -15,13 +15,15 @@ enum Twins {
         Twin(id: "1.3", title: "Interprocess communication: a Queue shared by a writer and a reader", run: Seed13.main),
         Twin(id: "2.2", title: "The GIL, measured: CPU-bound work on 1 and 2 threads and processes", run: Seed22.main),
         Twin(id: "2.3", title: "Threads: three threads, without and with join", run: Seed23.main),
-        Twin(id: "2.4", title: "multiprocessing.dummy: the same pool code on processes and on threads", run: Seed24.main),
+        Twin(
+            id: "2.4", title: "multiprocessing.dummy: the same pool code on processes and on threads", run: Seed24.main),
         Twin(id: "3.1", title: "Coroutines (gevent): three coroutines sleeping together", run: Seed31.main),
         Twin(id: "3.3", title: "Celery: a worker with a pool of coroutines serves queued tasks", run: Seed33.main),
     ]
 
     /// Every function the twins run in child processes; `main` registers them.
-    static let functions: [any AnyFunction] = Seed11.functions + Seed12.functions + Seed13.functions + Seed22.functions + Seed24.functions
+    static let functions: [any AnyFunction] =
+        Seed11.functions + Seed12.functions + Seed13.functions + Seed22.functions + Seed24.functions
 
     static func named(_ id: String) -> Twin? {
         all.first { $0.id == id }

@@ -37,13 +37,17 @@ struct Settings: Decodable {
 
     enum CodingKeys: String, CodingKey {
         case broker, parts, bulk, batch, pools, prefetch
-        case brokerLabel = "broker_label", enqueueOne = "enqueue_one", roundTrip = "round_trip", warmUp = "warm_up"
+        case brokerLabel = "broker_label"
+        case enqueueOne = "enqueue_one"
+        case roundTrip = "round_trip"
+        case warmUp = "warm_up"
         case endToEnd = "end_to_end"
     }
 }
 
 /// Prints one figure as a JSON line (the format crew-bench reads from every side).
-func emit(_ workload: String, _ value: Double, _ unit: String, _ setup: String, details: [String: Double]? = nil) throws {
+func emit(_ workload: String, _ value: Double, _ unit: String, _ setup: String, details: [String: Double]? = nil) throws
+{
     struct Line: Encodable {
         var workload: String
         var variant = "crew"
@@ -52,7 +56,8 @@ func emit(_ workload: String, _ value: Double, _ unit: String, _ setup: String, 
         var setup: String
         var details: [String: Double]?
     }
-    let data = try JSONEncoder().encode(Line(workload: workload, value: value, unit: unit, setup: setup, details: details))
+    let data = try JSONEncoder().encode(
+        Line(workload: workload, value: value, unit: unit, setup: setup, details: details))
     print(String(decoding: data, as: UTF8.self))
     fflush(nil)
 }
@@ -124,15 +129,19 @@ enum QueueBench {
             // Enqueue, one at a time and in batches, with no worker running.
             var start = ContinuousClock.now
             for i in 0..<s.enqueueOne { try await client.enqueue(BenchTasks.task, i) }
-            try emit("queue.enqueue-one", Double(s.enqueueOne) / seconds(ContinuousClock.now - start), "tasks/s",
-                 "TaskClient.enqueue(task, i), each awaited, \(on); no worker running")
+            try emit(
+                "queue.enqueue-one", Double(s.enqueueOne) / seconds(ContinuousClock.now - start), "tasks/s",
+                "TaskClient.enqueue(task, i), each awaited, \(on); no worker running")
             _ = try await broker.purge(queue: "default")
             for pair in s.bulk {
                 let (size, batches) = (pair[0], pair[1])
                 start = ContinuousClock.now
-                for b in 0..<batches { try await client.enqueueMany(BenchTasks.task, Array((b * size)..<((b + 1) * size))) }
-                try emit("queue.enqueue-bulk-\(size)", Double(size * batches) / seconds(ContinuousClock.now - start),
-                     "tasks/s", "TaskClient.enqueueMany(task, \(size) args) × \(batches), \(on); no worker running")
+                for b in 0..<batches {
+                    try await client.enqueueMany(BenchTasks.task, Array((b * size)..<((b + 1) * size)))
+                }
+                try emit(
+                    "queue.enqueue-bulk-\(size)", Double(size * batches) / seconds(ContinuousClock.now - start),
+                    "tasks/s", "TaskClient.enqueueMany(task, \(size) args) × \(batches), \(on); no worker running")
                 _ = try await broker.purge(queue: "default")
             }
         }
@@ -140,10 +149,12 @@ enum QueueBench {
         for pair in s.pools {
             guard let concurrency = Int(pair[1]) else { throw BenchError("a pool's concurrency is not a number") }
             let pool = pair[0]
-            let wanted = parts.contains("e2e") || (pool == "prefork" && parts.contains("worker"))
+            let wanted =
+                parts.contains("e2e") || (pool == "prefork" && parts.contains("worker"))
                 || (pool == "threads" && parts.contains("round-trip"))
             guard wanted else { continue }
-            let workerSetup = "1 worker process: worker -P \(pool) -c \(concurrency) --prefetch-multiplier "
+            let workerSetup =
+                "1 worker process: worker -P \(pool) -c \(concurrency) --prefetch-multiplier "
                 + "\(s.prefetch), \(on)"
             // Worker ready: from its start until it answers a task.
             var start = ContinuousClock.now
@@ -157,7 +168,9 @@ enum QueueBench {
                 for _ in 0..<50 { _ = try await client.enqueue(BenchTasks.task, 0).result(timeout: .seconds(60)) }
 
                 if pool == "threads" && parts.contains("round-trip") {
-                    for i in 0..<s.warmUp { _ = try await client.enqueue(BenchTasks.task, i).result(timeout: .seconds(60)) }
+                    for i in 0..<s.warmUp {
+                        _ = try await client.enqueue(BenchTasks.task, i).result(timeout: .seconds(60))
+                    }
                     var times: [Double] = []
                     for i in 0..<s.roundTrip {
                         let t0 = ContinuousClock.now
@@ -181,7 +194,8 @@ enum QueueBench {
                             for i in 0..<n { handles.append(try await client.enqueue(BenchTasks.task, i)) }
                         } else {
                             for first in stride(from: 0, to: n, by: s.batch) {
-                                handles += try await client.enqueueMany(BenchTasks.task, Array(first..<min(n, first + s.batch)))
+                                handles += try await client.enqueueMany(
+                                    BenchTasks.task, Array(first..<min(n, first + s.batch)))
                             }
                         }
                         let produced = seconds(ContinuousClock.now - start)
@@ -189,12 +203,14 @@ enum QueueBench {
                         for handle in handles { sum &+= try await handle.result(timeout: .seconds(600)) }
                         let total = seconds(ContinuousClock.now - start)
                         guard sum == n * (n - 1) / 2 else { throw BenchError("end to end: wrong results") }
-                        let how = variant == "one"
+                        let how =
+                            variant == "one"
                             ? "TaskClient.enqueue(task, i) one at a time, each awaited"
                             : "TaskClient.enqueueMany(task, \(s.batch) args) per batch"
-                        try emit("queue.e2e.\(pool).\(variant)", Double(n) / total, "tasks/s",
-                             "\(workerSetup); \(how), then handle.result() of each in turn",
-                             details: ["producer_s": produced, "drain_s": total - produced])
+                        try emit(
+                            "queue.e2e.\(pool).\(variant)", Double(n) / total, "tasks/s",
+                            "\(workerSetup); \(how), then handle.result() of each in turn",
+                            details: ["producer_s": produced, "drain_s": total - produced])
                     }
                 }
             } catch {
@@ -246,19 +262,25 @@ enum QueueBench {
         try emit("latency.enqueue", try await median { _ = try await client.enqueue(BenchTasks.task, 1) }, "ms", url)
         try emit("latency.job", try await median { _ = try await broker.job(handle.id) }, "ms", url)
         _ = try await broker.purge(queue: "default")
-        try emit("latency.claim-none", try await median {
-            _ = try await broker.claim(queues: ["default"], limit: 4, worker: "w", lease: .seconds(30))
-        }, "ms", url)
+        try emit(
+            "latency.claim-none",
+            try await median {
+                _ = try await broker.claim(queues: ["default"], limit: 4, worker: "w", lease: .seconds(30))
+            }, "ms", url)
         var ids: [JobID] = []
         for _ in 0..<500 { ids.append(try await client.enqueue(BenchTasks.task, 1).id) }
         var index = 0
-        try emit("latency.claim-one", try await median {
-            _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(30))
-        }, "ms", url)
-        try emit("latency.record", try await median {
-            _ = try await broker.record([JobOutcome(ids[index], result: "1")], worker: "w")
-            index += 1
-        }, "ms", url)
+        try emit(
+            "latency.claim-one",
+            try await median {
+                _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(30))
+            }, "ms", url)
+        try emit(
+            "latency.record",
+            try await median {
+                _ = try await broker.record([JobOutcome(ids[index], result: "1")], worker: "w")
+                index += 1
+            }, "ms", url)
         // A round trip through a worker in this process, on a broker (a pool of connections) of its own.
         let workerBroker = try await CrewCLI.broker(url)
         let worker = QueueWorker(
@@ -267,9 +289,11 @@ enum QueueBench {
         )
         let serving = Task { try await worker.run() }
         _ = try await client.enqueue(BenchTasks.task, 0).result(timeout: .seconds(30))
-        try emit("latency.round-trip", try await median {
-            _ = try await client.enqueue(BenchTasks.task, 1).result(timeout: .seconds(30))
-        }, "ms", url + ", a worker in this process")
+        try emit(
+            "latency.round-trip",
+            try await median {
+                _ = try await client.enqueue(BenchTasks.task, 1).result(timeout: .seconds(30))
+            }, "ms", url + ", a worker in this process")
         worker.stop()
         try await serving.value
     }

@@ -28,7 +28,9 @@ func report(_ rows: [Row]) -> Report {
         let latency = row("b", crew: 2, peer: 8, lowerIsBetter: true)
         #expect(latency.ratio(against: latency.peers[0]) == 4)
         #expect(row("c", crew: 50, peer: 100).losses.count == 1)
-        #expect(row("d", crew: 1.8, peer: 1.0, comparable: false).ratio(against: Side(who: "P", setup: "", value: 1)) == nil)
+        #expect(
+            row("d", crew: 1.8, peer: 1.0, comparable: false).ratio(against: Side(who: "P", setup: "", value: 1)) == nil
+        )
         #expect(row("e", crew: 1, peer: .infinity, lowerIsBetter: true).losses.isEmpty)
     }
 

@@ -1,6 +1,6 @@
 public import Crew
-public import CrewQueue
 import CrewCLI
+public import CrewQueue
 import FoundationEssentials
 
 /// A queue worker's settings, for the chaos test's worker processes.
@@ -38,7 +38,8 @@ public enum QueueFunctions {
     }
 
     /// The task with its options: retried enough to survive many killed workers.
-    public static let chaosQueueTask = QueueTask(chaosTask, options: TaskOptions(maxRetries: 50, retryBackoff: .milliseconds(1)))
+    public static let chaosQueueTask = QueueTask(
+        chaosTask, options: TaskOptions(maxRetries: 50, retryBackoff: .milliseconds(1)))
 
     /// Runs a queue worker on the broker until the process is killed.
     public static let runWorker = Crew.Function("chaos.runWorker") { (job: ChaosWorkerJob) async throws -> Int in

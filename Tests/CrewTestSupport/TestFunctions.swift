@@ -3,9 +3,9 @@ import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// Arguments of a function that takes two numbers.
@@ -233,7 +233,7 @@ public enum TestFunctions {
     /// Burns CPU: sums a few million numbers (`n` rounds), for scaling measurements.
     public static let burn = Crew.Function("burn") { (rounds: Int) -> UInt64 in
         var x: UInt64 = 0
-        for i in 0..<(rounds * 1_000_000) { x = x &* 6364136223846793005 &+ UInt64(truncatingIfNeeded: i) }
+        for i in 0..<(rounds * 1_000_000) { x = x &* 6_364_136_223_846_793_005 &+ UInt64(truncatingIfNeeded: i) }
         return x
     }
     /// Ignores SIGTERM, then sleeps forever: only SIGKILL ends it.
@@ -312,7 +312,8 @@ public enum TestFunctions {
         return job.size
     }
     /// Takes values from a joinable queue and marks each done, until -1.
-    public static let joinableWorker = Crew.Function("joinableWorker") { (queue: Crew.JoinableQueue<Int>) throws -> Int in
+    public static let joinableWorker = Crew.Function("joinableWorker") {
+        (queue: Crew.JoinableQueue<Int>) throws -> Int in
         var count = 0
         while true {
             let value = try queue.get(timeout: .seconds(30))
@@ -378,7 +379,8 @@ public enum TestFunctions {
     }
     /// Holds the queue (it is decoded, so this process counts as a holder), sets `ready`, then gets one byte
     /// message.
-    public static let queueGetBytesWhenReady = Crew.Function("queueGetBytesWhenReady") { (job: ReadyConsumerJob) throws -> [UInt8] in
+    public static let queueGetBytesWhenReady = Crew.Function("queueGetBytesWhenReady") {
+        (job: ReadyConsumerJob) throws -> [UInt8] in
         job.ready.set()
         return try job.queue.get(timeout: .seconds(30))
     }
@@ -455,7 +457,8 @@ public enum TestFunctions {
         noArgsNoResult, argsNoResult, startGrandchild, descriptors, initState, failingInit, readState, squareOrTrap,
         burn, ignoreTermForever, threadsWork, segfault, spinForever, childOfAStuckParent,
         queuePut, queueGet, queueDrain, queuePutBytes, joinableWorker, pipeEcho, pipeSend, lockAndTrap, increment,
-        setEvent, barrierWait, semaphoreRelease, conditionNotify, keepQueue, putToKeptQueue, queueGetBytes, ipcChurn, queueGetBytesWhenReady,
+        setEvent, barrierWait, semaphoreRelease, conditionNotify, keepQueue, putToKeptQueue, queueGetBytes, ipcChurn,
+        queueGetBytesWhenReady,
         overlapProbe, environmentVariable, killSelfAsync,
     ]
 }

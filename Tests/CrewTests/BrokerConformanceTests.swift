@@ -55,7 +55,9 @@ final class TestClock: Sendable {
         #expect(try await broker.job(JobID("empty"))?.arguments == "")
         // An id already taken refuses the whole batch: the new job beside it is not stored either.
         let error = await #expect(throws: BrokerError.self) {
-            try await broker.enqueue([NewJob(id: JobID("fresh"), name: "f", arguments: "[]"), NewJob(id: job.id, name: "f", arguments: "[]")])
+            try await broker.enqueue([
+                NewJob(id: JobID("fresh"), name: "f", arguments: "[]"), NewJob(id: job.id, name: "f", arguments: "[]"),
+            ])
         }
         #expect(error?.code == .duplicateJob, "\(String(describing: error))")
         #expect(try await broker.job(JobID("fresh")) == nil)
@@ -75,11 +77,15 @@ final class TestClock: Sendable {
         try await broker.enqueue(NewJob(id: JobID("d"), name: "f", arguments: "4"))
         let first = try await broker.claim(queues: ["default"], limit: 2, worker: "w1", lease: .seconds(30))
         #expect(first.map(\.id) == [JobID("b"), JobID("a")])
-        #expect(first.allSatisfy { $0.state == .running && $0.attempts == 1 && $0.worker == "w1" && $0.leaseUntil != nil })
+        #expect(
+            first.allSatisfy { $0.state == .running && $0.attempts == 1 && $0.worker == "w1" && $0.leaseUntil != nil })
         let rest = try await broker.claim(queues: ["default"], limit: 10, worker: "w2", lease: .seconds(30))
         #expect(rest.map(\.id) == [JobID("d")])
         #expect(try await broker.claim(queues: ["default"], limit: 10, worker: "w2", lease: .seconds(30)).isEmpty)
-        #expect(try await broker.claim(queues: ["other"], limit: 10, worker: "w2", lease: .seconds(30)).map(\.id) == [JobID("c")])
+        #expect(
+            try await broker.claim(queues: ["other"], limit: 10, worker: "w2", lease: .seconds(30)).map(\.id) == [
+                JobID("c")
+            ])
     }
 
     @Test(arguments: kinds)
@@ -102,15 +108,23 @@ final class TestClock: Sendable {
         try await broker.enqueue(NewJob(id: JobID("j"), name: "f", arguments: "[]", maxAttempts: 2))
         _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(30))
         let retryAt = clock.read().addingTimeInterval(10)
-        #expect(try await broker.fail(JobID("j"), worker: "w", error: AttemptError(attempt: 1, message: "boom"), retryAt: retryAt) == .retrying)
+        #expect(
+            try await broker.fail(
+                JobID("j"), worker: "w", error: AttemptError(attempt: 1, message: "boom"), retryAt: retryAt)
+                == .retrying)
         #expect(try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(30)).isEmpty)
         clock.advance(11)
         let again = try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(30))
         #expect(again.first?.attempts == 2)
-        #expect(try await broker.fail(JobID("j"), worker: "w", error: AttemptError(attempt: 2, message: "boom again"), retryAt: clock.read()) == .failed)
+        #expect(
+            try await broker.fail(
+                JobID("j"), worker: "w", error: AttemptError(attempt: 2, message: "boom again"), retryAt: clock.read())
+                == .failed)
         let job = try #require(try await broker.job(JobID("j")))
         #expect(job.state == .failed && job.errors.map(\.message) == ["boom", "boom again"])
-        #expect(try await broker.fail(JobID("j"), worker: "w", error: AttemptError(attempt: 3, message: "x"), retryAt: nil) == nil)
+        #expect(
+            try await broker.fail(JobID("j"), worker: "w", error: AttemptError(attempt: 3, message: "x"), retryAt: nil)
+                == nil)
     }
 
     @Test(arguments: kinds)
@@ -172,9 +186,13 @@ final class TestClock: Sendable {
         #expect(try await broker.job(JobID("cancelled"))?.state == .cancelled)
         #expect(try await broker.cancel(JobID("past")) == false)  // Already ended.
         clock.advance(60)
-        #expect(try await broker.claim(queues: ["default"], limit: 10, worker: "w", lease: .seconds(30)).map(\.id) == [JobID("later")])
+        #expect(
+            try await broker.claim(queues: ["default"], limit: 10, worker: "w", lease: .seconds(30)).map(\.id) == [
+                JobID("later")
+            ])
         let counts = try await broker.counts()
-        #expect(counts == [QueueCounts(queue: "default", counts: [.succeeded: 2, .expired: 1, .cancelled: 1, .running: 1])])
+        #expect(
+            counts == [QueueCounts(queue: "default", counts: [.succeeded: 2, .expired: 1, .cancelled: 1, .running: 1])])
     }
 
     @Test(arguments: kinds)
@@ -186,7 +204,9 @@ final class TestClock: Sendable {
             NewJob(id: JobID("b"), name: "f", arguments: "[]", queue: "mail"),
             NewJob(id: JobID("c"), name: "f", arguments: "[]", queue: "mail"),
         ])
-        #expect(try await broker.jobs(queue: "mail", states: nil, limit: 10).map(\.id).sorted { $0.rawValue < $1.rawValue } == [JobID("b"), JobID("c")])
+        #expect(
+            try await broker.jobs(queue: "mail", states: nil, limit: 10).map(\.id).sorted { $0.rawValue < $1.rawValue }
+                == [JobID("b"), JobID("c")])
         _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(30))
         _ = try await broker.fail(JobID("a"), worker: "w", error: AttemptError(attempt: 1, message: "no"), retryAt: nil)
         #expect(try await broker.jobs(queue: nil, states: [.failed], limit: 10).map(\.id) == [JobID("a")])
@@ -240,7 +260,8 @@ final class TestClock: Sendable {
     func recordsABatchOfOutcomesAndWakesResultWaiters(kind: Kind) async throws {
         let clock = TestClock()
         let broker = try await make(kind, clock)
-        try await broker.enqueue(["a", "b", "c", "d"].map { NewJob(id: JobID($0), name: "f", arguments: "[]", maxAttempts: 2) })
+        try await broker.enqueue(
+            ["a", "b", "c", "d"].map { NewJob(id: JobID($0), name: "f", arguments: "[]", maxAttempts: 2) })
         _ = try await broker.claim(queues: ["default"], limit: 3, worker: "w1", lease: .seconds(30))
         _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w2", lease: .seconds(30))
         // b: an attempt left, a retry time: retrying. c: no retry time: failed. d: w2's, not w1's: dropped.
@@ -248,13 +269,14 @@ final class TestClock: Sendable {
         _ = try await broker.claim(queues: ["default"], limit: 1, worker: "w1", lease: .seconds(30))
         let mark = broker.signalMark(.results)
         let error = AttemptError(attempt: 1, message: "boom")
-        let states = try await broker.record([
-            JobOutcome(JobID("a"), result: "1"),
-            JobOutcome(JobID("b"), error: error, retryAt: clock.read().addingTimeInterval(5)),
-            JobOutcome(JobID("c"), error: error, retryAt: nil),
-            JobOutcome(JobID("d"), result: "4"),
-            JobOutcome(JobID("e"), result: "5"),
-        ], worker: "w1")
+        let states = try await broker.record(
+            [
+                JobOutcome(JobID("a"), result: "1"),
+                JobOutcome(JobID("b"), error: error, retryAt: clock.read().addingTimeInterval(5)),
+                JobOutcome(JobID("c"), error: error, retryAt: nil),
+                JobOutcome(JobID("d"), result: "4"),
+                JobOutcome(JobID("e"), result: "5"),
+            ], worker: "w1")
         #expect(states == [.succeeded, .retrying, .failed, nil, .succeeded])
         #expect(try await broker.job(JobID("a"))?.result == "1")
         #expect(try await broker.job(JobID("b"))?.errors == [error])
@@ -272,14 +294,20 @@ final class TestClock: Sendable {
         let broker = try await make(kind, clock)
         try await broker.enqueue(NewJob(id: JobID("x"), name: "f", arguments: "[]"))
         await #expect(throws: BrokerError.self) {
-            try await broker.enqueue([NewJob(id: JobID("y"), name: "f", arguments: "[]"), NewJob(id: JobID("x"), name: "f", arguments: "[]")])
+            try await broker.enqueue([
+                NewJob(id: JobID("y"), name: "f", arguments: "[]"), NewJob(id: JobID("x"), name: "f", arguments: "[]"),
+            ])
         }
         #expect(try await broker.job(JobID("y")) == nil)
-        await #expect(throws: BrokerError.self) { try await broker.enqueue(NewJob(name: "f", arguments: "[]", maxAttempts: 0)) }
+        await #expect(throws: BrokerError.self) {
+            try await broker.enqueue(NewJob(name: "f", arguments: "[]", maxAttempts: 0))
+        }
         await #expect(throws: BrokerError.self) { try await broker.enqueue(NewJob(name: "", arguments: "[]")) }
         // Names and queues with quotes are data.
-        try await broker.enqueue(NewJob(id: JobID("q"), name: "it's", arguments: "[]", queue: "o'queue\"; DROP TABLE crew_jobs; --"))
-        let claimed = try await broker.claim(queues: ["o'queue\"; DROP TABLE crew_jobs; --"], limit: 1, worker: "w", lease: .seconds(1))
+        try await broker.enqueue(
+            NewJob(id: JobID("q"), name: "it's", arguments: "[]", queue: "o'queue\"; DROP TABLE crew_jobs; --"))
+        let claimed = try await broker.claim(
+            queues: ["o'queue\"; DROP TABLE crew_jobs; --"], limit: 1, worker: "w", lease: .seconds(1))
         #expect(claimed.first?.name == "it's")
     }
 }
@@ -315,7 +343,10 @@ final class TestClock: Sendable {
                     Foundation.Thread {
                         start.wait()
                         let result = Result { try SQLiteBroker(path: path) }
-                        let results = opened.withLock { $0.append(result); return $0 }
+                        let results = opened.withLock {
+                            $0.append(result)
+                            return $0
+                        }
                         if results.count == openers { done.resume(returning: results) }
                     }.start()
                 }
@@ -364,7 +395,9 @@ final class TestClock: Sendable {
         try holder.run()
         input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE; INSERT INTO crew_schema VALUES (1);\n".utf8))
         try await Task.sleep(for: .milliseconds(300))
-        let error = await #expect(throws: BrokerError.self) { try await broker.enqueue(NewJob(name: "f", arguments: "[]")) }
+        let error = await #expect(throws: BrokerError.self) {
+            try await broker.enqueue(NewJob(name: "f", arguments: "[]"))
+        }
         #expect(error?.code == .storage && error?.message.contains("locked") == true, "\(String(describing: error))")
         input.fileHandleForWriting.write(Data("ROLLBACK;\n.quit\n".utf8))
         holder.waitUntilExit()
@@ -383,9 +416,11 @@ final class TestClock: Sendable {
             { _ = try await reader.cancel(JobID("kept")) },
         ] as [@Sendable () async throws -> Void] {
             let error = await #expect(throws: BrokerError.self) { try await write() }
-            #expect(error?.code == .storage && error?.message.contains("read-only") == true, "\(String(describing: error))")
+            #expect(
+                error?.code == .storage && error?.message.contains("read-only") == true, "\(String(describing: error))")
         }
-        #expect(try await SQLiteBroker(path: path).jobs(queue: nil, states: nil, limit: 10).map(\.state) == [.available])
+        #expect(
+            try await SQLiteBroker(path: path).jobs(queue: nil, states: nil, limit: 10).map(\.state) == [.available])
         // A file this process may not write (file modes do not bind root, which CI runs as).
         if getuid() != 0 {
             let locked = BrokerConformanceTests.temporaryPath()
@@ -407,7 +442,9 @@ final class TestClock: Sendable {
         let path = BrokerConformanceTests.temporaryPath()
         try await SQLiteBroker(path: path).enqueue(NewJob(id: JobID("old"), name: "f", arguments: "[7]"))
         // Back to version 1 by hand: its four indexes instead of version 2's five.
-        try Self.sqlite3(path, """
+        try Self.sqlite3(
+            path,
+            """
             DROP INDEX crew_jobs_available; DROP INDEX crew_jobs_waiting; DROP INDEX crew_jobs_leases;
             DROP INDEX crew_jobs_waiting_expiry; DROP INDEX crew_jobs_ttl;
             CREATE INDEX crew_jobs_claim ON crew_jobs (state, queue, priority DESC, run_at);
@@ -419,10 +456,15 @@ final class TestClock: Sendable {
         let broker = try SQLiteBroker(path: path)
         #expect(try await broker.job(JobID("old"))?.arguments == "[7]")
         #expect(try Self.sqlite3Output(path, "SELECT version FROM crew_schema;") == "2")
-        #expect(try Self.sqlite3Output(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'crew_jobs_%' ORDER BY name;")
-            == "crew_jobs_available\ncrew_jobs_leases\ncrew_jobs_ttl\ncrew_jobs_waiting\ncrew_jobs_waiting_expiry")
+        #expect(
+            try Self.sqlite3Output(
+                path, "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'crew_jobs_%' ORDER BY name;")
+                == "crew_jobs_available\ncrew_jobs_leases\ncrew_jobs_ttl\ncrew_jobs_waiting\ncrew_jobs_waiting_expiry")
         // And it still claims.
-        #expect(try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(5)).map(\.id) == [JobID("old")])
+        #expect(
+            try await broker.claim(queues: ["default"], limit: 1, worker: "w", lease: .seconds(5)).map(\.id) == [
+                JobID("old")
+            ])
     }
 
     /// What the `sqlite3` shell prints for `sql`, trimmed.

@@ -32,11 +32,14 @@ import Testing
         #expect(try await run(["retry", "--failed"]) == "retried 0 job(s)")
         #expect(try await run(["purge", "math"]) == "purged 2 job(s) from math")
         await #expect(throws: (any Error).self) { try await run(["result", id]) }
-        await #expect(throws: (any Error).self) { try await CrewCLI.output(tasks: tasks, arguments: ["inspect", "--broker", "redis://x"]) }
+        await #expect(throws: (any Error).self) {
+            try await CrewCLI.output(tasks: tasks, arguments: ["inspect", "--broker", "redis://x"])
+        }
         // A worker's options are checked before it starts (a valid worker command fails here only because it does
         // not report: it runs until stopped).
         for (bad, message) in [
-            (["-c", "0"], "-c must be at least 1"), (["--prefetch-multiplier", "0"], "--prefetch-multiplier must be at least 1"),
+            (["-c", "0"], "-c must be at least 1"),
+            (["--prefetch-multiplier", "0"], "--prefetch-multiplier must be at least 1"),
             (["-l", "loud"], "unknown log level"), ([], "does not report"),
         ] {
             do {

@@ -67,10 +67,11 @@ import Testing
         #expect(sm.sendFinished() == [])
         sm.helloReceived()
         let actions = sm.childExited(report())
-        #expect(actions == [
-            .unregisterSocket, .closeSocket,
-            .failAndReport(calls: (1...5).map { call($0, "f\($0)") }, report(served: true)),
-        ])
+        #expect(
+            actions == [
+                .unregisterSocket, .closeSocket,
+                .failAndReport(calls: (1...5).map { call($0, "f\($0)") }, report(served: true)),
+            ])
         #expect(sm.phase == .exited && sm.pending.isEmpty)
         guard case .failure(let error) = sm.submit([6], call: call(6)) else {
             Issue.record("a call after the death was taken")

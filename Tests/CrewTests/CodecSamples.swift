@@ -89,7 +89,8 @@ extension Sample {
         func shape(_ level: Int) -> Shape {
             switch Int.random(in: 0..<(level < 3 ? 5 : 4), using: &rng) {
             case 0: .circle(radius: Double.random(in: -1e6...1e6, using: &rng))
-            case 1: .rect(width: Int.random(in: .min ... .max, using: &rng), height: Int.random(in: -5...5, using: &rng))
+            case 1:
+                .rect(width: Int.random(in: .min ... .max, using: &rng), height: Int.random(in: -5...5, using: &rng))
             case 2: .point
             case 3: .labeled(string(), Bool.random(using: &rng) ? nil : Int.random(in: -100...100, using: &rng))
             default: .group((0..<Int.random(in: 0...3, using: &rng)).map { _ in shape(level + 1) })
@@ -150,7 +151,8 @@ extension Sample {
             empty: EmptyStruct(),
             date: Date(timeIntervalSince1970: Double(Int.random(in: 0...2_000_000_000, using: &rng))),
             uuid: UUID(),
-            url: Bool.random(using: &rng) ? URL(string: "https://example.com/\(Int.random(in: 0...99, using: &rng))") : nil,
+            url: Bool.random(using: &rng)
+                ? URL(string: "https://example.com/\(Int.random(in: 0...99, using: &rng))") : nil,
             tuple: Pair(first: Int.random(in: -5...5, using: &rng), second: string())
         )
     }

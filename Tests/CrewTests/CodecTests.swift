@@ -46,7 +46,10 @@ func roundTrip<T: Codable>(_ value: T) throws -> T {
         // 1000 Ints are one copy of their memory plus a few bytes of header.
         #expect(try BinaryEncoder().encode(Array(0..<1000)).count <= 8000 + 4)
         #expect(try BinaryEncoder().encode(Data(count: 1000)).count <= 1000 + 3)
-        struct Point: Codable { var x: Int; var y: Int }
+        struct Point: Codable {
+            var x: Int
+            var y: Int
+        }
         #expect(try BinaryEncoder().encode(Point(x: 1, y: 2)).count == 8)
     }
 
@@ -140,7 +143,12 @@ func roundTrip<T: Codable>(_ value: T) throws -> T {
     }
 
     @Test func keysMayBeDecodedInAnyOrderAndUnknownKeysAreSkipped() throws {
-        struct Wide: Codable { var a: Int; var b: String; var c: [Int]; var d: Bool }
+        struct Wide: Codable {
+            var a: Int
+            var b: String
+            var c: [Int]
+            var d: Bool
+        }
         struct Narrow: Codable, Equatable {
             var d: Bool
             var b: String
@@ -163,7 +171,10 @@ func roundTrip<T: Codable>(_ value: T) throws -> T {
 
     @Test func aMissingKeyIsKeyNotFound() throws {
         struct Small: Codable { var a: Int }
-        struct Big: Codable { var a: Int; var b: Int }
+        struct Big: Codable {
+            var a: Int
+            var b: Int
+        }
         let bytes = try BinaryEncoder().encode(Small(a: 1))
         #expect {
             try BinaryDecoder().decode(Big.self, from: bytes)

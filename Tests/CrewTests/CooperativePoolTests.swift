@@ -27,7 +27,8 @@ import Testing
                 let start = ContinuousClock.now
                 try await Task.sleep(for: .milliseconds(10))
                 let late = ContinuousClock.now - start - .milliseconds(10)
-                let micros = Int(late.components.seconds) * 1_000_000 + Int(late.components.attoseconds / 1_000_000_000_000)
+                let micros =
+                    Int(late.components.seconds) * 1_000_000 + Int(late.components.attoseconds / 1_000_000_000_000)
                 beat.worst.max(micros, ordering: .relaxed)
             }
         }

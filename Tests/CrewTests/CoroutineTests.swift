@@ -5,13 +5,18 @@ import Testing
 @testable import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Counts how many of something run at once, and the most there were.
 final class Concurrency: Sendable {
     private let state = Mutex((now: 0, most: 0))
-    func enter() { state.withLock { $0.now += 1; $0.most = max($0.most, $0.now) } }
+    func enter() {
+        state.withLock {
+            $0.now += 1
+            $0.most = max($0.most, $0.now)
+        }
+    }
     func leave() { state.withLock { $0.now -= 1 } }
     var most: Int { state.withLock { $0.most } }
 }
@@ -50,7 +55,10 @@ final class Concurrency: Sendable {
     @Test func joinAllWithATimeoutReturnsWhatFinished() async throws {
         let never = AsyncEvent()
         let quick = Crew.spawn { 1 }
-        let stuck = Crew.spawn { await never.wait(); return 2 }
+        let stuck = Crew.spawn {
+            await never.wait()
+            return 2
+        }
         _ = try await quick.value  // Finished before the wait starts, however busy the machine is.
         let done = try await Crew.joinAll([quick, stuck], timeout: .milliseconds(50))
         #expect(done.count == 1 && done[0].isDone && !stuck.isDone)

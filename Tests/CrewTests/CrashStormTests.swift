@@ -2,11 +2,11 @@ import CrewTestSupport
 import CrewTesting
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 @testable import Crew
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Calls that trap, kill or crash their worker, mixed with normal calls, many in flight on a two-worker pool:
 /// every normal call gets its value, every bad call a `workerCrashed` error, nothing hangs and nothing leaks.
@@ -103,7 +103,10 @@ import Glibc
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        #expect(settled, "descriptors \(fdsBefore) -> \(openDescriptorCount()), children \(childrenBefore) -> \(CrewTesting.liveChildren().count)")
+        #expect(
+            settled,
+            "descriptors \(fdsBefore) -> \(openDescriptorCount()), children \(childrenBefore) -> \(CrewTesting.liveChildren().count)"
+        )
     }
 
     /// The descriptor count once it has stopped moving (a joined pool's last sockets close on the I/O thread).

@@ -51,7 +51,9 @@ import Testing
         var report = DeathReport(pid: 42, status: .signaled(9), lastStderr: "last words", served: true)
         var error = report.error(function: "square")
         #expect(error.code == .workerCrashed && error.pid == 42 && error.exitStatus == .signaled(9))
-        #expect(error.message == "the child process 42 ended (killed by signal 9 (SIGKILL)) before answering a call of \"square\"")
+        #expect(
+            error.message
+                == "the child process 42 ended (killed by signal 9 (SIGKILL)) before answering a call of \"square\"")
         #expect(error.lastStderr == "last words" && error.function == "square")
 
         report.served = false

@@ -9,7 +9,9 @@ import Testing
         let sources = root.appendingPathComponent("Sources")
         let files = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil)!
             .compactMap { $0 as? URL }
-            .filter { $0.pathExtension == "swift" && !$0.path.contains("/crew-demo/") && !$0.path.contains("/crew-bench/") }
+            .filter {
+                $0.pathExtension == "swift" && !$0.path.contains("/crew-demo/") && !$0.path.contains("/crew-bench/")
+            }
         #expect(!files.isEmpty)
         var undocumented: [String] = []
         let declaration = try Regex(#"^(@[\w]+(\([^)]*\))?\s+)*public\s+(?!import)"#)

@@ -1,11 +1,11 @@
 import CrewTestSupport
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 @testable import Crew
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One executor API over processes, threads, coroutines and processes × coroutines.
 @Suite struct ExecutorTests {
@@ -75,7 +75,8 @@ import Glibc
 
     @Test func cancelFuturesFailsWhatHasNotStarted() async throws {
         let executor = try Crew.Executor.threads(1)
-        let running = try executor.submit(TestFunctions.blockMilliseconds, 3000)  // Longer than a busy machine needs to go on.
+        // Longer than a busy machine needs to go on.
+        let running = try executor.submit(TestFunctions.blockMilliseconds, 3000)
         let queued = try (0..<3).map { _ in try executor.submit(TestFunctions.blockMilliseconds, 1) }
         // At once (a sleep's length is not kept on a loaded machine): the first call may or may not have started.
         try await executor.shutdown(wait: true, cancelFutures: true)

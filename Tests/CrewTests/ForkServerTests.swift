@@ -6,7 +6,7 @@ import Testing
 @testable import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The forkserver start method: workers forked by a single-threaded zygote.
@@ -47,7 +47,10 @@ import Glibc
         try p.start()
         let error = await expectCrewError(.workerCrashed) { try await p.value }
         #expect(error?.lastStderr?.contains("Fatal error: forked boom") == true)
-        if case .signaled = error?.exitStatus {} else { Issue.record("expected a signal: \(String(describing: error))") }
+        if case .signaled = error?.exitStatus {
+        } else {
+            Issue.record("expected a signal: \(String(describing: error))")
+        }
         let q = Crew.Process(target: TestFunctions.exitWith, args: 3, crew: crew)
         try q.start()
         try await q.join()

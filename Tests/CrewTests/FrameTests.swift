@@ -3,7 +3,7 @@ import Testing
 @testable import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct FrameTests {
@@ -87,12 +87,17 @@ import Glibc
 
     @Test func messagesRoundTrip() throws {
         var out: [UInt8] = []
-        try Message.appendCall(id: 300, function: "square", to: &out, maxFrameSize: 1024) { $0.append(contentsOf: [9, 9]) }
+        try Message.appendCall(id: 300, function: "square", to: &out, maxFrameSize: 1024) {
+            $0.append(contentsOf: [9, 9])
+        }
         Message.appendShutdown(to: &out)
         var reader = FrameReader(maxFrameSize: 1024)
         reader.append(out)
         var range = try #require(try reader.next())
-        #expect(try Message.parseChildBound(reader.buffer, range) == .call(id: 300, function: "square", arguments: (range.upperBound - 2)..<range.upperBound, chunk: false))
+        #expect(
+            try Message.parseChildBound(reader.buffer, range)
+                == .call(
+                    id: 300, function: "square", arguments: (range.upperBound - 2)..<range.upperBound, chunk: false))
         range = try #require(try reader.next())
         #expect(try Message.parseChildBound(reader.buffer, range) == .shutdown)
 
@@ -146,8 +151,11 @@ import Glibc
     @Test func childMarkersRoundTripAndRejectGarbage() {
         let marker = ChildMarker(fd: 3, parentPID: 42, mode: .worker, maxFrameSize: 1 << 20, spinNanoseconds: 50_000)
         #expect(ChildMarker(marker.encoded) == marker)
-        for bad in ["", "1:3:42:w:10", "x:3:42:w:10:0", "1:-3:42:w:10:0", "1:3:42:q:10:0", "1:3:42:w:0:0", "1:3:42:w:10:0:extra",
-                    "1:3:42:w:10:99999999999"] {
+        for bad in [
+            "", "1:3:42:w:10", "x:3:42:w:10:0", "1:-3:42:w:10:0", "1:3:42:q:10:0", "1:3:42:w:0:0",
+            "1:3:42:w:10:0:extra",
+            "1:3:42:w:10:99999999999",
+        ] {
             #expect(ChildMarker(bad) == nil, "\(bad)")
         }
     }

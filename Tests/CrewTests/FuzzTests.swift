@@ -34,7 +34,8 @@ import Testing
             switch Int.random(in: 0..<8, using: &rng) {
             case 0 where !bytes.isEmpty: bytes[i] ^= 1 << UInt8.random(in: 0...7, using: &rng)
             case 1 where !bytes.isEmpty: bytes[i] = UInt8.random(in: 0...255, using: &rng)
-            case 2 where !bytes.isEmpty: bytes[i] = [0x00, 0x01, 0x7F, 0x80, 0xFF, 0x0A, 0x09, 0x0B].randomElement(using: &rng)!
+            case 2 where !bytes.isEmpty:
+                bytes[i] = [0x00, 0x01, 0x7F, 0x80, 0xFF, 0x0A, 0x09, 0x0B].randomElement(using: &rng)!
             case 3: bytes.insert(UInt8.random(in: 0...255, using: &rng), at: i)
             case 4 where !bytes.isEmpty: bytes.remove(at: i)
             case 5: bytes.removeLast(Int.random(in: 0...bytes.count, using: &rng))
@@ -103,7 +104,8 @@ import Testing
                                         UInt8.random(in: 0...255, using: &rng)
                                     }
                                 } else {
-                                    input = Self.mutate(corpus[Int.random(in: 0..<corpus.count, using: &rng)], using: &rng)
+                                    input = Self.mutate(
+                                        corpus[Int.random(in: 0..<corpus.count, using: &rng)], using: &rng)
                                 }
                                 decoded += Self.feed(input, target: n % 5)
                             }

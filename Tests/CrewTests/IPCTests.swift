@@ -5,9 +5,9 @@ import Testing
 @testable import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// Queues, pipes, shared values and cross-process locks, within one process and across processes.
@@ -16,7 +16,9 @@ import Musl
         _ = testCrew
     }
 
-    func run<A, R>(_ function: Crew.Function<A, R>, _ args: A, startMethod: Crew.StartMethod = .spawn) throws -> Crew.Process<A, R> {
+    func run<A, R>(_ function: Crew.Function<A, R>, _ args: A, startMethod: Crew.StartMethod = .spawn) throws
+        -> Crew.Process<A, R>
+    {
         let crew = startMethod == .spawn ? testCrew : testCrew.withOptions { $0.startMethod = startMethod }
         let p = Crew.Process(target: function, args: args, crew: crew)
         try p.start()
@@ -122,7 +124,8 @@ import Musl
     @Test(arguments: [Crew.StartMethod.spawn, .forkserver])
     func aChildPutsAndTheParentGets(startMethod: Crew.StartMethod) throws {
         let q = try Crew.Queue<Int>()
-        let writer = try run(TestFunctions.queuePut, QueueJob(queue: q, values: Array(0..<1000)), startMethod: startMethod)
+        let writer = try run(
+            TestFunctions.queuePut, QueueJob(queue: q, values: Array(0..<1000)), startMethod: startMethod)
         var got: [Int] = []
         for _ in 0..<1000 { got.append(try q.get(timeout: .seconds(30))) }
         #expect(got == Array(0..<1000))
@@ -195,7 +198,8 @@ import Musl
 
     @Test func aPoolInitializerHandsAQueueToEveryWorker() async throws {
         let q = try Crew.Queue<Int>()
-        let pool = try ProcessPool(testCrew, processes: 2, maxTasksPerChild: 5, initializer: TestFunctions.keepQueue, initArgs: q)
+        let pool = try ProcessPool(
+            testCrew, processes: 2, maxTasksPerChild: 5, initializer: TestFunctions.keepQueue, initArgs: q)
         let pids = try await pool.map(TestFunctions.putToKeptQueue, Array(0..<20), chunkSize: 1)
         var got: [Int] = []
         for _ in 0..<20 { got.append(try await q.get()) }
@@ -279,7 +283,9 @@ import Musl
 
     @Test func incrementsUnderTheLockFromTwoProcessesAddUp() throws {
         let counter = try SharedValue(0)
-        let children = try (0..<2).map { _ in try run(TestFunctions.increment, CounterJob(counter: counter, times: 5000)) }
+        let children = try (0..<2).map { _ in
+            try run(TestFunctions.increment, CounterJob(counter: counter, times: 5000))
+        }
         for child in children { #expect(try child.get(timeout: .seconds(60)) == 5000) }
         #expect(counter.value == 10_000)
         try counter.withLock { $0 = 3 }

@@ -10,7 +10,7 @@ import NIOCore
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Every Crew module imported beside Foundation, Glibc and NIOCore, as an app that also serves HTTP or talks to

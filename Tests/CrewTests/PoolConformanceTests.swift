@@ -28,9 +28,11 @@ import Testing
         let pool = try makePool(kind)
         #expect(try await pool.apply(TestFunctions.square, 12) == 144)
         let called = Mutex<Int?>(nil)
-        let result = try pool.applyAsync(TestFunctions.add, Pair(2, 3), timeout: nil, callback: { value in
-            called.withLock { $0 = value }
-        }, errorCallback: nil)
+        let result = try pool.applyAsync(
+            TestFunctions.add, Pair(2, 3), timeout: nil,
+            callback: { value in
+                called.withLock { $0 = value }
+            }, errorCallback: nil)
         #expect(try await Crew.blocking { try result.get(timeout: .seconds(30)) } == 5)
         #expect(result.ready)
         #expect(try result.successful)
@@ -51,7 +53,9 @@ import Testing
         for try await x in try pool.imap(TestFunctions.square, 0..<50, chunkSize: 3, timeout: nil) { ordered.append(x) }
         #expect(ordered == (0..<50).map { $0 * $0 })
         var unordered: [Int] = []
-        for try await x in try pool.imapUnordered(TestFunctions.square, 0..<50, chunkSize: 1, timeout: nil) { unordered.append(x) }
+        for try await x in try pool.imapUnordered(TestFunctions.square, 0..<50, chunkSize: 1, timeout: nil) {
+            unordered.append(x)
+        }
         #expect(unordered.sorted() == (0..<50).map { $0 * $0 })
         pool.close()
         try await pool.join()
@@ -75,7 +79,8 @@ import Testing
         await expectCrewError(.poolNotClosed) { try await pool.join() }
         // One slow call runs (long enough that a busy machine cannot finish it first); the rest wait behind it
         // and are failed by terminate.
-        let slow = try pool.applyAsync(TestFunctions.blockMilliseconds, 3000, timeout: nil, callback: nil, errorCallback: nil)
+        let slow = try pool.applyAsync(
+            TestFunctions.blockMilliseconds, 3000, timeout: nil, callback: nil, errorCallback: nil)
         let waiting = try (0..<5).map { _ in
             try pool.applyAsync(TestFunctions.blockMilliseconds, 1, timeout: nil, callback: nil, errorCallback: nil)
         }
@@ -88,7 +93,9 @@ import Testing
         await expectCrewError(.poolClosed) { try await pool.apply(TestFunctions.square, 2) }
 
         let closing = try makePool(kind)
-        let queued = try (0..<4).map { try closing.applyAsync(TestFunctions.square, $0, timeout: nil, callback: nil, errorCallback: nil) }
+        let queued = try (0..<4).map {
+            try closing.applyAsync(TestFunctions.square, $0, timeout: nil, callback: nil, errorCallback: nil)
+        }
         closing.close()
         await expectCrewError(.poolClosed) { try await closing.apply(TestFunctions.square, 2) }
         try await closing.join()
@@ -98,7 +105,9 @@ import Testing
     @Test(arguments: Kind.allCases)
     func aCallOverItsTimeoutFailsWithTimedOut(kind: Kind) async throws {
         let pool = try makePool(kind)
-        await expectCrewError(.timedOut) { try await pool.apply(TestFunctions.blockMilliseconds, 2000, timeout: .milliseconds(100)) }
+        await expectCrewError(.timedOut) {
+            try await pool.apply(TestFunctions.blockMilliseconds, 2000, timeout: .milliseconds(100))
+        }
         #expect(try await pool.apply(TestFunctions.square, 4) == 16)
         pool.terminate()
         try await pool.join()
@@ -109,7 +118,9 @@ import Testing
         let pool = try makePool(kind)
         let sums = try await withThrowingTaskGroup(of: Int.self) { group in
             for t in 0..<8 {
-                group.addTask { try await pool.map(TestFunctions.square, (t * 100)..<(t * 100 + 100), chunkSize: 10).reduce(0, +) }
+                group.addTask {
+                    try await pool.map(TestFunctions.square, (t * 100)..<(t * 100 + 100), chunkSize: 10).reduce(0, +)
+                }
             }
             return try await group.reduce(0, +)
         }
@@ -183,7 +194,9 @@ import Testing
     @Test func aMapWritesResultsInPlaceAndReleasesThemWhenAChunkFails() async throws {
         let pool = try ThreadPool(processes: 2)
         // Results with storage of their own, chunks of an odd size: every one lands in its place.
-        let words = try await pool.map(Array(0..<1000), chunkSize: 7) { String(repeating: "x", count: $0 % 40) + "\($0)" }
+        let words = try await pool.map(Array(0..<1000), chunkSize: 7) {
+            String(repeating: "x", count: $0 % 40) + "\($0)"
+        }
         #expect(words == (0..<1000).map { String(repeating: "x", count: $0 % 40) + "\($0)" })
 
         // A chunk that throws part-way: the map fails with that error, and every result made is released, in that

@@ -41,7 +41,9 @@ import Testing
         _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
         _ = sm.taskFinished(1, worker: 0, now: 10_000)  // 10 µs: short
         var actions: [SM.Action] = []
-        for id in 2...41 as ClosedRange<UInt64> { actions += sm.submit(id, synchronous: true, timeout: nil, now: 20_000) }
+        for id in 2...41 as ClosedRange<UInt64> {
+            actions += sm.submit(id, synchronous: true, timeout: nil, now: 20_000)
+        }
         let batches = sends(actions)
         #expect(batches[0]?.count == 8 && batches[1]?.count == 8)
         #expect(sm.queuedCount == 40 - 16)
@@ -110,7 +112,8 @@ import Testing
         var sm = running(1) { $0.maxFailedStarts = 1 }
         _ = sm.workerExited(0, served: false, progress: nil, now: 0)
         #expect(sm.broken)
-        #expect(sm.submitMany([7, 8], synchronous: true, timeout: nil, now: 0) == [.fail(7, .broken), .fail(8, .broken)])
+        #expect(
+            sm.submitMany([7, 8], synchronous: true, timeout: nil, now: 0) == [.fail(7, .broken), .fail(8, .broken)])
     }
 
     @Test func nothingQueuesBehindACallThatRunsLong() {
@@ -176,7 +179,8 @@ import Testing
         _ = sm.start()
         _ = sm.workerStarted(0, now: 0)
         _ = sm.submit(1, synchronous: true, timeout: nil, now: 0)
-        #expect(sm.workerExited(0, served: false, progress: WorkerProgress(started: 0, finished: 0), now: 1) == [.spawn(1)])
+        #expect(
+            sm.workerExited(0, served: false, progress: WorkerProgress(started: 0, finished: 0), now: 1) == [.spawn(1)])
         _ = sm.workerStarted(1, now: 2)
         let actions = sm.workerExited(1, served: false, progress: WorkerProgress(started: 0, finished: 0), now: 3)
         #expect(actions.contains(.fail(1, .broken)))
@@ -255,8 +259,9 @@ import Testing
         actions += sm.submit(2, synchronous: false, timeout: 70 * ms, now: 200)
         actions += sm.submit(3, synchronous: false, timeout: 90 * ms, now: 200)
         // Async calls run together: each has a timer of its own.
-        #expect(actions.filter { if case .startTimer = $0 { true } else { false } }
-            == [.startTimer(1, 50 * ms), .startTimer(2, 70 * ms), .startTimer(3, 90 * ms)])
+        #expect(
+            actions.filter { if case .startTimer = $0 { true } else { false } }
+                == [.startTimer(1, 50 * ms), .startTimer(2, 70 * ms), .startTimer(3, 90 * ms)])
         actions = sm.taskFinished(2, worker: 0, now: 1000)
         #expect(actions.contains(.cancelTimer(2)))
         #expect(!actions.contains(.cancelTimer(1)) && !actions.contains(.cancelTimer(3)))

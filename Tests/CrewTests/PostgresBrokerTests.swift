@@ -21,13 +21,17 @@ struct PostgresBrokerTests {
         ]
         for url in cases {
             let started = ContinuousClock.now
-            let error = await #expect(throws: BrokerError.self, "\(url)") { _ = try await PostgresBroker.connect(url: url) }
+            let error = await #expect(throws: BrokerError.self, "\(url)") {
+                _ = try await PostgresBroker.connect(url: url)
+            }
             #expect(error?.code == .unavailable, "\(url): \(String(describing: error))")
             // Well inside the 5 s connect timeout (no retry loop behind it). Not a timing assertion: a hang would
             // be minutes.
             #expect(ContinuousClock.now - started < .seconds(60))
         }
-        let refused = await #expect(throws: BrokerError.self) { _ = try await PostgresBroker.connect(url: "postgres://nobody@/postgres?host=\(directory)") }
+        let refused = await #expect(throws: BrokerError.self) {
+            _ = try await PostgresBroker.connect(url: "postgres://nobody@/postgres?host=\(directory)")
+        }
         #expect(refused?.message.contains("nobody") == true, "\(String(describing: refused))")
         for bad in [
             "mysql://localhost/db", "postgres://postgres@/db?colour=blue", "postgres://postgres@/db?connections=0",
@@ -48,7 +52,8 @@ struct PostgresBrokerTests {
         await #expect(throws: (any Error).self) {
             try await broker.client.withTransaction(logger: logger) { connection in
                 try await connection.query("INSERT INTO orders VALUES (1)", logger: logger)
-                try await broker.enqueue([NewJob(id: JobID("rolled-back"), name: "ship", arguments: "[1]")], connection: connection)
+                try await broker.enqueue(
+                    [NewJob(id: JobID("rolled-back"), name: "ship", arguments: "[1]")], connection: connection)
                 throw Refused()
             }
         }
@@ -60,7 +65,8 @@ struct PostgresBrokerTests {
         let mark = broker.signalMark(.jobs)
         try await broker.client.withTransaction(logger: logger) { connection in
             try await connection.query("INSERT INTO orders VALUES (2)", logger: logger)
-            try await broker.enqueue([NewJob(id: JobID("committed"), name: "ship", arguments: "[2]")], connection: connection)
+            try await broker.enqueue(
+                [NewJob(id: JobID("committed"), name: "ship", arguments: "[2]")], connection: connection)
             // Not visible to others before the commit.
             #expect(try await broker.job(JobID("committed")) == nil)
         }
@@ -96,8 +102,12 @@ struct PostgresBrokerTests {
         #expect(try await vacuums() > before)
         // The broker still works, and a broker told not to vacuum does not.
         try await broker.enqueue(NewJob(id: JobID("after"), name: "f", arguments: "[]"))
-        #expect(try await broker.claim(queues: ["default"], limit: 5, worker: "w", lease: .seconds(30)).map(\.id) == [JobID("after")])
-        let quiet = try await PostgresBroker.connect(url: url.replacingOccurrences(of: "vacuum=1000", with: "vacuum=off"))
+        #expect(
+            try await broker.claim(queues: ["default"], limit: 5, worker: "w", lease: .seconds(30)).map(\.id) == [
+                JobID("after")
+            ])
+        let quiet = try await PostgresBroker.connect(
+            url: url.replacingOccurrences(of: "vacuum=1000", with: "vacuum=off"))
         defer { quiet.close() }
         let counted = try await vacuums()
         try await quiet.enqueue((0..<1500).map { NewJob(id: JobID("q\($0)"), name: "f", arguments: "[]") })
@@ -111,7 +121,9 @@ struct PostgresBrokerTests {
         defer { broker.close() }
         let mode = try await broker.client.withConnection { connection in
             var mode = ""
-            for try await (value) in try await connection.query("SHOW plan_cache_mode", logger: logger).decode(String.self) {
+            for try await (value) in try await connection.query("SHOW plan_cache_mode", logger: logger).decode(
+                String.self)
+            {
                 mode = value
             }
             return mode
@@ -146,10 +158,14 @@ struct PostgresBrokerTests {
             NewJob(id: JobID("garbled"), name: "f", arguments: "[]", maxAttempts: 2),
         ])
         // Running with no worker and no lease; an error history that is not JSON.
-        try await PostgresTestServer.sql(url, """
+        try await PostgresTestServer.sql(
+            url,
+            """
             UPDATE crew_jobs SET state = 'running', worker = NULL, lease_until = NULL, attempts = 1 WHERE id = 'orphan'
             """)
-        try await PostgresTestServer.sql(url, """
+        try await PostgresTestServer.sql(
+            url,
+            """
             UPDATE crew_jobs SET state = 'running', worker = 'w', lease_until = 0, attempts = 1, errors = 'not json' WHERE id = 'garbled'
             """)
         #expect(try await broker.reapExpiredLeases() == 2)
@@ -157,7 +173,8 @@ struct PostgresBrokerTests {
         #expect(orphan.state == .available && orphan.errors.last?.message.contains("stopped renewing") == true)
         let garbled = try #require(try await broker.job(JobID("garbled")))
         #expect(garbled.state == .available)
-        #expect(garbled.errors.first?.message.contains("unreadable error history: not json") == true, "\(garbled.errors)")
+        #expect(
+            garbled.errors.first?.message.contains("unreadable error history: not json") == true, "\(garbled.errors)")
         // A state no broker writes is refused by the table itself.
         await #expect(throws: (any Error).self) {
             try await PostgresTestServer.sql(url, "UPDATE crew_jobs SET state = 'half-done' WHERE id = 'orphan'")
@@ -176,10 +193,13 @@ struct PostgresBrokerTests {
         for round in 0..<200 {
             if round % 10 == 5 {
                 // Every connection of the broker is cut, as a failover or a proxy would.
-                cut += (try? await PostgresTestServer.sql(url, """
-                    SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                    WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-                    """)) ?? 0
+                cut +=
+                    (try? await PostgresTestServer.sql(
+                        url,
+                        """
+                        SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                        WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+                        """)) ?? 0
             }
             do {
                 for job in try await broker.claim(queues: ["default"], limit: 3, worker: "w", lease: .seconds(60)) {

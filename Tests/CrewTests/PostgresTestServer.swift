@@ -28,7 +28,8 @@ enum PostgresTestServer {
         let name = "crew_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16))"
         let logger = Logger(label: "crew.test.postgres")
         let admin = try await PostgresConnection.connect(
-            configuration: .init(unixSocketPath: directory + "/.s.PGSQL.5432", username: "postgres", password: nil, database: "postgres"),
+            configuration: .init(
+                unixSocketPath: directory + "/.s.PGSQL.5432", username: "postgres", password: nil, database: "postgres"),
             id: 1, logger: logger
         )
         try await admin.query("CREATE DATABASE \(unescaped: name)", logger: logger)
@@ -49,7 +50,9 @@ enum PostgresTestServer {
 
     /// Restarts the server (stopped, then started again on the same data) and returns once it is back.
     static func restart() async throws {
-        guard let request = ProcessInfo.processInfo.environment["CREW_TEST_POSTGRES_RESTART"] else { throw NotConfigured() }
+        guard let request = ProcessInfo.processInfo.environment["CREW_TEST_POSTGRES_RESTART"] else {
+            throw NotConfigured()
+        }
         FileManager.default.createFile(atPath: request, contents: nil)
         let deadline = ContinuousClock.now + .seconds(120)
         while FileManager.default.fileExists(atPath: request) && ContinuousClock.now < deadline {

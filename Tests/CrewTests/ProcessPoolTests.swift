@@ -7,11 +7,13 @@ import Testing
 @testable import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct ProcessPoolTests {
-    func pool(_ processes: Int = 2, maxTasksPerChild: Int? = nil, options: ProcessPool.Options = .init()) throws -> ProcessPool {
+    func pool(_ processes: Int = 2, maxTasksPerChild: Int? = nil, options: ProcessPool.Options = .init()) throws
+        -> ProcessPool
+    {
         try ProcessPool(testCrew, processes: processes, maxTasksPerChild: maxTasksPerChild, options: options)
     }
 
@@ -24,7 +26,8 @@ import Glibc
         let pool = try pool()
         #expect(try await pool.apply(TestFunctions.square, 7) == 49)
         let result = try pool.applyAsync(TestFunctions.add, Pair(40, 2))
-        #expect(try await Crew.blocking { try result.get(timeout: .seconds(30)) } == 42)  // Off the cooperative threads.
+        // Off the cooperative threads.
+        #expect(try await Crew.blocking { try result.get(timeout: .seconds(30)) } == 42)
         #expect(result.ready)
         #expect(try result.successful)
         #expect(try await pool.apply(TestFunctions.greet, "pool") == "hello, pool")
@@ -77,7 +80,8 @@ import Glibc
         #expect(error?.code == .workerCrashed)
         // The call queued behind the trap runs on the replacement worker.
         #expect(try await Crew.blocking { try after.get(timeout: .seconds(30)) } == 81)
-        #expect(try await Crew.blocking { try pool.applyAsync(TestFunctions.square, 4).get(timeout: .seconds(30)) } == 16)
+        #expect(
+            try await Crew.blocking { try pool.applyAsync(TestFunctions.square, 4).get(timeout: .seconds(30)) } == 16)
         try await finish(pool)
     }
 
@@ -137,10 +141,15 @@ import Glibc
         let pool = try pool()
         let error: CrewError?
         switch kind {
-        case "fatalError": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapFatalError, "boom") }
+        case "fatalError":
+            error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapFatalError, "boom") }
         case "index": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapIndex, 5) }
-        case "unwrap": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapUnwrap, Crew.Empty()) }
-        case "segfault": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.segfault, Crew.Empty()) }
+        case "unwrap":
+            error = await expectCrewError(.workerCrashed) {
+                try await pool.apply(TestFunctions.trapUnwrap, Crew.Empty())
+            }
+        case "segfault":
+            error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.segfault, Crew.Empty()) }
         case "exit": error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.exitWith, 3) }
         default: error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.killSelf, SIGKILL) }
         }
@@ -247,7 +256,11 @@ import Glibc
 
     @Test func timeoutsInAMapAreScaledByChunk() async throws {
         let pool = try pool(2)
-        #expect(try await pool.map(TestFunctions.sleepMilliseconds, [20, 20, 20, 20], chunkSize: 4, timeout: .milliseconds(500)) == [20, 20, 20, 20])
+        #expect(
+            try await pool.map(
+                TestFunctions.sleepMilliseconds, [20, 20, 20, 20], chunkSize: 4, timeout: .milliseconds(500)) == [
+                    20, 20, 20, 20,
+                ])
         await expectCrewError(.timedOut) {
             try await pool.map(TestFunctions.sleepMilliseconds, [20, 5_000], chunkSize: 1, timeout: .milliseconds(300))
         }
@@ -303,7 +316,9 @@ import Glibc
         let pool = try ProcessPool(small, processes: 1)
         await expectCrewError(.unknownFunction) { try await pool.apply(stranger, 1) }
         await expectCrewError(.unknownFunction) { try await pool.apply(TestFunctions.onlyInParent, 1) }
-        await expectCrewError(.frameTooLarge) { try await pool.apply(TestFunctions.echoBytes, [UInt8](repeating: 0, count: 5000)) }
+        await expectCrewError(.frameTooLarge) {
+            try await pool.apply(TestFunctions.echoBytes, [UInt8](repeating: 0, count: 5000))
+        }
         await expectCrewError(.frameTooLarge) { try await pool.apply(TestFunctions.bigResult, 10_000) }
         #expect(try await pool.apply(TestFunctions.square, 3) == 9)
         try await finish(pool)
@@ -327,7 +342,8 @@ import Glibc
 
     @Test func theInitializerRunsInEveryWorkerBeforeItsTasks() async throws {
         let pool = try ProcessPool(testCrew, processes: 2, initializer: TestFunctions.initState, initArgs: "ready")
-        let states = try await pool.map(TestFunctions.readState, Array(repeating: Crew.Empty(), count: 20), chunkSize: 1)
+        let states = try await pool.map(
+            TestFunctions.readState, Array(repeating: Crew.Empty(), count: 20), chunkSize: 1)
         #expect(states.allSatisfy { $0 == "ready" })
         try await finish(pool)
     }
@@ -388,7 +404,10 @@ import Glibc
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        #expect(settled, "descriptors \(fdsBefore) -> \(openDescriptorCount()), children \(childrenBefore) -> \(CrewTesting.liveChildren().count)")
+        #expect(
+            settled,
+            "descriptors \(fdsBefore) -> \(openDescriptorCount()), children \(childrenBefore) -> \(CrewTesting.liveChildren().count)"
+        )
         try await finish(pool)
     }
 }

@@ -5,7 +5,7 @@ import Testing
 @_spi(Internals) @testable import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct ProcessTests {
@@ -90,7 +90,8 @@ import Glibc
     func aTrapBecomesWorkerCrashed(kind: String, expected: String) async throws {
         let start: () throws -> any ProcessLike
         switch kind {
-        case "fatalError": start = { try started(Crew.Process(target: TestFunctions.trapFatalError, args: "boom", crew: testCrew)) }
+        case "fatalError":
+            start = { try started(Crew.Process(target: TestFunctions.trapFatalError, args: "boom", crew: testCrew)) }
         case "index": start = { try started(Crew.Process(target: TestFunctions.trapIndex, args: 7, crew: testCrew)) }
         default: start = { try started(Crew.Process(target: TestFunctions.trapUnwrap, crew: testCrew)) }
         }
@@ -246,9 +247,10 @@ import Glibc
         let p = Crew.Process(target: TestFunctions.descriptors, crew: testCrew)
         try p.start()
         let lines = try await p.value
-        let byFD = Dictionary(uniqueKeysWithValues: lines.map { line in
-            (Int32(line.split(separator: " ")[0])!, line)
-        })
+        let byFD = Dictionary(
+            uniqueKeysWithValues: lines.map { line in
+                (Int32(line.split(separator: " ")[0])!, line)
+            })
         #expect(byFD[0]?.contains("/dev/null") == true, "\(lines)")
         #expect(byFD[2]?.contains("pipe:") == true, "\(lines)")
         #expect(byFD[3]?.contains("socket:") == true && byFD[3]?.contains("cloexec") == true, "\(lines)")

@@ -73,11 +73,14 @@ import Testing
                 looks += 1
                 var holders: Set<String> = []
                 do {
-                    holders = Set(try await broker.jobs(queue: nil, states: [.running], limit: 100).compactMap(\.worker))
+                    holders = Set(
+                        try await broker.jobs(queue: nil, states: [.running], limit: 100).compactMap(\.worker))
                 } catch {
                     lookFailures.append("\(error)")  // during the PostgreSQL restart
                 }
-                guard let victim = workers.indices.filter({ holders.contains(names[$0]) }).randomElement() else { continue }
+                guard let victim = workers.indices.filter({ holders.contains(names[$0]) }).randomElement() else {
+                    continue
+                }
                 workers[victim].kill()
                 try await workers[victim].join()
                 workers[victim] = try startWorker(url, started)
@@ -90,7 +93,8 @@ import Testing
         for worker in workers { try await worker.join() }
         let jobs = try await broker.jobs(queue: nil, states: nil, limit: .max)
         #expect(jobs.count == total)
-        #expect(jobs.allSatisfy { $0.state == .succeeded }, "\(Dictionary(grouping: jobs, by: \.state).mapValues(\.count))")
+        #expect(
+            jobs.allSatisfy { $0.state == .succeeded }, "\(Dictionary(grouping: jobs, by: \.state).mapValues(\.count))")
         // Every attempt is accounted for: the one that succeeded, and one recorded error per lost attempt.
         #expect(jobs.allSatisfy { $0.attempts == $0.errors.count + 1 })
         #expect(Set(jobs.compactMap(\.result)) == Set((0..<total).map(String.init)))
@@ -104,7 +108,8 @@ import Testing
         for round in 0..<3 {
             let url = try await storage.freshURL()
             let broker = try await CrewCLI.broker(url)  // the schema exists before the producer starts
-            let producer = Crew.Process(target: QueueFunctions.produce, args: ChaosProducerJob(broker: url, count: 50_000), crew: testCrew)
+            let producer = Crew.Process(
+                target: QueueFunctions.produce, args: ChaosProducerJob(broker: url, count: 50_000), crew: testCrew)
             try producer.start()
             try await Task.sleep(for: .milliseconds(20 + 40 * round))
             producer.kill()

@@ -1,8 +1,9 @@
 import Crew
-@testable import CrewQueue
 import Foundation
 import Synchronization
 import Testing
+
+@testable import CrewQueue
 
 /// The durable queue's small parts: job ids, group commit, in-process wake-ups.
 @Suite struct QueuePartsTests {

@@ -7,9 +7,9 @@ import Logging
 import Metrics
 import MetricsTestKit
 import ServiceLifecycle
-import UnixSignals
 import Synchronization
 import Testing
+import UnixSignals
 
 /// Functions queued tasks run in these tests (in this process, on threads or coroutines).
 enum QueuedWork {
@@ -17,7 +17,10 @@ enum QueuedWork {
     static let double = Crew.Function("queued.double") { (n: Int) in n * 2 }
     /// Fails its first two calls, then succeeds.
     static let flaky = Crew.Function("queued.flaky") { (n: Int) throws -> Int in
-        let call = flakyCalls.withLock { $0 += 1; return $0 }
+        let call = flakyCalls.withLock {
+            $0 += 1
+            return $0
+        }
         if call <= 2 { throw TestFailure(reason: "call \(call) fails") }
         return n
     }
@@ -46,7 +49,10 @@ let testMetrics: TestMetrics = {
         _ = testCrew
     }
 
-    func setUp(_ backend: Backend, tasks: [any AnyQueueTask], configuration: QueueWorker.Configuration = .init(pollInterval: .milliseconds(5))) throws -> (TaskClient, QueueWorker) {
+    func setUp(
+        _ backend: Backend, tasks: [any AnyQueueTask],
+        configuration: QueueWorker.Configuration = .init(pollInterval: .milliseconds(5))
+    ) throws -> (TaskClient, QueueWorker) {
         let broker: any QueueBroker
         let executor: Crew.Executor
         switch backend {
@@ -57,7 +63,10 @@ let testMetrics: TestMetrics = {
             broker = try SQLiteBroker(path: BrokerConformanceTests.temporaryPath())
             executor = try .coroutines(10)
         }
-        return (TaskClient(broker: broker), QueueWorker(broker: broker, tasks: tasks, executor: executor, configuration: configuration))
+        return (
+            TaskClient(broker: broker),
+            QueueWorker(broker: broker, tasks: tasks, executor: executor, configuration: configuration)
+        )
     }
 
     @Test(arguments: Backend.allCases)
@@ -136,7 +145,8 @@ let testMetrics: TestMetrics = {
 
     @Test func aCrashInAPreforkWorkerCostsOneAttemptNotTheWorker() async throws {
         let broker = MemoryBroker()
-        let trap = QueueTask(TestFunctions.trapIndex, options: TaskOptions(maxRetries: 1, retryBackoff: .milliseconds(1)))
+        let trap = QueueTask(
+            TestFunctions.trapIndex, options: TaskOptions(maxRetries: 1, retryBackoff: .milliseconds(1)))
         let square = QueueTask(TestFunctions.square)
         let worker = QueueWorker(
             broker: broker, tasks: [trap, square], executor: try .processes(2, crew: testCrew),
@@ -184,11 +194,12 @@ let testMetrics: TestMetrics = {
     @Test func aGracefulShutdownOfItsServiceGroupStopsTheWorker() async throws {
         let double = QueueTask(QueuedWork.double)
         let (client, worker) = try setUp(.memoryThreads, tasks: [double])
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [worker],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: Logger(label: "test")
-        ))
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [worker],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: Logger(label: "test")
+            ))
         let running = Task { try await group.run() }
         #expect(try await client.enqueue(double, 3).result(timeout: .seconds(30)) == 6)
         await group.triggerGracefulShutdown()
@@ -197,7 +208,9 @@ let testMetrics: TestMetrics = {
 
     @Test func stoppingLetsRunningJobsFinishThenGivesBackTheRest() async throws {
         let nap = QueueTask(QueuedWork.nap)
-        let (client, worker) = try setUp(.memoryThreads, tasks: [nap], configuration: .init(concurrency: 2, pollInterval: .milliseconds(5), gracePeriod: .milliseconds(300)))
+        let (client, worker) = try setUp(
+            .memoryThreads, tasks: [nap],
+            configuration: .init(concurrency: 2, pollInterval: .milliseconds(5), gracePeriod: .milliseconds(300)))
         let quick = try await client.enqueue(nap, 50)
         let long = try await client.enqueue(nap, 20_000)
         let running = Task { try await worker.run() }

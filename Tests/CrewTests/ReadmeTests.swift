@@ -158,7 +158,9 @@ func readmeTesting() throws {
             .deletingLastPathComponent()
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         let here = Self.normalized(try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8))
-        let blocks = readme.components(separatedBy: "```swift\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        let blocks = readme.components(separatedBy: "```swift\n").dropFirst().map {
+            $0.components(separatedBy: "```")[0]
+        }
         #expect(blocks.count >= 3)
         for block in blocks {
             #expect(here.contains(Self.normalized(block)), "README block not compiled in ReadmeTests.swift:\n\(block)")

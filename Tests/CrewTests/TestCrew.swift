@@ -8,7 +8,8 @@ import Testing
 /// process also registers `onlyInParent`, which the children do not know.
 let testCrew: Crew = {
     do {
-        return try CrewTesting.bootstrap(TestFunctions.all + QueueFunctions.all + [TestFunctions.onlyInParent], worker: "crew-test-worker")
+        return try CrewTesting.bootstrap(
+            TestFunctions.all + QueueFunctions.all + [TestFunctions.onlyInParent], worker: "crew-test-worker")
     } catch {
         fatalError("cannot bootstrap the test crew: \(error)")
     }

@@ -5,7 +5,7 @@ import Testing
 @_spi(Internals) @testable import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A child that serves many calls: the path pools build on.

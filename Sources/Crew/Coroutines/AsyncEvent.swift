@@ -3,9 +3,9 @@ import CCrewShims
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A flag coroutines can wait for: gevent's `Event`, for tasks (``Crew/Event`` is the one between processes).

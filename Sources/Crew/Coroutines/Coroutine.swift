@@ -3,9 +3,9 @@ import CCrewShims
 public import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 // gevent's toolkit on Swift concurrency: coroutines are tasks, and no new scheduler is needed. What gevent's
@@ -102,7 +102,9 @@ extension Crew {
                 guard case .finished(let index) = event else { break }
                 finished.insert(index)
                 if raiseError, case .failure(let error) = await coroutines[index].task.result {
-                    for (other, coroutine) in coroutines.enumerated() where !finished.contains(other) { coroutine.cancel() }
+                    for (other, coroutine) in coroutines.enumerated() where !finished.contains(other) {
+                        coroutine.cancel()
+                    }
                     sink.finish()
                     throw error
                 }

@@ -3,9 +3,9 @@ import CCrewShims
 public import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A counter several tasks take numbers from.
@@ -103,15 +103,16 @@ final class AsyncSlots: Sendable {
     }
 
     func release() {
-        let (next, drained): (CheckedContinuation<Void, any Error>?, [CheckedContinuation<Void, any Error>]) = state.withLock { state in
-            if !state.waiters.isEmpty { return (state.waiters.removeFirst().continuation, []) }
-            state.free += 1
-            if state.free == total {
-                defer { state.drained.removeAll() }
-                return (nil, state.drained)
+        let (next, drained): (CheckedContinuation<Void, any Error>?, [CheckedContinuation<Void, any Error>]) =
+            state.withLock { state in
+                if !state.waiters.isEmpty { return (state.waiters.removeFirst().continuation, []) }
+                state.free += 1
+                if state.free == total {
+                    defer { state.drained.removeAll() }
+                    return (nil, state.drained)
+                }
+                return (nil, [])
             }
-            return (nil, [])
-        }
         next?.resume()
         for waiter in drained { waiter.resume() }
     }

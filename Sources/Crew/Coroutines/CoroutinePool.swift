@@ -3,9 +3,9 @@ import CCrewShims
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A pool that runs at most `size` coroutines at once: gevent's `Pool(size)`.
@@ -27,7 +27,9 @@ public final class CoroutinePool: WorkerPool, Sendable {
     ///
     /// - Throws: ``CrewError/Code/invalidArgument`` if `size` is below 1.
     public init(size: Int) throws {
-        guard size >= 1 else { throw CrewError(.invalidArgument, "a coroutine pool needs a size of at least 1, not \(size)") }
+        guard size >= 1 else {
+            throw CrewError(.invalidArgument, "a coroutine pool needs a size of at least 1, not \(size)")
+        }
         self.size = size
         self.slots = AsyncSlots(size)
     }
@@ -177,7 +179,9 @@ public final class CoroutinePool: WorkerPool, Sendable {
         errorCallback: (@Sendable (CrewError) -> Void)? = nil
     ) throws -> AsyncResult<[R]> {
         try checkOpen(function.name)
-        if let chunkSize, chunkSize < 1 { throw CrewError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)") }
+        if let chunkSize, chunkSize < 1 {
+            throw CrewError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
+        }
         let items = Array(items)
         let result = AsyncResult<[R]>(callback: callback, errorCallback: errorCallback)
         let name = function.name

@@ -3,9 +3,9 @@ import CCrewShims
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 extension Crew {
@@ -26,7 +26,8 @@ extension Crew {
         let nanoseconds = timeout.clampedNanoseconds
         Reactor.shared.submit {
             Reactor.shared.schedule(afterNanoseconds: nanoseconds) {
-                outcome.complete(.failure(ErrorBox(error: CrewError(.timedOut, "the call did not finish within \(timeout)"))))
+                outcome.complete(
+                    .failure(ErrorBox(error: CrewError(.timedOut, "the call did not finish within \(timeout)"))))
             }
         }
         let result = await withTaskCancellationHandler {

@@ -1,4 +1,3 @@
-
 /// A registered function of any argument and result type, as ``Crew/bootstrap(_:options:)-(AnyFunction...,_)``
 /// takes them. ``Crew/Function`` is the conforming type.
 public protocol AnyFunction: Sendable {

@@ -1,4 +1,3 @@
-
 extension Crew {
     /// The argument of a function that takes none and the result of one that returns nothing.
     @frozen

@@ -1,4 +1,3 @@
-
 extension Crew {
     /// A function that can run in another process: a stable name and a typed body.
     ///

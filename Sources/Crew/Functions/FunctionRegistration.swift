@@ -1,4 +1,3 @@
-
 /// What a child process needs to run a registered function: its name and its body behind the wire codec.
 /// Made by ``Crew/Function``; opaque to everything else.
 public struct FunctionRegistration: Sendable {

@@ -2,9 +2,9 @@ import CCrewShims
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 extension Crew {
@@ -119,7 +119,8 @@ extension Crew {
                             var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                             _ = Glibc.poll(&poller, 1, -1)
                         case EPIPE, ECONNRESET:
-                            throw CrewError(.closed, "the other end of the pipe is closed: its holders exited or closed it")
+                            throw CrewError(
+                                .closed, "the other end of the pipe is closed: its holders exited or closed it")
                         case EBADF:
                             throw CrewError(.closed, "this connection is closed")
                         default:
@@ -211,7 +212,9 @@ extension Crew {
         private static func frameEnd(_ state: ReadState) -> Int? {
             let available = state.end - state.start
             guard available >= 4 else { return nil }
-            let length = state.buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: state.start, as: UInt32.self))) }
+            let length = state.buffer.withUnsafeBytes {
+                Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: state.start, as: UInt32.self)))
+            }
             return available - 4 >= length ? state.start + 4 + length : nil
         }
 
@@ -249,7 +252,10 @@ extension Crew {
                     }
                     if length > maxFrameSize {
                         close()
-                        throw CrewError(.frameTooLarge, "a message of \(length) bytes is over the limit of \(maxFrameSize); the connection was closed")
+                        throw CrewError(
+                            .frameTooLarge,
+                            "a message of \(length) bytes is over the limit of \(maxFrameSize); the connection was closed"
+                        )
                     }
                     needed = 4 + length
                 }
@@ -270,7 +276,9 @@ extension Crew {
                     let count = state.end
                     if count > 0 {
                         grown.withUnsafeMutableBytes { to in
-                            state.buffer.withUnsafeBytes { from in to.baseAddress!.copyMemory(from: from.baseAddress!, byteCount: count) }
+                            state.buffer.withUnsafeBytes { from in
+                                to.baseAddress!.copyMemory(from: from.baseAddress!, byteCount: count)
+                            }
                         }
                     }
                     state.buffer = grown

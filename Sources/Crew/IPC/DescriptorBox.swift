@@ -2,9 +2,9 @@ import CCrewShims
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A handed descriptor owned by the process's table of handed objects.

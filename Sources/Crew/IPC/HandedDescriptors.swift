@@ -2,9 +2,9 @@ import CCrewShims
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 // How queues, pipes, locks and shared values travel to a child, as Python's do with the `spawn` start method:
@@ -79,19 +79,22 @@ enum HandedDescriptors {
         make: (Int32) throws -> T
     ) throws -> T {
         guard position >= 0, position < handed.load(ordering: .acquiring) else {
-            throw DecodingError.dataCorrupted(DecodingError.Context(
-                codingPath: codingPath,
-                debugDescription: "\(T.self) refers to handed descriptor \(position), but this process was handed "
-                    + "\(handed.load(ordering: .acquiring)); IPC objects decode only in the child they were passed to"
-            ))
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(
+                    codingPath: codingPath,
+                    debugDescription: "\(T.self) refers to handed descriptor \(position), but this process was handed "
+                        + "\(handed.load(ordering: .acquiring)); IPC objects decode only in the child they were passed to"
+                ))
         }
         return try adopted.withLock { adopted in
             if let existing = adopted[position] {
                 guard let object = existing as? T else {
-                    throw DecodingError.dataCorrupted(DecodingError.Context(
-                        codingPath: codingPath,
-                        debugDescription: "handed descriptor \(position) is a \(Swift.type(of: existing)), not a \(T.self)"
-                    ))
+                    throw DecodingError.dataCorrupted(
+                        DecodingError.Context(
+                            codingPath: codingPath,
+                            debugDescription:
+                                "handed descriptor \(position) is a \(Swift.type(of: existing)), not a \(T.self)"
+                        ))
                 }
                 return object
             }
@@ -106,11 +109,14 @@ enum HandedDescriptors {
     /// Writes `kind` and the position of `fd` (see the file's comment), or throws where no child is being started.
     static func encode(_ kind: String, fd: Int32, owner: AnyObject, to encoder: any Encoder) throws {
         guard let collector else {
-            throw EncodingError.invalidValue(owner, EncodingError.Context(
-                codingPath: encoder.codingPath,
-                debugDescription: "a \(kind) travels to a child only in the arguments of Crew.Process(target:args:) "
-                    + "or of a pool's initializer, which hand its descriptor to the child as it starts"
-            ))
+            throw EncodingError.invalidValue(
+                owner,
+                EncodingError.Context(
+                    codingPath: encoder.codingPath,
+                    debugDescription:
+                        "a \(kind) travels to a child only in the arguments of Crew.Process(target:args:) "
+                        + "or of a pool's initializer, which hand its descriptor to the child as it starts"
+                ))
         }
         var container = encoder.unkeyedContainer()
         try container.encode(kind)
@@ -127,10 +133,11 @@ enum HandedDescriptors {
         var container = try decoder.unkeyedContainer()
         let found = try container.decode(String.self)
         guard found == kind else {
-            throw DecodingError.dataCorrupted(DecodingError.Context(
-                codingPath: decoder.codingPath,
-                debugDescription: "expected a handed \(kind), found a \(found)"
-            ))
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "expected a handed \(kind), found a \(found)"
+                ))
         }
         let position = try container.decode(Int.self)
         return try object(at: position, as: type, codingPath: decoder.codingPath, make: make)
@@ -169,10 +176,11 @@ final class SharedRegion: @unchecked Sendable {
     static func adopt(_ fd: Int32, minimumSize: Int) throws -> SharedRegion {
         let size = crew_fd_size(fd)
         guard size >= minimumSize else {
-            throw DecodingError.dataCorrupted(DecodingError.Context(
-                codingPath: [],
-                debugDescription: "handed descriptor \(fd) is not a shared region of at least \(minimumSize) bytes"
-            ))
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(
+                    codingPath: [],
+                    debugDescription: "handed descriptor \(fd) is not a shared region of at least \(minimumSize) bytes"
+                ))
         }
         guard let raw = crew_map_shared(fd, UInt(size)) else { throw systemCallError("mmap") }
         return SharedRegion(fd: fd, address: raw, size: size)

@@ -39,7 +39,9 @@ extension Crew {
         /// - Throws: ``CrewError/Code/invalidArgument`` for a negative size; ``CrewError/Code/systemCallFailed`` if
         ///   the shared memory cannot be made.
         public init(maxSize: Int = 0, capacity: Int = Queue.defaultCapacity) throws {
-            guard maxSize >= 0 else { throw CrewError(.invalidArgument, "maxSize must be 0 (no limit) or more, not \(maxSize)") }
+            guard maxSize >= 0 else {
+                throw CrewError(.invalidArgument, "maxSize must be 0 (no limit) or more, not \(maxSize)")
+            }
             guard capacity > 0, capacity <= 1 << 40 else {
                 throw CrewError(.invalidArgument, "capacity must be 1 byte to 1 TiB, not \(capacity)")
             }
@@ -95,7 +97,8 @@ extension Crew {
                 let headerCount = BinaryEncoder.byteArrayHeader(count: raw.count, into: &header)
                 return try withUnsafeBytes(of: &header) { head in
                     try raw.withUnsafeBytes { body in
-                        try core.put(prefix: UnsafeRawBufferPointer(rebasing: head[0..<headerCount]), body, until: deadline)
+                        try core.put(
+                            prefix: UnsafeRawBufferPointer(rebasing: head[0..<headerCount]), body, until: deadline)
                     }
                 }
             }
@@ -186,7 +189,9 @@ extension Crew {
         /// Takes the queue handed to this child by its parent.
         public convenience init(from decoder: any Decoder) throws {
             let core = try HandedDescriptors.decode("Queue", as: QueueCore.self, from: decoder) { fd in
-                try QueueCore(adopting: SharedRegion.adopt(fd, minimumSize: QueueCore.Layout.data + 1), spinNanoseconds: Self.spin)
+                try QueueCore(
+                    adopting: SharedRegion.adopt(fd, minimumSize: QueueCore.Layout.data + 1), spinNanoseconds: Self.spin
+                )
             }
             self.init(core: core)
         }

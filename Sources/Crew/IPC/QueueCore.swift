@@ -2,9 +2,9 @@ import CCrewShims
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 // The byte queue under `Queue<T>`: a ring in an owner-only shared region, for many producer and consumer
@@ -96,7 +96,8 @@ final class QueueCore: @unchecked Sendable {
     /// The queue behind a handed descriptor.
     init(adopting region: SharedRegion, spinNanoseconds: UInt64) throws {
         guard region.size > Layout.data, crew_load32(region.word(Layout.kind)) == 7 else {
-            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "the handed region is not a queue"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: [], debugDescription: "the handed region is not a queue"))
         }
         let capacity = Int(region.pointer(Layout.capacity).load(as: UInt64.self))
         guard capacity > 0, capacity & (capacity - 1) == 0, Layout.data + capacity <= region.size else {
@@ -166,7 +167,8 @@ final class QueueCore: @unchecked Sendable {
 
     private func unregister() {
         _ = try? withSlots { slots in
-            for i in 0..<Layout.slotCount where slots.load(fromByteOffset: i * 16, as: Int32.self) == me.pid
+            for i in 0..<Layout.slotCount
+            where slots.load(fromByteOffset: i * 16, as: Int32.self) == me.pid
                 && slots.load(fromByteOffset: i * 16 + 8, as: UInt64.self) == me.start
             {
                 slots.storeBytes(of: Int32(0), toByteOffset: i * 16, as: Int32.self)
@@ -177,13 +179,14 @@ final class QueueCore: @unchecked Sendable {
     /// True if the queue has been held by another process and none holds it now.
     private func othersGone() -> Bool {
         guard crew_load32(region.word(Layout.shared)) != 0 else { return false }
-        let snapshot: [ProcessIdentity] = (try? withSlots { slots in
-            (0..<Layout.slotCount).compactMap { i -> ProcessIdentity? in
-                let pid = slots.load(fromByteOffset: i * 16, as: Int32.self)
-                guard pid != 0 else { return nil }
-                return ProcessIdentity(pid: pid, start: slots.load(fromByteOffset: i * 16 + 8, as: UInt64.self))
-            }
-        }) ?? []
+        let snapshot: [ProcessIdentity] =
+            (try? withSlots { slots in
+                (0..<Layout.slotCount).compactMap { i -> ProcessIdentity? in
+                    let pid = slots.load(fromByteOffset: i * 16, as: Int32.self)
+                    guard pid != 0 else { return nil }
+                    return ProcessIdentity(pid: pid, start: slots.load(fromByteOffset: i * 16 + 8, as: UInt64.self))
+                }
+            }) ?? []
         return !snapshot.contains { $0 != me && $0.isAlive }
     }
 
@@ -286,7 +289,9 @@ final class QueueCore: @unchecked Sendable {
             // Big enough to travel in pieces: join the parts first (the piece code takes one buffer).
             var joined = [UInt8](prefix)
             joined.append(contentsOf: bytes)
-            return try joined.withUnsafeBytes { try put(prefix: UnsafeRawBufferPointer(start: nil, count: 0), $0, until: deadline) }
+            return try joined.withUnsafeBytes {
+                try put(prefix: UnsafeRawBufferPointer(start: nil, count: 0), $0, until: deadline)
+            }
         }
         try checkOpen()
         guard try lock(putLock, until: deadline, what: "queue's put lock") else {
@@ -295,7 +300,9 @@ final class QueueCore: @unchecked Sendable {
         defer { _ = crew_mutex_unlock(putLock.address) }
         if maxSize > 0 {
             let count = i64(Layout.count)
-            switch wait(Layout.notFull, waiters: Layout.fullWaiters, until: deadline, { crew_loadi64(count) < Int64(maxSize) }) {
+            switch wait(
+                Layout.notFull, waiters: Layout.fullWaiters, until: deadline, { crew_loadi64(count) < Int64(maxSize) })
+            {
             case .ready: break
             case .timedOut: throw CrewError(.full, "the queue held \(maxSize) messages until the timeout")
             case .othersGone: throw goneError(putting: true)
@@ -322,7 +329,8 @@ final class QueueCore: @unchecked Sendable {
                 var offset = 0
                 while offset < bytes.count {
                     let end = min(bytes.count, offset + fragment)
-                    let kind = offset == 0 ? Self.recordFirst : (end == bytes.count ? Self.recordLast : Self.recordMiddle)
+                    let kind =
+                        offset == 0 ? Self.recordFirst : (end == bytes.count ? Self.recordLast : Self.recordMiddle)
                     let piece = UnsafeRawBufferPointer(rebasing: bytes[offset..<end])
                     try writeRecord(kind: kind, piece, until: offset == 0 ? deadline : -1)
                     offset = end
@@ -380,9 +388,12 @@ final class QueueCore: @unchecked Sendable {
         // A record does not wrap: if it does not fit before the end, a skip record fills the end first.
         let untilEnd = capacity - Int(tail & mask)
         let needed = size <= untilEnd ? size : untilEnd + size
-        switch wait(Layout.notFull, waiters: Layout.fullWaiters, until: deadline, {
-            self.capacity - Int(tail &- crew_load64(head)) >= needed
-        }) {
+        switch wait(
+            Layout.notFull, waiters: Layout.fullWaiters, until: deadline,
+            {
+                self.capacity - Int(tail &- crew_load64(head)) >= needed
+            })
+        {
         case .ready: break
         case .timedOut:
             if kind == Self.recordWhole || kind == Self.recordFirst {
@@ -471,7 +482,8 @@ final class QueueCore: @unchecked Sendable {
                 continue
             }
             guard length <= capacity / 4, kind <= Self.recordLast else {
-                throw CrewError(.protocolError, "the queue's ring is damaged (a record of \(length) bytes, kind \(kind))")
+                throw CrewError(
+                    .protocolError, "the queue's ring is damaged (a record of \(length) bytes, kind \(kind))")
             }
             let size = 8 + (length + 7) & ~7
             switch kind {
@@ -564,7 +576,9 @@ final class QueueCore: @unchecked Sendable {
     /// Waits until every message put has been marked done.
     func join(until deadline: Int64) throws -> Bool {
         let unfinished = i64(Layout.unfinished)
-        switch wait(Layout.joinSequence, waiters: Layout.joinWaiters, until: deadline, { crew_loadi64(unfinished) == 0 }) {
+        switch wait(
+            Layout.joinSequence, waiters: Layout.joinWaiters, until: deadline, { crew_loadi64(unfinished) == 0 })
+        {
         case .ready: return true
         case .timedOut: return false
         case .othersGone:

@@ -15,9 +15,12 @@ final class SharedCells: Sendable {
     static let dataOffset = 256
 
     init<T: BitwiseCopyable>(_: T.Type, count: Int, lock: Bool) throws {
-        guard count >= 0 else { throw CrewError(.invalidArgument, "a shared array's count must be 0 or more, not \(count)") }
+        guard count >= 0 else {
+            throw CrewError(.invalidArgument, "a shared array's count must be 0 or more, not \(count)")
+        }
         guard MemoryLayout<T>.alignment <= 64 else {
-            throw CrewError(.invalidArgument, "\(T.self) needs an alignment over 64 bytes, which shared memory here lacks")
+            throw CrewError(
+                .invalidArgument, "\(T.self) needs an alignment over 64 bytes, which shared memory here lacks")
         }
         let bytes = Self.dataOffset + max(1, count) * MemoryLayout<T>.stride
         region = try SharedRegion.create(name: "crew-shared-value", size: (bytes + 4095) & ~4095)
@@ -41,7 +44,9 @@ final class SharedCells: Sendable {
         guard stride == MemoryLayout<T>.stride, alignment == MemoryLayout<T>.alignment else {
             throw damaged("the handed shared value holds elements of \(stride) bytes, not \(T.self)")
         }
-        guard Self.dataOffset + count * stride <= region.size else { throw damaged("the handed shared value is damaged") }
+        guard Self.dataOffset + count * stride <= region.size else {
+            throw damaged("the handed shared value is damaged")
+        }
         self.region = region
         self.count = count
         self.mutex = crew_load32(region.word(4)) == 1 ? SharedMutex(address: region.pointer(64)) : nil
@@ -121,7 +126,10 @@ public final class SharedValue<Value: BitwiseCopyable>: Codable, Sendable {
             try SharedCells(Value.self, adopting: SharedRegion.adopt(fd, minimumSize: SharedCells.dataOffset))
         }
         guard cells.count == 1 else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "the handed region is a shared array, not a value"))
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: decoder.codingPath, debugDescription: "the handed region is a shared array, not a value"
+                ))
         }
         self.init(cells: cells)
     }

@@ -46,7 +46,9 @@ extension Crew {
         ///
         /// - Throws: ``CrewError/Code/poolClosed`` after ``shutdown(wait:cancelFutures:)``.
         @discardableResult
-        public func submit<A, R>(_ function: Crew.Function<A, R>, _ args: A, timeout: Duration? = nil) throws -> AsyncResult<R> {
+        public func submit<A, R>(_ function: Crew.Function<A, R>, _ args: A, timeout: Duration? = nil) throws
+            -> AsyncResult<R>
+        {
             try pool.applyAsync(function, args, timeout: timeout, callback: nil, errorCallback: nil)
         }
 

@@ -2,9 +2,9 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 // The pool's I/O shell: it feeds `PoolStateMachine` events (submissions, answers, deaths, timers) under one
@@ -139,8 +139,11 @@ final class PoolCore: @unchecked Sendable {
             records.removeAll(keepingCapacity: true)
             records.reserveCapacity(range.count)
             for index in range {
-                let frame = try callFrame(id: first + UInt64(index), function: function, chunk: true) { try encode(index, &$0) }
-                records.append(TaskRecord(frame: frame, function: function, timeout: timeout, complete: complete(index)))
+                let frame = try callFrame(id: first + UInt64(index), function: function, chunk: true) {
+                    try encode(index, &$0)
+                }
+                records.append(
+                    TaskRecord(frame: frame, function: function, timeout: timeout, complete: complete(index)))
             }
             var refused = false
             step(nil, flush: .ifIdle) { inner in
@@ -216,8 +219,11 @@ final class PoolCore: @unchecked Sendable {
             // read wakes sooner than the reactor's epoll wait (see ChildConnection.readOnOwnThread).
             // If the system refuses the thread, the reactor reads this worker's answers, as it does while no
             // reader thread reads.
-            if case .failure(let error) = startThreadIfPossible(name: "crew-pool-read", { connection.readOnOwnThread() }) {
-                crew.options.logger.warning("a pool worker's answers are read by the I/O thread: \(String(reflecting: error))")
+            if case .failure(let error) = startThreadIfPossible(
+                name: "crew-pool-read", { connection.readOnOwnThread() })
+            {
+                crew.options.logger.warning(
+                    "a pool worker's answers are read by the I/O thread: \(String(reflecting: error))")
             }
             step(nil, flush: .always) { inner in
                 inner.connections[worker] = connection
@@ -356,7 +362,9 @@ final class PoolCore: @unchecked Sendable {
                     perform(action)
                 case .fail(let task, let reason):
                     guard let record = inner.records.removeValue(forKey: task) else { continue }
-                    failures.append(TaskFinished(completion: record.complete, result: .failure(error(for: reason, record, death, inner))))
+                    failures.append(
+                        TaskFinished(
+                            completion: record.complete, result: .failure(error(for: reason, record, death, inner))))
                 default:
                     rest.append(action)
                 }
@@ -383,7 +391,8 @@ final class PoolCore: @unchecked Sendable {
         case .diedWithOthers(let worker):
             var error = death?.worker == worker ? death!.error : CrewError(.workerCrashed, "the worker died")
             error.function = record.function
-            error.message = "\"\(record.function)\" was running when its worker died, beside other calls of that "
+            error.message =
+                "\"\(record.function)\" was running when its worker died, beside other calls of that "
                 + "worker: it may not be the call that caused it: " + error.message
             return error
         case .timedOut(let worker):
@@ -404,7 +413,9 @@ final class PoolCore: @unchecked Sendable {
                 "\"\(record.function)\" finished, but its worker died before sending the result: " + error.message
             return error
         case .terminated:
-            return CrewError(.terminated, "the pool was terminated before \"\(record.function)\" finished", function: record.function)
+            return CrewError(
+                .terminated, "the pool was terminated before \"\(record.function)\" finished", function: record.function
+            )
         case .broken:
             var error = inner.lastStartFailure ?? CrewError(.workerCrashed, "workers die before they serve")
             error.function = record.function

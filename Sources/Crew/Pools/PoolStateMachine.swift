@@ -504,7 +504,8 @@ struct PoolStateMachine {
             // A worker that held nothing before is idle: its tasks go now. So do `async` tasks (they start on
             // arrival). Others ride with the worker's next write, after it answers what it holds.
             let worker = slots[i].worker
-            let urgent = workers[worker]!.inFlight.count == slots[i].sent.count
+            let urgent =
+                workers[worker]!.inFlight.count == slots[i].sent.count
                 || slots[i].sent.contains { tasks[$0]?.synchronous == false }
             actions.append(.send(worker, slots[i].sent, urgent: urgent))
         }

@@ -120,7 +120,8 @@ public final class ProcessPool: Sendable {
         do {
             (arguments, handed) = try HandedDescriptors.collecting { try BinaryEncoder().encode(initArgs) }
         } catch {
-            throw CrewError(.encodingFailed, "the initializer's arguments did not encode: \(error)", function: initializer.name)
+            throw CrewError(
+                .encodingFailed, "the initializer's arguments did not encode: \(error)", function: initializer.name)
         }
         try self.init(
             crew,
@@ -137,7 +138,9 @@ public final class ProcessPool: Sendable {
         )
         guard core.crew.contains(initializer.name) else {
             terminate()
-            throw CrewError(.unknownFunction, "the initializer \"\(initializer.name)\" is not registered", function: initializer.name)
+            throw CrewError(
+                .unknownFunction, "the initializer \"\(initializer.name)\" is not registered",
+                function: initializer.name)
         }
     }
 
@@ -189,7 +192,8 @@ public final class ProcessPool: Sendable {
     @usableFromInline
     func check(_ name: String) throws {
         guard core.crew.contains(name) else {
-            throw CrewError(.unknownFunction, "\"\(name)\" is not registered: pass it to Crew.bootstrap", function: name)
+            throw CrewError(
+                .unknownFunction, "\"\(name)\" is not registered: pass it to Crew.bootstrap", function: name)
         }
     }
 
@@ -198,7 +202,8 @@ public final class ProcessPool: Sendable {
         do {
             return .success(try BinaryDecoder().decode(R.self, from: payload.bytes, range: payload.range))
         } catch {
-            return .failure(CrewError(.decodingFailed, "the result did not decode as \(R.self): \(error)", function: function))
+            return .failure(
+                CrewError(.decodingFailed, "the result did not decode as \(R.self): \(error)", function: function))
         }
     }
 
@@ -268,7 +273,9 @@ public final class ProcessPool: Sendable {
         deliver: @escaping @Sendable (Int, Result<[R], CrewError>) -> Void
     ) throws -> Int {
         try check(function.name)
-        guard chunkSize >= 1 else { throw CrewError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)") }
+        guard chunkSize >= 1 else {
+            throw CrewError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
+        }
         let name = function.name
         let synchronous = function.registration.isSynchronous
         let count = (items.count + chunkSize - 1) / chunkSize
@@ -380,7 +387,8 @@ public final class ProcessPool: Sendable {
         ordered: Bool
     ) throws -> PoolResults<R> {
         let items = Array(items)
-        let buffer = ResultBuffer<R>(ordered: ordered, chunks: (items.count + max(1, chunkSize) - 1) / max(1, chunkSize))
+        let buffer = ResultBuffer<R>(
+            ordered: ordered, chunks: (items.count + max(1, chunkSize) - 1) / max(1, chunkSize))
         _ = try submitChunks(function, items, chunkSize: chunkSize, timeout: timeout) { index, outcome in
             buffer.deliver(index, outcome)
         }

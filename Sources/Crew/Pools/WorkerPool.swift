@@ -67,7 +67,8 @@ extension WorkerPool {
         chunkSize: Int? = nil,
         timeout: Duration? = nil
     ) async throws -> [R] {
-        try await mapAsync(function, items, chunkSize: chunkSize, timeout: timeout, callback: nil, errorCallback: nil).value
+        try await mapAsync(function, items, chunkSize: chunkSize, timeout: timeout, callback: nil, errorCallback: nil)
+            .value
     }
 
     /// Python's `starmap`: ``map(_:_:chunkSize:timeout:)`` under its other name (a function takes one

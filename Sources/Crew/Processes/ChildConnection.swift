@@ -3,9 +3,9 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 // The parent's side of one child process: its socket, its standard error pipe and its pidfd. This is the I/O
@@ -171,7 +171,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     ) throws -> ChildConnection {
         if Reactor.shared.isOnReactorThread {
             guard crew.options.startMethod == .spawn else {
-                throw CrewError(.spawnFailed, "a forkserver child cannot be started from Crew's I/O thread (a callback)")
+                throw CrewError(
+                    .spawnFailed, "a forkserver child cannot be started from Crew's I/O thread (a callback)")
             }
             return try spawnOnReactorThread(crew: crew, mode: mode, handed: handed, handlers: handlers)
         }
@@ -191,11 +192,13 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     ) {
         Reactor.shared.submit {
             if crew.options.startMethod == .forkserver {
-                ForkServer.fork(options: crew.options, mode: mode, handed: handed, handlers: handlers, completion: completion)
+                ForkServer.fork(
+                    options: crew.options, mode: mode, handed: handed, handlers: handlers, completion: completion)
                 return
             }
             do {
-                completion(.success(try spawnOnReactorThread(crew: crew, mode: mode, handed: handed, handlers: handlers)))
+                completion(
+                    .success(try spawnOnReactorThread(crew: crew, mode: mode, handed: handed, handlers: handlers)))
             } catch let error as CrewError {
                 completion(.failure(error))
             } catch {
@@ -213,7 +216,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         let progress = handlers.trackProgress ? ProgressPage.create() : nil
         defer { if let progress { close(progress.fd) } }
         let child = try Launcher.spawn(options: crew.options, mode: mode, progressFD: progress?.fd, handed: handed)
-        return make(child, mode: mode, options: crew.options, handlers: handlers, foreign: false, progress: progress?.page)
+        return make(
+            child, mode: mode, options: crew.options, handlers: handlers, foreign: false, progress: progress?.page)
     }
 
     /// Wraps a started child (reactor thread). A `foreign` child is not ours to wait for (the fork server's):
@@ -288,7 +292,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             completion(.failure(error))
             return
         } catch {
-            completion(.failure(CrewError(.encodingFailed, "the arguments did not encode: \(error)", function: function)))
+            completion(
+                .failure(CrewError(.encodingFailed, "the arguments did not encode: \(error)", function: function)))
             return
         }
         if var error = submit(frame, call: (Machine.Call(id: id, function: function), completion)) {
@@ -377,7 +382,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                     graceTimer = nil
                     let actions = state.withLock { $0.machine.graceTimerFired() }
                     if !actions.isEmpty {
-                        logger.notice("child closed its socket but did not exit; killing it", metadata: ["crew.pid": "\(pid)"])
+                        logger.notice(
+                            "child closed its socket but did not exit; killing it", metadata: ["crew.pid": "\(pid)"])
                     }
                     perform(actions)
                 }
@@ -592,7 +598,9 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                     let answered = Set(ids)
                     for outcome in outcomes where answered.contains(outcome.id) {
                         if let entry = state.completions.removeValue(forKey: outcome.id) {
-                            finished.append(Finished(completion: entry.completion, result: Self.named(outcome.result, entry.function)))
+                            finished.append(
+                                Finished(
+                                    completion: entry.completion, result: Self.named(outcome.result, entry.function)))
                         }
                     }
                 }
@@ -628,7 +636,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                 switch try Message.parseParentBound(side.reader.buffer, payload) {
                 case .hello(_, let version):
                     guard version == wireProtocolVersion else {
-                        throw CrewError(.protocolError, "the child speaks protocol version \(version), not \(wireProtocolVersion)")
+                        throw CrewError(
+                            .protocolError, "the child speaks protocol version \(version), not \(wireProtocolVersion)")
                     }
                     hello = true
                 case .result(let id, let range) where batched:
@@ -753,7 +762,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         if offset < bytes.count {
             droppedStderr += bytes.count - offset
         } else if droppedStderr > 0 {
-            var note = "[crew: \(droppedStderr) bytes of child \(pid)'s standard error were dropped: ours was not writable]\n"
+            var note =
+                "[crew: \(droppedStderr) bytes of child \(pid)'s standard error were dropped: ours was not writable]\n"
             droppedStderr = 0
             note.withUTF8 { raw in
                 var q = pollfd(fd: 2, events: Int16(POLLOUT), revents: 0)
@@ -817,13 +827,13 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         )
         let (actions, completions): ([Machine.Action], [UInt64: (function: String, completion: CallCompletion)]) =
             state.withLock { state in
-            state.exitStatus = exitStatus
-            state.pidfdClosed = true
-            close(pidfd)
-            let actions = state.machine.childExited(report)
-            defer { state.completions = [:] }
-            return (actions, state.completions)
-        }
+                state.exitStatus = exitStatus
+                state.pidfdClosed = true
+                close(pidfd)
+                let actions = state.machine.childExited(report)
+                defer { state.completions = [:] }
+                return (actions, state.completions)
+            }
         if exitStatus.isSuccess {
             logger.debug("child exited", metadata: ["crew.pid": "\(pid)"])
         } else {
@@ -866,8 +876,10 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                     }
                 case .failure(let id, let failure):
                     if let entry = takeCompletion(id) {
-                        finished.append(Finished(
-                            completion: entry.completion, result: .failure(failure.error(function: entry.function, pid: pid))))
+                        finished.append(
+                            Finished(
+                                completion: entry.completion,
+                                result: .failure(failure.error(function: entry.function, pid: pid))))
                     }
                 case .hello, .protocolError:
                     continue

@@ -2,9 +2,9 @@ import CCrewShims
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 // The child side: what `Crew.bootstrap` does when this process was started by a Crew parent.
@@ -43,7 +43,9 @@ struct ChildMarker: Equatable {
         "\(version):\(fd):\(parentPID):\(mode.rawValue):\(maxFrameSize):\(spinNanoseconds):\(progress ? 1 : 0):\(handed)"
     }
 
-    init(fd: Int32, parentPID: Int32, mode: Mode, maxFrameSize: Int, spinNanoseconds: UInt64 = 0, progress: Bool = false) {
+    init(
+        fd: Int32, parentPID: Int32, mode: Mode, maxFrameSize: Int, spinNanoseconds: UInt64 = 0, progress: Bool = false
+    ) {
         self.fd = fd
         self.parentPID = parentPID
         self.mode = mode
@@ -54,7 +56,8 @@ struct ChildMarker: Equatable {
 
     init?(_ text: String) {
         let parts = text.split(separator: ":")
-        guard parts.count == 8, let handed = Int(parts[7]), (0...HandedDescriptors.limit).contains(handed), let version = UInt64(parts[0]), let fd = Int32(parts[1]),
+        guard parts.count == 8, let handed = Int(parts[7]), (0...HandedDescriptors.limit).contains(handed),
+            let version = UInt64(parts[0]), let fd = Int32(parts[1]),
             let parent = Int32(parts[2]), let mode = Mode(rawValue: String(parts[3])),
             let max = Int(parts[4]), let spin = UInt64(parts[5]), fd >= 0, max > 0, spin <= 1_000_000_000,
             parts[6] == "0" || parts[6] == "1"
@@ -84,8 +87,9 @@ enum ChildRuntime {
         let text = String(cString: raw)
         unsetenv(ChildMarker.variable)
         guard let marker = ChildMarker(text), marker.version == wireProtocolVersion else {
-            fail("this program was started as a Crew child with an unusable marker \"\(text)\"; was it started by a "
-                 + "different build of the program?")
+            fail(
+                "this program was started as a Crew child with an unusable marker \"\(text)\"; was it started by a "
+                    + "different build of the program?")
         }
         return marker
     }
@@ -458,7 +462,8 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
     private static func describe(_ failure: FunctionRegistration.Failure) -> RemoteFailure {
         switch failure {
         case .decoding(let error):
-            RemoteFailure(kind: .decodingFailed, type: typeName(error), message: "the arguments did not decode: \(error)")
+            RemoteFailure(
+                kind: .decodingFailed, type: typeName(error), message: "the arguments did not decode: \(error)")
         case .encoding(let error):
             RemoteFailure(kind: .encodingFailed, type: typeName(error), message: "the result did not encode: \(error)")
         case .threw(let error):

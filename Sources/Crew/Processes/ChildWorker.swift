@@ -1,8 +1,9 @@
 import CCrewShims
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A child process that serves calls until shut down: the building block of process pools, exposed for
@@ -31,9 +32,11 @@ public final class ChildWorker: Sendable {
     /// Runs `function` in the child, blocking the calling thread until the result arrives.
     public func callBlocking<A, R>(_ function: Crew.Function<A, R>, _ arguments: A) throws -> R {
         let done = Completion<Result<[UInt8], CrewError>>()
-        connection.call(function.name, encodeArguments: { try BinaryEncoder.encode(arguments, appendingTo: &$0) }) {
-            done.complete($0)
-        }
+        connection.call(
+            function.name,
+            encodeArguments: { try BinaryEncoder.encode(arguments, appendingTo: &$0) },
+            completion: { done.complete($0) }
+        )
         connection.readUntil(block: true) { done.current != nil }
         let bytes = try done.wait(timeout: nil)!.get()
         return try decode(R.self, bytes, function: function.name)
@@ -53,7 +56,8 @@ public final class ChildWorker: Sendable {
         do {
             return try BinaryDecoder().decode(R.self, from: bytes)
         } catch {
-            throw CrewError(.decodingFailed, "the result did not decode as \(R.self): \(error)", pid: pid, function: function)
+            throw CrewError(
+                .decodingFailed, "the result did not decode as \(R.self): \(error)", pid: pid, function: function)
         }
     }
 

@@ -26,6 +26,7 @@ struct DeathReport: Equatable, Sendable {
         if !served {
             message += "; it never started serving: does its main call Crew.bootstrap before anything else?"
         }
-        return CrewError(.workerCrashed, message, pid: pid, exitStatus: status, lastStderr: lastStderr, function: function)
+        return CrewError(
+            .workerCrashed, message, pid: pid, exitStatus: status, lastStderr: lastStderr, function: function)
     }
 }

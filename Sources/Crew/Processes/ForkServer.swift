@@ -2,9 +2,9 @@ import CCrewShims
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 // The forkserver start method. A zygote — this program started once more, with `posix_spawn`, and stopped in
@@ -119,7 +119,8 @@ enum Zygote {
                 if pid == 0 {
                     close(sigchld)
                     let setup = handedFDs.withUnsafeBufferPointer {
-                        crew_forked_child_setup(received[0], received[1], progress ? received[2] : -1, $0.baseAddress, Int32(handed))
+                        crew_forked_child_setup(
+                            received[0], received[1], progress ? received[2] : -1, $0.baseAddress, Int32(handed))
                     }
                     if setup != 0 { _exit(ChildRuntime.exitBadMarker) }
                     var worker = ChildMarker(
@@ -205,7 +206,8 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
         handlers: ChildConnection.Handlers,
         completion: @escaping @Sendable (Result<ChildConnection, CrewError>) -> Void
     ) {
-        let key = Key(executable: options.executable, arguments: options.arguments, environment: options.childEnvironment)
+        let key = Key(
+            executable: options.executable, arguments: options.arguments, environment: options.childEnvironment)
         let server: ForkServer
         if let existing = servers[key] {
             server = existing
@@ -219,8 +221,10 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
                 )
                 server = ForkServer(key: key, zygote: zygote)
                 setNonBlocking(zygote.socket)
-                server.controlCookie = Reactor.shared.register(fd: zygote.socket, events: CREW_EPOLLIN, source: server, tag: 0)
-                server.pidfdCookie = Reactor.shared.register(fd: zygote.pidfd, events: CREW_EPOLLIN, source: server, tag: 1)
+                server.controlCookie = Reactor.shared.register(
+                    fd: zygote.socket, events: CREW_EPOLLIN, source: server, tag: 0)
+                server.pidfdCookie = Reactor.shared.register(
+                    fd: zygote.pidfd, events: CREW_EPOLLIN, source: server, tag: 1)
                 servers[key] = server
                 options.logger.debug("started fork server", metadata: ["crew.pid": "\(zygote.pid)"])
             } catch let error as CrewError {
@@ -303,7 +307,9 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
         while true {
             var count: Int32 = 0
             let n = buffer.withUnsafeMutableBytes { raw in
-                fds.withUnsafeMutableBufferPointer { crew_receive_with_fds(zygote.socket, raw.baseAddress, UInt(raw.count), $0.baseAddress, 4, &count) }
+                fds.withUnsafeMutableBufferPointer {
+                    crew_receive_with_fds(zygote.socket, raw.baseAddress, UInt(raw.count), $0.baseAddress, 4, &count)
+                }
             }
             for fd in fds[0..<Int(count)] { close(fd) }  // The zygote sends none; never keep strays.
             if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
@@ -328,7 +334,8 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
                     request.completion(.failure(CrewError(.spawnFailed, "the fork server could not fork: \(reason)")))
                     continue
                 }
-                let child = LaunchedChild(pid: pid, socket: request.socket, stderr: request.stderr, pidfd: crew_pidfd_open(pid))
+                let child = LaunchedChild(
+                    pid: pid, socket: request.socket, stderr: request.stderr, pidfd: crew_pidfd_open(pid))
                 let connection = ChildConnection.make(
                     child,
                     mode: request.mode,
@@ -377,7 +384,8 @@ final class ForkServer: ReactorSource, @unchecked Sendable {
         for (_, request) in requests {
             close(request.socket)
             close(request.stderr)
-            request.completion(.failure(CrewError(.spawnFailed, "the fork server ended before it could start the worker")))
+            request.completion(
+                .failure(CrewError(.spawnFailed, "the fork server ended before it could start the worker")))
         }
         requests.removeAll()
         for (_, worker) in workers { worker.foreignExited(.signaled(SIGKILL)) }

@@ -1,9 +1,9 @@
 import CCrewShims
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A child process just started: its pid, the parent's end of its socket, the read end of its standard error

@@ -1,9 +1,9 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 extension Crew {
@@ -75,7 +75,8 @@ extension Crew {
         ///   ``CrewError/Code/spawnFailed`` if the child cannot be started.
         public func start() throws {
             guard let crew = self.crew ?? Crew.current else {
-                throw CrewError(.notBootstrapped, "call Crew.bootstrap(...) at the top of main before starting processes")
+                throw CrewError(
+                    .notBootstrapped, "call Crew.bootstrap(...) at the top of main before starting processes")
             }
             guard crew.contains(target.name) else {
                 throw CrewError(
@@ -102,7 +103,8 @@ extension Crew {
                     } catch let error as CrewError {
                         throw error
                     } catch {
-                        throw CrewError(.encodingFailed, "the arguments did not encode: \(error)", function: target.name)
+                        throw CrewError(
+                            .encodingFailed, "the arguments did not encode: \(error)", function: target.name)
                     }
                 }
                 connection = try withExtendedLifetime(handed.owners) {
@@ -114,24 +116,28 @@ extension Crew {
             }
             phase.withLock { $0 = .started(connection) }
             let outcome = self.outcome
-            connection.call(target.name, encodeArguments: { $0.append(contentsOf: encoded) }) {
-                result in
-                switch result {
-                case .success(let bytes):
-                    do {
-                        outcome.complete(.success(try BinaryDecoder().decode(Result.self, from: bytes)))
-                    } catch {
-                        outcome.complete(.failure(CrewError(
-                            .decodingFailed,
-                            "the result did not decode as \(Result.self): \(error)",
-                            pid: connection.pid,
-                            function: self.target.name
-                        )))
+            let function = target.name
+            connection.call(
+                function, encodeArguments: { $0.append(contentsOf: encoded) },
+                completion: { result in
+                    switch result {
+                    case .success(let bytes):
+                        do {
+                            outcome.complete(.success(try BinaryDecoder().decode(Result.self, from: bytes)))
+                        } catch {
+                            outcome.complete(
+                                .failure(
+                                    CrewError(
+                                        .decodingFailed,
+                                        "the result did not decode as \(Result.self): \(error)",
+                                        pid: connection.pid,
+                                        function: function
+                                    )))
+                        }
+                    case .failure(let error):
+                        outcome.complete(.failure(error))
                     }
-                case .failure(let error):
-                    outcome.complete(.failure(error))
-                }
-            }
+                })
         }
 
         private func started() throws -> ChildConnection {

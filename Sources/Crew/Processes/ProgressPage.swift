@@ -1,9 +1,9 @@
 import CCrewShims
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// Memory a pool worker shares with its parent: the worker writes there the id of each synchronous call it starts
@@ -71,7 +71,8 @@ final class ProgressPage: @unchecked Sendable {
         precondition(output.count <= Self.answersCapacity && from <= output.count)
         if from < output.count {
             output.withUnsafeBytes { raw in
-                (address + Self.answersOffset + from).copyMemory(from: raw.baseAddress! + from, byteCount: raw.count - from)
+                (address + Self.answersOffset + from).copyMemory(
+                    from: raw.baseAddress! + from, byteCount: raw.count - from)
             }
         }
         answersLength = output.count

@@ -1,9 +1,9 @@
 public import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A pthread mutex with a condition variable, for threads that must block (the blocking conveniences

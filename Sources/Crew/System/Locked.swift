@@ -1,9 +1,9 @@
 import CCrewShims
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A value behind an adaptive pthread mutex, for Crew's hot, short critical sections.

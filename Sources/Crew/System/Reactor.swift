@@ -2,9 +2,9 @@ import CCrewShims
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// Something the reactor watches: it is told which of its descriptors became ready.
@@ -184,16 +184,21 @@ func startThreadIfPossible(name: String, _ body: @escaping () -> Void) -> Result
     var attributes = pthread_attr_t()
     pthread_attr_init(&attributes)
     pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-    let rc = pthread_create(&thread, &attributes, { raw in
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-        crew_set_thread_name(box.name)
-        box.body()
-        return nil
-    }, box)
+    let rc = pthread_create(
+        &thread, &attributes,
+        { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            crew_set_thread_name(box.name)
+            box.body()
+            return nil
+        }, box)
     pthread_attr_destroy(&attributes)
     guard rc == 0 else {
         Unmanaged<Box>.fromOpaque(box).release()
-        return .failure(CrewError(.systemCallFailed, "cannot start thread \(name): pthread_create failed: \(String(cString: strerror(rc)))"))
+        return .failure(
+            CrewError(
+                .systemCallFailed,
+                "cannot start thread \(name): pthread_create failed: \(String(cString: strerror(rc)))"))
     }
     return .success(thread)
 }

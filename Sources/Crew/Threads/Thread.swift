@@ -2,9 +2,9 @@ import CCrewShims
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 extension Crew {
@@ -206,7 +206,9 @@ extension Crew.Function {
     }
 
     @usableFromInline
-    static func waitFor(_ body: @escaping @Sendable (Arguments) async throws -> Result, _ arguments: Arguments) throws -> Result {
+    static func waitFor(_ body: @escaping @Sendable (Arguments) async throws -> Result, _ arguments: Arguments) throws
+        -> Result
+    {
         let done = Completion<Swift.Result<Result, ErrorBox>>()
         Task {
             do {

@@ -2,9 +2,9 @@ import CCrewShims
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A pool of threads with the API of ``ProcessPool``: Python's `multiprocessing.dummy.Pool`.
@@ -53,9 +53,16 @@ public final class ThreadPool: WorkerPool, Sendable {
                     // Python's threads would print it and go on without their initialization. Here the pool is
                     // broken: its calls fail with the initializer's error rather than run uninitialized.
                     let type = String(reflecting: Swift.type(of: error))
-                    jobs.workerFailed(CrewError(.remoteError, "the pool's initializer threw \(type): \(error)", remoteErrorType: type))
+                    jobs.workerFailed(
+                        CrewError(.remoteError, "the pool's initializer threw \(type): \(error)", remoteErrorType: type)
+                    )
                 }
-                if running.withLock({ $0 -= 1; return $0 }) == 0 { finished.complete(true) }
+                if running.withLock({
+                    $0 -= 1
+                    return $0
+                }) == 0 {
+                    finished.complete(true)
+                }
             }
         }
     }
@@ -77,7 +84,9 @@ public final class ThreadPool: WorkerPool, Sendable {
     // MARK: One call
 
     /// Runs `body` on a pool thread and returns its value.
-    public func apply<R: Sendable>(timeout: Duration? = nil, _ body: @escaping @Sendable () throws -> R) async throws -> R {
+    public func apply<R: Sendable>(timeout: Duration? = nil, _ body: @escaping @Sendable () throws -> R) async throws
+        -> R
+    {
         try await applyAsync(timeout: timeout, body).value
     }
 
@@ -95,21 +104,24 @@ public final class ThreadPool: WorkerPool, Sendable {
         errorCallback: (@Sendable (CrewError) -> Void)? = nil
     ) throws -> AsyncResult<R> {
         guard case .sync(let body) = function.body else {
-            return try applyAsync(timeout: timeout, name: function.name, callback: callback, errorCallback: errorCallback) {
+            return try applyAsync(
+                timeout: timeout, name: function.name, callback: callback, errorCallback: errorCallback
+            ) {
                 try function.callHere(args)
             }
         }
         // A synchronous body runs straight from the job: one closure holds the call, its result and its failure.
         let result = AsyncResult<R>(callback: callback, errorCallback: errorCallback)
         let name = function.name
-        try jobs.submit(Job { failure in
-            if let failure {
-                result.complete(.failure(failure))
-                return
-            }
-            if let timeout { Self.expire(result, after: timeout, name: name) }
-            result.complete(CallOutcome.of(name: name) { try body(args) })
-        }, name: name)
+        try jobs.submit(
+            Job { failure in
+                if let failure {
+                    result.complete(.failure(failure))
+                    return
+                }
+                if let timeout { Self.expire(result, after: timeout, name: name) }
+                result.complete(CallOutcome.of(name: name) { try body(args) })
+            }, name: name)
         return result
     }
 
@@ -133,14 +145,15 @@ public final class ThreadPool: WorkerPool, Sendable {
         _ body: @escaping @Sendable () throws -> R
     ) throws -> AsyncResult<R> {
         let result = AsyncResult<R>(callback: callback, errorCallback: errorCallback)
-        try jobs.submit(Job { failure in
-            if let failure {
-                result.complete(.failure(failure))
-                return
-            }
-            if let timeout { Self.expire(result, after: timeout, name: name) }
-            result.complete(CallOutcome.of(name: name, body))
-        }, name: name)
+        try jobs.submit(
+            Job { failure in
+                if let failure {
+                    result.complete(.failure(failure))
+                    return
+                }
+                if let timeout { Self.expire(result, after: timeout, name: name) }
+                result.complete(CallOutcome.of(name: name, body))
+            }, name: name)
         return result
     }
 
@@ -150,12 +163,14 @@ public final class ThreadPool: WorkerPool, Sendable {
         let nanoseconds = timeout.clampedNanoseconds
         Reactor.shared.submit {
             Reactor.shared.schedule(afterNanoseconds: nanoseconds) {
-                result.complete(.failure(CrewError(
-                    .timedOut,
-                    "the call ran longer than its timeout of \(timeout); a thread cannot be stopped, so it runs on "
-                        + "and its result is dropped",
-                    function: name
-                )))
+                result.complete(
+                    .failure(
+                        CrewError(
+                            .timedOut,
+                            "the call ran longer than its timeout of \(timeout); a thread cannot be stopped, so it runs on "
+                                + "and its result is dropped",
+                            function: name
+                        )))
             }
         }
     }
@@ -168,7 +183,9 @@ public final class ThreadPool: WorkerPool, Sendable {
         chunkSize: Int? = nil,
         _ transform: @escaping @Sendable (A) throws -> R
     ) async throws -> [R] {
-        try await mapAsync(Array(items), chunkSize: chunkSize, timeout: nil, name: nil, callback: nil, errorCallback: nil, transform).value
+        try await mapAsync(
+            Array(items), chunkSize: chunkSize, timeout: nil, name: nil, callback: nil, errorCallback: nil, transform
+        ).value
     }
 
     // Inlinable down to the loop over a chunk, so that it runs specialized for the function's types.
@@ -227,24 +244,25 @@ public final class ThreadPool: WorkerPool, Sendable {
         batch.reserveCapacity(chunks)
         for index in 0..<chunks {
             let range = (index * size)..<min(items.count, (index + 1) * size)
-            batch.append(Job { failure in
-                if let failure {
-                    results.finish(range, failure: failure)
-                    return
-                }
-                if let timeout { Self.expire(result, after: timeout * range.count, name: name) }
-                var i = range.lowerBound
-                do {
-                    while i < range.upperBound {
-                        (results.base + i).initialize(to: try transform(items[i]))
-                        i += 1
+            batch.append(
+                Job { failure in
+                    if let failure {
+                        results.finish(range, failure: failure)
+                        return
                     }
-                    results.finish(range, failure: nil)
-                } catch {
-                    (results.base + range.lowerBound).deinitialize(count: i - range.lowerBound)
-                    results.finish(range, failure: CallOutcome.failure(error, name: name))
-                }
-            })
+                    if let timeout { Self.expire(result, after: timeout * range.count, name: name) }
+                    var i = range.lowerBound
+                    do {
+                        while i < range.upperBound {
+                            (results.base + i).initialize(to: try transform(items[i]))
+                            i += 1
+                        }
+                        results.finish(range, failure: nil)
+                    } catch {
+                        (results.base + range.lowerBound).deinitialize(count: i - range.lowerBound)
+                        results.finish(range, failure: CallOutcome.failure(error, name: name))
+                    }
+                })
         }
         do {
             try jobs.submit(batch, name: name)
@@ -282,7 +300,9 @@ public final class ThreadPool: WorkerPool, Sendable {
         timeout: Duration?,
         ordered: Bool
     ) throws -> PoolResults<R> {
-        guard chunkSize >= 1 else { throw CrewError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)") }
+        guard chunkSize >= 1 else {
+            throw CrewError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
+        }
         let chunks = (items.count + chunkSize - 1) / chunkSize
         let buffer = ResultBuffer<R>(ordered: ordered, chunks: chunks)
         var batch: [Job] = []
@@ -290,17 +310,20 @@ public final class ThreadPool: WorkerPool, Sendable {
         let name = function.name
         for index in 0..<chunks {
             let range = (index * chunkSize)..<min(items.count, (index + 1) * chunkSize)
-            batch.append(Job(
-                run: {
-                    buffer.deliver(index, CallOutcome.of(name: name) {
-                        var values: [R] = []
-                        values.reserveCapacity(range.count)
-                        for i in range { values.append(try function.callHere(items[i])) }
-                        return values
-                    })
-                },
-                fail: { buffer.deliver(index, .failure($0)) }
-            ))
+            batch.append(
+                Job(
+                    run: {
+                        buffer.deliver(
+                            index,
+                            CallOutcome.of(name: name) {
+                                var values: [R] = []
+                                values.reserveCapacity(range.count)
+                                for i in range { values.append(try function.callHere(items[i])) }
+                                return values
+                            })
+                    },
+                    fail: { buffer.deliver(index, .failure($0)) }
+                ))
         }
         if batch.isEmpty { try jobs.checkOpen(name: name) } else { try jobs.submit(batch, name: name) }
         return PoolResults(buffer: buffer)
@@ -398,7 +421,9 @@ final class JobQueue: @unchecked Sendable {
     @usableFromInline
     func checkOpen(name: String?) throws {
         try locked {
-            guard state == .open else { throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: name) }
+            guard state == .open else {
+                throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: name)
+            }
             if let broken { throw broken }
         }
     }
@@ -413,7 +438,9 @@ final class JobQueue: @unchecked Sendable {
     func submit(_ job: Job, name: String?) throws {
         // Not through the batch path: a one-element array would be an allocation per call.
         let wake: Bool = try locked {
-            guard state == .open else { throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: name) }
+            guard state == .open else {
+                throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: name)
+            }
             if let broken { throw broken }
             let wasEmpty = head == jobs.count
             jobs.append(job)
@@ -425,7 +452,9 @@ final class JobQueue: @unchecked Sendable {
     @usableFromInline
     func submit(_ batch: [Job], name: String?) throws {
         let wake: Int = try locked {
-            guard state == .open else { throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: name) }
+            guard state == .open else {
+                throw CrewError(.poolClosed, "the pool is closed: it takes no new work", function: name)
+            }
             if let broken { throw broken }
             // Wake sleepers only when the queue was empty: otherwise a woken thread is already on its way, and
             // each thread that takes a job wakes the next if more wait (no wake-up per submission).

@@ -311,7 +311,8 @@ struct BinaryKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProto
         guard let range = try find(key, advance: advance) else {
             throw DecodingError.keyNotFound(
                 key,
-                DecodingError.Context(codingPath: codingPath, debugDescription: "no value for key \"\(key.stringValue)\"")
+                DecodingError.Context(
+                    codingPath: codingPath, debugDescription: "no value for key \"\(key.stringValue)\"")
             )
         }
         return range
@@ -350,7 +351,6 @@ struct BinaryKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProto
             throw error.adding(key)
         }
     }
-
 
     private func primitive<T: BinaryDirectCodable>(_ type: T.Type, _ key: Key) throws -> T {
         let range = try value(key)
@@ -485,7 +485,8 @@ struct BinaryKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProto
 
     func superDecoder(forKey key: Key) throws -> any Decoder {
         let range = try value(key)
-        return BinarySuperDecoder(decoder: decoder, start: range.lowerBound, end: range.upperBound, path: codingPath + [key])
+        return BinarySuperDecoder(
+            decoder: decoder, start: range.lowerBound, end: range.upperBound, path: codingPath + [key])
     }
 }
 
@@ -673,7 +674,10 @@ struct BinaryPackedDecodingContainer: UnkeyedDecodingContainer {
             case .float32, .float64: nil
             }
         }
-        guard let converted else { throw DecodingError.typeMismatch(T.self, .init(codingPath: codingPath, debugDescription: "packed element is not a \(T.self)")) }
+        guard let converted else {
+            throw DecodingError.typeMismatch(
+                T.self, .init(codingPath: codingPath, debugDescription: "packed element is not a \(T.self)"))
+        }
         currentIndex += 1
         return converted
     }
@@ -690,13 +694,18 @@ struct BinaryPackedDecodingContainer: UnkeyedDecodingContainer {
             default: nil
             }
         }
-        guard let value else { throw DecodingError.typeMismatch(Double.self, .init(codingPath: codingPath, debugDescription: "packed element is not a floating-point number")) }
+        guard let value else {
+            throw DecodingError.typeMismatch(
+                Double.self,
+                .init(codingPath: codingPath, debugDescription: "packed element is not a floating-point number"))
+        }
         currentIndex += 1
         return value
     }
 
     private func notNumber(_ type: Any.Type) -> DecodingError {
-        DecodingError.typeMismatch(type, .init(codingPath: codingPath, debugDescription: "a packed array holds numbers"))
+        DecodingError.typeMismatch(
+            type, .init(codingPath: codingPath, debugDescription: "a packed array holds numbers"))
     }
 
     mutating func decode(_ type: Bool.Type) throws -> Bool { throw notNumber(type) }
@@ -744,11 +753,14 @@ struct BinaryPackedDecodingContainer: UnkeyedDecodingContainer {
                 case .uint16: UInt64(try reader.fixed(UInt16.self, &i, end: end)).encodeDirect(into: &scratch)
                 case .uint32: UInt64(try reader.fixed(UInt32.self, &i, end: end)).encodeDirect(into: &scratch)
                 case .uint64: try reader.fixed(UInt64.self, &i, end: end).encodeDirect(into: &scratch)
-                case .float32: Float(bitPattern: try reader.fixed(UInt32.self, &i, end: end)).encodeDirect(into: &scratch)
-                case .float64: Double(bitPattern: try reader.fixed(UInt64.self, &i, end: end)).encodeDirect(into: &scratch)
+                case .float32:
+                    Float(bitPattern: try reader.fixed(UInt32.self, &i, end: end)).encodeDirect(into: &scratch)
+                case .float64:
+                    Double(bitPattern: try reader.fixed(UInt64.self, &i, end: end)).encodeDirect(into: &scratch)
                 }
             }
-            let value = try BinaryDecoder(maxDepth: max(0, decoder.maxDepth - decoder.depth)).decode(T.self, from: scratch)
+            let value = try BinaryDecoder(maxDepth: max(0, decoder.maxDepth - decoder.depth)).decode(
+                T.self, from: scratch)
             currentIndex += 1
             return value
         }

@@ -1,7 +1,7 @@
 internal import FoundationEssentials
 
 #if !_endian(little)
-#error("Crew's binary format copies arrays of numbers as they are in memory: it needs a little-endian machine")
+    #error("Crew's binary format copies arrays of numbers as they are in memory: it needs a little-endian machine")
 #endif
 
 // The direct forms of the standard library's scalar types, strings, byte blobs and arrays of numbers.
@@ -285,7 +285,9 @@ extension ArraySlice: BinaryDirectCodable where Element: BinaryPackable {
     }
 
     @usableFromInline
-    static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> ArraySlice<Element>? {
+    static func decodeDirect(_ reader: ByteReader, start: Int, end: Int) throws(BinaryFormatError) -> ArraySlice<
+        Element
+    >? {
         try [Element].decodeDirect(reader, start: start, end: end).map { $0[...] }
     }
 }

@@ -218,7 +218,8 @@ final class BinaryEncoding: Encoder {
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
         let opened = containerForCurrentValue(kind: BinaryTag.keyed)
-        return KeyedEncodingContainer(BinaryKeyedEncodingContainer<Key>(encoder: self, id: opened.id, level: opened.level))
+        return KeyedEncodingContainer(
+            BinaryKeyedEncodingContainer<Key>(encoder: self, id: opened.id, level: opened.level))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
@@ -434,7 +435,8 @@ struct BinaryKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProto
 
     mutating func superEncoder(forKey key: Key) -> any Encoder {
         let opened = openNested(rawKey: key.stringValue, kind: BinaryTag.keyed)
-        return BinarySuperEncoder(encoder: encoder, id: opened.id, level: opened.level, path: encoder.codingPath + [key])
+        return BinarySuperEncoder(
+            encoder: encoder, id: opened.id, level: opened.level, path: encoder.codingPath + [key])
     }
 
     private func openNested(_ key: Key, kind: UInt8) -> (id: Int, level: Int) {

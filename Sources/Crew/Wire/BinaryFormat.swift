@@ -56,7 +56,10 @@ enum BinaryTag {
 /// The element kinds of a packed array (tag 0x0B).
 @usableFromInline
 enum PackedKind: UInt8 {
-    case int8 = 1, int16, int32, int64, uint16 = 6, uint32, uint64, float32, float64
+    case int8 = 1
+    case int16, int32, int64
+    case uint16 = 6
+    case uint32, uint64, float32, float64
 
     var size: Int {
         switch self {

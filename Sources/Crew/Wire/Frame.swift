@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 // Frames: a 4-byte little-endian payload length, then the payload. Writers put many frames into one buffer
@@ -102,7 +102,8 @@ struct FrameReader {
         buffer = [UInt8](unsafeUninitializedCapacity: size) { storage, initialized in
             let raw = UnsafeMutableRawBufferPointer(storage)
             old.withUnsafeBytes { raw.copyMemory(from: $0) }
-            raw.baseAddress!.advanced(by: old.count).initializeMemory(as: UInt8.self, repeating: 0, count: size - old.count)
+            raw.baseAddress!.advanced(by: old.count).initializeMemory(
+                as: UInt8.self, repeating: 0, count: size - old.count)
             initialized = size
         }
     }

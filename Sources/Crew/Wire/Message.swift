@@ -24,7 +24,8 @@ let wireProtocolVersion: UInt64 = 1
 /// Why a call failed in the child.
 struct RemoteFailure: Equatable {
     enum Kind: UInt64 {
-        case threw = 1, unknownFunction, decodingFailed, encodingFailed, frameTooLarge
+        case threw = 1
+        case unknownFunction, decodingFailed, encodingFailed, frameTooLarge
     }
 
     var kind: Kind

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Crew
-import CrewQueue
 import CrewPostgres
+import CrewQueue
 import CrewSQLite
 import FoundationEssentials
 import Logging
@@ -10,11 +10,12 @@ import Synchronization
 import UnixSignals
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct CancelCommand: ReportingCommand {
-    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancels a job that has not ended.")
+    static let configuration = CommandConfiguration(
+        commandName: "cancel", abstract: "Cancels a job that has not ended.")
 
     @Argument(help: "The job's id.")
     var id: String
@@ -23,6 +24,7 @@ struct CancelCommand: ReportingCommand {
 
     func report() async throws -> String {
         let cancelled = try await options.open().cancel(JobID(id))
-        return options.json ? "{\"cancelled\":\(cancelled)}" : (cancelled ? "cancelled \(id)" : "\(id) had already ended")
+        return options.json
+            ? "{\"cancelled\":\(cancelled)}" : (cancelled ? "cancelled \(id)" : "\(id) had already ended")
     }
 }

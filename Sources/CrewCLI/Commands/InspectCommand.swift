@@ -1,7 +1,7 @@
 import ArgumentParser
 import Crew
-import CrewQueue
 import CrewPostgres
+import CrewQueue
 import CrewSQLite
 import FoundationEssentials
 import Logging
@@ -10,7 +10,7 @@ import Synchronization
 import UnixSignals
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct InspectCommand: ReportingCommand {
@@ -46,12 +46,14 @@ struct InspectCommand: ReportingCommand {
         lines.append("Running:")
         if running.isEmpty { lines.append("  (none)") }
         for job in running {
-            lines.append("  \(job.id)  \(job.name)  on \(job.worker ?? "?")  attempt \(job.attempts)/\(job.maxAttempts)")
+            lines.append(
+                "  \(job.id)  \(job.name)  on \(job.worker ?? "?")  attempt \(job.attempts)/\(job.maxAttempts)")
         }
         lines.append("Recent failures:")
         if failed.isEmpty { lines.append("  (none)") }
         for job in failed {
-            lines.append("  \(job.id)  \(job.name)  after \(job.attempts) attempt(s): \(job.errors.last?.message ?? "?")")
+            lines.append(
+                "  \(job.id)  \(job.name)  after \(job.attempts) attempt(s): \(job.errors.last?.message ?? "?")")
         }
         return lines.joined(separator: "\n")
     }

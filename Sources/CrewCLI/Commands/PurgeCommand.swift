@@ -1,7 +1,7 @@
 import ArgumentParser
 import Crew
-import CrewQueue
 import CrewPostgres
+import CrewQueue
 import CrewSQLite
 import FoundationEssentials
 import Logging
@@ -10,11 +10,12 @@ import Synchronization
 import UnixSignals
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct PurgeCommand: ReportingCommand {
-    static let configuration = CommandConfiguration(commandName: "purge", abstract: "Deletes the waiting jobs of a queue.")
+    static let configuration = CommandConfiguration(
+        commandName: "purge", abstract: "Deletes the waiting jobs of a queue.")
 
     @Argument(help: "The queue.")
     var queue: String

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Crew
-import CrewQueue
 import CrewPostgres
+import CrewQueue
 import CrewSQLite
 import FoundationEssentials
 import Logging
@@ -10,7 +10,7 @@ import Synchronization
 import UnixSignals
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct WorkerCommand: AsyncParsableCommand {
@@ -32,7 +32,10 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customShort("Q"), help: "The queues to take tasks from, comma-separated.")
     var queues = "default"
 
-    @Option(help: "How many tasks it holds at once, as a multiple of -c: above 1 it claims ahead (Celery's worker_prefetch_multiplier).")
+    @Option(
+        help:
+            "How many tasks it holds at once, as a multiple of -c: above 1 it claims ahead (Celery's worker_prefetch_multiplier)."
+    )
     var prefetchMultiplier = 1
 
     @Option(name: .customShort("l"), help: "The log level: trace, debug, info, notice, warning, error, critical.")
@@ -53,11 +56,12 @@ struct WorkerCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let n = pool == .solo ? 1 : concurrency ?? cores
-        let executor: Crew.Executor = switch pool {
-        case .prefork: try .processes(n)
-        case .threads, .solo: try .threads(n)
-        case .coroutines: try .coroutines(n)
-        }
+        let executor: Crew.Executor =
+            switch pool {
+            case .prefork: try .processes(n)
+            case .threads, .solo: try .threads(n)
+            case .coroutines: try .coroutines(n)
+            }
         let worker = QueueWorker(
             broker: try await options.open(),
             tasks: CLIContext.tasks.withLock { $0 },
@@ -69,11 +73,12 @@ struct WorkerCommand: AsyncParsableCommand {
             ),
             logger: logger
         )
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [worker],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        ))
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [worker],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
         try await group.run()
         try await executor.shutdown(wait: true, cancelFutures: true)
     }

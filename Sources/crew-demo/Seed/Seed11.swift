@@ -1,7 +1,7 @@
 import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Seed 1.1: a child process runs `run_proc('test')`; the parent starts it, joins it, and says it ended.

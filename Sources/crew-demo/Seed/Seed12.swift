@@ -1,7 +1,7 @@
 import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Seed 1.2: a pool of two processes runs five three-second tasks; the parent waits for all of them.

@@ -1,7 +1,7 @@
 import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Seed 1.3: two child processes share a queue the parent made; one writes, the other reads forever until

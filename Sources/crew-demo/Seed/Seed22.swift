@@ -1,7 +1,7 @@
 import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Seed 2.2: what the GIL means, measured. The tutorial explains that CPython's threads take turns on one core for
@@ -12,7 +12,7 @@ import Glibc
 enum Seed22 {
     static let burn = Crew.Function("seed22.burn") { (rounds: Int) -> UInt64 in
         var x: UInt64 = 0
-        for i in 0..<(rounds * 1_000_000) { x = x &* 6364136223846793005 &+ UInt64(truncatingIfNeeded: i) }
+        for i in 0..<(rounds * 1_000_000) { x = x &* 6_364_136_223_846_793_005 &+ UInt64(truncatingIfNeeded: i) }
         return x
     }
 

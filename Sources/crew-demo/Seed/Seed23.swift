@@ -1,7 +1,7 @@
 import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Seed 2.3: three threads, each printing its name, sleeping 2 s; about 2 s together, about 6 s when each is

@@ -1,7 +1,7 @@
 import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Seed 2.4: `multiprocessing.dummy` — the same pool code on processes or on threads, by changing one word:

@@ -1,7 +1,7 @@
 import Crew
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Seed 3.1: three gevent coroutines, each sleeping 2 s, finish together in about 2 s.

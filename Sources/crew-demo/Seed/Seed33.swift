@@ -6,7 +6,7 @@ import FoundationEssentials
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Seed 3.3: Celery's worker with a pool of coroutines,
@@ -97,7 +97,9 @@ struct Produce: AsyncParsableCommand {
         let start = Clock.seconds()
         let fetches = try await client.enqueueMany(Seed33.fetchTask, Array(0..<count))
         let crunches = try await client.enqueueMany(Seed33.crunchTask, Array(repeating: 20, count: count))
-        say("enqueued \(count) fetch and \(count) crunch tasks; waiting for a worker (crew-demo worker -P coroutines -c 10 -l info)")
+        say(
+            "enqueued \(count) fetch and \(count) crunch tasks; waiting for a worker (crew-demo worker -P coroutines -c 10 -l info)"
+        )
         for handle in fetches { say(try await handle.result(timeout: .milliseconds(Int(timeout * 1000)))) }
         for (i, handle) in crunches.enumerated() {
             say("crunch \(i): \(try await handle.result(timeout: .milliseconds(Int(timeout * 1000))))")

@@ -1,9 +1,9 @@
 import CCrewShims
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 extension Crew {
@@ -43,7 +43,8 @@ extension Crew {
 
         private init(adopting region: SharedRegion, timeout: Duration?) throws {
             guard crew_load32(region.word(0)) == 6 else {
-                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "the handed region is not a barrier"))
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: [], debugDescription: "the handed region is not a barrier"))
             }
             self.region = region
             self.parties = Int(crew_load32(region.word(4)))
@@ -110,7 +111,10 @@ extension Crew {
 
         private func lockSurvivingOwnerDeath() throws -> Bool {
             let rc = crew_mutex_lock_until(mutex.address, -1)
-            if rc == EOWNERDEAD { _ = crew_mutex_consistent(mutex.address); return true }
+            if rc == EOWNERDEAD {
+                _ = crew_mutex_consistent(mutex.address)
+                return true
+            }
             guard rc == 0 else { throw systemCallError("pthread_mutex_lock", rc) }
             return true
         }

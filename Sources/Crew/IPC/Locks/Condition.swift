@@ -1,9 +1,9 @@
 import CCrewShims
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 extension Crew {
@@ -31,7 +31,8 @@ extension Crew {
 
         private init(lock: Lock, adopting region: SharedRegion) throws {
             guard crew_load32(region.word(0)) == 5 else {
-                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "the handed region is not a condition"))
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: [], debugDescription: "the handed region is not a condition"))
             }
             self.lock = lock
             self.region = region
@@ -66,7 +67,8 @@ extension Crew {
             case ETIMEDOUT: return false
             case EOWNERDEAD:
                 _ = crew_mutex_consistent(lock.mutex.address)
-                throw CrewError(.ownerDied, "a holder of this condition's lock died holding it; this thread holds it now")
+                throw CrewError(
+                    .ownerDied, "a holder of this condition's lock died holding it; this thread holds it now")
             case EPERM: throw CrewError(.invalidArgument, "wait() needs the condition's lock held by this thread")
             default: throw systemCallError("pthread_cond_wait", rc)
             }

@@ -1,9 +1,9 @@
 import CCrewShims
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 extension Crew {
@@ -20,7 +20,8 @@ extension Crew {
 
         private init(adopting region: SharedRegion) throws {
             guard crew_load32(region.word(0)) == 4 else {
-                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "the handed region is not an event"))
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: [], debugDescription: "the handed region is not an event"))
             }
             self.region = region
         }

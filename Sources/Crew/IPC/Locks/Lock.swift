@@ -1,9 +1,9 @@
 import CCrewShims
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 extension Crew {
@@ -38,7 +38,8 @@ extension Crew {
         init(adopting region: SharedRegion) throws {
             let kind = crew_load32(region.word(0))
             guard kind == 1 || kind == 2 else {
-                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "the handed region is not a lock"))
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: [], debugDescription: "the handed region is not a lock"))
             }
             self.region = region
             self.mutex = SharedMutex(address: region.pointer(64))

@@ -1,9 +1,9 @@
 import CCrewShims
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 extension Crew {
@@ -30,7 +30,8 @@ extension Crew {
 
         private init(adopting region: SharedRegion) throws {
             guard crew_load32(region.word(0)) == 3 else {
-                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "the handed region is not a semaphore"))
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: [], debugDescription: "the handed region is not a semaphore"))
             }
             self.region = region
         }

@@ -1,9 +1,9 @@
 import CCrewShims
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 // Cross-process synchronization, as Python's `multiprocessing.Lock`, `RLock`, `Semaphore`, `Event`, `Condition`
