@@ -40,7 +40,7 @@ public final class PeriodicScheduler: Service, Sendable {
 
     /// Enqueues due tasks every ``tick`` until ``stop()`` or a graceful shutdown of its service group.
     public func run() async throws {
-        try await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             while !stopped.isSet {
                 do {
                     for name in try await runDue() {

@@ -1,3 +1,6 @@
+// Over 500 lines: each concurrency workload's Crew side sits beside its Swift floor, so that the two sides of a
+// row can be compared line by line.
+
 import Crew
 import Dispatch
 import Foundation

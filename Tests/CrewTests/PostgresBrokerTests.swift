@@ -45,7 +45,7 @@ struct PostgresBrokerTests {
     @Test func aJobEnqueuedInTheCallersTransactionExistsOnlyIfItCommits() async throws {
         let broker = try await PostgresBroker.connect(url: PostgresTestServer.freshDatabase())
         defer { broker.close() }
-        try await broker.client.withConnection { connection in
+        _ = try await broker.client.withConnection { connection in
             try await connection.query("CREATE TABLE orders (id bigint PRIMARY KEY)", logger: logger)
         }
         struct Refused: Error {}

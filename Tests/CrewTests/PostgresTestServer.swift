@@ -53,7 +53,9 @@ enum PostgresTestServer {
         guard let request = ProcessInfo.processInfo.environment["CREW_TEST_POSTGRES_RESTART"] else {
             throw NotConfigured()
         }
-        FileManager.default.createFile(atPath: request, contents: nil)
+        guard FileManager.default.createFile(atPath: request, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: request])
+        }
         let deadline = ContinuousClock.now + .seconds(120)
         while FileManager.default.fileExists(atPath: request) && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(50))

@@ -1,3 +1,6 @@
+// Over 500 lines: the ring's layout and both of its sides (put and get) share the same offsets and the same lock
+// and wake-up protocol; kept in one file so that the memory ordering between them can be read in one place.
+
 import CCrewShims
 import Synchronization
 

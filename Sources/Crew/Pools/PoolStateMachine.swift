@@ -1,3 +1,6 @@
+// Over 500 lines: one value type whose transitions are read together (a death touches dispatch, timers and
+// recycling); PoolStateMachineTests tests each of them without processes.
+
 // The bookkeeping of a process pool, without sockets, processes or clocks: events go in, actions come out.
 //
 // It decides which worker gets which task, what a worker's death fails and what it gives back to the queue,

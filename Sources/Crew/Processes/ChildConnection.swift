@@ -1,3 +1,7 @@
+// Over 500 lines: the reading paths (reactor, reader thread, caller), the writing paths and the exit's handling
+// share this connection's locks and buffers, so they stay in one type; each decision they take is the state
+// machine's (ChildConnectionStateMachine.swift), and moving more of them there is what will shrink this file.
+
 import CCrewShims
 import Logging
 import Synchronization

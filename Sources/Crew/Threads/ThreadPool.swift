@@ -1,3 +1,6 @@
+// Over 500 lines: the pool mirrors ProcessPool's API (map, imap, apply, their async forms, close, join, terminate),
+// each method documented; the work behind each is a few lines on a shared job queue.
+
 import CCrewShims
 import Synchronization
 

@@ -1,3 +1,6 @@
+// Over 500 lines: one `Decoder` and its keyed, unkeyed and single-value containers, which share the cursor, the
+// bounds checks and the direct forms (BinaryDirect.swift); Swift's decoding protocols need all of them together.
+
 /// Decodes any `Decodable` value from Crew's binary format (see `BinaryFormat.swift`).
 ///
 /// The bytes may come from anywhere: every read is bounds-checked, every length is checked against the

@@ -1,3 +1,6 @@
+// Over 500 lines: one `Encoder` and its keyed, unkeyed and single-value containers, which share the output buffer,
+// the back-patched lengths and the direct forms (BinaryDirect.swift); Swift's encoding protocols need all of them.
+
 internal import FoundationEssentials
 
 /// Encodes any `Encodable` value in Crew's binary format (see `BinaryFormat.swift`).
