@@ -161,25 +161,72 @@ let package = Package(
             dependencies: ["crew-bench"],
             swiftSettings: swiftSettings
         ),
+        // Helpers every test target shares, for the test process only (children link CrewTestSupport alone): the
+        // crew the tests bootstrap, error expectations, /proc inspection, the test PostgreSQL server.
+        .target(
+            name: "CrewTestHelpers",
+            dependencies: [
+                "Crew", "CrewTesting", "CrewTestSupport", "CrewQueue", "CrewPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/CrewTestHelpers",
+            swiftSettings: swiftSettings
+        ),
+        // One test target per library, then the integration tests (the README, the demo, the queue under chaos,
+        // the names beside other libraries'). `swift test --filter CrewQueueTests` runs one.
         .testTarget(
             name: "CrewTests",
             dependencies: [
-                "Crew",
-                "CrewTesting",
-                "CrewTestSupport",
-                "CrewQueue",
-                "CrewSQLite",
-                "CrewPostgres",
-                "CrewCLI",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "MetricsTestKit", package: "swift-metrics"),
-                // Built so that tests can start it as their child process. (crew-demo, which the demo tests
-                // run, is not listed: the test script builds every product before testing.)
+                "Crew", "CrewTesting", "CrewTestSupport", "CrewTestHelpers",
+                // Built so that tests can start it as their child process.
                 "crew-test-worker",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CrewQueueTests",
+            dependencies: [
+                "Crew", "CrewQueue", "CrewSQLite", "CrewPostgres", "CrewTestSupport", "CrewTestHelpers",
+                "crew-test-worker",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CrewSQLiteTests",
+            dependencies: ["CrewQueue", "CrewSQLite", "CrewTestHelpers"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CrewPostgresTests",
+            dependencies: [
+                "Crew", "CrewQueue", "CrewPostgres", "CrewTestSupport", "CrewTestHelpers", "crew-test-worker",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CrewCLITests",
+            dependencies: ["Crew", "CrewCLI", "CrewQueue", "CrewSQLite", "CrewTestSupport", "CrewTestHelpers"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CrewIntegrationTests",
+            dependencies: [
+                "Crew", "CrewTesting", "CrewTestSupport", "CrewTestHelpers", "CrewQueue", "CrewSQLite", "CrewPostgres",
+                "CrewCLI", "crew-test-worker",
+                // crew-demo, which the demo tests run, is not listed: the test script builds every product first.
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,3 +1,4 @@
+import CrewTestHelpers
 import Foundation
 
 /// Every Codable shape the wire must carry.

@@ -1,3 +1,4 @@
+import CrewTestHelpers
 import Foundation
 import PropertyBased
 import Testing

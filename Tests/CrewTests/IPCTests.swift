@@ -1,3 +1,4 @@
+import CrewTestHelpers
 import CrewTestSupport
 import Synchronization
 import Testing

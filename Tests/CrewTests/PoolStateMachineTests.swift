@@ -1,3 +1,4 @@
+import CrewTestHelpers
 import Testing
 
 @testable import Crew

@@ -1,3 +1,4 @@
+import CrewTestHelpers
 import CrewTestSupport
 import CrewTesting
 import Foundation
@@ -410,13 +411,4 @@ import Testing
         )
         try await finish(pool)
     }
-}
-
-/// How many descriptors this process has open.
-func openDescriptorCount() -> Int {
-    guard let dir = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(dir) }
-    var count = 0
-    while readdir(dir) != nil { count += 1 }
-    return count
 }

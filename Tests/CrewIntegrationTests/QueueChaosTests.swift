@@ -1,6 +1,7 @@
 import CrewCLI
 import CrewQueue
 import CrewSQLite
+import CrewTestHelpers
 import CrewTestSupport
 import Foundation
 import Testing
@@ -33,7 +34,7 @@ import Testing
         /// A new, empty broker's URL.
         func freshURL() async throws -> String {
             switch self {
-            case .sqlite: "sqlite://" + BrokerConformanceTests.temporaryPath()
+            case .sqlite: "sqlite://" + (try TemporaryDatabase.path())
             case .postgres: try await PostgresTestServer.freshDatabase()
             }
         }

@@ -1,13 +1,14 @@
 import CrewCLI
 import CrewQueue
 import CrewSQLite
+import CrewTestHelpers
 import Foundation
 import Testing
 
 /// The queue's command line, on a real SQLite file.
 @Suite struct CLITests {
     @Test func enqueueInspectResultCancelRetryAndPurge() async throws {
-        let url = "sqlite://" + BrokerConformanceTests.temporaryPath()
+        let url = "sqlite://" + (try TemporaryDatabase.path())
         let tasks: [any AnyQueueTask] = [QueueTask(QueuedWork.double, options: TaskOptions(queue: "math"))]
         func run(_ arguments: [String]) async throws -> String {
             try await CrewCLI.output(tasks: tasks, arguments: arguments + ["--broker", url])

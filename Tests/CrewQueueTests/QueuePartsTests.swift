@@ -1,4 +1,5 @@
 import Crew
+import CrewTestHelpers
 import Foundation
 import Synchronization
 import Testing

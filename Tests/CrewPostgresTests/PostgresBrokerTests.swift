@@ -1,6 +1,7 @@
 import Crew
 import CrewPostgres
 import CrewQueue
+import CrewTestHelpers
 import Foundation
 import Logging
 import PostgresNIO

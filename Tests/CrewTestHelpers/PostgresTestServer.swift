@@ -1,21 +1,21 @@
 import CrewPostgres
 import CrewQueue
-import Foundation
+public import Foundation
 import Logging
 import PostgresNIO
 
 /// The throwaway PostgreSQL server `scripts/test` starts (`scripts/postgres`): its URL is in `CREW_TEST_POSTGRES`.
 /// Each test gets a database of its own.
-enum PostgresTestServer {
-    static let url = ProcessInfo.processInfo.environment["CREW_TEST_POSTGRES"]
-    static var available: Bool { url != nil }
+public enum PostgresTestServer {
+    public static let url = ProcessInfo.processInfo.environment["CREW_TEST_POSTGRES"]
+    public static var available: Bool { url != nil }
 
     struct NotConfigured: Error, CustomStringConvertible {
         var description: String { "CREW_TEST_POSTGRES is not set: run the tests with ./scripts/test" }
     }
 
     /// The server's socket directory (the URL's `host=`).
-    static var socketDirectory: String {
+    public static var socketDirectory: String {
         get throws {
             guard let url, let range = url.range(of: "host=") else { throw NotConfigured() }
             return String(url[range.upperBound...].prefix { $0 != "&" })
@@ -23,7 +23,7 @@ enum PostgresTestServer {
     }
 
     /// A new, empty database; its URL, with `query` (such as `notifications=off`) added.
-    static func freshDatabase(_ query: String? = nil) async throws -> String {
+    public static func freshDatabase(_ query: String? = nil) async throws -> String {
         let directory = try socketDirectory
         let name = "crew_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16))"
         let logger = Logger(label: "crew.test.postgres")
@@ -39,7 +39,7 @@ enum PostgresTestServer {
 
     /// Runs SQL on a database, as a person editing it by hand would; returns how many rows it returned.
     @discardableResult
-    static func sql(_ url: String, _ statement: String) async throws -> Int {
+    public static func sql(_ url: String, _ statement: String) async throws -> Int {
         let broker = try await PostgresBroker.connect(url: url)
         defer { broker.close() }
         return try await broker.client.withConnection { connection in
@@ -49,7 +49,7 @@ enum PostgresTestServer {
     }
 
     /// Restarts the server (stopped, then started again on the same data) and returns once it is back.
-    static func restart() async throws {
+    public static func restart() async throws {
         guard let request = ProcessInfo.processInfo.environment["CREW_TEST_POSTGRES_RESTART"] else {
             throw NotConfigured()
         }

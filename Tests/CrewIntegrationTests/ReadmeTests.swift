@@ -1,6 +1,7 @@
 import CrewPostgres
 import CrewQueue
 import CrewSQLite
+import CrewTestHelpers
 import CrewTesting
 import Foundation
 import Logging

@@ -1,3 +1,4 @@
+import CrewTestHelpers
 import CrewTesting
 import Foundation
 import Testing

@@ -1,6 +1,7 @@
 import Crew
 import CrewQueue
 import CrewSQLite
+import CrewTestHelpers
 import CrewTestSupport
 import Foundation
 import Logging
@@ -10,26 +11,6 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 import UnixSignals
-
-/// Functions queued tasks run in these tests (in this process, on threads or coroutines).
-enum QueuedWork {
-    static let flakyCalls = Mutex(0)
-    static let double = Crew.Function("queued.double") { (n: Int) in n * 2 }
-    /// Fails its first two calls, then succeeds.
-    static let flaky = Crew.Function("queued.flaky") { (n: Int) throws -> Int in
-        let call = flakyCalls.withLock {
-            $0 += 1
-            return $0
-        }
-        if call <= 2 { throw TestFailure(reason: "call \(call) fails") }
-        return n
-    }
-    static let measured = Crew.Function("queued.measured") { (n: Int) in n + 1 }
-    static let nap = Crew.Function("queued.nap") { (ms: Int) async throws -> Int in
-        try await Task.sleep(for: .milliseconds(ms))
-        return ms
-    }
-}
 
 /// The metrics backend of the test process (swift-metrics is bootstrapped once per process).
 let testMetrics: TestMetrics = {
@@ -60,7 +41,7 @@ let testMetrics: TestMetrics = {
             broker = MemoryBroker()
             executor = try .threads(2)
         case .sqliteCoroutines:
-            broker = try SQLiteBroker(path: BrokerConformanceTests.temporaryPath())
+            broker = try SQLiteBroker(path: (try TemporaryDatabase.path()))
             executor = try .coroutines(10)
         }
         return (

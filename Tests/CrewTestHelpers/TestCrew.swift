@@ -1,12 +1,12 @@
-import CrewTestSupport
-import CrewTesting
-import Testing
+public import CrewTestSupport
+public import CrewTesting
+public import Testing
 
-@testable import Crew
+@testable public import Crew
 
 /// The crew every test uses: children are `crew-test-worker`, which registers `TestFunctions.all`. The test
 /// process also registers `onlyInParent`, which the children do not know.
-let testCrew: Crew = {
+public let testCrew: Crew = {
     do {
         return try CrewTesting.bootstrap(
             TestFunctions.all + QueueFunctions.all + [TestFunctions.onlyInParent], worker: "crew-test-worker")
@@ -17,7 +17,7 @@ let testCrew: Crew = {
 
 /// Expects `body` to throw a `CrewError` with `code`, and returns it.
 @discardableResult
-func expectCrewError<R>(
+public func expectCrewError<R>(
     _ code: CrewError.Code,
     sourceLocation: SourceLocation = #_sourceLocation,
     _ body: () async throws -> R

@@ -3,6 +3,7 @@ import CrewCLI
 import CrewPostgres
 import CrewQueue
 import CrewSQLite
+import CrewTestHelpers
 import CrewTestSupport
 import CrewTesting
 import Foundation
