@@ -99,7 +99,7 @@ public final class PostgresBroker: QueueBroker {
     /// `postgres://user:password@host:port/database`; a Unix socket with `?host=/path/to/socket/directory` (the
     /// directory holding `.s.PGSQL.5432`). Options in the URL: `notifications=off`, `connections=N`.
     ///
-    /// - Throws: ``BrokerError`` `unavailable` if the server cannot be reached or refuses the credentials (within
+    /// - Throws: `BrokerError` `unavailable` if the server cannot be reached or refuses the credentials (within
     ///   the connect timeout, not a hang); `incompatibleSchema` for a newer Crew's schema; `invalidArgument` for a
     ///   URL it cannot read.
     public static func connect(
@@ -114,7 +114,7 @@ public final class PostgresBroker: QueueBroker {
 
     /// Connects with a postgres-nio configuration, creating or migrating Crew's schema.
     ///
-    /// - Throws: ``BrokerError`` as ``connect(url:clock:logger:)`` does.
+    /// - Throws: `BrokerError` as ``connect(url:clock:logger:)`` does.
     public convenience init(
         configuration: PostgresClient.Configuration,
         options: Options = Options(),

@@ -13,7 +13,7 @@ public struct TaskClient: Sendable {
 
     /// Enqueues `task(args)`, to run now, after `countdown`, or at `eta`.
     ///
-    /// - Throws: ``CrewError/Code/encodingFailed`` if the arguments do not encode as JSON; ``BrokerError``.
+    /// - Throws: `CrewError.Code.encodingFailed` if the arguments do not encode as JSON; ``BrokerError``.
     @discardableResult
     public func enqueue<A, R>(
         _ task: QueueTask<A, R>,
@@ -40,7 +40,7 @@ public struct TaskClient: Sendable {
     /// The job ``enqueue(_:_:countdown:eta:)`` would store, without storing it: for a broker's own enqueue, such
     /// as the PostgreSQL broker's inside the caller's transaction.
     ///
-    /// - Throws: ``CrewError`` `encodingFailed` if the arguments do not encode as JSON.
+    /// - Throws: `CrewError` `encodingFailed` if the arguments do not encode as JSON.
     public func job<A, R>(_ task: QueueTask<A, R>, _ args: A, countdown: Duration? = nil, eta: Date? = nil) throws
         -> NewJob
     {

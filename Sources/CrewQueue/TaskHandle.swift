@@ -39,8 +39,8 @@ public struct TaskHandle<Result: Decodable & Sendable>: Sendable {
 
     /// Waits for the job's result, at most `timeout` (no limit when nil).
     ///
-    /// - Throws: ``CrewError/Code/remoteError`` with the last attempt's error if the job failed;
-    ///   ``CrewError/Code/cancelled`` if it was cancelled or expired; ``CrewError/Code/timedOut``.
+    /// - Throws: `CrewError.Code.remoteError` with the last attempt's error if the job failed;
+    ///   `CrewError.Code.cancelled` if it was cancelled or expired; `CrewError.Code.timedOut`.
     public func result(timeout: Duration? = nil) async throws -> Result {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         if let resultsMark {

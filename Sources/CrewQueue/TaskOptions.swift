@@ -19,9 +19,9 @@ public struct TaskOptions: Sendable {
     /// Which failures are retried (all when nil): Celery's `autoretry_for`.
     public var retryOn: (@Sendable (CrewError) -> Bool)?
     /// The hard limit of an attempt: a process worker is stopped, a thread's or coroutine's result is dropped
-    /// (documented as soft there). The attempt fails with ``CrewError/Code/timedOut``.
+    /// (documented as soft there). The attempt fails with `CrewError.Code.timedOut`.
     public var timeLimit: Duration?
-    /// The soft limit: the attempt is cancelled (cooperatively) and fails with ``CrewError/Code/timedOut``.
+    /// The soft limit: the attempt is cancelled (cooperatively) and fails with `CrewError.Code.timedOut`.
     public var softTimeLimit: Duration?
     /// Jobs not started within this time after they were due expire instead of running.
     public var expires: Duration?

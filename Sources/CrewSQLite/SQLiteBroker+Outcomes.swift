@@ -40,7 +40,7 @@ extension SQLiteBroker {
         )
     }
 
-    /// Records the outcomes of attempts in one transaction (see ``QueueBroker/record(_:worker:)``).
+    /// Records the outcomes of attempts in one transaction (see `QueueBroker.record(_:worker:)`).
     public func record(_ outcomes: [JobOutcome], worker: String) async throws -> [JobState?] {
         guard !outcomes.isEmpty else { return [] }
         let now = clock().timeIntervalSince1970

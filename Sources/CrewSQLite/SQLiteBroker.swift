@@ -40,7 +40,7 @@ public final class SQLiteBroker: QueueBroker {
     ///   - readOnly: Opens an existing database for reading only (to inspect it): every write fails with
     ///     `storage`, as it does on a file this process may not write.
     ///   - clock: Tells the broker the time (tests move it).
-    /// - Throws: ``BrokerError`` `incompatibleSchema` if the file is not a Crew database or comes from a newer
+    /// - Throws: `BrokerError` `incompatibleSchema` if the file is not a Crew database or comes from a newer
     ///   Crew; `storage` if it cannot be opened (a directory, no permission, locked, not SQLite).
     public init(
         path: String,
