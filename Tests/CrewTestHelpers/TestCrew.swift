@@ -1,8 +1,7 @@
+public import Crew
 public import CrewTestSupport
 public import CrewTesting
 public import Testing
-
-@testable public import Crew
 
 /// The crew every test uses: children are `crew-test-worker`, which registers `TestFunctions.all`. The test
 /// process also registers `onlyInParent`, which the children do not know.
