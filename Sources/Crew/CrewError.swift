@@ -98,6 +98,9 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
     public var remoteErrorType: String?
     /// The registered function involved, if any.
     public var function: String?
+    /// For a pool call that failed with ``Code/workerCrashed``: what the call was doing when its worker died, and
+    /// so whether it can have caused the death (nil for other errors).
+    public var callState: CallState?
 
     /// Creates an error.
     public init(

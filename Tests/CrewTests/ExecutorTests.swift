@@ -103,11 +103,13 @@ import Testing
         let killer = try one.submit(TestFunctions.killSelfAsync, SIGKILL)  // some go to the next worker).
         let error = await expectCrewError(.workerCrashed) { try await killer.value }
         #expect(error?.message.contains("may not be") == true)
+        #expect(error?.callState == .runningWithOthers)
         for sleeper in sleepers {
             do {
                 _ = try await sleeper.value
             } catch let error as CrewError {
                 #expect(error.code == .workerCrashed && error.message.contains("may not be the call that caused it"))
+                #expect(error.callState == .runningWithOthers)
             }
         }
         try await one.shutdown()

@@ -189,8 +189,10 @@ import Testing
                 #expect(error.code == .workerCrashed, "call \(i): \(error)")
                 if i == 4 {
                     #expect(error.message.contains("died") && !error.message.contains("finished, but"), "\(error)")
+                    #expect(error.callState == .running)
                 } else {
                     #expect(i < 4 && error.message.contains("finished, but its worker died"), "call \(i): \(error)")
+                    #expect(error.callState == .finishedUnsent)
                 }
             }
         }
@@ -209,6 +211,7 @@ import Testing
         for pid in pids { kill(pid, SIGKILL) }
         let error = await expectCrewError(.workerCrashed) { try await busy.value }
         #expect(error?.exitStatus == .signaled(SIGKILL))
+        #expect(error?.callState == .running)
         #expect(try await pool.apply(TestFunctions.square, 12) == 144)
         try await finish(pool)
     }

@@ -387,6 +387,7 @@ final class PoolCore: @unchecked Sendable {
             var error = death?.worker == worker ? death!.error : CrewError(.workerCrashed, "the worker died")
             error.function = record.function
             error.message = "the worker running \"\(record.function)\" died: " + error.message
+            error.callState = .running
             return error
         case .diedWithOthers(let worker):
             var error = death?.worker == worker ? death!.error : CrewError(.workerCrashed, "the worker died")
@@ -394,6 +395,7 @@ final class PoolCore: @unchecked Sendable {
             error.message =
                 "\"\(record.function)\" was running when its worker died, beside other calls of that "
                 + "worker: it may not be the call that caused it: " + error.message
+            error.callState = .runningWithOthers
             return error
         case .timedOut(let worker):
             let died = death?.worker == worker ? death?.error : nil
@@ -411,6 +413,7 @@ final class PoolCore: @unchecked Sendable {
             error.function = record.function
             error.message =
                 "\"\(record.function)\" finished, but its worker died before sending the result: " + error.message
+            error.callState = .finishedUnsent
             return error
         case .terminated:
             return CrewError(

@@ -22,7 +22,9 @@ import Synchronization
 /// such call the worker held: each with ``CrewError/Code/workerCrashed``, saying that it was running beside
 /// others and may not be the cause. Crew does not run such a call again: it had started, and running it twice
 /// could repeat its effects. (Should that memory be unreadable, a finished call whose answer was not sent fails
-/// with ``CrewError/Code/workerCrashed`` too, saying so, rather than run twice.)
+/// with ``CrewError/Code/workerCrashed`` too, saying so, rather than run twice.) Each such error's
+/// ``CrewError/callState`` says which case it is: ``CrewError/CallState/running``,
+/// ``CrewError/CallState/runningWithOthers`` or ``CrewError/CallState/finishedUnsent``.
 ///
 /// **Timeouts.** A call given a `timeout:` that runs longer is stopped: its worker gets `SIGTERM`, then
 /// `SIGKILL` after ``Options/timeoutGrace``, the call fails with ``CrewError/Code/timedOut``, and the worker is
