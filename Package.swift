@@ -8,6 +8,9 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
     // https://github.com/swiftlang/swift-evolution/blob/main/proposals/0409-access-level-on-imports.md
     .enableUpcomingFeature("InternalImportsByDefault"),
+    // Crew's own code builds without warnings, and a new one fails the build (SwiftPM ignores this setting when
+    // Crew is a dependency of another package).
+    .treatAllWarnings(as: .error),
 ]
 
 // One benchmark child is a static executable: it starts without loading Swift's shared objects (its own labelled

@@ -1,6 +1,6 @@
 import CrewPostgres
 import CrewQueue
-public import Foundation
+import Foundation
 import Logging
 import PostgresNIO
 

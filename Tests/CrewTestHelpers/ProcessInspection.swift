@@ -1,4 +1,4 @@
-public import CrewTesting
+import CrewTesting
 
 #if canImport(Glibc)
     import Glibc

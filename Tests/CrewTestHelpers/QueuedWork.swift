@@ -1,5 +1,5 @@
 public import Crew
-public import CrewTestSupport
+import CrewTestSupport
 public import Synchronization
 
 /// Functions queued tasks run in these tests (in this process, on threads or coroutines).

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Paths for SQLite databases of the tests' own: a new directory each time, so that the database's WAL and
 /// wake-up files are the test's alone.

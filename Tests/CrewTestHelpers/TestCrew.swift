@@ -1,6 +1,6 @@
 public import Crew
-public import CrewTestSupport
-public import CrewTesting
+import CrewTestSupport
+import CrewTesting
 public import Testing
 
 /// The crew every test uses: children are `crew-test-worker`, which registers `TestFunctions.all`. The test
