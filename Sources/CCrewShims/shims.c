@@ -446,3 +446,64 @@ long crew_heap_in_use(void) {
     struct mallinfo2 info = mallinfo2();
     return (long)(info.uordblks + info.hblkhd);
 }
+
+// MARK: Crash note
+
+static char crew_crash_name[128];
+static volatile sig_atomic_t crew_crash_name_len = 0;
+
+void crew_crash_note_function(const char *name, size_t len) {
+    if (len >= sizeof crew_crash_name) len = sizeof crew_crash_name - 1;
+    crew_crash_name_len = 0;
+    if (len > 0) memcpy(crew_crash_name, name, len);
+    crew_crash_name_len = (sig_atomic_t)len;
+}
+
+static size_t crew_append(char *buffer, size_t at, size_t size, const char *text, size_t len) {
+    if (at + len > size) len = size - at;
+    memcpy(buffer + at, text, len);
+    return at + len;
+}
+
+static void crew_crash_handler(int sig) {
+    const char *what = "SIGILL (a trap: a failed runtime check, fatalError or precondition)";
+    if (sig == SIGTRAP) what = "SIGTRAP (a trap: a failed runtime check, fatalError or precondition)";
+    if (sig == SIGSEGV) what = "SIGSEGV (a bad memory access)";
+    if (sig == SIGBUS) what = "SIGBUS (a bad memory access)";
+    if (sig == SIGFPE) what = "SIGFPE (an arithmetic fault)";
+    char line[320];
+    size_t at = 0;
+    at = crew_append(line, at, sizeof line, "crew child: ", 12);
+    at = crew_append(line, at, sizeof line, what, strlen(what));
+    size_t len = (size_t)crew_crash_name_len;
+    if (len > 0) {
+        at = crew_append(line, at, sizeof line, " while running \"", 16);
+        at = crew_append(line, at, sizeof line, crew_crash_name, len);
+        at = crew_append(line, at, sizeof line, "\"", 1);
+    }
+    at = crew_append(line, at, sizeof line, "\n", 1);
+    ssize_t ignored = write(2, line, at);
+    (void)ignored;
+    // SA_RESETHAND put the default action back: the signal, raised again (or the faulting instruction, run again
+    // on return), ends the process with it.
+    raise(sig);
+}
+
+void crew_crash_note_install(void) {
+    static int installed = 0;
+    if (installed) return;
+    installed = 1;
+    // An alternate stack, so that a stack overflow's SIGSEGV can still be reported.
+    stack_t stack;
+    stack.ss_size = 64 * 1024;
+    stack.ss_sp = malloc(stack.ss_size);
+    stack.ss_flags = 0;
+    int onstack = stack.ss_sp != NULL && sigaltstack(&stack, NULL) == 0;
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = crew_crash_handler;
+    action.sa_flags = SA_RESETHAND | (onstack ? SA_ONSTACK : 0);
+    sigemptyset(&action.sa_mask);
+    int signals[] = {SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE};
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) sigaction(signals[i], &action, NULL);
+}

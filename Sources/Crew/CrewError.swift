@@ -92,7 +92,9 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
     public var exitStatus: Crew.ExitStatus?
     /// The last lines the child wrote to its standard error before it ended. A `fatalError` writes its
     /// `Fatal error: …` line there in every build; the runtime's own checks (an index out of range, a nil
-    /// unwrapped) write theirs in debug builds only.
+    /// unwrapped) write theirs in debug builds only. A child running without Swift's backtracer (the default) adds
+    /// a line naming the signal and the synchronous call it was running: `crew child: SIGILL (…) while running
+    /// "square"`.
     public var lastStderr: String?
     /// The type name of the error the function threw in the child, for ``Code/remoteError``.
     public var remoteErrorType: String?

@@ -4,6 +4,10 @@ import Testing
 
 @testable import Crew
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A trap in a child is reported at once: Swift's backtracer is off in children unless asked for.
 @Suite struct CrashReportTests {
     init() {
@@ -36,6 +40,24 @@ import Testing
         let error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapFatalError, "boom") }
         #expect(error?.lastStderr?.contains("Fatal error") == true)
         #expect(error?.lastStderr?.contains("Crash") != true)  // No backtrace report.
+        pool.close()
+        try await pool.join()
+    }
+
+    /// In an optimized build the runtime's checks print nothing: the child's own line names the signal and the
+    /// call, whatever the build, with either start method.
+    @Test(arguments: [Crew.StartMethod.spawn, .forkserver])
+    func theChildNamesTheSignalAndTheCall(method: Crew.StartMethod) async throws {
+        let pool = try ProcessPool(testCrew, processes: 1, startMethod: method)
+        var error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.trapIndex, 9) }
+        #expect(error?.lastStderr?.contains("crew child: SIGILL") == true, "\(String(describing: error))")
+        #expect(error?.lastStderr?.contains("while running \"trapIndex\"") == true)
+        #expect(error?.exitStatus == .signaled(SIGILL))  // Still the signal's death.
+        error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.segfault, Crew.Empty()) }
+        #expect(error?.lastStderr?.contains("crew child: SIGSEGV") == true, "\(String(describing: error))")
+        #expect(error?.lastStderr?.contains("while running \"segfault\"") == true)
+        #expect(error?.exitStatus == .signaled(SIGSEGV))
+        #expect(try await pool.apply(TestFunctions.square, 3) == 9)
         pool.close()
         try await pool.join()
     }

@@ -25,6 +25,14 @@ int crew_spawn(const char *path, char *const argv[], char *const envp[], const i
 /// `prctl(PR_SET_PDEATHSIG, sig)`; returns 0 or -1 with errno set.
 int crew_set_parent_death_signal(int sig);
 
+/// Installs handlers (on an alternate stack) for the signals a trap or a bad access raises (SIGILL, SIGTRAP,
+/// SIGSEGV, SIGBUS, SIGFPE): each writes one line to standard error naming the signal and the function set by
+/// `crew_crash_note_function`, then lets the signal end the process as it would have. For children that run
+/// without Swift's backtracer: in an optimized build the runtime's checks print nothing of their own.
+void crew_crash_note_install(void);
+/// The function the crash line names (`len` 0: none). Called by the serving thread around each call.
+void crew_crash_note_function(const char *name, size_t len);
+
 /// `pidfd_open(pid, 0)`; returns a descriptor (close-on-exec) or -1 with errno set.
 int crew_pidfd_open(pid_t pid);
 

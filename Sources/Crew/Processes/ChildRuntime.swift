@@ -123,6 +123,11 @@ enum ChildRuntime {
         // A serving child waits for its next call in a blocking read (see `ChildLoop.run`); its other socket
         // calls pass MSG_DONTWAIT.
         setBlocking(marker.fd)
+        // Without Swift's backtracer (the default), a trap would end the child without a word in an optimized
+        // build: a line on standard error names the signal and the call it was running.
+        if let setting = getenv("SWIFT_BACKTRACE"), String(cString: setting).contains("enable=no") {
+            crew_crash_note_install()
+        }
         let loop = ChildLoop(crew: crew, marker: marker)
         loop.run()
     }
@@ -380,7 +385,10 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
             }
             mirrorUnsent()
             progress?.started = id
+            var named = name
+            named.withUTF8 { crew_crash_note_function($0.baseAddress, $0.count) }
             defer {
+                crew_crash_note_function(nil, 0)
                 // The answer is in the page before the call counts as finished there.
                 mirrorUnsent()
                 progress?.finished = id
