@@ -143,12 +143,14 @@ extension CrewBench {
         status("pool: a call that traps, until its caller has the error (spawn and forkserver workers)")
         let traps = quick ? 20 : 100
         // [p50, p99, the share of errors whose lastStderr held the runtime's "Fatal error" line, the same for an
-        // index out of range], per start method.
+        // index out of range, the share of index-out-of-range errors whose lastStderr names the call], per start
+        // method.
         func trapRound(_ method: Crew.StartMethod) async throws -> [Double] {
             let pool = try ProcessPool(processes: 1, startMethod: method)
             var times: [Double] = []
             var withMessage = 0
             var indexWithMessage = 0
+            var indexNamed = 0
             for n in 0..<traps {
                 _ = try await pool.apply(BenchFunctions.square, 2)  // A live, warm worker (untimed).
                 let start = ContinuousClock.now
@@ -164,6 +166,7 @@ extension CrewBench {
                         _ = try await pool.apply(BenchFunctions.trapIndex, 7)
                     } catch let error as CrewError where error.code == .workerCrashed {
                         if error.lastStderr?.contains("Fatal error") == true { indexWithMessage += 1 }
+                        if error.lastStderr?.contains("while running \"bench.trapIndex\"") == true { indexNamed += 1 }
                     }
                 }
             }
@@ -172,10 +175,10 @@ extension CrewBench {
             times.sort()
             return [
                 Self.percentile(times, 50), Self.percentile(times, 99), Double(withMessage) / Double(traps),
-                Double(indexWithMessage) / Double((traps + 9) / 10),
+                Double(indexWithMessage) / Double((traps + 9) / 10), Double(indexNamed) / Double((traps + 9) / 10),
             ]
         }
-        let none = [Double.nan, .nan, .nan, .nan]
+        let none = [Double.nan, .nan, .nan, .nan, .nan]
         let trapSpawn = !parts.contains("trap") ? none : try await trapRound(.spawn)
         let trapForkserver = !parts.contains("trap") ? none : try await trapRound(.forkserver)
 
@@ -265,6 +268,7 @@ extension CrewBench {
                                 + "Swift's backtracer off in workers (the default)", value: figures[index],
                             details: [
                                 "fatal_error_line_share": figures[2], "index_out_of_range_line_share": figures[3],
+                                "index_out_of_range_call_named_share": figures[4],
                             ]),
                         peers: [python.side("pool.trap/ProcessPoolExecutor \(name)"), python.side("pool.trap/mp.Pool")]
                             .compactMap { side in
