@@ -112,4 +112,36 @@ import Testing
         let _: CrewCLI.Type = CrewCLI.self
         #expect(CrewTesting.zombieChildren().isEmpty || true)
     }
+
+    /// The static functions and the nested types not named above, each by its documented spelling. The calls that
+    /// would start or register something sit in a closure that is compiled, never run.
+    @Test func theStaticFunctionsAndNestedTypesResolve() throws {
+        let _: Crew.StartMethod = .forkserver
+        let _: CrewError.CallState = .runningWithOthers
+        let _: ProcessPool.Options = ProcessPool.Options()
+        let _: QueueWorker.Configuration = QueueWorker.Configuration()
+        let _: Crew.Options = Crew.Options()
+        #expect(!JobID.make().rawValue.isEmpty)
+        let job = NewJob(name: "f", arguments: "[]")
+        #expect(JobRules.initialState(job, now: Date()) == .available)
+        try JobRules.validate([job])
+        #expect(CrewTesting.processExists(getpid()))
+        #expect(CrewTesting.liveChildren().count >= 0 && !CrewTesting.productsDirectory.isEmpty)
+        let compiledOnly: () async throws -> Void = {
+            _ = try Crew.bootstrap(TestFunctions.square)
+            _ = try Crew.bootstrap([TestFunctions.square], options: Crew.Options())
+            _ = try CrewTesting.bootstrap([TestFunctions.square], worker: "crew-test-worker")
+            _ = try CrewTesting.executablePath("crew-test-worker")
+            _ = try Crew.Executor.processes(2)
+            _ = try Crew.Executor.processes(2, coroutinesEach: 10)
+            _ = try Crew.Executor.coroutines(10)
+            _ = try Crew.Executor.threads(2)
+            _ = try await PostgresBroker.connect(url: "postgres://localhost/crew")
+            _ = try await CrewCLI.broker("sqlite:///tmp/crew.db")
+            _ = try await CrewCLI.output(tasks: [], arguments: ["inspect"])
+            await CrewCLI.main(tasks: [])
+            _ = JobRules.afterFailure
+        }
+        _ = compiledOnly
+    }
 }
