@@ -47,7 +47,8 @@ public struct Crew: Sendable {
         /// it sleeps. Waking a sleeping thread on another CPU can cost more than the spin on virtual machines;
         /// a short spin saves it for calls that follow each other closely, at the price of that much CPU time
         /// per wait (crew-bench measures the rows that spin both ways, with the CPU each costs). 0 turns spinning
-        /// off; it is always off on a machine with one CPU. It applies to waits on a ``Crew/Queue``, a ``Crew/Connection``,
+        /// off; it is always off on a machine with one CPU. It applies to waits on a ``Crew/Queue``, a
+        /// ``Crew/Connection``,
         /// a ``Crew/Process``'s answer and a ``Crew/Thread``'s join; ``ProcessPool`` workers never spin.
         public var spinMicroseconds: Int
         /// How children start: a new `posix_spawn` of the program each (the default), or forked by a fork server.
@@ -60,7 +61,8 @@ public struct Crew: Sendable {
         /// A pool's parent and workers encode, decode and gather buffers of up to a few megabytes, one after
         /// another. With glibc's defaults each such buffer is a fresh mapping, or heap that was just handed back
         /// to the system, and every 4 KiB page of it faults on first touch, which can take most of a large `map`'s
-        /// time (BENCHMARKS.md has the measurement). With this set, allocations up to this size (at most 32 MiB) come from the heap,
+        /// time (BENCHMARKS.md has the measurement). With this set, allocations up to this size (at most 32 MiB) come
+        /// from the heap,
         /// and the heap is trimmed only when more than this many bytes at its top are free. The price is that
         /// much memory kept by a process after a large job. 64 MiB by default.
         public var keepFreedMemory: Int?

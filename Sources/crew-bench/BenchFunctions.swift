@@ -231,7 +231,8 @@ struct SleepManyJob: Codable, Sendable {
 }
 
 struct ParkJob: Codable, Sendable {
-    /// "crew" (``Crew/spawn(priority:_:)`` waiting on an ``AsyncEvent``) or "floor" (a bare `Task` waiting on a continuation).
+    /// "crew" (``Crew/spawn(priority:_:)`` waiting on an ``AsyncEvent``) or "floor" (a bare `Task` waiting on a
+    /// continuation).
     var kind: String
     var count: Int
 }

@@ -10,7 +10,8 @@ import Synchronization
 
 extension Crew {
     /// Suspends the running coroutine for `duration`, letting others run: gevent's `sleep`. A zero duration only
-    /// yields. (Glibc's blocking `sleep(_:)` would hold a cooperative thread: wrap such calls in ``Crew/blocking(_:)``.)
+    /// yields. (Glibc's blocking `sleep(_:)` would hold a cooperative thread: wrap such calls in
+    /// ``Crew/blocking(_:)``.)
     ///
     /// - Throws: `CancellationError` if the coroutine is cancelled while it sleeps.
     public static func sleep(for duration: Duration) async throws {

@@ -32,7 +32,8 @@ extension Crew {
 
         init(fd: Int32, readable: Bool, writable: Bool) {
             // Blocking: a receive with no time limit sleeps in the read itself, one system call, as a plain blocking
-            // read does (a read, a `poll`, then a read again cost a fifth more per round trip on a small VM). Reads that
+            // read does (a read, a `poll`, then a read again cost a fifth more per round trip on a small VM). Reads
+            // that
             // must not wait pass MSG_DONTWAIT.
             setBlocking(fd)
             fdState = Atomic(fd)

@@ -7,7 +7,8 @@ import CCrewShims
 #endif
 
 // Cross-process synchronization, as Python's `multiprocessing.Lock`, `RLock`, `Semaphore`, `Event`, `Condition`
-// and `Barrier` (nested in `Crew`: Glibc has a `Semaphore` and Swift Testing an `Event`): each lives in a small owner-only shared region and is handed to children in their arguments
+// and `Barrier` (nested in `Crew`: Glibc has a `Semaphore` and Swift Testing an `Event`): each lives in a small
+// owner-only shared region and is handed to children in their arguments
 // (see `HandedDescriptors`).
 //
 // Locks are robust, process-shared pthread mutexes: when a holder dies (a trap, SIGKILL), the kernel releases
