@@ -1,4 +1,3 @@
-import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -215,16 +214,6 @@ final class PoolCore: @unchecked Sendable {
     private func spawned(_ worker: WorkerID, _ result: Result<ChildConnection, CrewError>) {
         switch result {
         case .success(let connection):
-            // A thread of the worker's own sleeps in a read of its socket and hands out its answers: a blocking
-            // read wakes sooner than the reactor's epoll wait (see ChildConnection.readOnOwnThread).
-            // If the system refuses the thread, the reactor reads this worker's answers, as it does while no
-            // reader thread reads.
-            if case .failure(let error) = startThreadIfPossible(
-                name: "crew-pool-read", { connection.readOnOwnThread() })
-            {
-                crew.options.logger.warning(
-                    "a pool worker's answers are read by the I/O thread: \(String(reflecting: error))")
-            }
             step(nil, flush: .always) { inner in
                 inner.connections[worker] = connection
                 return inner.machine.workerStarted(worker, now: monotonicNanos())
@@ -439,7 +428,10 @@ final class PoolCore: @unchecked Sendable {
                         exited(worker, error, served: served, progress: progress)
                     },
                     onResults: { [self] answers in answered(answers, worker: worker) },
-                    trackProgress: true
+                    trackProgress: true,
+                    // A blocking read wakes sooner than the reactor's epoll wait (see
+                    // ChildConnection.readOnOwnThread), which matters for calls awaited one at a time.
+                    answersOnOwnThread: true
                 ),
                 completion: { [self] result in spawned(worker, result) }
             )

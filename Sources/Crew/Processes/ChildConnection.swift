@@ -162,6 +162,9 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         var onResults: ResultsHandler?
         /// Give the child a ``ProgressPage`` and report what it says when the child exits.
         var trackProgress = false
+        /// Read the child's answers on a thread of the connection's own, asleep in a blocking read (see
+        /// `readOnOwnThread`), rather than on the reactor: for a pool worker, whose answers are awaited one by one.
+        var answersOnOwnThread = false
     }
 
     /// Starts a child process running `crew.options.executable` and connects to it.
@@ -253,6 +256,17 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         connection.exitHandler = handlers.onExit
         connection.resultsHandler = handlers.onResults
         connection.attach()
+        if handlers.answersOnOwnThread {
+            // If the system refuses the thread, the reactor reads the answers, as it does while no reader thread
+            // reads.
+            if case .failure(let error) = startThreadIfPossible(
+                name: "crew-pool-read", { connection.readOnOwnThread() })
+            {
+                options.logger.warning(
+                    "a child's answers are read by the I/O thread: \(String(reflecting: error))",
+                    metadata: ["crew.pid": "\(child.pid)"])
+            }
+        }
         options.logger.debug("started child", metadata: ["crew.pid": "\(child.pid)", "crew.mode": "\(mode)"])
         return connection
     }
