@@ -11,7 +11,7 @@ import Synchronization
 /// Crew: Python's multiprocessing, for Swift on Linux.
 ///
 /// A `Crew` value is the registry of functions that child processes may run, plus how to start those
-/// children. Make it once, at the top of `main`, with ``bootstrap(_:options:)-(AnyFunction...,_)``: in a
+/// children. Make it once, at the top of `main`, with ``bootstrap(_:options:)-(Crew.AnyFunction...,_)``: in a
 /// child process that call serves the parent and never returns; in the parent it returns the `Crew`.
 ///
 /// ```swift
@@ -159,7 +159,7 @@ public struct Crew: Sendable {
     }
 
     /// Registers `functions` and, in a child process, serves the parent. See
-    /// ``bootstrap(_:options:)-(AnyFunction...,_)``.
+    /// ``bootstrap(_:options:)-(Crew.AnyFunction...,_)``.
     @discardableResult
     public static func bootstrap(_ functions: [any AnyFunction], options: Options = Options()) throws -> Crew {
         var table: [String: FunctionRegistration] = [:]
@@ -194,7 +194,7 @@ public struct Crew: Sendable {
 
     static let onlineProcessorCount: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
-    /// The crew made by the latest ``bootstrap(_:options:)-(AnyFunction...,_)`` in this process, if any.
+    /// The crew made by the latest ``bootstrap(_:options:)-(Crew.AnyFunction...,_)`` in this process, if any.
     public static var current: Crew? { _current.withLock { $0 } }
 
     /// True in a process that Crew started as a child (before and while it serves).

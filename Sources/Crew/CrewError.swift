@@ -19,11 +19,11 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
             self.base = base
         }
 
-        /// Two registered functions share one name (thrown by ``Crew/bootstrap(_:options:)-([AnyFunction],_)``).
+        /// Two registered functions share one name (thrown by ``Crew/bootstrap(_:options:)-([Crew.AnyFunction],_)``).
         public static let duplicateFunction = Code(.duplicateFunction)
         /// No function is registered under the name asked for, in the parent or in the child.
         public static let unknownFunction = Code(.unknownFunction)
-        /// A child process was asked for before ``Crew/bootstrap(_:options:)-([AnyFunction],_)`` ran.
+        /// A child process was asked for before ``Crew/bootstrap(_:options:)-([Crew.AnyFunction],_)`` ran.
         public static let notBootstrapped = Code(.notBootstrapped)
         /// A child process died: it trapped, was killed by a signal, or exited before answering. The error
         /// carries its ``CrewError/pid``, ``CrewError/exitStatus`` and ``CrewError/lastStderr``.

@@ -1,4 +1,4 @@
-/// A registered function of any argument and result type, as ``Crew/bootstrap(_:options:)-(AnyFunction...,_)``
+/// A registered function of any argument and result type, as ``Crew/bootstrap(_:options:)-(Crew.AnyFunction...,_)``
 /// takes them. ``Crew/Function`` is the conforming type.
 public protocol AnyFunction: Sendable {
     /// The name the function is registered under.

@@ -13,7 +13,7 @@ extension Crew {
     /// }
     /// ```
     ///
-    /// Register every function with ``Crew/bootstrap(_:options:)-(AnyFunction...,_)`` at the top of `main`.
+    /// Register every function with ``Crew/bootstrap(_:options:)-(Crew.AnyFunction...,_)`` at the top of `main`.
     /// Arguments and results are `Codable`; pass several arguments as a tuple-like struct. A body without
     /// arguments takes ``Crew/Empty``, one without a result returns ``Crew/Empty``.
     public struct Function<Arguments: Codable & Sendable, Result: Codable & Sendable>: AnyFunction {

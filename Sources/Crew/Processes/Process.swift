@@ -23,7 +23,7 @@ extension Crew {
     /// ``CrewError/Code/remoteError`` with the error's type name and description. The parent never traps and
     /// never hangs because of a child.
     ///
-    /// The child runs this same program (see ``Crew/bootstrap(_:options:)-(AnyFunction...,_)``), with its
+    /// The child runs this same program (see ``Crew/bootstrap(_:options:)-(Crew.AnyFunction...,_)``), with its
     /// standard output and standard error passed through to the parent's and standard input at `/dev/null`.
     /// A child never outlives its parent: it is killed if the parent dies.
     public final class Process<Arguments: Codable & Sendable, Result: Codable & Sendable>: Sendable {
