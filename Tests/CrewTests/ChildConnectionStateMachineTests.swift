@@ -3,6 +3,10 @@ import Testing
 
 @testable import Crew
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The decisions of a child connection, without processes or sockets: events in, actions out.
 @Suite struct ChildConnectionStateMachineTests {
     typealias SM = ChildConnectionStateMachine
@@ -108,7 +112,7 @@ import Testing
     @Test func aChildThatClosesItsSocketButStaysIsKilled() {
         var sm = SM()
         _ = sm.socketEnded()
-        #expect(sm.graceTimerFired() == [.kill(9)])
+        #expect(sm.graceTimerFired() == [.kill(.kill)])
         #expect(sm.graceTimerFired() == [])
     }
 
@@ -138,7 +142,7 @@ import Testing
 
     @Test func aChildThatSpeaksSomethingElseIsKilled() {
         var sm = SM()
-        #expect(sm.protocolErrorReceived() == [.kill(9)])
+        #expect(sm.protocolErrorReceived() == [.kill(.kill)])
         var broken = report()
         broken.protocolError = "a frame of an unknown kind"
         guard case .failAndReport(_, let said)? = sm.childExited(broken).last else {
@@ -167,7 +171,7 @@ import Testing
         #expect(reads)
         // The caller may be in the middle of reading the child's last answers: failing the call now would lose one.
         let handleNow = sm.childExitSeen()
-        #expect(!handleNow && sm.exitWaitsForCaller)
+        #expect(!handleNow && sm.exit == .waitsForCaller)
         #expect(sm.pending[1] != nil)
         let stopped = sm.callerStopsReading()
         #expect(stopped == [.handleExit])
@@ -202,5 +206,110 @@ import Testing
         _ = sm.callerStopsReading()
         let reactorAfter = sm.reactorStartsReading()
         #expect(reactorAfter)
+    }
+
+    @Test func theInitializerRunsFirstAndTheChildServesWhenItSucceeds() {
+        var sm = SM()
+        #expect(sent(sm.initialize([0], call: call(99, "setup"))) == [.send([0])])
+        #expect(sm.phase == .starting)
+        sm.helloReceived()
+        #expect(sm.phase == .initializing && !sm.served)
+        #expect(sm.answersReceived([99]) == [.answered([99])])
+        #expect(sm.initializerFinished(succeeded: true) == [])
+        #expect(sm.phase == .serving && sm.served && sm.initializerCall == nil)
+        // Without an initializer, hello is enough.
+        var plain = SM()
+        plain.helloReceived()
+        #expect(plain.phase == .serving && plain.served)
+    }
+
+    @Test func aFailedInitializerKillsTheChildWhichNeverServed() {
+        var sm = SM()
+        _ = sm.initialize([0], call: call(99, "setup"))
+        _ = sm.sendFinished()
+        sm.helloReceived()
+        _ = sm.answersReceived([99])
+        #expect(sm.initializerFinished(succeeded: false) == [.kill(.kill)])
+        #expect(sm.phase == .initializing)
+        guard case .failAndReport(let calls, let said)? = sm.childExited(report()).last else {
+            Issue.record("no report")
+            return
+        }
+        #expect(calls.isEmpty && !said.served)
+    }
+
+    @Test func aKillDuringTheInitializerFailsItAndTheChildNeverServed() {
+        var sm = SM()
+        _ = sm.initialize([0], call: call(99, "setup"))
+        _ = sm.sendFinished()
+        sm.helloReceived()
+        var died = report(.signaled(9), served: false)
+        died.initializing = true
+        let actions = sm.childExited(report(.signaled(9)))
+        #expect(actions.last == .failAndReport(calls: [call(99, "setup")], died))
+        #expect(died.error(function: "setup").message.contains("running its initializer"))
+        #expect(sm.phase == .exited && sm.initializerCall == nil)
+        // Its completion, told of the death, reports the initializer's end: nothing more is signalled.
+        #expect(sm.initializerFinished(succeeded: false) == [])
+        // Its socket may end before its exit is seen: still a death in the initializer.
+        var drained = SM()
+        _ = drained.initialize([0], call: call(99, "setup"))
+        _ = drained.sendFinished()
+        drained.helloReceived()
+        _ = drained.socketEnded()
+        guard case .failAndReport(_, let said)? = drained.childExited(report()).last else {
+            Issue.record("no report")
+            return
+        }
+        #expect(said.initializing && !said.served)
+        // One that never said hello did not reach its initializer: the report says it never started.
+        var early = SM()
+        _ = early.initialize([0], call: call(99, "setup"))
+        guard case .failAndReport(_, let never)? = early.childExited(report()).last else {
+            Issue.record("no report")
+            return
+        }
+        #expect(!never.initializing && never.error(function: nil).message.contains("Crew.bootstrap"))
+    }
+
+    @Test func aCloseAskedSendsTheShutdownAfterTheCallsAndNothingOnceEnded() {
+        var sm = SM()
+        _ = sm.submit([1], call: call(1))
+        #expect(sm.closeAsked([7]) == [])  // Queued behind the call being sent.
+        #expect(sm.sendFinished() == [.send([7])])
+        _ = sm.sendFinished()
+        _ = sm.socketEnded()
+        #expect(sm.closeAsked([7]) == [])
+        _ = sm.childExited(report(.exited(0)))
+        #expect(sm.closeAsked([7]) == [])
+    }
+
+    @Test func aStopAskedSignalsTheChildUntilItHasExited() {
+        var sm = SM()
+        #expect(sm.stopAsked(.terminate) == [.kill(.terminate)])
+        #expect(sm.stopAsked(.kill) == [.kill(.kill)])
+        _ = sm.socketEnded()
+        #expect(sm.stopAsked(.kill) == [.kill(.kill)])  // Draining: still a process.
+        _ = sm.childExited(report())
+        #expect(sm.stopAsked(.terminate) == [] && sm.stopAsked(.kill) == [])
+        #expect(sm.protocolErrorReceived() == [])
+        #expect(SM.Signal.terminate.number == SIGTERM && SM.Signal.kill.number == SIGKILL)
+    }
+
+    @Test func theSocketIsWatchedForWhatTheMachineWants() {
+        var sm = SM()
+        #expect(sm.socketInterest(afterEvent: false).map { [$0.read, $0.write] } == [true, false])
+        _ = sm.submit([1, 2], call: call(1))
+        _ = sm.sendBlocked(rest: [2])
+        #expect(sm.socketInterest(afterEvent: true).map { [$0.read, $0.write] } == [true, true])
+        _ = sm.sendFinished()
+        _ = sm.callerStartsReading()
+        // A caller reads and nobody writes: after an event the socket stays disarmed; a caller re-arms it for
+        // nothing but the hang-up.
+        #expect(sm.socketInterest(afterEvent: true) == nil)
+        #expect(sm.socketInterest(afterEvent: false).map { [$0.read, $0.write] } == [false, false])
+        _ = sm.callerStopsReading()
+        _ = sm.socketEnded()
+        #expect(sm.socketInterest(afterEvent: false) == nil)
     }
 }

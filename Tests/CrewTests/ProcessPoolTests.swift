@@ -359,6 +359,15 @@ import Testing
         try await finish(pool)
     }
 
+    @Test func aWorkerKilledInItsInitializerIsAFailedStartThatSaysSo() async throws {
+        let pool = try ProcessPool(testCrew, processes: 1, initializer: TestFunctions.killSelf, initArgs: SIGKILL)
+        let error = await expectCrewError(.workerCrashed) { try await pool.apply(TestFunctions.square, 2) }
+        #expect(error?.message.contains("the pool's initializer failed") == true)
+        #expect(error?.message.contains("it was running its initializer and never served") == true)
+        #expect(error?.exitStatus == .signaled(SIGKILL))
+        try await finish(pool)
+    }
+
     @Test func aPoolIsUsableFromManyTasksAtOnce() async throws {
         let pool = try pool(2)
         let total = try await withThrowingTaskGroup(of: Int.self) { group in

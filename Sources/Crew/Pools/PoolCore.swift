@@ -39,11 +39,6 @@ final class PoolCore: @unchecked Sendable {
         var records = IDMap<TaskID, TaskRecord>()
         /// Why the last worker that never served ended (for the error of a broken pool).
         var lastStartFailure: CrewError?
-        /// The call id of each new worker's initializer call, until it answers (the machine decides what its answer
-        /// means).
-        var initializerCalls: [WorkerID: UInt64] = [:]
-        /// Workers whose initializer failed, so that their death keeps the initializer's error as the reason.
-        var initializerFailures: Set<WorkerID> = []
     }
 
     /// A call every new worker runs before it gets tasks (Python's `initializer`).
@@ -226,24 +221,16 @@ final class PoolCore: @unchecked Sendable {
         }
     }
 
-    /// Sends the pool's initializer to a new worker (the machine asked for it); its answer goes to the machine.
-    private func initialize(_ worker: WorkerID, _ inner: inout Inner) -> ChildConnection? {
-        guard let initializer, let connection = inner.connections[worker] else { return nil }
-        let id = nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
-        var frame: [UInt8] = []
-        do {
-            try Message.appendCall(id: id, function: initializer.function, to: &frame, maxFrameSize: .max) {
-                $0.append(contentsOf: initializer.arguments)
-            }
-        } catch {
-            // Its arguments were encoded when the pool was made; a frame around them cannot fail.
-            preconditionFailure("the initializer's call frame did not build: \(error)")
+    /// Sends the pool's initializer to a new worker (the machine asked for it). Its connection keeps the worker
+    /// initializing until it answers (and kills it if it fails); the answer goes to the machine.
+    private func initialize(_ worker: WorkerID, _ connection: ChildConnection) {
+        guard let initializer else { return }
+        connection.initialize(initializer.function, arguments: initializer.arguments) { [self] result in
+            initialized(worker, result)
         }
-        inner.initializerCalls[worker] = id
-        return connection.queue(frame) == nil ? connection : nil
     }
 
-    private func initialized(_ worker: WorkerID, _ result: Result<Payload, CrewError>) {
+    private func initialized(_ worker: WorkerID, _ result: Result<[UInt8], CrewError>) {
         step(nil, flush: .always) { inner in
             var succeeded = true
             if case .failure(let error) = result {
@@ -252,7 +239,6 @@ final class PoolCore: @unchecked Sendable {
                 failure.function = initializer?.function
                 failure.message = "the pool's initializer failed: \(error.message)"
                 inner.lastStartFailure = failure
-                inner.initializerFailures.insert(worker)
             }
             return inner.machine.workerInitialized(worker, succeeded: succeeded, now: monotonicNanos())
         }
@@ -261,8 +247,8 @@ final class PoolCore: @unchecked Sendable {
     private func exited(_ worker: WorkerID, _ error: CrewError, served: Bool, progress: WorkerProgress?) {
         step((worker, error), flush: .always) { inner in
             inner.connections[worker] = nil
-            inner.initializerCalls[worker] = nil
-            if inner.initializerFailures.remove(worker) == nil && !served { inner.lastStartFailure = error }
+            // A worker whose initializer failed keeps that failure as the reason, rather than the kill that ended it.
+            if !served && !inner.machine.initializerFailed(worker) { inner.lastStartFailure = error }
             return inner.machine.workerExited(worker, served: served, progress: progress, now: monotonicNanos())
         }
     }
@@ -271,17 +257,11 @@ final class PoolCore: @unchecked Sendable {
     private func answered(_ answers: [Answer], worker: WorkerID) {
         var completions: [TaskFinished] = []
         completions.reserveCapacity(answers.count)
-        var initializerResult: Result<Payload, CrewError>?
         step(nil, flush: .always) { inner in
             var finished: [TaskID] = []
             finished.reserveCapacity(answers.count)
             for answer in answers {
                 let id = answer.id
-                if inner.initializerCalls[worker] == id {
-                    inner.initializerCalls[worker] = nil
-                    initializerResult = answer.result
-                    continue
-                }
                 guard let record = inner.records.removeValue(forKey: id) else { continue }
                 var outcome = answer.result
                 if case .failure(var error) = outcome {
@@ -295,7 +275,6 @@ final class PoolCore: @unchecked Sendable {
         }
         // Frames that submitters queued behind this worker's calls go out now, with whatever this step queued.
         inner.withLock { $0.connections[worker] }?.flush()
-        if let initializerResult { initialized(worker, initializerResult) }
         for done in completions { done.completion(done.result) }
     }
 
@@ -323,13 +302,15 @@ final class PoolCore: @unchecked Sendable {
         _ event: (inout Inner) -> [PoolStateMachine.Action]
     ) {
         var flushes: [ChildConnection] = []
+        var initializing: [(WorkerID, ChildConnection)] = []
         var failures: [TaskFinished] = []
         let actions: [PoolStateMachine.Action] = inner.withLock { inner in
             var rest: [PoolStateMachine.Action] = []
             for action in event(&inner) {
                 switch action {
                 case .initialize(let worker):
-                    if let connection = initialize(worker, &inner) { flushes.append(connection) }
+                    // Sent outside the lock; the machine sends the worker no task before its initializer answers.
+                    if let connection = inner.connections[worker] { initializing.append((worker, connection)) }
                 case .send(let worker, let tasks, let urgent):
                     guard let connection = inner.connections[worker] else { continue }
                     var frames: [UInt8] = []
@@ -360,6 +341,7 @@ final class PoolCore: @unchecked Sendable {
             }
             return rest
         }
+        for (worker, connection) in initializing { initialize(worker, connection) }
         for connection in flushes { connection.flush() }
         for action in actions { perform(action) }
         for failure in failures { failure.completion(failure.result) }
@@ -447,7 +429,7 @@ final class PoolCore: @unchecked Sendable {
                 if let timer = timers.removeValue(forKey: task) { Reactor.shared.cancelTimer(timer) }
             }
         case .signal(let worker, let signal):
-            inner.withLock { $0.connections[worker] }?.signal(signal)
+            inner.withLock { $0.connections[worker] }?.stop(signal)
         case .startGraceTimer(let worker, let nanoseconds):
             Reactor.shared.submit { [self] in
                 Reactor.shared.schedule(afterNanoseconds: nanoseconds) { [self] in

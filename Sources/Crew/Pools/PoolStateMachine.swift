@@ -77,8 +77,8 @@ struct PoolStateMachine {
         /// Call `timeoutFired(task:)` after this many nanoseconds.
         case startTimer(TaskID, UInt64)
         case cancelTimer(TaskID)
-        /// Send a signal to the worker's process.
-        case signal(WorkerID, Int32)
+        /// Send the worker's process a signal: `terminate` lets it end gently, `kill` ends it.
+        case signal(WorkerID, ChildConnectionStateMachine.Signal)
         /// Call `graceExpired(worker:)` after this many nanoseconds.
         case startGraceTimer(WorkerID, UInt64)
         /// Ask the worker to exit once idle (it holds nothing).
@@ -206,7 +206,7 @@ struct PoolStateMachine {
     /// The worker process exists and can be sent tasks.
     mutating func workerStarted(_ worker: WorkerID, now: UInt64) -> [Action] {
         // Terminated while it was being started: the kill sent then found no process.
-        if workers[worker]?.phase == .stopping { return [.signal(worker, 9)] }
+        if workers[worker]?.phase == .stopping { return [.signal(worker, .kill)] }
         guard workers[worker]?.phase == .starting else { return [] }
         if configuration.initializer {
             workers[worker]!.phase = .initializing
@@ -215,15 +215,20 @@ struct PoolStateMachine {
         return serving(worker, now: now)
     }
 
-    /// The worker's initializer answered: it serves, or (if the initializer failed) it is killed and its exit
-    /// counts as a failed start (enough in a row break the pool, rather than restart workers forever).
+    /// The worker's initializer answered: it serves, or (if the initializer failed) its connection kills it and
+    /// its exit counts as a failed start (enough in a row break the pool, rather than restart workers forever).
     mutating func workerInitialized(_ worker: WorkerID, succeeded: Bool, now: UInt64) -> [Action] {
         guard workers[worker]?.phase == .initializing else { return [] }
         guard succeeded else {
             workers[worker]!.initializerFailed = true
-            return [.signal(worker, 9)]
+            return []
         }
         return serving(worker, now: now)
+    }
+
+    /// Whether `worker`'s initializer failed (its exit then keeps the initializer's error as the pool's reason).
+    func initializerFailed(_ worker: WorkerID) -> Bool {
+        workers[worker]?.initializerFailed ?? false
     }
 
     /// The worker is ready for tasks.
@@ -366,13 +371,13 @@ struct PoolStateMachine {
         w.timedOut = task
         if w.timed == task { w.timed = nil }
         workers[worker] = w
-        return [.signal(worker, 15), .startGraceTimer(worker, configuration.graceNanoseconds)]
+        return [.signal(worker, .terminate), .startGraceTimer(worker, configuration.graceNanoseconds)]
     }
 
     /// The grace period after `SIGTERM` is over.
     mutating func graceExpired(_ worker: WorkerID) -> [Action] {
         guard workers[worker] != nil else { return [] }
-        return [.signal(worker, 9)]
+        return [.signal(worker, .kill)]
     }
 
     /// No new tasks; the queue is worked off, then the workers exit.
@@ -408,7 +413,7 @@ struct PoolStateMachine {
             w.timedOut = nil
             w.phase = .stopping
             workers[id] = w
-            actions.append(.signal(id, 9))
+            actions.append(.signal(id, .kill))
         }
         actions += finishIfDone()
         return actions

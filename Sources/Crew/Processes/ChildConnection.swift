@@ -320,11 +320,55 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         }
     }
 
+    /// The id of the initializer's call: outside the ids of a pool's tasks, which share the socket with it.
+    static let initializerCallID = UInt64.max
+
+    /// Sends the child its initializer, a call of `function` with `arguments` (already encoded), before any other
+    /// call; `completion` runs once with its outcome. The machine keeps the child initializing until it answers,
+    /// and kills the child if it fails.
+    func initialize(
+        _ function: String,
+        arguments: [UInt8],
+        completion: @escaping CallCompletion
+    ) {
+        var frame: [UInt8] = []
+        do {
+            try Message.appendCall(id: Self.initializerCallID, function: function, to: &frame, maxFrameSize: .max) {
+                $0.append(contentsOf: arguments)
+            }
+        } catch {
+            // The arguments are encoded already; a frame around them cannot fail.
+            preconditionFailure("the initializer's call frame did not build: \(error)")
+        }
+        let call = Machine.Call(id: Self.initializerCallID, function: function)
+        let finished: CallCompletion = { [self] result in
+            let succeeded = if case .success = result { true } else { false }
+            perform(state.withLock { $0.machine.initializerFinished(succeeded: succeeded) })
+            completion(result)
+        }
+        let outcome: Result<[Machine.Action], CrewError> = state.withLock { state in
+            let outcome = state.machine.initialize(frame, call: call)
+            if case .success = outcome { state.completions[call.id] = (function, finished) }
+            return outcome
+        }
+        switch outcome {
+        case .success(let actions): perform(actions)
+        case .failure(var error):
+            error.function = function
+            completion(.failure(error))
+        }
+    }
+
     /// Asks the child to finish its calls and exit.
     func shutdown() {
         var frame: [UInt8] = []
         Message.appendShutdown(to: &frame)
-        _ = submit(frame, call: nil)
+        perform(state.withLock { $0.machine.closeAsked(frame) })
+    }
+
+    /// Ends the child: gently (`SIGTERM`) or at once (`SIGKILL`). Does nothing once it has exited.
+    func stop(_ signal: Machine.Signal) {
+        perform(state.withLock { $0.machine.stopAsked(signal) })
     }
 
     /// Sends `bytes` as they are (tests use it to check how a child treats bytes that are not the protocol).
@@ -391,7 +435,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                     }
                 }
             case .kill(let signal):
-                self.signal(signal)
+                self.signal(signal.number)
             case .unregisterSocket:
                 // Reactor thread (the events that return it are the reactor's).
                 Reactor.shared.unregister(fd: socket, cookie: socketCookie)
@@ -544,8 +588,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         }
     }
 
-    /// Re-arms the socket's one-shot registration for what is wanted now: input unless a caller reads for
-    /// itself, room to write while the reactor holds the right to write. Serialized by a lock of its own, so
+    /// Re-arms the socket's one-shot registration for what the machine wants watched now
+    /// (`socketInterest(afterEvent:)`). Serialized by a lock of its own, so
     /// callers and the reactor never arm it with stale wishes; the state lock is not held across the system call,
     /// so a caller woken by an answer does not wait on it (and sleep again) to submit its next call.
     ///
@@ -556,16 +600,11 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     private func armSocket(afterEvent: Bool = false) {
         arming.withLock { closed in
             guard !closed else { return }
-            let events: UInt32? = state.withLock { state in
-                let machine = state.machine
-                guard machine.phase != .draining && machine.phase != .exited else { return nil }
-                if afterEvent && !machine.reactorReads && machine.writer != .reactor { return nil }
-                var events = UInt32(CREW_EPOLLONESHOT | CREW_EPOLLRDHUP)
-                if machine.reactorReads { events |= UInt32(CREW_EPOLLIN) }
-                if machine.writer == .reactor { events |= UInt32(CREW_EPOLLOUT) }
-                return events
-            }
-            if let events { Reactor.shared.modify(fd: socket, cookie: socketCookie, events: events) }
+            guard let interest = state.withLock({ $0.machine.socketInterest(afterEvent: afterEvent) }) else { return }
+            var events = UInt32(CREW_EPOLLONESHOT | CREW_EPOLLRDHUP)
+            if interest.read { events |= UInt32(CREW_EPOLLIN) }
+            if interest.write { events |= UInt32(CREW_EPOLLOUT) }
+            Reactor.shared.modify(fd: socket, cookie: socketCookie, events: events)
         }
     }
 
@@ -658,9 +697,10 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
                             .protocolError, "the child speaks protocol version \(version), not \(wireProtocolVersion)")
                     }
                     hello = true
-                case .result(let id, let range) where batched:
+                // A pool's answers go to its handler in a batch; the initializer's, to its own completion.
+                case .result(let id, let range) where batched && id != Self.initializerCallID:
                     answers.append(Answer(id: id, result: .success(Payload(bytes: side.reader.buffer, range: range))))
-                case .failure(let id, let failure) where batched:
+                case .failure(let id, let failure) where batched && id != Self.initializerCallID:
                     answers.append(Answer(id: id, result: .failure(failure.error(function: nil, pid: pid))))
                 case .result(let id, let range):
                     outcomes.append((id, .success(side.reader.copy(range))))
@@ -715,7 +755,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             var sleep = false
             if spinUntil == 0 || monotonicNanos() >= spinUntil {
                 guard block else { return .outOfTime }
-                if state.withLock({ $0.machine.failure != nil || $0.machine.exitWaitsForCaller }) { return .ended }
+                if state.withLock({ $0.machine.callerShouldStopReading }) { return .ended }
                 sleep = true
             }
             if readAvailable(sleep: sleep) == .eof { return .ended }
@@ -884,9 +924,9 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         do {
             while let payload = try reader.next() {
                 switch try Message.parseParentBound(reader.buffer, payload) {
-                case .result(let id, let range) where batched:
+                case .result(let id, let range) where batched && id != Self.initializerCallID:
                     answers.append(Answer(id: id, result: .success(Payload(bytes: reader.buffer, range: range))))
-                case .failure(let id, let failure) where batched:
+                case .failure(let id, let failure) where batched && id != Self.initializerCallID:
                     answers.append(Answer(id: id, result: .failure(failure.error(function: nil, pid: pid))))
                 case .result(let id, let range):
                     if let entry = takeCompletion(id) {

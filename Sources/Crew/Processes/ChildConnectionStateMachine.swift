@@ -2,16 +2,20 @@
 // (`ChildConnection`) reports what happened — a call submitted, a send that finished or would block, answers read,
 // the end of the socket, a timer, the child's exit — and performs the actions that come back, in order.
 //
-// It owns who may write to the socket (one writer at a time, which keeps frames in order across threads), when
-// the socket may be closed (never while someone writes or reads it), which calls are still waiting for an answer,
-// when a child that closed its socket without exiting is killed, and what its death fails.
+// It owns the child's phase (starting, initializing, serving, draining, exited), who may write to the socket (one
+// writer at a time, which keeps frames in order across threads) and who may read it, when the socket may be closed
+// (never while someone writes or reads it), which calls are still waiting for an answer, when the child is sent a
+// signal (a failed initializer, bytes that are not the protocol, a socket closed without an exit, a close asked
+// for), and what its death fails.
 
 struct ChildConnectionStateMachine {
     /// Where the connection is in the child's life.
     enum Phase: Equatable {
         /// Started; the child has not said hello yet.
         case starting
-        /// The child said hello: it runs calls.
+        /// The child said hello and runs its initializer (a pool's `initializer`): it serves once that succeeds.
+        case initializing
+        /// The child said hello (and its initializer, if it has one, succeeded): it runs calls.
         case serving
         /// The child closed its socket (it is exiting); nothing more can be sent or received.
         case draining
@@ -29,6 +33,38 @@ struct ChildConnectionStateMachine {
         case reactor
     }
 
+    /// Who reads the socket for answers now.
+    enum Reader: Equatable {
+        /// Nobody: the reactor is woken when input comes.
+        case none
+        /// A caller (or the connection's reader thread) reads for itself, and the reactor leaves the socket alone.
+        case caller
+        /// The reactor is reading the socket and handing out what it read: a caller must not start reading then,
+        /// or it could find the socket empty and sleep while the reactor completes its call.
+        case reactor
+    }
+
+    /// What the connection knows of the child's exit.
+    enum ExitSight: Equatable {
+        /// The child has not been seen to exit.
+        case notSeen
+        /// The reactor saw the exit (no caller starts reading any more).
+        case seen
+        /// The reactor saw the exit while a caller was reading: what the child sent is read by that caller, and
+        /// the exit is handled when it stops (so no answer in the socket is failed as lost).
+        case waitsForCaller
+    }
+
+    /// The signals the connection sends its child.
+    enum Signal: Equatable {
+        /// SIGTERM: the child may finish what it does and exit.
+        case terminate
+        /// SIGKILL: the child ends at once.
+        case kill
+
+        var number: Int32 { self == .terminate ? 15 : 9 }
+    }
+
     enum Action: Equatable {
         /// Send these bytes (the one told holds the writing right until it reports how the send went).
         case send([UInt8])
@@ -42,7 +78,7 @@ struct ChildConnectionStateMachine {
         case startGraceTimer(UInt64)
         case cancelGraceTimer
         /// Send the child this signal.
-        case kill(Int32)
+        case kill(Signal)
         /// These calls are answered or failed: hand them their outcomes (the shell holds their completions).
         case answered([UInt64])
         /// The child is dead: fail these calls with the report's error, then tell the owner.
@@ -62,37 +98,45 @@ struct ChildConnectionStateMachine {
 
     private(set) var phase = Phase.starting
     private(set) var writer = Writer.none
+    private(set) var reader = Reader.none
+    private(set) var exit = ExitSight.notSeen
     /// Frames waiting for the writer.
     private(set) var queued: [UInt8] = []
     /// Calls sent (or queued) and not yet answered, by id.
     private(set) var pending: [UInt64: String] = [:]
-    /// A caller reads the socket itself; the reactor does not.
-    private(set) var callerReads = false
-    /// The reactor is reading the socket and handing out what it read: a caller must not start reading then, or
-    /// it could find the socket empty and sleep in `poll` while the reactor completes its call.
-    private(set) var reactorReading = false
-    /// The child has exited (seen by the reactor): no caller starts reading any more.
-    private(set) var exitSeen = false
-    /// The child exited while a caller was reading: what it sent is read by that caller, and the exit is handled
-    /// when it stops (so no answer in the socket is failed as lost).
-    private(set) var exitWaitsForCaller = false
+    /// The call that runs the child's initializer, until it answers.
+    private(set) var initializerCall: UInt64?
+    /// The child said hello (it reached `Crew.bootstrap`).
+    private(set) var helloSeen = false
+    /// The child got as far as serving: it said hello, and its initializer (if any) succeeded.
+    private(set) var served = false
     private(set) var socketClosed = false
     private(set) var graceTimerRunning = false
     /// The error that fails every call from now on, once the child is dead.
     private(set) var failure: CrewError?
     private(set) var report: DeathReport?
 
-    /// The child said hello: it reached `Crew.bootstrap` and serves.
-    private(set) var helloSeen = false
-
     /// Nobody will read the socket for answers any more: its end was read, or the child is dead or being handled
     /// as dead.
     var readingIsOver: Bool {
-        socketClosed || failure != nil || exitSeen || phase == .draining || phase == .exited
+        socketClosed || failure != nil || exit != .notSeen || phase == .draining || phase == .exited
     }
 
     /// Whether the reactor should watch the socket for input now.
-    var reactorReads: Bool { !callerReads && phase != .draining && phase != .exited }
+    var reactorReads: Bool { reader != .caller && phase != .draining && phase != .exited }
+
+    /// What the socket's one-shot registration should watch for now, or nil to leave it disarmed: input unless
+    /// a caller reads for itself, room to write while the reactor holds the right to write. After an event
+    /// (`afterEvent`), a socket the reactor wants neither to read nor to write stays disarmed (a hang-up is
+    /// reported whatever is asked for, so re-arming it would wake the reactor again at once).
+    func socketInterest(afterEvent: Bool) -> (read: Bool, write: Bool)? {
+        guard phase != .draining && phase != .exited else { return nil }
+        if afterEvent && !reactorReads && writer != .reactor { return nil }
+        return (reactorReads, writer == .reactor)
+    }
+
+    /// A caller that sleeps reading the socket should stop: the child is dead, or its exit waits for the caller.
+    var callerShouldStopReading: Bool { failure != nil || exit == .waitsForCaller }
 
     // MARK: Writing
 
@@ -112,6 +156,47 @@ struct ChildConnectionStateMachine {
             queued.append(contentsOf: frame)
             return .success([])
         }
+    }
+
+    /// The child's initializer is submitted as its first call (`frame`, carrying `call`): the child serves once it
+    /// succeeds (``initializerFinished(succeeded:)``).
+    mutating func initialize(_ frame: [UInt8], call: Call) -> Result<[Action], CrewError> {
+        precondition(initializerCall == nil && !served, "a child runs one initializer, before it serves")
+        let outcome = submit(frame, call: call)
+        if case .success = outcome {
+            initializerCall = call.id
+            if phase == .serving { phase = .initializing }
+        }
+        return outcome
+    }
+
+    /// The initializer answered (its answer is handed out as an answer too): the child serves, or, if the
+    /// initializer failed, it is killed (its death then fails what it holds, and it never served).
+    mutating func initializerFinished(succeeded: Bool) -> [Action] {
+        guard initializerCall != nil else { return [] }
+        initializerCall = nil
+        guard succeeded else { return phase == .exited ? [] : [.kill(.kill)] }
+        if phase == .initializing || phase == .starting {
+            phase = .serving
+            served = true
+        }
+        return []
+    }
+
+    /// The owner asks the child to finish its calls and exit: `frame` (the shutdown message) goes after every
+    /// call already submitted.
+    mutating func closeAsked(_ frame: [UInt8]) -> [Action] {
+        guard phase != .draining && phase != .exited else { return [] }
+        switch submit(frame, call: nil) {
+        case .success(let actions): return actions
+        case .failure: return []  // The child is dead already: there is nothing to close.
+        }
+    }
+
+    /// The owner asks for the child to be ended now: gently (`terminate`) or at once (`kill`). A child that has
+    /// exited is not signalled (its pid may be another process's by now).
+    mutating func stopAsked(_ signal: Signal) -> [Action] {
+        phase == .exited ? [] : [.kill(signal)]
     }
 
     /// Frames (and their calls) queued without sending, for a caller that keeps frames in order under a lock of
@@ -159,31 +244,31 @@ struct ChildConnectionStateMachine {
 
     /// A caller wants to read the socket itself (saving the reactor's wake-up). True if it may.
     mutating func callerStartsReading() -> Bool {
-        guard !callerReads, !reactorReading, !exitSeen, !socketClosed, failure == nil, phase != .draining,
+        guard reader == .none, exit == .notSeen, !socketClosed, failure == nil, phase != .draining,
             phase != .exited
         else {
             return false
         }
-        callerReads = true
+        reader = .caller
         return true
     }
 
     /// The reactor was told the socket has input. True if it may read (no caller reads for itself).
     mutating func reactorStartsReading() -> Bool {
         guard reactorReads else { return false }
-        reactorReading = true
+        reader = .reactor
         return true
     }
 
     /// The reactor has read and handed out the answers.
     mutating func reactorStopsReading() {
-        reactorReading = false
+        if reader == .reactor { reader = .none }
     }
 
     mutating func callerStopsReading() -> [Action] {
-        callerReads = false
-        if exitWaitsForCaller {
-            exitWaitsForCaller = false
+        if reader == .caller { reader = .none }
+        if exit == .waitsForCaller {
+            exit = .seen
             return [.handleExit]
         }
         return closeIfIdle()
@@ -192,16 +277,24 @@ struct ChildConnectionStateMachine {
     /// The child has exited (seen by the reactor). True if the shell may read what is left and handle the exit
     /// now; false while a caller reads the socket: the exit waits for it (`.handleExit` when it stops).
     mutating func childExitSeen() -> Bool {
-        exitSeen = true
-        guard callerReads else { return true }
-        exitWaitsForCaller = true
+        guard reader == .caller else {
+            exit = .seen
+            return true
+        }
+        exit = .waitsForCaller
         return false
     }
 
-    /// The child said hello (it speaks the protocol and serves).
+    /// The child said hello (it speaks the protocol): it serves, or first runs its initializer.
     mutating func helloReceived() {
         helloSeen = true
-        if phase == .starting { phase = .serving }
+        guard phase == .starting else { return }
+        if initializerCall != nil {
+            phase = .initializing
+        } else {
+            phase = .serving
+            served = true
+        }
     }
 
     /// Answers (or failures) arrived for these calls: those still pending are handed their outcome.
@@ -212,7 +305,7 @@ struct ChildConnectionStateMachine {
 
     /// The child sent bytes that are not the protocol: it cannot be trusted to answer.
     mutating func protocolErrorReceived() -> [Action] {
-        [.kill(9)]
+        phase == .exited ? [] : [.kill(.kill)]
     }
 
     /// The socket reached its end: the child is exiting. It gets a grace period to do so.
@@ -227,7 +320,7 @@ struct ChildConnectionStateMachine {
     mutating func graceTimerFired() -> [Action] {
         guard graceTimerRunning else { return [] }
         graceTimerRunning = false
-        return phase == .exited ? [] : [.kill(9)]
+        return phase == .exited ? [] : [.kill(.kill)]
     }
 
     // MARK: The child's end
@@ -236,9 +329,12 @@ struct ChildConnectionStateMachine {
     mutating func childExited(_ report: DeathReport) -> [Action] {
         guard phase != .exited else { return [] }
         let wasDraining = phase == .draining
-        phase = .exited
         var report = report
-        report.served = report.served || helloSeen
+        report.served = report.served || served
+        // Said hello, then ended before its initializer answered (its socket may have ended first: draining).
+        report.initializing = helloSeen && initializerCall != nil
+        phase = .exited
+        initializerCall = nil
         self.report = report
         failure = report.error(function: nil)
         queued = []
@@ -257,7 +353,9 @@ struct ChildConnectionStateMachine {
 
     /// Closes the socket once it is no use (ended, or the child gone) and nobody writes or reads it.
     private mutating func closeIfIdle() -> [Action] {
-        guard !socketClosed, phase == .draining || phase == .exited, writer == .none, !callerReads else { return [] }
+        guard !socketClosed, phase == .draining || phase == .exited, writer == .none, reader != .caller else {
+            return []
+        }
         socketClosed = true
         return [.closeSocket]
     }

@@ -8,6 +8,8 @@ struct DeathReport: Equatable, Sendable {
     var served: Bool
     /// It sent bytes that are not the protocol (it was killed for it).
     var protocolError: String?
+    /// It said hello and was running its initializer (a pool's `initializer`) when it ended.
+    var initializing = false
 
     /// The error for a call of `function` that the death fails (nil: for the owner, with no call in mind).
     func error(function: String?) -> CrewError {
@@ -23,7 +25,9 @@ struct DeathReport: Equatable, Sendable {
         }
         var message = "the child process \(pid) ended (\(status))"
         if let function { message += " before answering a call of \"\(function)\"" }
-        if !served {
+        if initializing {
+            message += "; it was running its initializer and never served"
+        } else if !served {
             message += "; it never started serving: does its main call Crew.bootstrap before anything else?"
         }
         return CrewError(

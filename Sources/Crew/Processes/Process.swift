@@ -204,12 +204,12 @@ extension Crew {
 
         /// Sends `SIGTERM`, as Python's `terminate()`. Does nothing before start or after exit.
         public func terminate() {
-            connection?.signal(SIGTERM)
+            connection?.stop(.terminate)
         }
 
         /// Sends `SIGKILL`, as Python's `kill()`. Does nothing before start or after exit.
         public func kill() {
-            connection?.signal(SIGKILL)
+            connection?.stop(.kill)
         }
     }
 }
