@@ -507,3 +507,56 @@ void crew_crash_note_install(void) {
     int signals[] = {SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE};
     for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) sigaction(signals[i], &action, NULL);
 }
+
+// MARK: Flushing on SIGTERM
+
+#include <stdio.h>
+
+static int crew_term_pipe[2] = {-1, -1};
+
+static void crew_term_handler(int sig) {
+    (void)sig;
+    char byte = 1;
+    ssize_t ignored = write(crew_term_pipe[1], &byte, 1);
+    (void)ignored;
+}
+
+static void *crew_term_thread(void *unused) {
+    (void)unused;
+    char byte;
+    while (read(crew_term_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    alarm(2);
+    fflush(NULL);
+    signal(SIGTERM, SIG_DFL);
+    // Raised by this thread, the signal is this thread's: it ends the process, whose status says SIGTERM.
+    raise(SIGTERM);
+    return NULL;
+}
+
+int crew_term_flush_install(void) {
+    static int installed = 0;
+    if (installed) return 0;
+    if (pipe2(crew_term_pipe, O_CLOEXEC) != 0) return -1;
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attributes, 64 * 1024);
+    pthread_t thread;
+    int failed = pthread_create(&thread, &attributes, crew_term_thread, NULL);
+    pthread_attr_destroy(&attributes);
+    if (failed) {
+        close(crew_term_pipe[0]);
+        close(crew_term_pipe[1]);
+        errno = failed;
+        return -1;
+    }
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = crew_term_handler;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, NULL);
+    installed = 1;
+    return 0;
+}

@@ -6,7 +6,10 @@ import Testing
 /// The demo's twins of the seed examples, run as a user runs them, checked line by line.
 @Suite struct DemoTests {
     /// Runs the built `crew-demo` with `arguments`; returns its standard output, standard error and status.
-    static func runDemo(_ arguments: [String]) throws -> (out: String, err: String, status: Int32) {
+    /// With `outputToFile`, its standard output is a file rather than a pipe.
+    static func runDemo(_ arguments: [String], outputToFile: Bool = false) throws -> (
+        out: String, err: String, status: Int32
+    ) {
         let path = CrewTesting.productsDirectory + "/crew-demo"
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw DemoMissing(path: path)
@@ -19,12 +22,22 @@ import Testing
         process.environment = environment
         let out = Pipe()
         let err = Pipe()
-        process.standardOutput = out
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("crew-demo-\(UUID()).out")
+        if outputToFile {
+            guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
+                throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path])
+            }
+            process.standardOutput = try FileHandle(forWritingTo: file)
+        } else {
+            process.standardOutput = out
+        }
+        defer { if outputToFile { try? FileManager.default.removeItem(at: file) } }
         process.standardError = err
         try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        var outData = outputToFile ? Data() : out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        if outputToFile { outData = try Data(contentsOf: file) }
         return (
             String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self),
             process.terminationStatus
@@ -49,8 +62,11 @@ import Testing
         #expect(parent != child)
     }
 
-    @Test func seed13PassesAQueueFromWriterToReader() throws {
-        let run = try Self.runDemo(["run", "1.3"])
+    /// The reader prints with a plain `print` and is ended by `terminate()`: its lines still arrive, through a pipe
+    /// or into a file (both buffer them in the reader until it ends).
+    @Test(arguments: [false, true])
+    func seed13PassesAQueueFromWriterToReader(outputToFile: Bool) throws {
+        let run = try Self.runDemo(["run", "1.3"], outputToFile: outputToFile)
         #expect(run.status == 0, "\(run.err)")
         let lines = run.out.split(separator: "\n").map(String.init)
         #expect(lines.count == 8, "\(lines)")

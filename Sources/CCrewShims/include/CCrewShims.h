@@ -33,6 +33,13 @@ void crew_crash_note_install(void);
 /// The function the crash line names (`len` 0: none). Called by the serving thread around each call.
 void crew_crash_note_function(const char *name, size_t len);
 
+/// Makes SIGTERM write out what the process's stdio streams hold before it ends the process, as an exiting
+/// program's would: the handler wakes a thread of its own (writing a byte to a pipe is all a handler may do safely),
+/// which flushes every stream (at most 2 s: a stream nobody reads must not keep the process alive; SIGALRM ends
+/// it then) and ends the process with SIGTERM. Returns 0, or -1 if the pipe or the thread could not be made (then
+/// SIGTERM keeps its default action).
+int crew_term_flush_install(void);
+
 /// `pidfd_open(pid, 0)`; returns a descriptor (close-on-exec) or -1 with errno set.
 int crew_pidfd_open(pid_t pid);
 

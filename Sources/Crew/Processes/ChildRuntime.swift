@@ -128,6 +128,13 @@ enum ChildRuntime {
         if let setting = getenv("SWIFT_BACKTRACE"), String(cString: setting).contains("enable=no") {
             crew_crash_note_install()
         }
+        // SIGTERM (a `terminate()`) ends the child as it would a program that exits: what its standard output and
+        // error buffered is written first (a pipe or a file buffers it).
+        if crew_term_flush_install() != 0 {
+            let message = "crew child: SIGTERM will not flush standard output (\(String(cString: strerror(errno))))\n"
+            var copy = message
+            copy.withUTF8 { _ = writeAll(2, UnsafeRawBufferPointer($0)) }
+        }
         let loop = ChildLoop(crew: crew, marker: marker)
         loop.run()
     }

@@ -40,11 +40,13 @@ enum Seed13 {
         }
     }
 
+    // Plain `print`, as Python's reader: when the output is a pipe or a file, these lines wait in the reader's
+    // buffer, and reach it when `terminate()` ends the reader (a Crew child writes what it buffered on SIGTERM).
     static let read = Crew.Function("read") { (q: Crew.Queue<String>) throws in
-        say("Process to read: \(getpid())")
+        print("Process to read: \(getpid())")
         while true {
             let value = try q.get()
-            say("Get \(value) from queue.")
+            print("Get \(value) from queue.")
         }
     }
 
