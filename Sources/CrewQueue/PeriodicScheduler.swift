@@ -44,10 +44,10 @@ public final class PeriodicScheduler: Service, Sendable {
             while !stopped.isSet {
                 do {
                     for name in try await runDue() {
-                        logger.info("enqueued a scheduled task", metadata: ["schedule": "\(name)"])
+                        logger.debug("enqueued a scheduled task", metadata: ["schedule": "\(name)"])
                     }
                 } catch {
-                    logger.error("could not enqueue scheduled tasks", metadata: ["error": "\(error)"])
+                    logger.error("could not enqueue scheduled tasks", metadata: ["error": "\(String(reflecting: error))"])
                 }
                 try? await Task.sleep(for: tick)
             }

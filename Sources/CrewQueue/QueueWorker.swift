@@ -172,7 +172,9 @@ public final class QueueWorker: Service, Sendable {
             "worker ready",
             metadata: [
                 "worker": "\(configuration.name)", "queues": "\(configuration.queues.joined(separator: ","))",
-                "concurrency": "\(configuration.concurrency)",
+                // The pool as it is (`processes=2`), and how many jobs run at once on it.
+                "pool": "\(executor)", "concurrency": "\(configuration.concurrency)",
+                "prefetch_multiplier": "\(configuration.prefetchMultiplier)",
             ])
         let heartbeat = Task { await self.heartbeatLoop() }
         defer { heartbeat.cancel() }
@@ -186,7 +188,8 @@ public final class QueueWorker: Service, Sendable {
                 // The broker is away (a database restart, a full disk): log, back off, try again. Running jobs go
                 // on; their results are recorded once it is back (see record(_:)).
                 logger.error(
-                    "the broker failed; trying again", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
+                    "the broker failed; trying again",
+                    metadata: ["error": "\(String(reflecting: error))", "retry_in": "\(backoff)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
             }
@@ -245,14 +248,14 @@ public final class QueueWorker: Service, Sendable {
                     logger.error(
                         "could not record a job's outcome; it runs again once its lease expires",
                         metadata: [
-                            "job": "\(outcome.id)", "error": "\(error)",
+                            "job": "\(outcome.id)", "error": "\(String(reflecting: error))",
                         ])
                     return nil
                 }
                 logger.warning(
                     "could not record a job's outcome; trying again",
                     metadata: [
-                        "job": "\(outcome.id)", "error": "\(error)", "retry_in": "\(backoff)",
+                        "job": "\(outcome.id)", "error": "\(String(reflecting: error))", "retry_in": "\(backoff)",
                     ])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(2))
@@ -317,7 +320,7 @@ public final class QueueWorker: Service, Sendable {
                 logger.error(
                     "could not give back jobs claimed ahead; they run once their leases expire",
                     metadata: [
-                        "count": "\(unstarted.count)", "error": "\(error)",
+                        "count": "\(unstarted.count)", "error": "\(String(reflecting: error))",
                     ])
             }
         }
@@ -351,7 +354,7 @@ public final class QueueWorker: Service, Sendable {
                         "lost the leases of some running jobs", metadata: ["count": "\(ids.count - held.count)"])
                 }
             } catch {
-                logger.error("could not renew leases", metadata: ["error": "\(error)"])
+                logger.error("could not renew leases", metadata: ["error": "\(String(reflecting: error))"])
             }
         }
     }
@@ -387,7 +390,9 @@ public final class QueueWorker: Service, Sendable {
             ended(job)
             let recorded = await record(JobOutcome(job.id, result: result)) != nil
             Self.measure(job, state: recorded ? "succeeded" : "lost", since: started)
-            logger.info(
+            // One line per job at debug level (a worker may run millions); a lost result is worth a warning.
+            logger.log(
+                level: recorded ? .debug : .warning,
                 recorded ? "task succeeded" : "task finished after its lease was lost; result dropped",
                 metadata: [
                     "job": "\(job.id)", "task": "\(job.name)",
@@ -426,7 +431,7 @@ public final class QueueWorker: Service, Sendable {
             "task failed",
             metadata: [
                 "job": "\(job.id)", "task": "\(job.name)", "attempt": "\(job.attempts)",
-                "state": "\(state?.rawValue ?? "lease lost")", "error": "\(message)",
+                "state": "\(state?.rawValue ?? "lease lost")", "error": "\(String(reflecting: error))",
             ])
     }
 

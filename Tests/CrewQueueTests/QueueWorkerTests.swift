@@ -203,6 +203,34 @@ let testMetrics: TestMetrics = {
         #expect(given.state == .available && given.attempts == 0)  // Given back, its attempt not counted.
     }
 
+    @Test func theWorkerStatesItsRealPoolAndLogsEachJobOnlyAtDebugLevel() async throws {
+        let lines = RecordedLines()
+        let broker = MemoryBroker()
+        let double = QueueTask(QueuedWork.double)
+        let fails = QueueTask(QueuedWork.flaky, options: TaskOptions(maxRetries: 0))
+        QueuedWork.flakyCalls.withLock { $0 = 0 }  // Its first call fails.
+        let worker = QueueWorker(
+            broker: broker, tasks: [double, fails], executor: try .threads(2),
+            configuration: .init(concurrency: 3, pollInterval: .milliseconds(5)),
+            logger: Logger(label: "test") { _ in RecordingLogHandler(lines: lines) }
+        )
+        let running = Task { try await worker.run() }
+        let client = TaskClient(broker: broker)
+        #expect(try await client.enqueue(double, 4).result(timeout: .seconds(30)) == 8)
+        let failed = try await client.enqueue(fails, 1)
+        await #expect(throws: (any Error).self) { try await failed.result(timeout: .seconds(30)) }
+        worker.stop()
+        try await running.value
+        let all = lines.all
+        let ready = try #require(all.first { $0.message == "worker ready" })
+        #expect(ready.level == .info && ready.metadata["pool"] == "threads=2" && ready.metadata["concurrency"] == "3")
+        let succeeded = try #require(all.first { $0.message == "task succeeded" })
+        #expect(succeeded.level == .debug)
+        // A failure keeps its full detail: the error's type and code, not only its message.
+        let failure = try #require(all.first { $0.message == "task failed" })
+        #expect(failure.level == .warning && failure.metadata["error"]?.contains("CrewError") == true)
+    }
+
     @Test func aWorkerWithANonsensicalConfigurationRefusesToRun() async throws {
         let double = QueueTask(QueuedWork.double)
         let bad: [QueueWorker.Configuration] = [
@@ -263,5 +291,34 @@ let testMetrics: TestMetrics = {
             let job = try #require(try await client2.broker.job(id))
             #expect(job.state == .available && job.attempts == 0)
         }
+    }
+}
+
+/// Log lines kept for a test to read.
+final class RecordedLines: Sendable {
+    struct Line: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: [String: String]
+    }
+    private let lines = Mutex<[Line]>([])
+    var all: [Line] { lines.withLock { $0 } }
+    func append(_ line: Line) { lines.withLock { $0.append(line) } }
+}
+
+/// A log handler that keeps every line, at every level.
+struct RecordingLogHandler: LogHandler {
+    let lines: RecordedLines
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let all = metadata.merging(event.metadata ?? [:]) { $1 }
+        lines.append(.init(level: event.level, message: "\(event.message)", metadata: all.mapValues { "\($0)" }))
     }
 }

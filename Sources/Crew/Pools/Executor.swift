@@ -14,32 +14,40 @@ extension Crew {
     ///   best practice, and uWSGI's `--processes 4 --gevent 100`.
     ///
     /// (Nested in `Crew` because Swift's concurrency library has an `Executor` protocol of its own.)
-    public final class Executor: Sendable {
+    public final class Executor: Sendable, CustomStringConvertible {
         /// The pool behind this executor.
         public let pool: any WorkerPool
+        /// What the pool is, as a log line states it: `processes=4`, `processes=4 coroutinesEach=100`,
+        /// `threads=8`, `coroutines=1000`.
+        public let description: String
 
-        private init(pool: any WorkerPool) {
+        private init(pool: any WorkerPool, description: String) {
             self.pool = pool
+            self.description = description
         }
 
         /// An executor on `n` worker processes (one per CPU when nil).
         public static func processes(_ n: Int? = nil, crew: Crew? = nil) throws -> Executor {
-            Executor(pool: try ProcessPool(crew, processes: n))
+            let pool = try ProcessPool(crew, processes: n)
+            return Executor(pool: pool, description: "processes=\(pool.processes)")
         }
 
         /// An executor on `n` worker processes, each running up to `m` calls of `async` functions at once.
         public static func processes(_ n: Int? = nil, coroutinesEach m: Int, crew: Crew? = nil) throws -> Executor {
-            Executor(pool: try ProcessPool(crew, processes: n, options: ProcessPool.Options(coroutinesEach: m)))
+            let pool = try ProcessPool(crew, processes: n, options: ProcessPool.Options(coroutinesEach: m))
+            return Executor(pool: pool, description: "processes=\(pool.processes) coroutinesEach=\(m)")
         }
 
         /// An executor on `n` threads of this process (one per CPU when nil).
         public static func threads(_ n: Int? = nil) throws -> Executor {
-            Executor(pool: try ThreadPool(processes: n))
+            let pool = try ThreadPool(processes: n)
+            return Executor(pool: pool, description: "threads=\(pool.processes)")
         }
 
         /// An executor running up to `n` calls at once as coroutines (tasks) of this process.
         public static func coroutines(_ n: Int) throws -> Executor {
-            Executor(pool: try CoroutinePool(size: n))
+            let pool = try CoroutinePool(size: n)
+            return Executor(pool: pool, description: "coroutines=\(pool.processes)")
         }
 
         /// Submits `function(args)`: Python's `Executor.submit`, whose future is an ``AsyncResult``.
