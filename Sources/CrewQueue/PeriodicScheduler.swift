@@ -47,7 +47,8 @@ public final class PeriodicScheduler: Service, Sendable {
                         logger.debug("enqueued a scheduled task", metadata: ["schedule": "\(name)"])
                     }
                 } catch {
-                    logger.error("could not enqueue scheduled tasks", metadata: ["error": "\(String(reflecting: error))"])
+                    logger.error(
+                        "could not enqueue scheduled tasks", metadata: ["error": "\(String(reflecting: error))"])
                 }
                 try? await Task.sleep(for: tick)
             }
