@@ -26,20 +26,43 @@ import UnixSignals
 // then `app worker -P prefork -c 4`, `app enqueue resize --args '"a.jpg"'`, `app inspect`, ...
 
 /// The durable queue's command line: `worker`, `enqueue`, `inspect`, `result`, `retry`, `cancel`, `purge`.
+///
+/// A command line that does not parse (an unknown option, a value that is not a number) ends with the parser's
+/// message, the usage and status 64. A command that refuses its input or fails prints one line,
+/// `program: error: ...`, and ends with 65 (refused input: an unknown task, arguments that do not decode as the
+/// task's, a negative countdown, a bad batch line), 66 (no such job, no such batch file), 69 (the broker cannot be
+/// opened or reached) or 1 (anything else).
 public enum CrewCLI {
     /// Parses `arguments` (the process's when nil), runs the command and exits with its status.
     public static func main(tasks: [any AnyQueueTask], arguments: [String]? = nil) async {
         CLIContext.tasks.withLock { $0 = tasks }
+        var command: any ParsableCommand
         do {
-            var command = try QueueCommand.parseAsRoot(arguments)
+            command = try QueueCommand.parseAsRoot(arguments)
+        } catch {
+            QueueCommand.exit(withError: error)
+        }
+        do {
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
-        } catch {
+        } catch let error where error is ExitCode || error is CleanExit {
             QueueCommand.exit(withError: error)
+        } catch {
+            let failure = CLIError(error)
+            var line = "\(programName): error: \(failure.message)\n"
+            line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+            exit(failure.status.rawValue)
         }
+    }
+
+    /// The name the program was started by, for its usage and its error lines.
+    static var programName: String {
+        let path = CommandLine.arguments.first ?? "crew"
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        return name.isEmpty ? "crew" : name
     }
 
     /// Runs a command other than `worker` and returns what it would print (for tests and for embedding).
@@ -60,12 +83,13 @@ public enum CrewCLI {
             return try await PostgresBroker.connect(url: url)
         }
         guard url.hasPrefix("sqlite://") else {
-            throw ValidationError(
+            throw CLIError(
+                .refused,
                 "unknown broker \(url): use sqlite:///path/to/crew.db (the default), postgres://user@host/database or memory://"
             )
         }
         let path = String(url.dropFirst("sqlite://".count))
-        guard !path.isEmpty else { throw ValidationError("the broker URL \(url) names no file") }
+        guard !path.isEmpty else { throw CLIError(.refused, "the broker URL \(url) names no file") }
         // Opening the file migrates it, which may wait for another process's write lock: not on a cooperative
         // thread.
         return try await Crew.blocking { try SQLiteBroker(path: path) }

@@ -1,47 +1,78 @@
-import ArgumentParser
-import Crew
-import CrewPostgres
-import CrewQueue
-import CrewSQLite
 import FoundationEssentials
-import Logging
-import ServiceLifecycle
-import Synchronization
-import UnixSignals
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
-/// Any JSON value (to check that `--args` is JSON).
-enum JSONValue: Decodable {
-    case value
+/// Any JSON value, kept as it was read so that it can be written again (a batch line's `args`).
+enum JSONValue: Codable, Equatable {
+    case null
+    case bool(Bool)
+    case integer(Int64)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
 
     init(from decoder: any Decoder) throws {
         if var array = try? decoder.unkeyedContainer() {
-            while !array.isAtEnd { _ = try array.decode(JSONValue.self) }
-        } else if let object = try? decoder.container(keyedBy: AnyKey.self) {
-            for key in object.allKeys { _ = try object.decode(JSONValue.self, forKey: key) }
-        } else {
-            let single = try decoder.singleValueContainer()
-            if single.decodeNil() {
-                self = .value
-                return
-            }
-            if (try? single.decode(Bool.self)) != nil || (try? single.decode(Double.self)) != nil
-                || (try? single.decode(String.self)) != nil
-            {
-                self = .value
-                return
-            }
-            throw DecodingError.dataCorruptedError(in: single, debugDescription: "not JSON")
+            var values: [JSONValue] = []
+            while !array.isAtEnd { values.append(try array.decode(JSONValue.self)) }
+            self = .array(values)
+            return
         }
-        self = .value
+        if let object = try? decoder.container(keyedBy: AnyKey.self) {
+            var values: [String: JSONValue] = [:]
+            for key in object.allKeys { values[key.stringValue] = try object.decode(JSONValue.self, forKey: key) }
+            self = .object(values)
+            return
+        }
+        let single = try decoder.singleValueContainer()
+        if single.decodeNil() {
+            self = .null
+        } else if let value = try? single.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? single.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? single.decode(Double.self) {
+            self = .number(value)
+        } else {
+            // A string, or a decoding error that says what is there instead.
+            self = .string(try single.decode(String.self))
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .array(let values):
+            var container = encoder.unkeyedContainer()
+            for value in values { try container.encode(value) }
+        case .object(let values):
+            var container = encoder.container(keyedBy: AnyKey.self)
+            for (key, value) in values { try container.encode(value, forKey: AnyKey(key)) }
+        case .null:
+            var container = encoder.singleValueContainer()
+            try container.encodeNil()
+        case .bool(let value):
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        case .integer(let value):
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        case .number(let value):
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        case .string(let value):
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        }
+    }
+
+    /// The value as JSON text.
+    var text: String {
+        get throws { try encodeJSON(self) }
     }
 
     struct AnyKey: CodingKey {
         var stringValue: String
-        var intValue: Int?
+        var intValue: Int? { nil }
+        init(_ string: String) { stringValue = string }
         init?(stringValue: String) { self.stringValue = stringValue }
         init?(intValue: Int) { return nil }
     }

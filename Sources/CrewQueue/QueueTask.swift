@@ -28,19 +28,52 @@ public struct QueueTask<Arguments: Codable & Sendable, Result: Codable & Sendabl
 
     /// Decodes the JSON arguments, runs the function on `executor`, encodes its result as JSON.
     public func run(arguments: String, on executor: Crew.Executor, timeout: Duration?) async throws -> String {
-        let decoded: Arguments
-        do {
-            decoded = try JSONDecoder().decode(Arguments.self, from: Data(arguments.utf8))
-        } catch {
-            throw CrewError(
-                .decodingFailed, "the job's arguments are not a \(Arguments.self): \(error)", function: name)
-        }
+        let decoded = try decode(arguments)
         let value = try await executor.submit(function, decoded, timeout: timeout).value
         do {
             return String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
         } catch {
             throw CrewError(.encodingFailed, "the result did not encode as JSON: \(error)", function: name)
         }
+    }
+}
+
+extension QueueTask {
+    /// Throws the error a job with these JSON arguments would fail with, before it is enqueued.
+    ///
+    /// - Throws: `CrewError` `decodingFailed` if `arguments` is not JSON for the task's `Arguments`.
+    public func check(arguments: String) throws {
+        _ = try decode(arguments)
+    }
+
+    private func decode(_ arguments: String) throws -> Arguments {
+        do {
+            return try JSONDecoder().decode(Arguments.self, from: Data(arguments.utf8))
+        } catch {
+            throw CrewError(
+                .decodingFailed, "the arguments do not decode as \(Arguments.self): \(Self.describe(error))",
+                function: name)
+        }
+    }
+
+    /// A decoding error in one line: what was wrong, and where.
+    private static func describe(_ error: any Error) -> String {
+        switch error as? DecodingError {
+        case .typeMismatch(let type, let context):
+            return "expected \(type)\(path(context)): \(context.debugDescription)"
+        case .valueNotFound(let type, let context):
+            return "no \(type) value\(path(context)): \(context.debugDescription)"
+        case .keyNotFound(let key, let context):
+            return "no key \"\(key.stringValue)\"\(path(context))"
+        case .dataCorrupted(let context):
+            return "\(context.debugDescription)\(path(context))"
+        default:
+            return "\(error)"
+        }
+    }
+
+    private static func path(_ context: DecodingError.Context) -> String {
+        context.codingPath.isEmpty ? "" : " at " + context.codingPath.map(\.stringValue).joined(separator: ".")
     }
 }
 
@@ -52,4 +85,6 @@ public protocol AnyQueueTask: Sendable {
     var options: TaskOptions { get }
     /// Runs one attempt from JSON arguments to a JSON result.
     func run(arguments: String, on executor: Crew.Executor, timeout: Duration?) async throws -> String
+    /// Throws the error a job with these JSON arguments would fail with (`decodingFailed`), before it is enqueued.
+    func check(arguments: String) throws
 }

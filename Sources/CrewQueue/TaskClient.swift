@@ -11,9 +11,10 @@ public struct TaskClient: Sendable {
         self.broker = broker
     }
 
-    /// Enqueues `task(args)`, to run now, after `countdown`, or at `eta`.
+    /// Enqueues `task(args)`, to run now, after `countdown`, or at `eta` (an `eta` in the past means now).
     ///
-    /// - Throws: `CrewError.Code.encodingFailed` if the arguments do not encode as JSON; ``BrokerError``.
+    /// - Throws: `CrewError.Code.encodingFailed` if the arguments do not encode as JSON; `CrewError.Code.invalidArgument`
+    ///   for a negative `countdown`; ``BrokerError``.
     @discardableResult
     public func enqueue<A, R>(
         _ task: QueueTask<A, R>,
@@ -40,7 +41,8 @@ public struct TaskClient: Sendable {
     /// The job ``enqueue(_:_:countdown:eta:)`` would store, without storing it: for a broker's own enqueue, such
     /// as the PostgreSQL broker's inside the caller's transaction.
     ///
-    /// - Throws: `CrewError` `encodingFailed` if the arguments do not encode as JSON.
+    /// - Throws: `CrewError` `encodingFailed` if the arguments do not encode as JSON; `invalidArgument` for a
+    ///   negative `countdown`.
     public func job<A, R>(_ task: QueueTask<A, R>, _ args: A, countdown: Duration? = nil, eta: Date? = nil) throws
         -> NewJob
     {
@@ -55,6 +57,11 @@ public struct TaskClient: Sendable {
             arguments = String(decoding: try encoder.encode(args), as: UTF8.self)
         } catch {
             throw CrewError(.encodingFailed, "the arguments did not encode as JSON: \(error)", function: task.name)
+        }
+        // A countdown below zero is a mistake, not "now"; an ETA in the past means now (as in Celery).
+        if let countdown, countdown < .zero {
+            throw CrewError(
+                .invalidArgument, "a countdown cannot be negative, as \(countdown) is", function: task.name)
         }
         let now = Date()
         let runAt = eta ?? countdown.map { now.addingTimeInterval(JobRules.seconds($0)) }

@@ -51,7 +51,6 @@ public final class SQLiteBroker: QueueBroker {
     ) throws {
         self.path = path
         self.clock = clock
-        self.wake = WakeFile(databasePath: path)
         if !readOnly {
             // Owner-only from the start: SQLite gives the WAL and shared-memory files the database file's mode.
             let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -82,6 +81,8 @@ public final class SQLiteBroker: QueueBroker {
         } catch {
             throw BrokerError(.storage, "cannot open \(path): \(error)")
         }
+        // Made once the file has proved to be a Crew database, so that a wrong path leaves nothing beside it.
+        self.wake = WakeFile(databasePath: path)
     }
 
     /// Opens the file and migrates (or checks) its schema. Two programs that open a new file together race to set

@@ -30,6 +30,14 @@ enum Twins {
     }
 
     static func listing() -> String {
-        "Crew's twins of the seed examples:\n" + all.map { "  \($0.id)  \($0.title)" }.joined(separator: "\n")
+        """
+        The seed is a tutorial on Python's processes, threads and coroutines (multiprocessing, threading, gevent, \
+        Celery), whose examples Crew grew from.
+        Each twin below runs one of its examples in Swift and keeps its section number (1.x processes, 2.x threads, \
+        3.x coroutines and Celery; sections without code have no twin): `crew-demo run 1.2` runs one.
+
+        Crew's twins of the seed examples:
+
+        """ + all.map { "  \($0.id)  \($0.title)" }.joined(separator: "\n")
     }
 }

@@ -16,7 +16,7 @@ import Testing
         let enqueued = try await run(["enqueue", "queued.double", "--args", "21"])
         #expect(enqueued.hasPrefix("enqueued queued.double as "))
         let id = String(enqueued.split(separator: " ").last!)
-        let json = try await run(["enqueue", "queued.double", "--args", "[1,2]", "--json", "--countdown", "3600"])
+        let json = try await run(["enqueue", "queued.double", "--args", "22", "--json", "--countdown", "3600"])
         let later = try JSONDecoder().decode([String: String].self, from: Data(json.utf8))["id"]!
         await #expect(throws: (any Error).self) { try await run(["enqueue", "queued.double", "--args", "{nope"]) }
 

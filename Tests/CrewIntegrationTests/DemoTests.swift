@@ -6,8 +6,8 @@ import Testing
 /// The demo's twins of the seed examples, run as a user runs them, checked line by line.
 @Suite struct DemoTests {
     /// Runs the built `crew-demo` with `arguments`; returns its standard output, standard error and status.
-    /// With `outputToFile`, its standard output is a file rather than a pipe.
-    static func runDemo(_ arguments: [String], outputToFile: Bool = false) throws -> (
+    /// With `outputToFile`, its standard output is a file rather than a pipe; `input` is its standard input.
+    static func runDemo(_ arguments: [String], outputToFile: Bool = false, input: String? = nil) throws -> (
         out: String, err: String, status: Int32
     ) {
         let path = CrewTesting.productsDirectory + "/crew-demo"
@@ -33,7 +33,13 @@ import Testing
         }
         defer { if outputToFile { try? FileManager.default.removeItem(at: file) } }
         process.standardError = err
+        let stdin = Pipe()
+        if input != nil { process.standardInput = stdin }
         try process.run()
+        if let input {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        }
         var outData = outputToFile ? Data() : out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -236,6 +242,9 @@ import Testing
         let run = try Self.runDemo(["list"])
         #expect(run.status == 0)
         #expect(run.out.contains("1.1") && run.out.contains("1.2"))
+        // Its first lines say what the seed is and how the numbers map to it.
+        #expect(run.out.hasPrefix("The seed is a tutorial on Python's processes, threads and coroutines"))
+        #expect(run.out.contains("keeps its section number"))
     }
 
     @Test func anUnknownTwinIsAnErrorNotACrash() throws {

@@ -8,6 +8,22 @@ import Testing
 
 /// The durable queue's small parts: job ids, group commit, in-process wake-ups.
 @Suite struct QueuePartsTests {
+    @Test func aNegativeCountdownIsRefusedAndAPastETAMeansNow() async throws {
+        let client = TaskClient(broker: MemoryBroker())
+        let double = QueueTask(QueuedWork.double)
+        let error = await expectCrewError(.invalidArgument) {
+            try await client.enqueue(double, 1, countdown: .seconds(-5))
+        }
+        #expect(error?.message.contains("a countdown cannot be negative") == true)
+        #expect(try await client.broker.counts().isEmpty)
+        let past = try client.job(double, 1, eta: Date(timeIntervalSinceNow: -60))
+        #expect(past.runAt.map { $0 < Date() } == true)  // Due at once.
+        // An argument that does not decode as the task's is refused before it is stored.
+        let wrong = try #require(throws: CrewError.self) { try double.check(arguments: "\"seven\"") }
+        #expect(wrong.code == .decodingFailed && wrong.message.contains("do not decode as Int"))
+        try double.check(arguments: "7")
+    }
+
     @Test func jobIDsAreVersionSevenUUIDsInTimeOrder() async throws {
         let first = JobID.make()
         var ids = Set<String>()

@@ -22,7 +22,7 @@ struct ResultCommand: ReportingCommand {
     @OptionGroup var options: BrokerOptions
 
     func report() async throws -> String {
-        guard let job = try await options.open().job(JobID(id)) else { throw ValidationError("no job \(id)") }
+        guard let job = try await options.open().job(JobID(id)) else { throw CLIError(.notFound, "no job \(id)") }
         if options.json { return try encodeJSON(job) }
         var lines = ["\(job.id)  \(job.name)  \(job.state.rawValue)  attempt \(job.attempts)/\(job.maxAttempts)"]
         if let result = job.result { lines.append("result: \(result)") }
