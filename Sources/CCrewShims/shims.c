@@ -1,3 +1,7 @@
+// Over 500 lines: every C call Crew makes that Swift cannot make directly (pidfds, robust process-shared mutexes,
+// futexes, descriptors over sockets, a child's signal handlers), each a few lines; they are one C target so that
+// a child links one small object, and the MARK comments divide it by concern.
+
 #define _GNU_SOURCE
 #include "CCrewShims.h"
 
@@ -512,32 +516,31 @@ void crew_crash_note_install(void) {
 
 #include <stdio.h>
 
-static int crew_term_pipe[2] = {-1, -1};
-
-static void crew_term_handler(int sig) {
-    (void)sig;
-    char byte = 1;
-    ssize_t ignored = write(crew_term_pipe[1], &byte, 1);
-    (void)ignored;
-}
-
 static void *crew_term_thread(void *unused) {
     (void)unused;
-    char byte;
-    while (read(crew_term_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    int received = 0;
+    while (sigwait(&term, &received) != 0 || received != SIGTERM) {
     }
     alarm(2);
     fflush(NULL);
-    signal(SIGTERM, SIG_DFL);
-    // Raised by this thread, the signal is this thread's: it ends the process, whose status says SIGTERM.
+    // Raised by this thread and let through here only, the signal ends the process, whose status says SIGTERM.
     raise(SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &term, NULL);
     return NULL;
 }
 
 int crew_term_flush_install(void) {
     static int installed = 0;
     if (installed) return 0;
-    if (pipe2(crew_term_pipe, O_CLOEXEC) != 0) return -1;
+    // SIGTERM is blocked in this thread, and so in every thread started after it: none is interrupted by it (a
+    // handler would cut a call's sleep or read short); the thread below waits for it instead.
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    if (pthread_sigmask(SIG_BLOCK, &term, &old) != 0) return -1;
     pthread_attr_t attributes;
     pthread_attr_init(&attributes);
     pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
@@ -546,17 +549,10 @@ int crew_term_flush_install(void) {
     int failed = pthread_create(&thread, &attributes, crew_term_thread, NULL);
     pthread_attr_destroy(&attributes);
     if (failed) {
-        close(crew_term_pipe[0]);
-        close(crew_term_pipe[1]);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         errno = failed;
         return -1;
     }
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = crew_term_handler;
-    action.sa_flags = SA_RESTART;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGTERM, &action, NULL);
     installed = 1;
     return 0;
 }

@@ -34,9 +34,10 @@ void crew_crash_note_install(void);
 void crew_crash_note_function(const char *name, size_t len);
 
 /// Makes SIGTERM write out what the process's stdio streams hold before it ends the process, as an exiting
-/// program's would: the handler wakes a thread of its own (writing a byte to a pipe is all a handler may do safely),
-/// which flushes every stream (at most 2 s: a stream nobody reads must not keep the process alive; SIGALRM ends
-/// it then) and ends the process with SIGTERM. Returns 0, or -1 if the pipe or the thread could not be made (then
+/// program's would: SIGTERM is blocked in the calling thread (and so in the threads it starts later), and a thread
+/// of its own waits for it, flushes every stream (at most 2 s: a stream nobody reads must not keep the process
+/// alive; SIGALRM ends it then) and ends the process with SIGTERM. No other thread is interrupted by the signal.
+/// Call it before the process starts other threads. Returns 0, or -1 if the thread could not be made (then
 /// SIGTERM keeps its default action).
 int crew_term_flush_install(void);
 

@@ -1,3 +1,7 @@
+// Over 500 lines: what a child runs after `Crew.bootstrap` — the serving loop with its calls, its batching of
+// answers and its progress page, and the signal handlers that report a crash or flush on SIGTERM — shares the
+// loop's buffers and its one thread, so it stays in one file.
+
 import CCrewShims
 import Synchronization
 
@@ -482,13 +486,31 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
         case .encoding(let error):
             RemoteFailure(kind: .encodingFailed, type: typeName(error), message: "the result did not encode: \(error)")
         case .threw(let error):
-            RemoteFailure(kind: .threw, type: typeName(error), message: String(describing: error))
+            threw(error)
         }
     }
 
     private static func describe(_ error: any Error) -> RemoteFailure {
         if let failure = error as? FunctionRegistration.Failure { return describe(failure) }
-        return RemoteFailure(kind: .threw, type: typeName(error), message: String(describing: error))
+        return threw(error)
+    }
+
+    /// What the function threw: encoded, if its type is declared (`Crew.Function.throwing`); as text otherwise, and
+    /// also when its encoding fails (the text then says why).
+    private static func threw(_ error: any Error) -> RemoteFailure {
+        let description = String(describing: error)
+        guard let codec = DeclaredErrors.codec(for: error) else {
+            return RemoteFailure(kind: .threw, type: typeName(error), message: description)
+        }
+        do {
+            if let value = try codec.encode(error) {
+                return RemoteFailure(kind: .threwDeclared, type: codec.name, message: description, value: value)
+            }
+        } catch let failure {
+            return RemoteFailure(
+                kind: .threw, type: codec.name, message: "\(description) (its encoding failed: \(failure))")
+        }
+        return RemoteFailure(kind: .threw, type: typeName(error), message: description)
     }
 
     private static func tooLarge(_ error: any Error) -> RemoteFailure {
