@@ -103,6 +103,25 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
     /// For a pool call that failed with ``Code/workerCrashed``: what the call was doing when its worker died, and
     /// so whether it can have caused the death (nil for other errors).
     public var callState: CallState?
+    /// The error the function threw, as itself, when its type is one the function declared
+    /// (``Crew/Function/throwing(_:)``): the error a pool call, an ``AsyncResult`` or a ``Crew/Process``'s value
+    /// rethrows in place of this one.
+    public var thrown: (any Error & Sendable)? {
+        get { thrownBox?.error }
+        set { thrownBox = newValue.map(ThrownBox.init) }
+    }
+    private var thrownBox: ThrownBox?
+
+    /// Holds ``thrown`` without taking part in equality or hashing (an error value need not be `Hashable`).
+    private struct ThrownBox: Hashable, Sendable {
+        let error: any Error & Sendable
+        static func == (lhs: Self, rhs: Self) -> Bool { true }
+        func hash(into hasher: inout Hasher) {}
+    }
+
+    /// What a caller is thrown for this failure: the declared error the function threw, or this error.
+    @usableFromInline
+    var rethrown: any Error { thrown ?? self }
 
     /// Creates an error.
     public init(

@@ -25,6 +25,16 @@ public struct TestFailure: Error, CustomStringConvertible, Sendable {
     public var description: String { "TestFailure(\(reason))" }
 }
 
+/// An error a test function declares it throws: it crosses process boundaries as itself.
+public struct Oops: Error, Codable, Sendable, Equatable {
+    public var n: Int
+    public var note: String
+    public init(n: Int, note: String) {
+        self.n = n
+        self.note = note
+    }
+}
+
 /// A queue and values to put on it.
 public struct QueueJob: Codable, Sendable {
     public var queue: Crew.Queue<Int>
@@ -425,6 +435,19 @@ public enum TestFunctions {
         return getpid()
     }
 
+    /// Notes its run on the queue the initializer kept (`n`), then: traps when `n % 3 == 1`, kills its own process
+    /// when `n % 3 == 2`, returns `n * n` otherwise. The queue then holds one entry per run of each call.
+    public static let countedSquareOrCrash = Crew.Function("countedSquareOrCrash") { (n: Int) throws -> Int in
+        guard let queue = keptQueue.withLock({ $0 }) else { throw TestFailure(reason: "no queue kept") }
+        try queue.put(n)
+        switch n % 3 {
+        case 1: preconditionFailure("counted crash \(n)")
+        case 2: kill(getpid(), SIGKILL)
+        default: break
+        }
+        return n * n
+    }
+
     /// Sleeps `ms` as a task; returns [pid, start, end] (monotonic nanoseconds, comparable across processes).
     public static let overlapProbe = Crew.Function("overlapProbe") { (ms: Int) async throws -> [Int] in
         var ts = timespec()
@@ -447,6 +470,19 @@ public enum TestFunctions {
         getenv(name).map { String(cString: $0) } ?? ""
     }
 
+    /// Throws `Oops` (declared) for 7, `TestFailure` (not declared) for 13, squares anything else.
+    public static let risky = Crew.Function("risky") { (n: Int) throws -> Int in
+        if n == 7 { throw Oops(n: n, note: "seven") }
+        if n == 13 { throw TestFailure(reason: "thirteen") }
+        return n * n
+    }.throwing(Oops.self)
+    /// `risky`, with an `async` body.
+    public static let riskyAsync = Crew.Function("riskyAsync") { (n: Int) async throws -> Int in
+        try await Task.sleep(for: .milliseconds(1))
+        if n == 7 { throw Oops(n: n, note: "seven, later") }
+        return n * n
+    }.throwing(Oops.self)
+
     /// Registered in the test process only: the child does not know it.
     public static let onlyInParent = Crew.Function("onlyInParent") { (n: Int) in n }
 
@@ -459,6 +495,6 @@ public enum TestFunctions {
         queuePut, queueGet, queueDrain, queuePutBytes, joinableWorker, pipeEcho, pipeSend, lockAndTrap, increment,
         setEvent, barrierWait, semaphoreRelease, conditionNotify, keepQueue, putToKeptQueue, queueGetBytes, ipcChurn,
         queueGetBytesWhenReady,
-        overlapProbe, environmentVariable, killSelfAsync,
+        overlapProbe, environmentVariable, killSelfAsync, risky, riskyAsync, countedSquareOrCrash,
     ]
 }

@@ -49,7 +49,7 @@ public final class AsyncResult<Value: Sendable>: Sendable {
     public var value: Value {
         get async throws {
             guard let result = await completion.wait() else { throw CancellationError() }
-            return try result.get()
+            return try result.getRethrowing()
         }
     }
 
@@ -59,7 +59,7 @@ public final class AsyncResult<Value: Sendable>: Sendable {
     @inlinable
     public func get(timeout: Duration? = nil) throws -> Value {
         // A result that is already there is taken by code specialized for its type (no waiting machinery).
-        if let result = completion.current { return try result.get() }
+        if let result = completion.current { return try result.getRethrowing() }
         return try wait(for: timeout)
     }
 
@@ -68,7 +68,7 @@ public final class AsyncResult<Value: Sendable>: Sendable {
         guard let result = completion.wait(timeout: timeout) else {
             throw CrewError(.timedOut, "the result was not ready within \(timeout!)")
         }
-        return try result.get()
+        return try result.getRethrowing()
     }
 
     /// Blocks until the result is ready or `timeout` passes; returns whether it is ready.
@@ -97,6 +97,18 @@ public final class AsyncResult<Value: Sendable>: Sendable {
             }
             if case .success = result { return true }
             return false
+        }
+    }
+}
+
+extension Result where Failure == CrewError {
+    /// The value, or the failure as a caller is thrown it: the declared error the function threw, as itself, or
+    /// the ``CrewError``.
+    @usableFromInline
+    func getRethrowing() throws -> Success {
+        switch self {
+        case .success(let value): return value
+        case .failure(let error): throw error.rethrown
         }
     }
 }

@@ -140,7 +140,7 @@ final class ResultBuffer<Element: Sendable>: Sendable {
             switch step {
             case .element(let element): return element
             case .end: return nil
-            case .failure(let error): throw error
+            case .failure(let error): throw error.rethrown
             case .wait:
                 try Task.checkCancellation()
                 await withTaskCancellationHandler {

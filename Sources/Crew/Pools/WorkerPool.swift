@@ -112,7 +112,10 @@ enum CallOutcome {
             return error
         }
         let type = String(reflecting: Swift.type(of: error))
-        return CrewError(.remoteError, "\(type): \(error)", remoteErrorType: type, function: name)
+        var failure = CrewError(.remoteError, "\(type): \(error)", remoteErrorType: type, function: name)
+        // In this process, a declared error needs no encoding: the caller gets the very value.
+        failure.thrown = DeclaredErrors.codec(for: error)?.cast(error)
+        return failure
     }
 }
 

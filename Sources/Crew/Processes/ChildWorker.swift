@@ -38,7 +38,7 @@ public final class ChildWorker: Sendable {
             completion: { done.complete($0) }
         )
         connection.readUntil(block: true) { done.current != nil }
-        let bytes = try done.wait(timeout: nil)!.get()
+        let bytes = try done.wait(timeout: nil)!.getRethrowing()
         return try decode(R.self, bytes, function: function.name)
     }
 
@@ -49,7 +49,7 @@ public final class ChildWorker: Sendable {
         // A short spin on this thread often gets the answer without any thread hop; then the reactor takes over.
         connection.readUntil(block: false) { done.current != nil }
         guard let result = await done.wait() else { throw CancellationError() }
-        return try result.get()
+        return try result.getRethrowing()
     }
 
     private func decode<R: Decodable>(_ type: R.Type, _ bytes: [UInt8], function: String) throws -> R {

@@ -174,7 +174,7 @@ extension Crew {
             get async throws {
                 _ = try started()
                 guard let result = await outcome.wait() else { throw CancellationError() }
-                return try result.get()
+                return try result.getRethrowing()
             }
         }
 
@@ -186,7 +186,7 @@ extension Crew {
             guard let result = outcome.wait(timeout: timeout) else {
                 throw CrewError(.timedOut, "\(name) did not return within \(timeout!)", function: target.name)
             }
-            return try result.get()
+            return try result.getRethrowing()
         }
 
         /// The child's process id, once started.

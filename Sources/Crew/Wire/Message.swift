@@ -5,7 +5,8 @@
 //                    shutdown  (nothing): finish the calls in flight, then exit 0
 //   child → parent   hello     varint pid, varint protocol version
 //                    result    varint id, encoded result (the rest)
-//                    failure   varint id, varint kind, varint type length, type, message (the rest)
+//                    failure   varint id, varint kind, varint type length, type, message (the rest); for the kind
+//                              `threwDeclared`: varint message length, message, the error's encoding (the rest)
 //                    protocolError  message (the rest): the child read bytes it could not parse, and exits
 
 enum MessageKind {
@@ -26,16 +27,22 @@ struct RemoteFailure: Equatable {
     enum Kind: UInt64 {
         case threw = 1
         case unknownFunction, decodingFailed, encodingFailed, frameTooLarge
+        /// The function threw an error of a type it declared (`Crew.Function.throwing`): `value` is its encoding.
+        case threwDeclared
     }
 
     var kind: Kind
     var type: String
     var message: String
+    /// The encoded error, for `threwDeclared`.
+    var value: [UInt8] = []
 
     func error(function: String?, pid: Int32?) -> CrewError {
         switch kind {
         case .threw:
             CrewError(.remoteError, "\(type): \(message)", pid: pid, remoteErrorType: type, function: function)
+        case .threwDeclared:
+            Self.declared(type: type, message: message, value: value, function: function, pid: pid)
         case .unknownFunction:
             CrewError(.unknownFunction, message, pid: pid, function: function)
         case .decodingFailed:
@@ -45,6 +52,27 @@ struct RemoteFailure: Equatable {
         case .frameTooLarge:
             CrewError(.frameTooLarge, message, pid: pid, function: function)
         }
+    }
+}
+
+extension RemoteFailure {
+    /// A `remoteError` whose ``CrewError/thrown`` is the declared error decoded; if it does not decode (a child of
+    /// another build), the error says so and keeps the child's description.
+    static func declared(type: String, message: String, value: [UInt8], function: String?, pid: Int32?) -> CrewError {
+        var error = CrewError(
+            .remoteError, "\(type): \(message)", pid: pid, remoteErrorType: type, function: function)
+        guard let codec = DeclaredErrors.codec(named: type) else {
+            error.message += " (\(type) is not declared by this program's functions, so it stays a CrewError)"
+            return error
+        }
+        do {
+            error.thrown = try codec.decode(value)
+        } catch {
+            return CrewError(
+                .decodingFailed, "the function threw a \(type) (\(message)) that did not decode here: \(error)",
+                pid: pid, remoteErrorType: type, function: function)
+        }
+        return error
     }
 }
 
@@ -115,7 +143,12 @@ enum Message {
         out.appendVarint(failure.kind.rawValue)
         appendString(String(failure.type.utf8.prefix(1024)) ?? "", to: &out)
         // Error descriptions can be long; keep a failure well inside any frame limit.
-        out.append(contentsOf: failure.message.utf8.prefix(64 << 10))
+        if failure.kind == .threwDeclared {
+            appendString(String(failure.message.utf8.prefix(64 << 10)) ?? "", to: &out)
+            out.append(contentsOf: failure.value)
+        } else {
+            out.append(contentsOf: failure.message.utf8.prefix(64 << 10))
+        }
         try! Frame.end(&out, at: at, maxFrameSize: .max)
     }
 
@@ -204,6 +237,11 @@ enum Message {
                 throw malformed("unknown failure kind")
             }
             let type = try string(reader, &i, end: end)
+            if kind == .threwDeclared {
+                let message = try string(reader, &i, end: end)
+                return .failure(
+                    id: id, RemoteFailure(kind: kind, type: type, message: message, value: Array(bytes[i..<end])))
+            }
             let message = String(decoding: bytes[i..<end], as: UTF8.self)
             return .failure(id: id, RemoteFailure(kind: kind, type: type, message: message))
         case MessageKind.protocolError:
