@@ -420,7 +420,8 @@ public final class QueueWorker: Service, Sendable {
         let type =
             crewError?.remoteErrorType ?? crewError.map { "CrewError.\($0.code)" }
             ?? String(reflecting: Swift.type(of: error))
-        let attempt = AttemptError(attempt: job.attempts, message: message, type: type)
+        let attempt = AttemptError(
+            attempt: job.attempts, message: message, type: type, value: encodedDeclaredError(error, job: job))
         let retryable = task.options.retryOn.map { filter in crewError.map(filter) ?? false } ?? true
         let retryAt =
             retryable && job.attempts < job.maxAttempts
@@ -433,6 +434,22 @@ public final class QueueWorker: Service, Sendable {
                 "job": "\(job.id)", "task": "\(job.name)", "attempt": "\(job.attempts)",
                 "state": "\(state?.rawValue ?? "lease lost")", "error": "\(String(reflecting: error))",
             ])
+    }
+
+    /// The error the task's function threw, encoded, if it declared the error's type (its handle then rethrows it
+    /// as itself). An error that does not encode is logged and kept as its message alone.
+    private func encodedDeclaredError(_ error: any Error, job: JobRecord) -> String? {
+        // The executor rethrows a declared error as itself; a CrewError may hold one too.
+        let thrown: any Error = (error as? CrewError)?.thrown ?? error
+        guard let codec = DeclaredErrors.codec(for: thrown) else { return nil }
+        do {
+            return try codec.encode(thrown).map { Data($0).base64EncodedString() }
+        } catch {
+            logger.warning(
+                "a declared error did not encode; the job keeps its message only",
+                metadata: ["job": "\(job.id)", "task": "\(job.name)", "error": "\(String(reflecting: error))"])
+            return nil
+        }
     }
 
     private static func seconds(_ duration: Duration) -> String {

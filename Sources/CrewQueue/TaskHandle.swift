@@ -39,7 +39,8 @@ public struct TaskHandle<Result: Decodable & Sendable>: Sendable {
 
     /// Waits for the job's result, at most `timeout` (no limit when nil).
     ///
-    /// - Throws: `CrewError.Code.remoteError` with the last attempt's error if the job failed;
+    /// - Throws: the error the task's function threw in its last attempt, as itself, if the function declared its
+    ///   type (`Crew.Function.throwing`); otherwise `CrewError.Code.remoteError` with that error if the job failed;
     ///   `CrewError.Code.cancelled` if it was cancelled or expired; `CrewError.Code.timedOut`.
     public func result(timeout: Duration? = nil) async throws -> Result {
         let deadline = timeout.map { ContinuousClock.now + $0 }
@@ -65,6 +66,7 @@ public struct TaskHandle<Result: Decodable & Sendable>: Sendable {
                 }
             case .failed:
                 let last = job.errors.last
+                if let last, let declared = try Self.declaredError(last, function: job.name) { throw declared }
                 throw CrewError(
                     .remoteError,
                     "the job failed after \(job.attempts) attempt(s): \(last?.message ?? "no error recorded")",
@@ -83,6 +85,22 @@ public struct TaskHandle<Result: Decodable & Sendable>: Sendable {
                 if let deadline { pause = min(pause, max(deadline - ContinuousClock.now, .zero)) }
                 await broker.awaitSignal(.results, after: mark, timeout: pause)
             }
+        }
+    }
+
+    /// The declared error an attempt kept, decoded; nil if it kept none, or its type is not declared here.
+    static func declaredError(_ attempt: AttemptError, function: String) throws -> (any Error)? {
+        guard let value = attempt.value, let type = attempt.type, let codec = DeclaredErrors.codec(named: type) else {
+            return nil
+        }
+        guard let bytes = Data(base64Encoded: value) else {
+            throw CrewError(.decodingFailed, "the job's \(type) is not base64: \(value.prefix(64))", function: function)
+        }
+        do {
+            return try codec.decode(Array(bytes))
+        } catch {
+            throw CrewError(
+                .decodingFailed, "the job's \(type) (\(attempt.message)) did not decode: \(error)", function: function)
         }
     }
 }

@@ -110,6 +110,36 @@ let testMetrics: TestMetrics = {
         try await running.value
     }
 
+    @Test(arguments: Backend.allCases)
+    func aDeclaredErrorComesBackAsItselfFromAJobsResult(backend: Backend) async throws {
+        let risky = QueueTask(TestFunctions.risky)
+        let (client, worker) = try setUp(backend, tasks: [risky])
+        let running = Task { try await worker.run() }
+        let failing = try await client.enqueue(risky, 7)
+        await #expect(throws: Oops(n: 7, note: "seven")) { try await failing.result(timeout: .seconds(30)) }
+        // Another type of error stays a CrewError with its description.
+        let other = try await client.enqueue(risky, 13)
+        let error = await expectCrewError(.remoteError) { try await other.result(timeout: .seconds(30)) }
+        #expect(error?.message.contains("TestFailure(thirteen)") == true)
+        worker.stop()
+        try await running.value
+    }
+
+    @Test func aDeclaredErrorThrownInAPreforkWorkerComesBackAsItself() async throws {
+        let broker = try SQLiteBroker(path: try TemporaryDatabase.path())
+        let risky = QueueTask(TestFunctions.risky)
+        let worker = QueueWorker(
+            broker: broker, tasks: [risky], executor: try .processes(1, crew: testCrew),
+            configuration: .init(pollInterval: .milliseconds(5)))
+        let running = Task { try await worker.run() }
+        let failing = try await TaskClient(broker: broker).enqueue(risky, 7)
+        await #expect(throws: Oops(n: 7, note: "seven")) { try await failing.result(timeout: .seconds(30)) }
+        let stored = try #require(try await broker.job(failing.id)?.errors.last)
+        #expect(stored.type == String(reflecting: Oops.self) && stored.value != nil)
+        worker.stop()
+        try await running.value
+    }
+
     @Test func softTimeLimitsCancelAndCancelledJobsNeverRun() async throws {
         let nap = QueueTask(QueuedWork.nap, options: TaskOptions(softTimeLimit: .milliseconds(50)))
         let (client, worker) = try setUp(.memoryThreads, tasks: [nap])
