@@ -25,13 +25,13 @@ extension PostgresBroker {
                 attempts: attempts, maxAttempts: maxAttempts, runAt: Date(timeIntervalSince1970: runAt),
                 expiresAt: expiresAt.map(Date.init(timeIntervalSince1970:)),
                 leaseUntil: leaseUntil.map(Date.init(timeIntervalSince1970:)), worker: worker, result: result,
-                errors: errors == "[]"
-                    ? [] : (try? JSONDecoder().decode([AttemptError].self, from: Data(errors.utf8))) ?? [],
+                errors: AttemptError.list(fromJSON: errors),
                 createdAt: Date(timeIntervalSince1970: createdAt),
                 finishedAt: finishedAt.map(Date.init(timeIntervalSince1970:))
             )
         } catch {
-            logger.error("skipped a job row that does not read as a job", metadata: ["error": "\(error)"])
+            logger.error(
+                "skipped a job row that does not read as a job", metadata: ["error": "\(String(reflecting: error))"])
             return nil
         }
     }

@@ -25,3 +25,20 @@ public struct AttemptError: Sendable, Codable, Equatable {
         self.value = value
     }
 }
+
+extension AttemptError {
+    /// A job's errors from the JSON a broker stores them as. Text that does not read as that JSON (a row written by
+    /// hand, a damaged file) is kept whole, as the message of one error that says so, rather than dropped.
+    package static func list(fromJSON json: String) -> [AttemptError] {
+        if json == "[]" { return [] }
+        do {
+            return try JSONDecoder().decode([AttemptError].self, from: Data(json.utf8))
+        } catch {
+            return [
+                AttemptError(
+                    attempt: 0, message: "the job's recorded errors do not read (\(error)): \(json)",
+                    type: "BrokerError.storage", at: Date(timeIntervalSince1970: 0))
+            ]
+        }
+    }
+}

@@ -14,9 +14,7 @@ extension SQLiteBroker {
     static func record(_ row: Row) -> JobRecord? {
         guard let state = JobState(rawValue: row[5]) else { return nil }
         let errorsJSON: String = row[13]
-        let errors =
-            errorsJSON == "[]"
-            ? [] : (try? JSONDecoder().decode([AttemptError].self, from: Data(errorsJSON.utf8))) ?? []
+        let errors = AttemptError.list(fromJSON: errorsJSON)
         func date(_ column: Int) -> Date? {
             (row[column] as Double?).map { Date(timeIntervalSince1970: $0) }
         }

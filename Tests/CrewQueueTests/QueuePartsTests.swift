@@ -24,6 +24,18 @@ import Testing
         try double.check(arguments: "7")
     }
 
+    @Test func errorsThatDoNotReadAreKeptWholeNotDropped() throws {
+        #expect(AttemptError.list(fromJSON: "[]").isEmpty)
+        let one = AttemptError(
+            attempt: 2, message: "boom", type: "T", at: Date(timeIntervalSince1970: 5), value: "AQI=")
+        let encoder = JSONEncoder()
+        let json = String(decoding: try encoder.encode([one]), as: UTF8.self)
+        #expect(AttemptError.list(fromJSON: json) == [one])
+        let damaged = AttemptError.list(fromJSON: "[{\"attempt\": 1, \"mess")
+        #expect(damaged.count == 1 && damaged[0].type == "BrokerError.storage")
+        #expect(damaged[0].message.hasSuffix("[{\"attempt\": 1, \"mess"))
+    }
+
     @Test func jobIDsAreVersionSevenUUIDsInTimeOrder() async throws {
         let first = JobID.make()
         var ids = Set<String>()
