@@ -521,15 +521,28 @@ static void *crew_term_thread(void *unused) {
     sigset_t term;
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
-    int received = 0;
-    while (sigwait(&term, &received) != 0 || received != SIGTERM) {
+    for (;;) {
+        int received = 0;
+        while (sigwait(&term, &received) != 0 || received != SIGTERM) {
+        }
+        alarm(2);
+        fflush(NULL);
+        // Raised by this thread and let through here only, the signal ends the process, whose status says SIGTERM.
+        raise(SIGTERM);
+        pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+        // Still here: the program handles SIGTERM itself, and its handler has run. Wait for the next one.
+        alarm(0);
+        pthread_sigmask(SIG_BLOCK, &term, NULL);
     }
-    alarm(2);
-    fflush(NULL);
-    // Raised by this thread and let through here only, the signal ends the process, whose status says SIGTERM.
-    raise(SIGTERM);
-    pthread_sigmask(SIG_UNBLOCK, &term, NULL);
     return NULL;
+}
+
+// A program started with fork (and exec) gets SIGTERM's default back, rather than this process's blocked mask.
+static void crew_term_unblock_in_fork_child(void) {
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &term, NULL);
 }
 
 int crew_term_flush_install(void) {
@@ -553,6 +566,7 @@ int crew_term_flush_install(void) {
         errno = failed;
         return -1;
     }
+    pthread_atfork(NULL, NULL, crew_term_unblock_in_fork_child);
     installed = 1;
     return 0;
 }

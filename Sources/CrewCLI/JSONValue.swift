@@ -5,6 +5,7 @@ enum JSONValue: Codable, Equatable {
     case null
     case bool(Bool)
     case integer(Int64)
+    case unsigned(UInt64)
     case number(Double)
     case string(String)
     case array([JSONValue])
@@ -30,6 +31,8 @@ enum JSONValue: Codable, Equatable {
             self = .bool(value)
         } else if let value = try? single.decode(Int64.self) {
             self = .integer(value)
+        } else if let value = try? single.decode(UInt64.self) {
+            self = .unsigned(value)
         } else if let value = try? single.decode(Double.self) {
             self = .number(value)
         } else {
@@ -53,6 +56,9 @@ enum JSONValue: Codable, Equatable {
             var container = encoder.singleValueContainer()
             try container.encode(value)
         case .integer(let value):
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        case .unsigned(let value):
             var container = encoder.singleValueContainer()
             try container.encode(value)
         case .number(let value):

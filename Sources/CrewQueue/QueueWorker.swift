@@ -415,7 +415,15 @@ public final class QueueWorker: Service, Sendable {
     private func recordFailure(
         _ job: JobRecord, task: any AnyQueueTask, error: any Error, started: ContinuousClock.Instant
     ) async {
-        let crewError = error as? CrewError
+        // A declared error arrives as itself: the retry filter and the record see it as the CrewError it stands for
+        // (`remoteError`, holding it).
+        var crewError = error as? CrewError
+        if crewError == nil, let codec = DeclaredErrors.codec(for: error) {
+            var standIn = CrewError(
+                .remoteError, "\(codec.name): \(error)", remoteErrorType: codec.name, function: job.name)
+            standIn.thrown = codec.cast(error)
+            crewError = standIn
+        }
         let message = crewError.map { "\($0.code): \($0.message)" } ?? "\(error)"
         let type =
             crewError?.remoteErrorType ?? crewError.map { "CrewError.\($0.code)" }

@@ -69,6 +69,9 @@ import Testing
         let bad = [#"{"task": "seed33.crunch", "args": 1}"#, #"{"task": "seed33.crunch", "args": 2}"#, #"{"args": 3}"#]
         let refused = try run(["enqueue", "--batch", "-"], input: bad.joined(separator: "\n"))
         #expect(refused.status == 65 && refused.err.contains("line 3 of the batch: not a job"), "\(refused.err)")
+        let misspelt = try run(
+            ["enqueue", "--batch", "-"], input: #"{"task": "seed33.crunch", "args": 1, "countdwon": 60}"#)
+        #expect(misspelt.status == 65 && misspelt.err.contains("unknown key(s) countdwon"), "\(misspelt.err)")
         let stdin = try run(["enqueue", "--batch", "-", "--json"], input: bad.prefix(2).joined(separator: "\n"))
         #expect(stdin.status == 0 && stdin.out.hasPrefix("{\"ids\":["), "\(stdin.err)")
         let inspection = try run(["inspect"])

@@ -117,6 +117,17 @@ let testMetrics: TestMetrics = {
         let running = Task { try await worker.run() }
         let failing = try await client.enqueue(risky, 7)
         await #expect(throws: Oops(n: 7, note: "seven")) { try await failing.result(timeout: .seconds(30)) }
+        // A retry filter sees it as the remoteError it stands for (and holds it).
+        let retried = QueueTask(
+            TestFunctions.risky,
+            options: TaskOptions(maxRetries: 1, retryBackoff: .milliseconds(1), retryOn: { $0.thrown is Oops }))
+        let (retryClient, retryWorker) = try setUp(backend, tasks: [retried])
+        let retrying = Task { try await retryWorker.run() }
+        let twice = try await retryClient.enqueue(retried, 7)
+        await #expect(throws: Oops(n: 7, note: "seven")) { try await twice.result(timeout: .seconds(30)) }
+        #expect(try await retryClient.broker.job(twice.id)?.attempts == 2)
+        retryWorker.stop()
+        try await retrying.value
         // Another type of error stays a CrewError with its description.
         let other = try await client.enqueue(risky, 13)
         let error = await expectCrewError(.remoteError) { try await other.result(timeout: .seconds(30)) }

@@ -223,6 +223,17 @@ import Testing
         #expect(plain.phase == .serving && plain.served)
     }
 
+    @Test func aHelloBeforeTheInitializerIsSentStillWaitsForIt() {
+        var sm = SM()
+        sm.helloReceived()
+        #expect(sm.phase == .serving)
+        // A pool sends its initializer once it hears the worker started, which may be after its hello.
+        _ = sm.initialize([0], call: call(99, "setup"))
+        #expect(sm.phase == .initializing && !sm.served)
+        _ = sm.answersReceived([99])
+        #expect(sm.initializerFinished(succeeded: true) == [] && sm.phase == .serving && sm.served)
+    }
+
     @Test func aFailedInitializerKillsTheChildWhichNeverServed() {
         var sm = SM()
         _ = sm.initialize([0], call: call(99, "setup"))
@@ -235,7 +246,7 @@ import Testing
             Issue.record("no report")
             return
         }
-        #expect(calls.isEmpty && !said.served)
+        #expect(calls.isEmpty && !said.served && said.initializing)
     }
 
     @Test func aKillDuringTheInitializerFailsItAndTheChildNeverServed() {

@@ -37,8 +37,10 @@ void crew_crash_note_function(const char *name, size_t len);
 /// program's would: SIGTERM is blocked in the calling thread (and so in the threads it starts later), and a thread
 /// of its own waits for it, flushes every stream (at most 2 s: a stream nobody reads must not keep the process
 /// alive; SIGALRM ends it then) and ends the process with SIGTERM. No other thread is interrupted by the signal.
-/// Call it before the process starts other threads. Returns 0, or -1 if the thread could not be made (then
-/// SIGTERM keeps its default action).
+/// Call it before the process starts other threads. A program started with fork gets SIGTERM unblocked; one started
+/// with posix_spawn (as `system` and `popen` do) keeps the blocked mask unless the spawn resets it (Crew's own
+/// launcher does). Returns 0, or -1 if the thread could not be made (then SIGTERM keeps
+/// its default action).
 int crew_term_flush_install(void);
 
 /// `pidfd_open(pid, 0)`; returns a descriptor (close-on-exec) or -1 with errno set.

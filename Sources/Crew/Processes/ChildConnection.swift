@@ -343,8 +343,11 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         let call = Machine.Call(id: Self.initializerCallID, function: function)
         let finished: CallCompletion = { [self] result in
             let succeeded = if case .success = result { true } else { false }
-            perform(state.withLock { $0.machine.initializerFinished(succeeded: succeeded) })
+            let actions = state.withLock { $0.machine.initializerFinished(succeeded: succeeded) }
+            // The owner hears of a failed initializer before the kill it brings, so that the death is told as the
+            // initializer's.
             completion(result)
+            perform(actions)
         }
         let outcome: Result<[Machine.Action], CrewError> = state.withLock { state in
             let outcome = state.machine.initialize(frame, call: call)

@@ -161,11 +161,15 @@ struct ChildConnectionStateMachine {
     /// The child's initializer is submitted as its first call (`frame`, carrying `call`): the child serves once it
     /// succeeds (``initializerFinished(succeeded:)``).
     mutating func initialize(_ frame: [UInt8], call: Call) -> Result<[Action], CrewError> {
-        precondition(initializerCall == nil && !served, "a child runs one initializer, before it serves")
+        precondition(initializerCall == nil, "a child runs one initializer")
         let outcome = submit(frame, call: call)
         if case .success = outcome {
             initializerCall = call.id
-            if phase == .serving { phase = .initializing }
+            // The child may have said hello before its initializer was sent: it serves once that answers.
+            if phase == .serving {
+                phase = .initializing
+                served = false
+            }
         }
         return outcome
     }
@@ -174,8 +178,9 @@ struct ChildConnectionStateMachine {
     /// initializer failed, it is killed (its death then fails what it holds, and it never served).
     mutating func initializerFinished(succeeded: Bool) -> [Action] {
         guard initializerCall != nil else { return [] }
-        initializerCall = nil
+        // A failed initializer stays the child's story (its death report says it was initializing).
         guard succeeded else { return phase == .exited ? [] : [.kill(.kill)] }
+        initializerCall = nil
         if phase == .initializing || phase == .starting {
             phase = .serving
             served = true

@@ -504,6 +504,13 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
         }
         do {
             if let value = try codec.encode(error) {
+                // An error too big for a frame goes as text: a frame over the limit would end the connection.
+                guard value.count <= maxDeclaredErrorBytes else {
+                    return RemoteFailure(
+                        kind: .threw, type: codec.name,
+                        message: "\(description) (its encoding, \(value.count) bytes, is over \(maxDeclaredErrorBytes))"
+                    )
+                }
                 return RemoteFailure(kind: .threwDeclared, type: codec.name, message: description, value: value)
             }
         } catch let failure {
@@ -516,6 +523,9 @@ final class ChildLoop: TaskExecutor, @unchecked Sendable {
     private static func tooLarge(_ error: any Error) -> RemoteFailure {
         RemoteFailure(kind: .frameTooLarge, type: "CrewError", message: (error as? CrewError)?.message ?? "\(error)")
     }
+
+    /// The largest declared error sent encoded (well inside the smallest frame limit a user may set).
+    static let maxDeclaredErrorBytes = 1 << 20
 
     private static func typeName(_ error: any Error) -> String {
         String(reflecting: type(of: error))

@@ -141,13 +141,15 @@ enum Message {
         out.append(MessageKind.failure)
         out.appendVarint(id)
         out.appendVarint(failure.kind.rawValue)
-        appendString(String(failure.type.utf8.prefix(1024)) ?? "", to: &out)
+        appendString(String(decoding: failure.type.utf8.prefix(1024), as: UTF8.self), to: &out)
         // Error descriptions can be long; keep a failure well inside any frame limit.
+        // (Cut at 64 KiB; a character cut in two is replaced, not the whole message dropped.)
+        let message = String(decoding: failure.message.utf8.prefix(64 << 10), as: UTF8.self)
         if failure.kind == .threwDeclared {
-            appendString(String(failure.message.utf8.prefix(64 << 10)) ?? "", to: &out)
+            appendString(message, to: &out)
             out.append(contentsOf: failure.value)
         } else {
-            out.append(contentsOf: failure.message.utf8.prefix(64 << 10))
+            out.append(contentsOf: message.utf8)
         }
         try! Frame.end(&out, at: at, maxFrameSize: .max)
     }

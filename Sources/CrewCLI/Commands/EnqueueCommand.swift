@@ -110,6 +110,16 @@ struct EnqueueCommand: ReportingCommand {
                 } catch {
                     throw CLIError(.refused, "not a job: \(error)")
                 }
+                // A misspelt key would otherwise be ignored (a job meant for later would run now).
+                if case .object(let keys) = try decoder.decode(JSONValue.self, from: Data(line.utf8)) {
+                    let unknown = Set(keys.keys).subtracting(["task", "args", "countdown", "queue"]).sorted()
+                    guard unknown.isEmpty else {
+                        throw CLIError(
+                            .refused,
+                            "unknown key(s) \(unknown.joined(separator: ", ")); a job has task, "
+                                + "args, countdown and queue")
+                    }
+                }
                 jobs.append(
                     try job(
                         name: entry.task, arguments: try (entry.args ?? .null).text, countdown: entry.countdown,
@@ -127,8 +137,10 @@ struct EnqueueCommand: ReportingCommand {
     static func readBatch(_ path: String) throws -> String {
         let fd = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            let reason = String(cString: strerror(errno))
-            throw CLIError(errno == ENOENT ? .notFound : .failed, "cannot read the batch \(path): \(reason)")
+            let code = errno
+            throw CLIError(
+                code == ENOENT ? .notFound : .failed,
+                "cannot read the batch \(path): \(String(cString: strerror(code)))")
         }
         defer { if fd != 0 { close(fd) } }
         var bytes: [UInt8] = []
@@ -139,8 +151,11 @@ struct EnqueueCommand: ReportingCommand {
                 bytes += chunk[0..<n]
             } else if n == 0 {
                 break
-            } else if errno != EINTR {
-                throw CLIError(.failed, "cannot read the batch \(path): \(String(cString: strerror(errno)))")
+            } else {
+                let code = errno
+                if code != EINTR {
+                    throw CLIError(.failed, "cannot read the batch \(path): \(String(cString: strerror(code)))")
+                }
             }
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
