@@ -36,6 +36,14 @@ let package = Package(
         .executable(name: "crew-queue-bench", targets: ["crew-queue-bench"]),
         .executable(name: "crew-bench-static", targets: ["crew-bench-static"]),
     ],
+    // The brokers' database libraries are traits, both on by default: an app that names Crew with `traits: []` (or
+    // with only the one it uses) does not even resolve GRDB, or postgres-nio and the SwiftNIO, swift-crypto and
+    // swift-nio-ssl packages behind it.
+    traits: [
+        .default(enabledTraits: ["SQLite", "PostgreSQL"]),
+        .trait(name: "SQLite", description: "CrewSQLite, the SQLite broker, on GRDB."),
+        .trait(name: "PostgreSQL", description: "CrewPostgres, the PostgreSQL broker, on postgres-nio."),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
@@ -118,9 +126,10 @@ let package = Package(
         .target(
             name: "CrewSQLite",
             dependencies: [
-                "Crew", "CCrewShims", "CrewQueue", .product(name: "GRDB", package: "GRDB.swift"),
+                "Crew", "CCrewShims", "CrewQueue",
+                .product(name: "GRDB", package: "GRDB.swift", condition: .when(traits: ["SQLite"])),
                 // SQLite's own C API, for binding the many values of a bulk insert without boxing each.
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift", condition: .when(traits: ["SQLite"])),
             ],
             swiftSettings: swiftSettings
         ),
@@ -129,7 +138,7 @@ let package = Package(
             name: "CrewPostgres",
             dependencies: [
                 "CrewQueue",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["PostgreSQL"])),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -172,7 +181,7 @@ let package = Package(
             name: "CrewTestHelpers",
             dependencies: [
                 "Crew", "CrewTesting", "CrewTestSupport", "CrewQueue", "CrewPostgres",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["PostgreSQL"])),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/CrewTestHelpers",
@@ -212,7 +221,7 @@ let package = Package(
             name: "CrewPostgresTests",
             dependencies: [
                 "Crew", "CrewQueue", "CrewPostgres", "CrewTestSupport", "CrewTestHelpers", "crew-test-worker",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["PostgreSQL"])),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -229,7 +238,7 @@ let package = Package(
                 "Crew", "CrewTesting", "CrewTestSupport", "CrewTestHelpers", "CrewQueue", "CrewSQLite", "CrewPostgres",
                 "CrewCLI", "crew-test-worker",
                 // crew-demo, which the demo tests run, is not listed: the test script builds every product first.
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["PostgreSQL"])),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
