@@ -483,6 +483,12 @@ public enum TestFunctions {
         return n * n
     }.throwing(Oops.self)
 
+    /// Prints a line with a plain `print` (buffered when standard output is a pipe or a file); returns `n`.
+    public static let printPlain = Crew.Function("printPlain") { (n: Int) -> Int in
+        print("printed by call \(n)")
+        return n
+    }
+
     /// Registered in the test process only: the child does not know it.
     public static let onlyInParent = Crew.Function("onlyInParent") { (n: Int) in n }
 
@@ -495,6 +501,6 @@ public enum TestFunctions {
         queuePut, queueGet, queueDrain, queuePutBytes, joinableWorker, pipeEcho, pipeSend, lockAndTrap, increment,
         setEvent, barrierWait, semaphoreRelease, conditionNotify, keepQueue, putToKeptQueue, queueGetBytes, ipcChurn,
         queueGetBytesWhenReady,
-        overlapProbe, environmentVariable, killSelfAsync, risky, riskyAsync, countedSquareOrCrash,
+        overlapProbe, environmentVariable, killSelfAsync, risky, riskyAsync, countedSquareOrCrash, printPlain,
     ]
 }
