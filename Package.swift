@@ -148,8 +148,9 @@ let package = Package(
             name: "CrewCLI",
             dependencies: [
                 "CrewQueue",
-                "CrewSQLite",
-                "CrewPostgres",
+                // Each broker with its trait: a program with only one of them still builds the command line.
+                .target(name: "CrewSQLite", condition: .when(traits: ["SQLite"])),
+                .target(name: "CrewPostgres", condition: .when(traits: ["PostgreSQL"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

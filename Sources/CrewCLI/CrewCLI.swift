@@ -1,13 +1,18 @@
 import ArgumentParser
 import Crew
-import CrewPostgres
 public import CrewQueue
-import CrewSQLite
 import FoundationEssentials
 import Logging
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
+
+#if PostgreSQL
+    import CrewPostgres
+#endif
+#if SQLite
+    import CrewSQLite
+#endif
 
 #if canImport(Glibc)
     import Glibc
@@ -80,7 +85,12 @@ public enum CrewCLI {
     public static func broker(_ url: String) async throws -> any QueueBroker {
         if url == "memory://" { return MemoryBroker() }
         if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
-            return try await PostgresBroker.connect(url: url)
+            #if PostgreSQL
+                return try await PostgresBroker.connect(url: url)
+            #else
+                throw CLIError(
+                    .refused, "this program was built without Crew's PostgreSQL trait: \(url) cannot be used")
+            #endif
         }
         guard url.hasPrefix("sqlite://") else {
             throw CLIError(
@@ -90,9 +100,13 @@ public enum CrewCLI {
         }
         let path = String(url.dropFirst("sqlite://".count))
         guard !path.isEmpty else { throw CLIError(.refused, "the broker URL \(url) names no file") }
-        // Opening the file migrates it, which may wait for another process's write lock: not on a cooperative
-        // thread.
-        return try await Crew.blocking { try SQLiteBroker(path: path) }
+        #if SQLite
+            // Opening the file migrates it, which may wait for another process's write lock: not on a cooperative
+            // thread.
+            return try await Crew.blocking { try SQLiteBroker(path: path) }
+        #else
+            throw CLIError(.refused, "this program was built without Crew's SQLite trait: \(url) cannot be used")
+        #endif
     }
 }
 

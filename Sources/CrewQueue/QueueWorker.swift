@@ -30,8 +30,9 @@ public final class QueueWorker: Service, Sendable {
     public struct Configuration: Sendable {
         /// The queues it takes jobs from.
         public var queues: [String]
-        /// How many jobs it runs at once.
-        public var concurrency: Int
+        /// How many jobs it runs at once; nil (the default): as many as its executor runs at once (its processes,
+        /// times their coroutines; its threads; its coroutines), as Celery's `-c` is the pool's size.
+        public var concurrency: Int?
         /// How many jobs it holds at once, as a multiple of ``concurrency``: Celery's
         /// `worker_prefetch_multiplier`. At 1 (the default) it claims a job only when a slot is free to run it,
         /// which spreads jobs fairly over workers whatever they cost. Above 1 it claims ahead, so a slot that
@@ -50,10 +51,11 @@ public final class QueueWorker: Service, Sendable {
         /// The worker's name in the jobs it runs: host and pid unless given.
         public var name: String
 
-        /// A configuration with defaults: the `default` queue, 4 at once, 30 s leases renewed every 10 s.
+        /// A configuration with defaults: the `default` queue, as many at once as the executor runs, 30 s leases
+        /// renewed every 10 s.
         public init(
             queues: [String] = ["default"],
-            concurrency: Int = 4,
+            concurrency: Int? = nil,
             lease: Duration = .seconds(30),
             heartbeat: Duration = .seconds(10),
             pollInterval: Duration = .milliseconds(20),
@@ -81,6 +83,8 @@ public final class QueueWorker: Service, Sendable {
 
     /// Where jobs come from.
     public let broker: any QueueBroker
+    /// How many jobs it runs at once: the configuration's ``Configuration/concurrency``, or its executor's size.
+    public let concurrency: Int
     /// What runs them.
     public let executor: Crew.Executor
     /// How it claims and runs.
@@ -133,6 +137,7 @@ public final class QueueWorker: Service, Sendable {
         self.broker = broker
         self.executor = executor
         self.configuration = configuration
+        self.concurrency = configuration.concurrency ?? executor.capacity
         self.tasks = Dictionary(tasks.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.logger = logger
         let name = configuration.name
@@ -148,11 +153,11 @@ public final class QueueWorker: Service, Sendable {
     /// - Throws: ``BrokerError`` `invalidArgument` if the configuration's concurrency or prefetch multiplier is
     ///   below 1, or its lease is not longer than its heartbeat (the leases would lapse while jobs run).
     public func run() async throws {
-        if configuration.concurrency < 1 || configuration.prefetchMultiplier < 1 {
+        if concurrency < 1 || configuration.prefetchMultiplier < 1 {
             throw BrokerError(
                 .invalidArgument,
                 "a worker needs a concurrency and a prefetch multiplier of at least 1, "
-                    + "not \(configuration.concurrency) and \(configuration.prefetchMultiplier)")
+                    + "not \(concurrency) and \(configuration.prefetchMultiplier)")
         }
         if configuration.lease <= configuration.heartbeat {
             throw BrokerError(
@@ -173,7 +178,7 @@ public final class QueueWorker: Service, Sendable {
             metadata: [
                 "worker": "\(configuration.name)", "queues": "\(configuration.queues.joined(separator: ","))",
                 // The pool as it is (`processes=2`), and how many jobs run at once on it.
-                "pool": "\(executor)", "concurrency": "\(configuration.concurrency)",
+                "pool": "\(executor)", "concurrency": "\(concurrency)",
                 "prefetch_multiplier": "\(configuration.prefetchMultiplier)",
             ])
         let heartbeat = Task { await self.heartbeatLoop() }
@@ -208,7 +213,7 @@ public final class QueueWorker: Service, Sendable {
             let deleted = try await broker.deleteExpiredResults()
             if deleted > 0 { logger.debug("deleted jobs past their result TTL", metadata: ["count": "\(deleted)"]) }
         }
-        let holds = configuration.concurrency * max(1, configuration.prefetchMultiplier)
+        let holds = concurrency * max(1, configuration.prefetchMultiplier)
         func room() -> Int { state.withLock { holds - $0.executing.count - $0.prefetchedCount } }
         var free = room()
         if free <= 0 {
@@ -271,7 +276,7 @@ public final class QueueWorker: Service, Sendable {
     /// Starts `job` if a slot is free, else keeps it for the next free slot.
     private func startOrHold(_ job: JobRecord) {
         let startNow = state.withLock { state in
-            if state.executing.count < configuration.concurrency && state.prefetchedCount == 0 { return true }
+            if state.executing.count < concurrency && state.prefetchedCount == 0 { return true }
             state.prefetched.append(job)
             return false
         }
@@ -281,7 +286,7 @@ public final class QueueWorker: Service, Sendable {
     /// Starts jobs claimed ahead while slots are free.
     private func startPrefetched() {
         while let job = state.withLock({ state -> JobRecord? in
-            guard !state.stopping, state.executing.count < configuration.concurrency else { return nil }
+            guard !state.stopping, state.executing.count < concurrency else { return nil }
             return state.takePrefetched()
         }) {
             start(job)

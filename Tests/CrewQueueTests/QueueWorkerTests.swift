@@ -270,6 +270,11 @@ let testMetrics: TestMetrics = {
         // A failure keeps its full detail: the error's type and code, not only its message.
         let failure = try #require(all.first { $0.message == "task failed" })
         #expect(failure.level == .warning && failure.metadata["error"]?.contains("CrewError") == true)
+        // Without a concurrency of its own, a worker runs as many jobs at once as its pool does.
+        #expect(QueueWorker(broker: broker, tasks: [], executor: try .processes(2, crew: testCrew)).concurrency == 2)
+        #expect(QueueWorker(broker: broker, tasks: [], executor: try .threads(3)).concurrency == 3)
+        let each = try Crew.Executor.processes(2, coroutinesEach: 5, crew: testCrew)
+        #expect(QueueWorker(broker: broker, tasks: [], executor: each).concurrency == 10)
     }
 
     @Test func aWorkerWithANonsensicalConfigurationRefusesToRun() async throws {

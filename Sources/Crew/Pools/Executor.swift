@@ -20,10 +20,13 @@ extension Crew {
         /// What the pool is, as a log line states it: `processes=4`, `processes=4 coroutinesEach=100`,
         /// `threads=8`, `coroutines=1000`.
         public let description: String
+        /// How many calls it runs at once: its processes (times their coroutines), threads or coroutines.
+        package let capacity: Int
 
-        private init(pool: any WorkerPool, description: String) {
+        private init(pool: any WorkerPool, description: String, capacity: Int? = nil) {
             self.pool = pool
             self.description = description
+            self.capacity = capacity ?? pool.processes
         }
 
         /// An executor on `n` worker processes (one per CPU when nil).
@@ -35,7 +38,9 @@ extension Crew {
         /// An executor on `n` worker processes, each running up to `m` calls of `async` functions at once.
         public static func processes(_ n: Int? = nil, coroutinesEach m: Int, crew: Crew? = nil) throws -> Executor {
             let pool = try ProcessPool(crew, processes: n, options: ProcessPool.Options(coroutinesEach: m))
-            return Executor(pool: pool, description: "processes=\(pool.processes) coroutinesEach=\(m)")
+            return Executor(
+                pool: pool, description: "processes=\(pool.processes) coroutinesEach=\(m)", capacity: pool.processes * m
+            )
         }
 
         /// An executor on `n` threads of this process (one per CPU when nil).

@@ -22,7 +22,8 @@ import Synchronization
 /// to isolate crashes. A `timeout:` cannot stop a thread: the call's result fails with
 /// ``CrewError/Code/timedOut`` when the time is up, and the call runs on with its result dropped.
 /// A function that throws fails its call with ``CrewError/Code/remoteError`` (the error's type name and
-/// description), as in a process pool; a thrown ``CrewError`` passes as it is.
+/// description), as in a process pool, unless the function declares the error's type
+/// (``Crew/Function/throwing(_:)``): then the call rethrows the error itself. A thrown ``CrewError`` passes as it is.
 public final class ThreadPool: WorkerPool, Sendable {
     /// How many threads the pool runs.
     public let processes: Int

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Crew
-import CrewPostgres
 import CrewQueue
-import CrewSQLite
 import FoundationEssentials
 import Logging
 import ServiceLifecycle
