@@ -1,4 +1,5 @@
 import ArgumentParser
+import Crew
 import CrewQueue
 import FoundationEssentials
 import Synchronization
@@ -49,7 +50,9 @@ struct EnqueueCommand: ReportingCommand {
     func report() async throws -> String {
         let jobs: [NewJob]
         if let batch {
-            jobs = try Self.jobs(inBatch: try Self.readBatch(batch))
+            // Standard input or a slow file may keep the read waiting: not on a cooperative thread.
+            let text = try await Crew.blocking { try Self.readBatch(batch) }
+            jobs = try Self.jobs(inBatch: text)
         } else {
             jobs = [try Self.job(name: name ?? "", arguments: args, countdown: countdown, queue: queue)]
         }
