@@ -208,7 +208,7 @@ extension CrewBench {
         status("concurrency: memory of \(coroutines) parked coroutines, each kind in a fresh child process")
         func parked(_ kind: String) async throws -> [Double] {
             let p = Crew.Process(target: BenchFunctions.parked, args: ParkJob(kind: kind, count: coroutines))
-            try p.start()
+            try await p.start()
             let figures = try await p.value
             try await p.join()
             return figures.map { $0 / 1024 }

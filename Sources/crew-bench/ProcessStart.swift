@@ -15,7 +15,7 @@ extension CrewBench {
             for _ in 0...runs {
                 let start = ContinuousClock.now
                 let p = Crew.Process(target: BenchFunctions.double, args: 1, crew: crew)
-                try p.start()
+                try await p.start()
                 _ = try p.join(timeout: nil)  // The blocking join, as Python's.
                 times.append(Measure.ms(ContinuousClock.now - start))
             }
@@ -48,7 +48,7 @@ extension CrewBench {
         for _ in 0...runs {
             let start = ContinuousClock.now
             let p = Crew.Process(target: BenchFunctions.double, args: 1, crew: forkserver)
-            try p.start()
+            try await p.start()
             _ = try await p.value
             firstAnswer.append(Measure.ms(ContinuousClock.now - start))
             try await p.join()

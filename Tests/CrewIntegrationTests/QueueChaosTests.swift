@@ -111,7 +111,7 @@ import Testing
             let broker = try await CrewCLI.broker(url)  // the schema exists before the producer starts
             let producer = Crew.Process(
                 target: QueueFunctions.produce, args: ChaosProducerJob(broker: url, count: 50_000), crew: testCrew)
-            try producer.start()
+            try await producer.start()
             try await Task.sleep(for: .milliseconds(20 + 40 * round))
             producer.kill()
             try await producer.join()

@@ -197,7 +197,8 @@ import Testing
         // The reactor may have taken the caller's answer: the caller waits for it to be handed out instead.
         let caller = sm.callerStartsReading()
         #expect(!caller)
-        sm.reactorStopsReading()
+        let stopped = sm.reactorStopsReading()
+        #expect(stopped == [])
         let callerNow = sm.callerStartsReading()
         #expect(callerNow)
         // And the reactor, woken by a registration armed before, leaves the socket to the caller.
@@ -206,6 +207,50 @@ import Testing
         _ = sm.callerStopsReading()
         let reactorAfter = sm.reactorStartsReading()
         #expect(reactorAfter)
+    }
+
+    @Test func aRefusedReaderThreadSleepsUntilTheHolderLetsGoAndIsWokenOnce() {
+        var sm = SM()
+        // Nobody holds the socket: the reader thread tries again at once rather than sleep.
+        let r1 = sm.readerThreadWaits()
+        #expect(!r1)
+        _ = sm.reactorStartsReading()
+        let r2 = sm.callerStartsReading()
+        #expect(!r2)
+        let r3 = sm.readerThreadWaits()
+        #expect(r3)
+        let r4 = sm.reactorStopsReading()
+        #expect(r4 == [.wakeWaitingReader])
+        let r5 = sm.callerStartsReading()
+        #expect(r5)
+        // Held by a caller (a thread blocked in `get()`), the same: woken when it stops, and only then.
+        var other = SM()
+        _ = other.callerStartsReading()
+        let r6 = other.readerThreadWaits()
+        #expect(r6)
+        let r7 = other.callerStopsReading()
+        #expect(r7 == [.wakeWaitingReader])
+        let r8 = other.reactorStartsReading()
+        #expect(r8)
+        let r9 = other.reactorStopsReading()
+        #expect(r9 == [])
+        // Once reading is over (the socket ended), it does not sleep: it returns.
+        var ended = SM()
+        _ = ended.reactorStartsReading()
+        _ = ended.socketEnded()
+        let r10 = ended.readerThreadWaits()
+        #expect(!r10)
+        #expect(ended.readingIsOver)
+        // A caller that held the socket when the child's exit was seen wakes the reader, and hands over the exit.
+        var exiting = SM()
+        _ = exiting.callerStartsReading()
+        let r11 = exiting.readerThreadWaits()
+        #expect(r11)
+        let r12 = exiting.childExitSeen()
+        #expect(!r12)
+        let r13 = exiting.callerStopsReading()
+        #expect(r13 == [.wakeWaitingReader, .handleExit])
+        #expect(exiting.readingIsOver)
     }
 
     @Test func theInitializerRunsFirstAndTheChildServesWhenItSucceeds() {

@@ -60,27 +60,28 @@ import Testing
                 while ContinuousClock.now < end {
                     let numbers = try Crew.Queue<Int>()
                     let drain = Crew.Process(target: TestFunctions.queueDrain, args: numbers, crew: testCrew)
-                    try drain.start()
+                    try await drain.start()
                     for value in 0..<20_000 { try await numbers.put(value) }
                     try await numbers.put(-1)
                     #expect(try await drain.value.count == 20_000)
                     let bytes = try Crew.Queue<[UInt8]>()
                     let taker = Crew.Process(target: TestFunctions.queueGetBytes, args: bytes, crew: testCrew)
-                    try taker.start()
+                    try await taker.start()
                     try await bytes.put([UInt8](repeating: 3, count: 3 << 20))
                     #expect(try await taker.value.count == 3 << 20)
                 }
             }
-            group.addTask {  // A pipe to a child that echoes.
+            group.addTask {  // A pipe to a child that echoes; every 100th message fills the socket many times over.
                 let (mine, theirs) = try Crew.Pipe().ends
                 let echo = Crew.Process(target: TestFunctions.pipeEcho, args: theirs, crew: testCrew)
-                try echo.start()
+                try await echo.start()
                 theirs.close()
                 var i = 0
                 while ContinuousClock.now < end {
                     i += 1
-                    try mine.send("beat \(i)")
-                    #expect(try await mine.recv(String.self) == "BEAT \(i)")
+                    let text = i % 100 == 0 ? String(repeating: "b", count: 4 << 20) : "beat \(i)"
+                    try await mine.send(text)
+                    #expect(try await mine.recv(String.self) == text.uppercased())
                 }
                 mine.close()
                 _ = try await echo.value

@@ -21,7 +21,7 @@ import Testing
         #expect(chosen.childEnvironment["SWIFT_BACKTRACE"] == "enable=yes,interactive=no")
 
         let p = Crew.Process(target: TestFunctions.environmentVariable, args: "SWIFT_BACKTRACE", crew: testCrew)
-        try p.start()
+        try await p.start()
         #expect(try await p.value == "enable=no")
 
         // A pool option turns it on for its workers, and the forkserver's workers get what was asked for too.

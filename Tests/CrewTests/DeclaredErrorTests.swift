@@ -44,7 +44,7 @@ import Testing
 
     @Test func aProcessValueRethrowsTheDeclaredError() async throws {
         let p = Crew.Process(target: TestFunctions.risky, args: 7, crew: testCrew)
-        try p.start()
+        try await p.start()
         await #expect(throws: Oops(n: 7, note: "seven")) { try await p.value }
         #expect(throws: Oops(n: 7, note: "seven")) { try p.get(timeout: .seconds(30)) }
         try await p.join()

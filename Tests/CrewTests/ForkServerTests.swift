@@ -21,7 +21,7 @@ import Testing
 
     @Test func aProcessStartsThroughTheForkServer() async throws {
         let p = Crew.Process(target: TestFunctions.parentPID, crew: crew)
-        try p.start()
+        try await p.start()
         let zygote = try await p.value
         #expect(zygote != getpid(), "a forkserver child's parent is the fork server")
         try await p.join()
@@ -45,7 +45,7 @@ import Testing
 
     @Test func crashesThroughTheForkServerAreReportedWithTheirStatus() async throws {
         let p = Crew.Process(target: TestFunctions.trapFatalError, args: "forked boom", crew: crew)
-        try p.start()
+        try await p.start()
         let error = await expectCrewError(.workerCrashed) { try await p.value }
         #expect(error?.lastStderr?.contains("Fatal error: forked boom") == true)
         if case .signaled = error?.exitStatus {
@@ -53,7 +53,7 @@ import Testing
             Issue.record("expected a signal: \(String(describing: error))")
         }
         let q = Crew.Process(target: TestFunctions.exitWith, args: 3, crew: crew)
-        try q.start()
+        try await q.start()
         try await q.join()
         #expect(q.exitCode == 3)
     }

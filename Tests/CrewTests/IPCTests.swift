@@ -268,6 +268,44 @@ import Testing
         #expect(closed.code == .closed)
     }
 
+    @Test func asyncSendsOnFullPipesSuspendKeepTheirTurnAndArriveWhole() async throws {
+        // More sends than the blocking pool has threads, on pipes nobody reads yet: each waits for room without
+        // holding a thread for long, so the receives below (which need the pool too) still run.
+        let pipes = try (0..<4).map { _ in try Crew.Pipe().ends }
+        let texts = (0..<20).map { k in String(repeating: Character(Unicode.Scalar(UInt8(97 + k))), count: 1 << 20) }
+        #expect(pipes.count * texts.count > BlockingPool.shared.limit / 4)
+        let sends = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (mine, _) in pipes {
+                    for text in texts { group.addTask { try await mine.send(text) } }
+                }
+                try await group.waitForAll()
+            }
+        }
+        // The cooperative threads stay free meanwhile.
+        let start = ContinuousClock.now
+        for _ in 0..<20 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        // A blocking send waits its turn behind them.
+        let (firstMine, firstTheirs) = pipes[0]
+        let blocking = Task.detached { try firstMine.send("last") }
+        for (_, theirs) in pipes {
+            var received: [String] = []
+            for _ in texts.indices { received.append(try await theirs.recv(String.self)) }
+            #expect(received.sorted() == texts)
+        }
+        try await sends.value
+        try await blocking.value
+        #expect(try await firstTheirs.recv(String.self) == "last")
+        // A send to a closed peer is a typed error, not a hang.
+        let (mine, theirs) = try Crew.Pipe().ends
+        theirs.close()
+        let error = await #expect(throws: CrewError.self) {
+            try await mine.send(String(repeating: "x", count: 1 << 20))
+        }
+        #expect(error?.code == .closed)
+    }
+
     // MARK: Locks and shared values
 
     @Test func aLockWhoseHolderDiedIsReportedThenFree() throws {

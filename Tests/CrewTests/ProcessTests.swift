@@ -13,7 +13,7 @@ import Testing
     @Test func runsAFunctionInAChildAndReturnsItsValue() async throws {
         let p = Crew.Process(target: TestFunctions.square, args: 12, crew: testCrew)
         #expect(p.pid == nil && p.exitCode == nil && !p.isAlive)
-        try p.start()
+        try await p.start()
         let pid = try #require(p.pid)
         #expect(pid != getpid())
         #expect(try await p.value == 144)
@@ -25,10 +25,10 @@ import Testing
 
     @Test func theChildIsAnotherProcessWhoseParentIsUs() async throws {
         let p = Crew.Process(target: TestFunctions.parentPID, crew: testCrew)
-        try p.start()
+        try await p.start()
         #expect(try await p.value == getpid())
         let q = Crew.Process(target: TestFunctions.pid, crew: testCrew)
-        try q.start()
+        try await q.start()
         #expect(try await q.value == q.pid)
     }
 
@@ -42,16 +42,16 @@ import Testing
 
     @Test func asyncBodiesRun() async throws {
         let p = Crew.Process(target: TestFunctions.greet, args: "crew", crew: testCrew)
-        try p.start()
+        try await p.start()
         #expect(try await p.value == "hello, crew")
     }
 
     @Test func functionsWithoutArgumentsOrResult() async throws {
         let p = Crew.Process(target: TestFunctions.noArgsNoResult, crew: testCrew)
-        try p.start()
+        try await p.start()
         #expect(try await p.value == Crew.Empty())
         let q = Crew.Process(target: TestFunctions.argsNoResult, args: 3, crew: testCrew)
-        try q.start()
+        try await q.start()
         #expect(try await q.value == Crew.Empty())
     }
 
@@ -67,7 +67,7 @@ import Testing
 
     @Test func aThrownErrorComesBackWithItsTypeAndDescription() async throws {
         let p = Crew.Process(target: TestFunctions.fail, args: "no luck", crew: testCrew)
-        try p.start()
+        try await p.start()
         let error = await expectCrewError(.remoteError) { try await p.value }
         #expect(error?.remoteErrorType == "CrewTestSupport.TestFailure")
         #expect(error?.message.contains("TestFailure(no luck)") == true)
@@ -78,7 +78,7 @@ import Testing
 
     @Test func aThrownErrorInAnAsyncBody() async throws {
         let p = Crew.Process(target: TestFunctions.failAsync, args: "later", crew: testCrew)
-        try p.start()
+        try await p.start()
         let error = await expectCrewError(.remoteError) { try await p.value }
         #expect(error?.message.contains("later") == true)
     }
@@ -111,7 +111,7 @@ import Testing
 
     @Test func exitWithACodeBecomesWorkerCrashed() async throws {
         let p = Crew.Process(target: TestFunctions.exitWith, args: 3, crew: testCrew)
-        try p.start()
+        try await p.start()
         let error = await expectCrewError(.workerCrashed) { try await p.value }
         #expect(error?.exitStatus == .exited(3))
         try await p.join()
@@ -120,7 +120,7 @@ import Testing
 
     @Test func sigkillFromOutside() async throws {
         let p = Crew.Process(target: TestFunctions.sleepForever, crew: testCrew)
-        try p.start()
+        try await p.start()
         #expect(p.isAlive)
         kill(try #require(p.pid), SIGKILL)
         let error = await expectCrewError(.workerCrashed) { try await p.value }
@@ -131,7 +131,7 @@ import Testing
 
     @Test func aChildThatNeverAnswers() async throws {
         let p = Crew.Process(target: TestFunctions.sleepForever, crew: testCrew)
-        try p.start()
+        try await p.start()
         #expect(try await Crew.blocking { try p.join(timeout: .milliseconds(200)) } == false)
         #expect(p.isAlive)
         #expect(p.exitCode == nil)
@@ -145,7 +145,7 @@ import Testing
 
     @Test func killEndsTheChild() async throws {
         let p = Crew.Process(target: TestFunctions.sleepForever, crew: testCrew)
-        try p.start()
+        try await p.start()
         p.kill()
         try await p.join()
         #expect(p.exitCode == -SIGKILL)
@@ -156,7 +156,7 @@ import Testing
 
     @Test func startingTwiceIsAnError() async throws {
         let p = Crew.Process(target: TestFunctions.square, args: 2, crew: testCrew)
-        try p.start()
+        try await p.start()
         await expectCrewError(.alreadyStarted) { try p.start() }
         #expect(try await p.value == 4)
     }
@@ -179,7 +179,7 @@ import Testing
 
     @Test func aFunctionTheChildDoesNotKnowIsATypedError() async throws {
         let p = Crew.Process(target: TestFunctions.onlyInParent, args: 1, crew: testCrew)
-        try p.start()
+        try await p.start()
         let error = await expectCrewError(.unknownFunction) { try await p.value }
         #expect(error?.function == "onlyInParent")
         try await p.join()
@@ -191,7 +191,7 @@ import Testing
         options.executable = "/bin/true"
         let crew = Crew(functions: testCrew.functions, options: options)
         let p = Crew.Process(target: TestFunctions.square, args: 1, crew: crew)
-        try p.start()
+        try await p.start()
         let error = await expectCrewError(.workerCrashed) { try await p.value }
         #expect(error?.message.contains("never started serving") == true)
     }
@@ -209,10 +209,10 @@ import Testing
     @Test func standardErrorTailExplainsACrash() async throws {
         let lines = (1...5).map { "line \($0)" }
         let p = Crew.Process(target: TestFunctions.printLines, args: lines, crew: testCrew)
-        try p.start()
+        try await p.start()
         #expect(try await p.value == 5)
         let q = Crew.Process(target: TestFunctions.trapFatalError, args: "after output", crew: testCrew)
-        try q.start()
+        try await q.start()
         let error = await expectCrewError(.workerCrashed) { try await q.value }
         #expect(error?.lastStderr?.contains("Fatal error: after output") == true)
         #expect(error?.description.contains("last standard error lines") == true)
@@ -221,7 +221,7 @@ import Testing
     @Test func whenTheParentDiesItsChildExits() async throws {
         // A child starts a grandchild that sleeps forever; killing the child must end the grandchild.
         let p = Crew.Process(target: TestFunctions.startGrandchild, crew: testCrew)
-        try p.start()
+        try await p.start()
         let grandchild = try await p.value
         #expect(grandchild > 0)
         try await p.join()
@@ -246,7 +246,7 @@ import Testing
         #expect(leak >= 0)
         defer { close(leak) }
         let p = Crew.Process(target: TestFunctions.descriptors, crew: testCrew)
-        try p.start()
+        try await p.start()
         let lines = try await p.value
         let byFD = Dictionary(
             uniqueKeysWithValues: lines.map { line in
@@ -264,13 +264,13 @@ import Testing
 
     @Test func aParentWhoseStandardErrorIsStuckStillHearsFromItsChildren() async throws {
         let p = Crew.Process(target: TestFunctions.childOfAStuckParent, crew: testCrew)
-        try p.start()
+        try await p.start()
         #expect(try await p.value == 2000)
     }
 
     @Test func manyProcessesAtOnce() async throws {
         let processes = (0..<16).map { Crew.Process(target: TestFunctions.square, args: $0, crew: testCrew) }
-        for p in processes { try p.start() }
+        for p in processes { try await p.start() }
         var results: [Int] = []
         for p in processes { results.append(try await p.value) }
         #expect(results == (0..<16).map { $0 * $0 })
@@ -306,12 +306,12 @@ func started<A, R>(_ p: Crew.Process<A, R>) throws -> Crew.Process<A, R> {
         let killed = Crew.Process(target: TestFunctions.sleepForever, crew: testCrew)
         let terminated = Crew.Process(target: TestFunctions.sleepForever, crew: testCrew)
         let threw = Crew.Process(target: TestFunctions.fail, args: "x", crew: testCrew)
-        try ok.start()
-        try trap.start()
-        try exit3.start()
-        try killed.start()
-        try terminated.start()
-        try threw.start()
+        try await ok.start()
+        try await trap.start()
+        try await exit3.start()
+        try await killed.start()
+        try await terminated.start()
+        try await threw.start()
         killed.kill()
         terminated.terminate()
         try await ok.join()

@@ -26,7 +26,7 @@ extension Crew {
         let readable: Bool
         let writable: Bool
         private let reading = Locked(ReadState())
-        private let writing = Locked(())
+        private let writing = WriterRight()
         private let maxFrameSize: Int
         private let spinNanoseconds: UInt64
 
@@ -74,29 +74,55 @@ extension Crew {
 
         // MARK: Sending
 
-        /// Sends `value`: Python's `send(obj)`.
+        /// Sends `value`: Python's `send(obj)`. Blocks while the pipe is full (its reader is behind).
         ///
         /// - Throws: ``CrewError/Code/closed`` if the peer is gone or this end is closed;
         ///   ``CrewError/Code/encodingFailed``; ``CrewError/Code/frameTooLarge``.
         public func send<T: Encodable>(_ value: T) throws {
+            var frame = try Self.frame(of: value)
+            try sendFrame(&frame)
+        }
+
+        /// Sends `value`, suspending (not blocking a thread of the cooperative pool) while the pipe is full.
+        ///
+        /// - Throws: as the blocking `send(_:)`.
+        public func send<T: Encodable & Sendable>(_ value: T) async throws {
+            var frame = try Self.frame(of: value)
+            try await sendFrame(&frame)
+        }
+
+        /// Sends `bytes` as one message: Python's `send_bytes`. Blocks while the pipe is full.
+        public func sendBytes(_ bytes: some Collection<UInt8>) throws {
+            var frame = Self.frame(ofBytes: bytes)
+            try sendFrame(&frame)
+        }
+
+        /// Sends `bytes` as one message, suspending (not blocking a thread of the cooperative pool) while the pipe
+        /// is full.
+        public func sendBytes(_ bytes: some Collection<UInt8>) async throws {
+            var frame = Self.frame(ofBytes: bytes)
+            try await sendFrame(&frame)
+        }
+
+        private static func frame<T: Encodable>(of value: T) throws -> [UInt8] {
             var frame: [UInt8] = [0, 0, 0, 0]
             do {
                 try BinaryEncoder.encode(value, appendingTo: &frame)
             } catch {
                 throw CrewError(.encodingFailed, "the value did not encode: \(error)")
             }
-            try sendFrame(&frame)
+            return frame
         }
 
-        /// Sends `bytes` as one message: Python's `send_bytes`.
-        public func sendBytes(_ bytes: some Collection<UInt8>) throws {
+        private static func frame(ofBytes bytes: some Collection<UInt8>) -> [UInt8] {
             var frame: [UInt8] = [0, 0, 0, 0]
             frame.reserveCapacity(4 + bytes.count)
             frame.append(contentsOf: bytes)
-            try sendFrame(&frame)
+            return frame
         }
 
-        private func sendFrame(_ frame: inout [UInt8]) throws {
+        /// Checks the frame's size and writes its length into its first four bytes.
+        private func seal(_ frame: inout [UInt8]) throws {
             guard writable else { throw CrewError(.invalidArgument, "this end of a one-way pipe only receives") }
             let length = frame.count - 4
             guard length <= maxFrameSize else {
@@ -105,28 +131,67 @@ extension Crew {
             withUnsafeBytes(of: UInt32(length).littleEndian) { header in
                 for i in 0..<4 { frame[i] = header[i] }
             }
+        }
+
+        private func sendFrame(_ frame: inout [UInt8]) throws {
+            try seal(&frame)
             let fd = try descriptor()
-            try writing.withLock { _ in
-                try frame.withUnsafeBytes { raw in
-                    var offset = 0
-                    while offset < raw.count {
-                        let n = crew_send_nosignal(fd, raw.baseAddress! + offset, UInt(raw.count - offset))
-                        if n > 0 {
-                            offset += n
-                            continue
-                        }
-                        switch errno {
-                        case EAGAIN:
-                            var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                            _ = Glibc.poll(&poller, 1, -1)
-                        case EPIPE, ECONNRESET:
-                            throw CrewError(
-                                .closed, "the other end of the pipe is closed: its holders exited or closed it")
-                        case EBADF:
-                            throw CrewError(.closed, "this connection is closed")
-                        default:
-                            throw systemCallError("send")
-                        }
+            writing.take()
+            defer { writing.release() }
+            var offset = 0
+            try Self.send(frame, from: &offset, to: fd, wait: true)
+        }
+
+        /// Sends what the socket takes at once on this thread; while it is full, waits for room on a thread of the
+        /// blocking pool, at most `roomWaitMilliseconds` at a time, so that however many sends wait, none holds a
+        /// thread for long (a receive's wait needs one too). Waiting for another writer holds no thread at all.
+        private func sendFrame(_ frame: inout [UInt8]) async throws {
+            try seal(&frame)
+            let fd = try descriptor()
+            let whole = frame
+            await writing.take()
+            defer { writing.release() }
+            var offset = 0
+            try Self.send(whole, from: &offset, to: fd, wait: false)
+            while offset < whole.count {
+                offset = try await BlockingPool.shared.run { [offset] in
+                    var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    _ = Glibc.poll(&poller, 1, Self.roomWaitMilliseconds)
+                    var sent = offset
+                    try Self.send(whole, from: &sent, to: fd, wait: false)
+                    return sent
+                }
+            }
+        }
+
+        /// The longest an async send waits for room on one thread of the blocking pool before it lets go of it.
+        static let roomWaitMilliseconds: Int32 = 50
+
+        /// Sends `bytes[offset...]`, advancing `offset`. Without `wait`, returns when the socket is full; with it,
+        /// waits for room (the descriptor may have been made non-blocking by its user).
+        private static func send(_ bytes: [UInt8], from offset: inout Int, to fd: Int32, wait: Bool) throws {
+            try bytes.withUnsafeBytes { raw in
+                while offset < raw.count {
+                    let flags = Int32(MSG_NOSIGNAL) | (wait ? 0 : Int32(MSG_DONTWAIT))
+                    let n = Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, flags)
+                    if n > 0 {
+                        offset += n
+                        continue
+                    }
+                    switch errno {
+                    case EINTR:
+                        continue
+                    case EAGAIN:
+                        guard wait else { return }
+                        var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                        _ = Glibc.poll(&poller, 1, -1)
+                    case EPIPE, ECONNRESET:
+                        throw CrewError(
+                            .closed, "the other end of the pipe is closed: its holders exited or closed it")
+                    case EBADF:
+                        throw CrewError(.closed, "this connection is closed")
+                    default:
+                        throw systemCallError("send")
                     }
                 }
             }

@@ -19,6 +19,9 @@ extension Crew {
     /// let reply: String = try parentEnd.recv()
     /// ```
     ///
+    /// In async code, `try await p.start()`, `try await parentEnd.send(...)` and `try await parentEnd.recv()`
+    /// suspend instead of blocking a thread of the cooperative pool (the compiler picks them there).
+    ///
     /// Hand an end to a child in its arguments. Close the ends a process does not use — above all the parent's
     /// copy of the child's end once the child has started: a ``Crew/Connection/recv(_:timeout:)`` learns that its
     /// peer is gone (``CrewError/Code/closed``) only when no process holds the other end open any more.

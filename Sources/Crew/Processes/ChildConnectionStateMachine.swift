@@ -85,6 +85,8 @@ struct ChildConnectionStateMachine {
         case failAndReport(calls: [Call], DeathReport)
         /// The child's exit, put off while a caller read the socket, can be handled now (on the reactor thread).
         case handleExit
+        /// The socket's reader let go of it: wake the reader thread that waits for it.
+        case wakeWaitingReader
     }
 
     /// A call that waits for its answer.
@@ -100,6 +102,8 @@ struct ChildConnectionStateMachine {
     private(set) var writer = Writer.none
     private(set) var reader = Reader.none
     private(set) var exit = ExitSight.notSeen
+    /// A reader thread waits for the reader that holds the socket to let go of it.
+    private(set) var readerWaiting = false
     /// Frames waiting for the writer.
     private(set) var queued: [UInt8] = []
     /// Calls sent (or queued) and not yet answered, by id.
@@ -266,17 +270,38 @@ struct ChildConnectionStateMachine {
     }
 
     /// The reactor has read and handed out the answers.
-    mutating func reactorStopsReading() {
-        if reader == .reactor { reader = .none }
+    mutating func reactorStopsReading() -> [Action] {
+        guard reader == .reactor else { return [] }
+        reader = .none
+        return wakeReader()
     }
 
     mutating func callerStopsReading() -> [Action] {
-        if reader == .caller { reader = .none }
+        var actions: [Action] = []
+        if reader == .caller {
+            reader = .none
+            actions = wakeReader()
+        }
         if exit == .waitsForCaller {
             exit = .seen
-            return [.handleExit]
+            return actions + [.handleExit]
         }
-        return closeIfIdle()
+        return actions + closeIfIdle()
+    }
+
+    /// A reader thread was refused the socket (``callerStartsReading()``): true if it should sleep until the
+    /// reader that holds the socket lets go of it (`.wakeWaitingReader`); false if it may try again now, or if
+    /// reading is over (``readingIsOver``).
+    mutating func readerThreadWaits() -> Bool {
+        guard !readingIsOver, reader != .none else { return false }
+        readerWaiting = true
+        return true
+    }
+
+    private mutating func wakeReader() -> [Action] {
+        guard readerWaiting else { return [] }
+        readerWaiting = false
+        return [.wakeWaitingReader]
     }
 
     /// The child has exited (seen by the reactor). True if the shell may read what is left and handle the exit

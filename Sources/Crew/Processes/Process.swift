@@ -11,7 +11,7 @@ extension Crew {
     ///
     /// ```swift
     /// let p = Crew.Process(target: Work.runProc, args: "test")
-    /// try p.start()
+    /// try p.start()                   // in async code: try await p.start()
     /// try p.join()                    // or: try await p.join()
     /// print(p.exitCode ?? -1)         // 0
     /// ```
@@ -69,11 +69,54 @@ extension Crew {
         /// Queues, pipes, locks and shared values in the arguments travel with the child's start: it gets their
         /// descriptors, as Python's spawned children do.
         ///
+        /// This blocks the calling thread while the child is started (about a millisecond); in async code,
+        /// `try await p.start()` suspends instead.
+        ///
         /// - Throws: ``CrewError/Code/alreadyStarted`` on a second call; ``CrewError/Code/notBootstrapped`` if
         ///   no crew was given and `bootstrap` has not run; ``CrewError/Code/unknownFunction`` if `target` is
         ///   not registered; ``CrewError/Code/encodingFailed`` if the arguments do not encode;
         ///   ``CrewError/Code/spawnFailed`` if the child cannot be started.
         public func start() throws {
+            let launch = try prepare()
+            let connection: ChildConnection
+            do {
+                connection = try withExtendedLifetime(launch.handed.owners) {
+                    try ChildConnection.spawn(crew: launch.crew, mode: .process, handed: launch.handed.descriptors)
+                }
+            } catch {
+                phase.withLock { $0 = .idle }
+                throw error
+            }
+            begin(connection, arguments: launch.encoded)
+        }
+
+        /// Starts the child process and sends it the call, suspending (not blocking a thread of the cooperative
+        /// pool) while the child is started. Returns once the child is running (its pid known).
+        ///
+        /// The start goes on if the task is cancelled meanwhile: a child that was started is never left unowned.
+        ///
+        /// - Throws: as ``start()``.
+        public func start() async throws {
+            let launch = try prepare()
+            let owners = launch.handed.owners
+            let started = await withCheckedContinuation { continuation in
+                ChildConnection.spawnAsync(
+                    crew: launch.crew, mode: .process, handed: launch.handed.descriptors, handlers: .init()
+                ) { continuation.resume(returning: $0) }
+            }
+            // The queues, pipes and locks whose descriptors the child gets stay open until it has them.
+            withExtendedLifetime(owners) {}
+            switch started {
+            case .success(let connection):
+                begin(connection, arguments: launch.encoded)
+            case .failure(let error):
+                phase.withLock { $0 = .idle }
+                throw error
+            }
+        }
+
+        /// What a start needs, checked and encoded; the process is then `starting`.
+        private func prepare() throws -> (crew: Crew, encoded: [UInt8], handed: HandedDescriptors.Collector) {
             guard let crew = self.crew ?? Crew.current else {
                 throw CrewError(
                     .notBootstrapped, "call Crew.bootstrap(...) at the top of main before starting processes")
@@ -93,11 +136,8 @@ extension Crew {
             }
             // The arguments are encoded first: queues, pipes, locks and shared values in them hand their
             // descriptors to the child as it starts (see `HandedDescriptors`).
-            let encoded: [UInt8]
-            let handed: HandedDescriptors.Collector
-            let connection: ChildConnection
             do {
-                (encoded, handed) = try HandedDescriptors.collecting {
+                let (encoded, handed) = try HandedDescriptors.collecting {
                     do {
                         return try BinaryEncoder().encode(args)
                     } catch let error as CrewError {
@@ -107,13 +147,15 @@ extension Crew {
                             .encodingFailed, "the arguments did not encode: \(error)", function: target.name)
                     }
                 }
-                connection = try withExtendedLifetime(handed.owners) {
-                    try ChildConnection.spawn(crew: crew, mode: .process, handed: handed.descriptors)
-                }
+                return (crew, encoded, handed)
             } catch {
                 phase.withLock { $0 = .idle }
                 throw error
             }
+        }
+
+        /// The child is running: send it the call, whose outcome becomes ``value``.
+        private func begin(_ connection: ChildConnection, arguments encoded: [UInt8]) {
             phase.withLock { $0 = .started(connection) }
             let outcome = self.outcome
             let function = target.name

@@ -30,7 +30,7 @@ enum Seed11 {
         print("Parent process \(getpid()).")
         let p = Crew.Process(target: runProc, args: "test")
         print("Child process will start.")
-        try p.start()
+        try await p.start()
         try await p.join()
         print("Child process end.")
     }

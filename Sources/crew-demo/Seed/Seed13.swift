@@ -57,8 +57,8 @@ enum Seed13 {
         let q = try Crew.Queue<String>()  // The parent makes the queue and hands it to both children.
         let pw = Crew.Process(target: write, args: q)
         let pr = Crew.Process(target: read, args: q)
-        try pw.start()  // The writer starts...
-        try pr.start()  // ...and the reader.
+        try await pw.start()  // The writer starts...
+        try await pr.start()  // ...and the reader.
         try await pw.join()  // Wait for the writer to end.
         // The reader loops forever: it cannot be waited for, only terminated. (Crew's queue would also end its
         // wait with `closed` once no other process held the queue; the parent still does.)
