@@ -170,11 +170,14 @@ import Testing
         let reads = sm.callerStartsReading()
         #expect(reads)
         // The caller may be in the middle of reading the child's last answers: failing the call now would lose one.
-        let handleNow = sm.childExitSeen()
-        #expect(!handleNow && sm.exit == .waitsForCaller)
+        let handleNow = sm.childExitSeen(.signaled(9))
+        #expect(handleNow == [] && sm.exit == .waitsForCaller(.signaled(9)))
         #expect(sm.pending[1] != nil)
+        // Seen twice (a late wake-up): nothing more.
+        let twice = sm.childExitSeen(.signaled(9))
+        #expect(twice == [])
         let stopped = sm.callerStopsReading()
-        #expect(stopped == [.handleExit])
+        #expect(stopped == [.handleExit(.signaled(9))])
         // No other caller starts reading a dead child's socket, while the reactor reads what is left.
         let again = sm.callerStartsReading()
         #expect(!again)
@@ -185,9 +188,11 @@ import Testing
         #expect(calls.map(\.id) == [1])
         // Without a caller reading, the exit is handled at once, and no caller starts reading after it.
         var other = SM()
-        let otherNow = other.childExitSeen()
+        let otherNow = other.childExitSeen(.exited(0))
         let otherReads = other.callerStartsReading()
-        #expect(otherNow && !otherReads)
+        #expect(otherNow == [.handleExit(.exited(0))] && !otherReads)
+        let otherAgain = other.childExitSeen(.exited(0))
+        #expect(otherAgain == [])
     }
 
     @Test func aCallerDoesNotStartReadingWhileTheReactorHandsOutWhatItRead() {
@@ -223,7 +228,8 @@ import Testing
         #expect(r4 == [.wakeWaitingReader])
         let r5 = sm.callerStartsReading()
         #expect(r5)
-        // Held by a caller (a thread blocked in `get()`), the same: woken when it stops, and only then.
+        // Held by a caller that reads for itself (a `ChildWorker`'s waiting call), the same: woken when it stops, and
+        // only then.
         var other = SM()
         _ = other.callerStartsReading()
         let r6 = other.readerThreadWaits()
@@ -246,11 +252,65 @@ import Testing
         _ = exiting.callerStartsReading()
         let r11 = exiting.readerThreadWaits()
         #expect(r11)
-        let r12 = exiting.childExitSeen()
-        #expect(!r12)
+        let r12 = exiting.childExitSeen(.signaled(4))
+        #expect(r12 == [])
         let r13 = exiting.callerStopsReading()
-        #expect(r13 == [.wakeWaitingReader, .handleExit])
+        #expect(r13 == [.wakeWaitingReader, .handleExit(.signaled(4))])
         #expect(exiting.readingIsOver)
+    }
+
+    @Test func aTimeoutRacingAnAnswerDeliversTheAnswerAndFailsOnlyTheRest() {
+        // The pool's timer for call 1 fires: it asks for the worker to be killed. The answer to call 1 was already
+        // on its way, and arrives in the same read as the socket's end; then the child's exit is seen.
+        var sm = SM()
+        _ = sm.submit([1], call: call(1, "slow"))
+        _ = sm.submit([2], call: call(2, "queued"))
+        _ = sm.sendFinished()
+        _ = sm.sendFinished()
+        sm.helloReceived()
+        #expect(sm.stopAsked(.kill) == [.kill(.kill)])
+        let reading = sm.reactorStartsReading()
+        #expect(reading)
+        #expect(sm.answersReceived([1]) == [.answered([1])])
+        _ = sm.reactorStopsReading()
+        _ = sm.socketEnded()
+        #expect(sm.childExitSeen(.signaled(9)) == [.handleExit(.signaled(9))])
+        guard case .failAndReport(let calls, _)? = sm.childExited(report(.signaled(9), served: true)).last else {
+            Issue.record("no report")
+            return
+        }
+        // The answered call is not failed by the kill its own timeout asked for; the one behind it is.
+        #expect(calls == [call(2, "queued")])
+        // And an answer that comes after the death (from the page of unsent answers) finds nothing left to answer.
+        #expect(sm.answersReceived([1, 2]) == [])
+    }
+
+    @Test func afterTheDeathEveryEntryPointRefusesOrDoesNothing() {
+        var sm = SM()
+        _ = sm.submit([1], call: call(1))
+        _ = sm.sendFinished()
+        _ = sm.childExitSeen(.exited(1))
+        _ = sm.childExited(report(.exited(1)))
+        #expect(sm.phase == .exited && sm.socketClosed)
+        // A call submitted now fails at once with the death's error; queueing and flushing send nothing.
+        guard case .failure(let error) = sm.submit([2], call: call(2)) else {
+            Issue.record("a call to a dead child was taken")
+            return
+        }
+        #expect(error.code == .workerCrashed)
+        #expect(sm.queue([3], calls: [call(3)])?.code == .workerCrashed)
+        #expect(sm.flush() == [])
+        #expect(sm.pending.isEmpty)
+        // The initializer of a dead child is refused too, and a late socket end, grace timer or stop does nothing.
+        var dead = SM()
+        _ = dead.childExitSeen(.signaled(9))
+        _ = dead.childExited(report())
+        #expect((try? dead.initialize([9], call: call(UInt64.max, "setup")).get()) == nil)
+        #expect(dead.socketEnded() == [])
+        #expect(dead.graceTimerFired() == [])
+        #expect(dead.stopAsked(.terminate) == [])
+        #expect(dead.closeAsked([0]) == [])
+        #expect(dead.childExited(report()) == [])
     }
 
     @Test func theInitializerRunsFirstAndTheChildServesWhenItSucceeds() {

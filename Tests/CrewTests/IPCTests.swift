@@ -306,6 +306,26 @@ import Testing
         #expect(error?.code == .closed)
     }
 
+    @Test func aTimedReceiveBehindAnotherReceiverTimesOutInsteadOfWaitingForIt() async throws {
+        let (a, b) = try Crew.Pipe().ends
+        // A receive with no time limit holds the receiving side while it waits.
+        let waiting = Task { try await Crew.blocking { try b.recvBytes() } }
+        try await Task.sleep(for: .milliseconds(100))
+        let start = ContinuousClock.now
+        let outcome = try await Crew.blocking { () -> CrewError.Code? in
+            do {
+                _ = try b.recvBytes(timeout: .milliseconds(50))
+                return nil
+            } catch let error as CrewError {
+                return error.code
+            }
+        }
+        #expect(outcome == .timedOut)
+        #expect(ContinuousClock.now - start < .seconds(5))
+        try await a.sendBytes([7])
+        #expect(try await waiting.value == [7])
+    }
+
     // MARK: Locks and shared values
 
     @Test func aLockWhoseHolderDiedIsReportedThenFree() throws {

@@ -64,7 +64,8 @@ import Testing
     }
 
     @Test func aThreadBlockedInGetSeesAnswersBeforeADeathAndTheDeathItself() async throws {
-        // A thread that blocks in `get` reads its worker's answers itself; the worker's death must reach it too.
+        // A thread that blocks in `get` is woken by its worker's reader thread with each answer; the worker's death
+        // must reach it too.
         let pool = try pool(1)
         let first = try pool.applyAsync(TestFunctions.blockMilliseconds, 50)
         let trapping = try pool.applyAsync(TestFunctions.trapFatalError, "in get")

@@ -33,8 +33,7 @@ extension Crew {
         init(fd: Int32, readable: Bool, writable: Bool) {
             // Blocking: a receive with no time limit sleeps in the read itself, one system call, as a plain blocking
             // read does (a read, a `poll`, then a read again cost a fifth more per round trip on a small VM). Reads
-            // that
-            // must not wait pass MSG_DONTWAIT.
+            // and sends that must not wait pass MSG_DONTWAIT.
             setBlocking(fd)
             fdState = Atomic(fd)
             self.readable = readable
@@ -287,7 +286,16 @@ extension Crew {
         private func receiveFrame<R>(until deadline: Int64, _ body: ([UInt8], Range<Int>) throws -> R) throws -> R {
             guard readable else { throw CrewError(.invalidArgument, "this end of a one-way pipe only sends") }
             let fd = try descriptor()
-            return try reading.withLock { state in try receive(&state, fd: fd, until: deadline, body) }
+            guard deadline >= 0 else {
+                return try reading.withLock { state in try receive(&state, fd: fd, until: -1, body) }
+            }
+            // With a time limit, waiting for another receiver counts against it too.
+            let left = UInt64(max(0, deadline - Int64(monotonicNanos())))
+            guard
+                let value = try reading.withLock(
+                    waitingAtMost: left, { state in try receive(&state, fd: fd, until: deadline, body) })
+            else { throw CrewError(.timedOut, "no message came within the timeout (another receiver held this end)") }
+            return value
         }
 
         /// Reads until a whole message is buffered and hands it to `body`, or throws ``CrewError/Code/timedOut`` at

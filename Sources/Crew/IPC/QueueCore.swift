@@ -182,14 +182,20 @@ final class QueueCore: @unchecked Sendable {
     /// True if the queue has been held by another process and none holds it now.
     private func othersGone() -> Bool {
         guard crew_load32(region.word(Layout.shared)) != 0 else { return false }
-        let snapshot: [ProcessIdentity] =
-            (try? withSlots { slots in
+        let snapshot: [ProcessIdentity]
+        do {
+            snapshot = try withSlots { slots in
                 (0..<Layout.slotCount).compactMap { i -> ProcessIdentity? in
                     let pid = slots.load(fromByteOffset: i * 16, as: Int32.self)
                     guard pid != 0 else { return nil }
                     return ProcessIdentity(pid: pid, start: slots.load(fromByteOffset: i * 16 + 8, as: UInt64.self))
                 }
-            }) ?? []
+            }
+        } catch {
+            // The holder table cannot be read: nobody is known to be gone, so the wait goes on (a wrong "gone"
+            // would end it with `closed` while a peer may still put).
+            return false
+        }
         return !snapshot.contains { $0 != me && $0.isAlive }
     }
 

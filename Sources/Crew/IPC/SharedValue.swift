@@ -71,6 +71,18 @@ final class SharedCells: Sendable {
         defer { _ = crew_mutex_unlock(mutex.address) }
         return try body()
     }
+
+    /// `body` under the lock, for the plain `value` and subscript accessors, which cannot throw. A holder's
+    /// death is not an error there (as in ``locked(reportOwnerDeath:_:)``); any other failure of the lock — taking
+    /// it again inside the same holder's `withLock`, which would hang in Python — stops the program with its
+    /// reason rather than drop a write or make up a read.
+    func lockedForAccessor<R>(_ body: () -> R) -> R {
+        do {
+            return try locked(reportOwnerDeath: false, body)
+        } catch {
+            preconditionFailure("a shared value's lock failed: \(String(reflecting: error))")
+        }
+    }
 }
 
 /// One plain value shared between processes: Python's `multiprocessing.Value`.
@@ -99,8 +111,8 @@ public final class SharedValue<Value: BitwiseCopyable>: Codable, Sendable {
     /// The value. Each read and each write takes the lock (if any) by itself; for a read-modify-write such as
     /// `+= 1` use ``withLock(_:)``, as in Python.
     public var value: Value {
-        get { (try? cells.locked(reportOwnerDeath: false) { cells.elements(Value.self).pointee })! }
-        set { _ = try? cells.locked(reportOwnerDeath: false) { cells.elements(Value.self).pointee = newValue } }
+        get { cells.lockedForAccessor { cells.elements(Value.self).pointee } }
+        set { cells.lockedForAccessor { cells.elements(Value.self).pointee = newValue } }
     }
 
     /// Runs `body` on the value holding its lock: Python's `with v.get_lock(): ...`.
@@ -173,19 +185,17 @@ public final class SharedArray<Element: BitwiseCopyable>: Codable, Sendable {
     public subscript(index: Int) -> Element {
         get {
             precondition(index >= 0 && index < count, "index \(index) out of range 0..<\(count)")
-            return (try? cells.locked(reportOwnerDeath: false) { cells.elements(Element.self)[index] })!
+            return cells.lockedForAccessor { cells.elements(Element.self)[index] }
         }
         set {
             precondition(index >= 0 && index < count, "index \(index) out of range 0..<\(count)")
-            _ = try? cells.locked(reportOwnerDeath: false) { cells.elements(Element.self)[index] = newValue }
+            cells.lockedForAccessor { cells.elements(Element.self)[index] = newValue }
         }
     }
 
     /// A copy of all the elements, taken under the lock.
     public var elements: [Element] {
-        (try? cells.locked(reportOwnerDeath: false) {
-            Array(UnsafeBufferPointer(start: cells.elements(Element.self), count: count))
-        }) ?? []
+        cells.lockedForAccessor { Array(UnsafeBufferPointer(start: cells.elements(Element.self), count: count)) }
     }
 
     /// Runs `body` on the elements holding the lock.

@@ -278,11 +278,6 @@ final class PoolCore: @unchecked Sendable {
         for done in completions { done.completion(done.result) }
     }
 
-    /// Errors that mean the child is gone rather than that the call failed in a healthy child.
-    private static func isDeath(_ error: CrewError) -> Bool {
-        error.code == .workerCrashed || error.code == .protocolError
-    }
-
     // MARK: Performing actions
 
     /// Runs `event` on the machine under the lock, queues the frames of `.send` actions into the workers'

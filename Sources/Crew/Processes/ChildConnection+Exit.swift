@@ -15,7 +15,7 @@ extension ChildConnection {
     /// The pidfd is readable: the child has exited. Collect its status and its last words, then fail what is
     /// still pending.
     func reap() {
-        guard !finalized else { return }
+        guard state.withLock({ $0.machine.exit == .notSeen }) else { return }
         var code: Int32 = 0
         var status: Int32 = 0
         let rc = crew_waitid_pidfd(pidfd, 1, 0, &code, &status)
@@ -32,21 +32,19 @@ extension ChildConnection {
 
     /// The fork server reports that this (foreign) child has exited (reactor thread).
     func foreignExited(_ exitStatus: Crew.ExitStatus) {
-        guard !finalized else { return }
         finalize(exitStatus)
     }
 
     /// The child has exited: read what it wrote before, deliver the answers its page kept, then let the machine
     /// fail what is still pending, and tell the owner.
     func finalize(_ exitStatus: Crew.ExitStatus) {
-        finalized = true
-        if !foreign { Reactor.shared.unregister(fd: pidfd, cookie: pidfdCookie) }
-        // A caller reading the socket reads what is left in it; the exit is handled when it stops.
-        guard state.withLock({ $0.machine.childExitSeen() }) else {
-            exitPutOff = exitStatus
-            return
+        let (first, actions) = state.withLock { state in
+            (state.machine.exit == .notSeen, state.machine.childExitSeen(exitStatus))
         }
-        handleExit(exitStatus)
+        guard first else { return }
+        if !foreign { Reactor.shared.unregister(fd: pidfd, cookie: pidfdCookie) }
+        // Handled now, or (while a caller reads the socket, reading what is left in it) when that caller stops.
+        perform(actions)
     }
 
     /// The exit, once nobody else reads the socket (reactor thread).
@@ -63,8 +61,6 @@ extension ChildConnection {
         )
         let (actions, completions): ([Machine.Action], [UInt64: (function: String, completion: CallCompletion)]) =
             state.withLock { state in
-                state.exitStatus = exitStatus
-                state.pidfdClosed = true
                 close(pidfd)
                 let actions = state.machine.childExited(report)
                 defer { state.completions = [:] }

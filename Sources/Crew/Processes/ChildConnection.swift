@@ -13,11 +13,13 @@ import Synchronization
 // or a death completes, and when a child that closed its socket is killed: the shell reports events to it under
 // one lock and performs the actions it returns outside that lock.
 //
-// Callers write calls from their own thread (one `send` carries every frame queued meanwhile). The reactor
-// thread reads results and completes the calls, copies the child's standard error through to ours while
-// keeping its tail, and learns of the child's death from its pidfd (a caller blocked in a synchronous wait also
-// looks every 100 ms). When the child dies, the output it wrote before dying is read first; then every call still
-// pending fails with a `CrewError` that says how the child ended and what it last wrote to standard error.
+// Callers write calls from their own thread (one `send` carries every frame queued meanwhile). Answers are read
+// by the connection's reader thread where it has one (a pool worker's: asleep in a blocking read, waking at least
+// every `receiveTimeoutMilliseconds` to look for the child's death), by a caller that reads for itself (a
+// `ChildWorker`), or else by the reactor thread. The reactor copies the child's standard error through to ours while
+// keeping its tail (`StderrRelay`), and learns of the child's death from its pidfd. When the child dies, the output
+// it wrote before dying is read first; then every call still pending fails with a `CrewError` that says how the
+// child ended and what it last wrote to standard error.
 //
 // This file holds the connection's state, its start and the calls' entry points; its writing paths, reading paths
 // and end are in ChildConnection+Writing.swift, +Reading.swift and +Exit.swift, its standard error in
@@ -75,9 +77,6 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         var machine = Machine()
         /// The completions of the calls the machine holds as pending, with their functions' names.
         var completions: [UInt64: (function: String, completion: CallCompletion)] = [:]
-        /// The child has been reaped: its pidfd is closed, and signals can no longer reach it.
-        var pidfdClosed = false
-        var exitStatus: Crew.ExitStatus?
     }
 
     let state = Locked(State())
@@ -106,12 +105,9 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     var socketCookie: UInt64 = 0
     var stderrCookie: UInt64 = 0
     var pidfdCookie: UInt64 = 0
-    /// The child's exit status while its handling waits for a caller that reads the socket.
-    var exitPutOff: Crew.ExitStatus?
     /// What the reactor is sending while it holds the right to write, and how much of it is sent.
     var flushBuffer: [UInt8] = []
     var flushOffset = 0
-    var finalized = false
     var graceTimer: UInt64?
     /// Keeps the connection alive while the reactor watches it, whoever else lets go of it.
     var selfReference: ChildConnection?
@@ -453,11 +449,11 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             case .cancelGraceTimer:
                 if let graceTimer { Reactor.shared.cancelTimer(graceTimer) }
                 graceTimer = nil
-            case .handleExit:
-                Reactor.shared.submit { [self] in
-                    guard let exitStatus = exitPutOff else { return }
-                    exitPutOff = nil
-                    handleExit(exitStatus)
+            case .handleExit(let status):
+                if Reactor.shared.isOnReactorThread {
+                    handleExit(status)
+                } else {
+                    Reactor.shared.submit { [self] in handleExit(status) }
                 }
             case .wakeWaitingReader:
                 // Taking the lock first: the reader thread checks the machine and sleeps under it, so this cannot
@@ -487,7 +483,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     @discardableResult
     func signal(_ signal: Int32) -> Bool {
         state.withLock { state in
-            guard !state.pidfdClosed else { return false }
+            // Once the machine has the exit, the pidfd is closed (its number may be another file's).
+            guard state.machine.phase != .exited else { return false }
             return crew_pidfd_send_signal(pidfd, signal) == 0
         }
     }
@@ -495,7 +492,7 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
     /// True until the child has exited (a child that exited but is not yet reaped counts as exited).
     var isAlive: Bool {
         state.withLock { state in
-            guard !state.pidfdClosed, state.exitStatus == nil else { return false }
+            guard state.machine.phase != .exited else { return false }
             if foreign {
                 // Not our child: its pidfd becomes readable when it exits.
                 var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)

@@ -50,9 +50,9 @@ struct ChildConnectionStateMachine {
         case notSeen
         /// The reactor saw the exit (no caller starts reading any more).
         case seen
-        /// The reactor saw the exit while a caller was reading: what the child sent is read by that caller, and
-        /// the exit is handled when it stops (so no answer in the socket is failed as lost).
-        case waitsForCaller
+        /// The reactor saw the child exit with this status while a caller was reading: what the child sent is read
+        /// by that caller, and the exit is handled when it stops (so no answer in the socket is failed as lost).
+        case waitsForCaller(Crew.ExitStatus)
     }
 
     /// The signals the connection sends its child.
@@ -83,8 +83,9 @@ struct ChildConnectionStateMachine {
         case answered([UInt64])
         /// The child is dead: fail these calls with the report's error, then tell the owner.
         case failAndReport(calls: [Call], DeathReport)
-        /// The child's exit, put off while a caller read the socket, can be handled now (on the reactor thread).
-        case handleExit
+        /// Handle the child's exit now (on the reactor thread): read what is left, then report it
+        /// (``childExited(_:)``). Put off while a caller read the socket, it comes when the caller stops.
+        case handleExit(Crew.ExitStatus)
         /// The socket's reader let go of it: wake the reader thread that waits for it.
         case wakeWaitingReader
     }
@@ -118,7 +119,6 @@ struct ChildConnectionStateMachine {
     private(set) var graceTimerRunning = false
     /// The error that fails every call from now on, once the child is dead.
     private(set) var failure: CrewError?
-    private(set) var report: DeathReport?
 
     /// Nobody will read the socket for answers any more: its end was read, or the child is dead or being handled
     /// as dead.
@@ -140,7 +140,10 @@ struct ChildConnectionStateMachine {
     }
 
     /// A caller that sleeps reading the socket should stop: the child is dead, or its exit waits for the caller.
-    var callerShouldStopReading: Bool { failure != nil || exit == .waitsForCaller }
+    var callerShouldStopReading: Bool {
+        if case .waitsForCaller = exit { return true }
+        return failure != nil
+    }
 
     // MARK: Writing
 
@@ -282,9 +285,9 @@ struct ChildConnectionStateMachine {
             reader = .none
             actions = wakeReader()
         }
-        if exit == .waitsForCaller {
+        if case .waitsForCaller(let status) = exit {
             exit = .seen
-            return actions + [.handleExit]
+            return actions + [.handleExit(status)]
         }
         return actions + closeIfIdle()
     }
@@ -304,15 +307,17 @@ struct ChildConnectionStateMachine {
         return [.wakeWaitingReader]
     }
 
-    /// The child has exited (seen by the reactor). True if the shell may read what is left and handle the exit
-    /// now; false while a caller reads the socket: the exit waits for it (`.handleExit` when it stops).
-    mutating func childExitSeen() -> Bool {
+    /// The child has exited with `status` (seen by the reactor, which reaped it): it is handled now, or, while a
+    /// caller reads the socket, when that caller stops (so what the child sent is read first). Nothing once the
+    /// exit was seen before.
+    mutating func childExitSeen(_ status: Crew.ExitStatus) -> [Action] {
+        guard exit == .notSeen else { return [] }
         guard reader == .caller else {
             exit = .seen
-            return true
+            return [.handleExit(status)]
         }
-        exit = .waitsForCaller
-        return false
+        exit = .waitsForCaller(status)
+        return []
     }
 
     /// The child said hello (it speaks the protocol): it serves, or first runs its initializer.
@@ -365,7 +370,6 @@ struct ChildConnectionStateMachine {
         report.initializing = helloSeen && initializerCall != nil
         phase = .exited
         initializerCall = nil
-        self.report = report
         failure = report.error(function: nil)
         queued = []
         var actions: [Action] = []

@@ -4,7 +4,8 @@ struct DeathReport: Equatable, Sendable {
     var pid: Int32
     var status: Crew.ExitStatus
     var lastStderr: String
-    /// The child said hello: it reached `Crew.bootstrap` and served.
+    /// The child got as far as serving: it said hello (it reached `Crew.bootstrap`) and its initializer, if it
+    /// had one, succeeded.
     var served: Bool
     /// It sent bytes that are not the protocol (it was killed for it).
     var protocolError: String?

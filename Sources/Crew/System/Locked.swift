@@ -43,6 +43,19 @@ final class Locked<Value>: @unchecked Sendable {
         return try body(&value)
     }
 
+    /// Runs `body` with the lock if it can be had within `nanoseconds`; nil (after that wait) if not.
+    func withLock<R>(waitingAtMost nanoseconds: UInt64, _ body: (inout Value) throws -> R) rethrows -> R? {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let total = UInt64(now.tv_nsec) + nanoseconds % 1_000_000_000
+        var until = timespec(
+            tv_sec: now.tv_sec + Int(nanoseconds / 1_000_000_000) + Int(total / 1_000_000_000),
+            tv_nsec: Int(total % 1_000_000_000))
+        guard pthread_mutex_timedlock(mutex, &until) == 0 else { return nil }
+        defer { unlock() }
+        return try body(&value)
+    }
+
     @usableFromInline
     func lock() {
         pthread_mutex_lock(mutex)
