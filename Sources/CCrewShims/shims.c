@@ -516,14 +516,42 @@ void crew_crash_note_install(void) {
 
 #include <stdio.h>
 
+static volatile int crew_term_notify_fd = -1;
+
+void crew_term_notify(int fd) { crew_term_notify_fd = fd; }
+
 static void *crew_term_thread(void *unused) {
     (void)unused;
+    sigset_t waited;
+    sigemptyset(&waited);
+    sigaddset(&waited, SIGTERM);
+    sigaddset(&waited, SIGQUIT);
     sigset_t term;
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
     for (;;) {
         int received = 0;
-        while (sigwait(&term, &received) != 0 || received != SIGTERM) {
+        while (sigwait(&waited, &received) != 0 || (received != SIGTERM && received != SIGQUIT)) {
+        }
+        int notify = crew_term_notify_fd;
+        if (received == SIGQUIT) {
+            fflush(NULL);
+            if (notify >= 0) _exit(0);  // A supervised worker's quick stop.
+            // Otherwise SIGQUIT's own end (the status says so), as if it had never been caught.
+            sigset_t quit;
+            sigemptyset(&quit);
+            sigaddset(&quit, SIGQUIT);
+            raise(SIGQUIT);
+            pthread_sigmask(SIG_UNBLOCK, &quit, NULL);
+            pthread_sigmask(SIG_BLOCK, &quit, NULL);
+            continue;
+        }
+        if (notify >= 0) {
+            // A supervised worker: the byte tells it to stop taking work and finish what it has.
+            char byte = 'T';
+            while (write(notify, &byte, 1) < 0 && errno == EINTR) {
+            }
+            continue;
         }
         alarm(2);
         fflush(NULL);
@@ -537,22 +565,46 @@ static void *crew_term_thread(void *unused) {
     return NULL;
 }
 
+static volatile int crew_signal_pipe_fd = -1;
+
+static void crew_signal_to_pipe(int signal) {
+    int saved = errno;
+    unsigned char byte = (unsigned char)signal;
+    if (crew_signal_pipe_fd >= 0) (void)!write(crew_signal_pipe_fd, &byte, 1);
+    errno = saved;
+}
+
+int crew_signal_pipe_install(int fd, const int *signals, int count) {
+    crew_signal_pipe_fd = fd;
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = crew_signal_to_pipe;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    for (int i = 0; i < count; i++) {
+        if (sigaction(signals[i], &action, NULL) != 0) return -1;
+    }
+    return 0;
+}
+
 // A program started with fork (and exec) gets SIGTERM's default back, rather than this process's blocked mask.
 static void crew_term_unblock_in_fork_child(void) {
     sigset_t term;
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGQUIT);
     pthread_sigmask(SIG_UNBLOCK, &term, NULL);
 }
 
 int crew_term_flush_install(void) {
     static int installed = 0;
     if (installed) return 0;
-    // SIGTERM is blocked in this thread, and so in every thread started after it: none is interrupted by it (a
-    // handler would cut a call's sleep or read short); the thread below waits for it instead.
+    // SIGTERM (and SIGQUIT) is blocked in this thread, and so in every thread started after it: none is interrupted
+    // by it (a handler would cut a call's sleep or read short); the thread below waits for it instead.
     sigset_t term, old;
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGQUIT);
     if (pthread_sigmask(SIG_BLOCK, &term, &old) != 0) return -1;
     pthread_attr_t attributes;
     pthread_attr_init(&attributes);

@@ -10,7 +10,7 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
             case duplicateFunction, unknownFunction, notBootstrapped, workerCrashed, timedOut, alreadyStarted
             case notStarted, frameTooLarge, protocolError, encodingFailed, decodingFailed, remoteError, spawnFailed
             case systemCallFailed, cancelled, poolClosed, poolNotClosed, terminated, invalidArgument, notReady
-            case empty, full, closed, ownerDied, brokenBarrier
+            case empty, full, closed, ownerDied, brokenBarrier, crashLoop
         }
 
         private let base: Base
@@ -77,6 +77,9 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let invalidArgument = Code(.invalidArgument)
         /// A result was asked whether it succeeded before it was ready (Python's `ValueError`).
         public static let notReady = Code(.notReady)
+        /// A ``Crew/Supervisor``'s workers kept dying before they were ready: it stopped rather than restart them
+        /// for ever.
+        public static let crashLoop = Code(.crashLoop)
 
         /// The code's name, such as `workerCrashed`.
         public var description: String { base.rawValue }

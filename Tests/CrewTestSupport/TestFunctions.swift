@@ -18,6 +18,16 @@ public struct Pair: Codable, Sendable, Hashable {
     }
 }
 
+/// What a supervised test worker does, and where it notes its graceful stop.
+public struct SupervisedJob: Codable, Sendable {
+    public var mode: String
+    public var log: String
+    public init(mode: String, log: String = "/dev/null") {
+        self.mode = mode
+        self.log = log
+    }
+}
+
 /// An error a test function throws.
 public struct TestFailure: Error, CustomStringConvertible, Sendable {
     public var reason: String
@@ -502,5 +512,33 @@ public enum TestFunctions {
         setEvent, barrierWait, semaphoreRelease, conditionNotify, keepQueue, putToKeptQueue, queueGetBytes, ipcChurn,
         queueGetBytesWhenReady,
         overlapProbe, environmentVariable, killSelfAsync, risky, riskyAsync, countedSquareOrCrash, printPlain,
+        supervised,
     ]
+
+    /// A supervised worker: `idle` gets ready and waits to be stopped, then notes it in `log`; `failBoot` throws
+    /// before it is ready; `trapBoot` traps before it is ready; `exitSoon` gets ready and returns after 200 ms.
+    public static let supervised = Crew.Function("supervised") {
+        (start: Crew.Supervisor.Start<SupervisedJob>) async throws -> Crew.Empty in
+        let job = start.arguments
+        switch job.mode {
+        case "failBoot":
+            throw TestFailure(reason: "worker \(start.worker.id) cannot start")
+        case "trapBoot":
+            fatalError("worker \(start.worker.id) traps as it starts")
+        case "exitSoon":
+            start.worker.ready()
+            try await Task.sleep(for: .milliseconds(200))
+            return Crew.Empty()
+        default:
+            start.worker.ready()
+            await start.worker.stopRequested()
+            let line = "worker \(start.worker.id) generation \(start.worker.generation) stopped gracefully\n"
+            let fd = open(job.log, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+            if fd >= 0 {
+                _ = line.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
+                close(fd)
+            }
+            return Crew.Empty()
+        }
+    }
 }

@@ -59,7 +59,7 @@ import Testing
         var delays: [UInt64] = []
         for _ in 0..<4 {
             let actions = sm.exited(id, .failed("trap"), now: now)
-            guard case .log(.died(_, _, let delay)) = actions.first else {
+            guard case .log(.died(_, _, let delay?)) = actions.first else {
                 Issue.record("no death logged: \(actions)")
                 return
             }
@@ -94,7 +94,7 @@ import Testing
         var last: UInt64 = 0
         for _ in 0..<50 {
             let actions = sm.exited(id, .failed("trap"), now: now)
-            guard case .log(.died(_, _, let delay)) = actions.first else { return }
+            guard case .log(.died(_, _, let delay?)) = actions.first else { return }
             last = delay
             now += delay
             id = spawns(sm.tick(now: now))[0]
@@ -121,7 +121,8 @@ import Testing
         _ = sm.spawned(second[0], pid: 103, now: 2 * Self.s)
         _ = sm.exited(second[0], .failed("exited with status 1"), now: 2 * Self.s)
         let third = spawns(sm.tick(now: 3 * Self.s))
-        _ = sm.spawnFailed(third[0], reason: "fork failed", now: 3 * Self.s)
+        let last = sm.spawnFailed(third[0], reason: "fork failed", now: 3 * Self.s)
+        #expect(last.first == .log(.died(third[0], .failed("fork failed"), restartAfterNanoseconds: nil)))
         let reason = SM.StopReason.crashLoop(deaths: 3, windowNanoseconds: 10 * Self.s)
         #expect(sm.phase == .stopping(reason, deadline: 3 * Self.s + sm.configuration.gracefulTimeoutNanoseconds))
         #expect(reason.exitStatus == 3)

@@ -43,6 +43,15 @@ void crew_crash_note_function(const char *name, size_t len);
 /// its default action).
 int crew_term_flush_install(void);
 
+/// From now on SIGTERM writes one byte to `fd` instead of ending the process (a supervised worker stops gracefully
+/// when it reads it), and SIGQUIT flushes stdio and exits with status 0 at once (without it, SIGQUIT flushes, then
+/// ends the process as its default action does).
+void crew_term_notify(int fd);
+
+/// Installs a handler for each of `signals` that writes the signal's number, as one byte, to `fd` (a non-blocking
+/// pipe a thread reads): how a supervisor hears of its signals whatever its threads' masks. Returns 0 or -1.
+int crew_signal_pipe_install(int fd, const int *signals, int count);
+
 /// `pidfd_open(pid, 0)`; returns a descriptor (close-on-exec) or -1 with errno set.
 int crew_pidfd_open(pid_t pid);
 

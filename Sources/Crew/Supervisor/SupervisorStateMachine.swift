@@ -85,8 +85,9 @@ struct SupervisorStateMachine {
 
     /// What the shell should tell its logger.
     enum Event: Equatable {
-        /// A worker died unasked; its replacement starts after `delay` (0: at once).
-        case died(WorkerID, Exit, restartAfterNanoseconds: UInt64)
+        /// A worker died unasked; its replacement starts after this many nanoseconds (0: at once; nil: it is not
+        /// replaced, for the supervisor stops).
+        case died(WorkerID, Exit, restartAfterNanoseconds: UInt64?)
         /// A worker exited cleanly on its own (it served its request limit): replaced at once.
         case recycled(WorkerID)
         /// A worker was silent for longer than the timeout: it is sent SIGTERM, then SIGKILL.
@@ -280,7 +281,7 @@ struct SupervisorStateMachine {
             if bootFailures.count >= configuration.crashLoopDeaths {
                 let reason = StopReason.crashLoop(
                     deaths: bootFailures.count, windowNanoseconds: configuration.crashLoopWindowNanoseconds)
-                return [.log(.died(id, exit, restartAfterNanoseconds: 0))] + beginStop(reason, now: now)
+                return [.log(.died(id, exit, restartAfterNanoseconds: nil))] + beginStop(reason, now: now)
             }
         }
         let stable = worker.readyAt.map { now &- $0 >= configuration.stableNanoseconds } ?? false

@@ -1,3 +1,5 @@
+import CCrewShims
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
