@@ -44,11 +44,13 @@ extension Crew {
             /// The first restart's delay for a worker that died early; it doubles with each early death in a row,
             /// up to ``backoffMax``. A worker that had served for a second is restarted at once.
             public var backoff: Duration
+            /// The longest restart delay the backoff grows to.
             public var backoffMax: Duration
             /// This many workers dying before they were ready within ``crashLoopWindow`` stop the supervisor with
             /// ``CrewError/Code/crashLoop``. Deaths of ready workers never stop it: a handler that traps is a
             /// request's fault, not the server's.
             public var crashLoopDeaths: Int
+            /// The window ``crashLoopDeaths`` are counted in.
             public var crashLoopWindow: Duration
             /// A file the supervisor writes its process id to while it runs (gunicorn's `--pid`), removed at the end.
             public var pidFile: String?
@@ -96,6 +98,7 @@ extension Crew {
             /// One worker fewer, never below one (`SIGTTOU`).
             public static let removeWorker = Command(base: .removeWorker)
 
+            /// The command's name, such as `reload`.
             public var description: String { "\(base)" }
         }
 
@@ -234,7 +237,7 @@ extension Crew {
             logger.info(
                 "supervisor starting \(options.workers) workers of \"\(function)\"",
                 metadata: ["crew.pid": "\(getpid())"])
-            perform(step { $0.start(now: monotonicNanos()) })
+            perform(machineStep { $0.start(now: monotonicNanos()) })
             let status: Int32 = await withTaskGroup(of: Void.self) { group in
                 group.addTask { [input] in
                     // The ticks: readiness and heartbeats are read from the workers' pages, and deadlines checked.
@@ -288,7 +291,7 @@ extension Crew {
                     }
                 case .command(let command):
                     logger.info("supervisor told to \(command)")
-                    actions = step { $1.command(command.base, now: monotonicNanos()) }
+                    actions = machineStep { $0.command(command.base, now: monotonicNanos()) }
                 case .tick:
                     actions = step { state, machine in
                         let now = monotonicNanos()
@@ -321,7 +324,7 @@ extension Crew {
             }
         }
 
-        private func step(_ body: (inout Machine) -> [Machine.Action]) -> [Machine.Action] {
+        private func machineStep(_ body: (inout Machine) -> [Machine.Action]) -> [Machine.Action] {
             step { _, machine in body(&machine) }
         }
 
