@@ -31,6 +31,7 @@ let package = Package(
         .library(name: "CrewSQLite", targets: ["CrewSQLite"]),
         .library(name: "CrewPostgres", targets: ["CrewPostgres"]),
         .library(name: "CrewCLI", targets: ["CrewCLI"]),
+        .library(name: "CrewHTTP", targets: ["CrewHTTP"]),
         .executable(name: "crew-demo", targets: ["crew-demo"]),
         .executable(name: "crew-bench", targets: ["crew-bench"]),
         .executable(name: "crew-queue-bench", targets: ["crew-queue-bench"]),
@@ -40,9 +41,10 @@ let package = Package(
     // with only the one it uses) does not even resolve GRDB, or postgres-nio and the SwiftNIO, swift-crypto and
     // swift-nio-ssl packages behind it.
     traits: [
-        .default(enabledTraits: ["SQLite", "PostgreSQL"]),
+        .default(enabledTraits: ["SQLite", "PostgreSQL", "HTTP"]),
         .trait(name: "SQLite", description: "CrewSQLite, the SQLite broker, on GRDB."),
         .trait(name: "PostgreSQL", description: "CrewPostgres, the PostgreSQL broker, on postgres-nio."),
+        .trait(name: "HTTP", description: "CrewHTTP, prefork HTTP serving, on Hummingbird."),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -55,11 +57,26 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         // `swift package generate-documentation`, which scripts/test runs for every library.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
-        // Only for the test that Crew's names live beside NIOCore's.
+        // CrewHTTP's server (and the test that Crew's names live beside NIOCore's).
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .target(name: "CCrewShims"),
+        .target(
+            name: "CrewHTTP",
+            dependencies: [
+                "Crew",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["HTTP"])),
+                .product(name: "HummingbirdCore", package: "hummingbird", condition: .when(traits: ["HTTP"])),
+                .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["HTTP"])),
+                .product(name: "NIOPosix", package: "swift-nio", condition: .when(traits: ["HTTP"])),
+                .product(name: "NIOHTTP1", package: "swift-nio", condition: .when(traits: ["HTTP"])),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "Crew",
             dependencies: [
@@ -80,6 +97,8 @@ let package = Package(
                 "Crew",
                 "CrewQueue",
                 "CrewCLI",
+                .target(name: "CrewHTTP", condition: .when(traits: ["HTTP"])),
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["HTTP"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -30,9 +30,9 @@ public struct CrewError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let workerCrashed = Code(.workerCrashed)
         /// A wait with a timeout ran out of time.
         public static let timedOut = Code(.timedOut)
-        /// ``Crew/Process/start()`` was called twice.
+        /// `Crew.Process.start()` was called twice.
         public static let alreadyStarted = Code(.alreadyStarted)
-        /// A process was joined or asked for its value before ``Crew/Process/start()``.
+        /// A process was joined or asked for its value before `Crew.Process.start()`.
         public static let notStarted = Code(.notStarted)
         /// A message is larger than the frame size limit (``Crew/Options/maxFrameSize``).
         public static let frameTooLarge = Code(.frameTooLarge)

@@ -12,9 +12,15 @@ struct CrewDemo: AsyncParsableCommand {
             terminal, `crew-demo produce` in another. The worker also takes `enqueue`, `inspect`, `result`, `retry`,
             `cancel` and `purge` (see `crew-demo worker --help`).
             """,
-        subcommands: [All.self, List.self, Run.self, Produce.self],
+        subcommands: CrewDemo.subcommands,
         defaultSubcommand: All.self
     )
+
+    #if HTTP
+        static let subcommands: [any ParsableCommand.Type] = [All.self, List.self, Run.self, Produce.self, Serve.self]
+    #else
+        static let subcommands: [any ParsableCommand.Type] = [All.self, List.self, Run.self, Produce.self]
+    #endif
 
     struct All: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Lists the twins, then runs each of them.")

@@ -95,7 +95,7 @@ extension Crew {
         ///
         /// The start goes on if the task is cancelled meanwhile: a child that was started is never left unowned.
         ///
-        /// - Throws: as ``start()``.
+        /// - Throws: as `start()`.
         public func start() async throws {
             let launch = try prepare()
             let owners = launch.handed.owners
@@ -192,7 +192,7 @@ extension Crew {
         /// Blocks until the child exits or `timeout` passes (no limit when nil), as Python's `join(timeout)`.
         ///
         /// - Returns: true if the child has exited.
-        /// - Throws: ``CrewError/Code/notStarted`` before ``start()``.
+        /// - Throws: ``CrewError/Code/notStarted`` before `start()`.
         @discardableResult
         public func join(timeout: Duration? = nil) throws -> Bool {
             try started().exited.wait(timeout: timeout) != nil
@@ -200,7 +200,7 @@ extension Crew {
 
         /// Waits until the child exits.
         ///
-        /// - Throws: ``CrewError/Code/notStarted`` before ``start()``; `CancellationError` if the waiting task
+        /// - Throws: ``CrewError/Code/notStarted`` before `start()`; `CancellationError` if the waiting task
         ///   is cancelled (the child goes on).
         public func join() async throws {
             let connection = try started()
@@ -211,7 +211,7 @@ extension Crew {
         ///
         /// - Throws: the function's failure as a ``CrewError``: ``CrewError/Code/remoteError`` if it threw,
         ///   ``CrewError/Code/workerCrashed`` if the child died first; ``CrewError/Code/notStarted`` before
-        ///   ``start()``; `CancellationError` if the waiting task is cancelled.
+        ///   `start()`; `CancellationError` if the waiting task is cancelled.
         public var value: Result {
             get async throws {
                 _ = try started()
@@ -234,7 +234,7 @@ extension Crew {
         /// The child's process id, once started.
         public var pid: Int32? { connection?.pid }
 
-        /// True from ``start()`` until the child exits.
+        /// True from `start()` until the child exits.
         public var isAlive: Bool { connection?.isAlive ?? false }
 
         /// How the child ended, once it has.

@@ -297,7 +297,13 @@ extension Crew {
                         let now = monotonicNanos()
                         var actions: [Machine.Action] = []
                         for (id, page) in state.pages {
-                            if page.isReady { actions += machine.ready(id, now: now) }
+                            if page.isReady && machine.workers[id]?.state == .booting {
+                                let pid = machine.workers[id]?.pid.map { "\($0)" } ?? "?"
+                                logger.info(
+                                    "worker \(id) (pid \(pid), generation \(machine.workers[id]?.generation ?? 0)) is ready",
+                                    metadata: ["crew.worker": "\(id)"])
+                                actions += machine.ready(id, now: now)
+                            }
                             let beats = page.beats
                             if beats != state.beatsSeen[id] {
                                 state.beatsSeen[id] = beats

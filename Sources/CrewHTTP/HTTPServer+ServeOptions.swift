@@ -1,0 +1,113 @@
+public import ArgumentParser
+public import Crew
+public import Logging
+
+extension Crew.HTTPServer {
+    /// The command-line options of a `serve` command, by gunicorn's names: put them in your app's command with
+    /// `@OptionGroup var serve: Crew.HTTPServer.ServeOptions`, then run `Crew.HTTPServer(worker:options:)` with
+    /// its ``options``.
+    ///
+    /// ```
+    /// app serve --bind 127.0.0.1:8000 --processes 4 --concurrency 100 --timeout 30 --graceful-timeout 30 \
+    ///     --max-requests 10000 --max-requests-jitter 500 --log-level info [--reuse-port] [--pid FILE]
+    /// ```
+    public struct ServeOptions: ParsableArguments, Sendable {
+        /// Where to listen: HOST:PORT, [IPV6]:PORT or unix:PATH.
+        @Option(name: [.customShort("b"), .long], help: "Where to listen: HOST:PORT, [IPV6]:PORT or unix:PATH.")
+        public var bind = "127.0.0.1:8000"
+        /// Worker processes.
+        @Option(name: [.customShort("w"), .long, .customLong("workers")], help: "Worker processes.")
+        public var processes = 1
+        /// Requests each worker serves at once.
+        @Option(name: .long, help: "Requests each worker serves at once.")
+        public var concurrency = 100
+        /// Connections each worker holds open at once.
+        @Option(name: .long, help: "Connections each worker holds open at once.")
+        public var workerConnections = 1000
+        /// Seconds a silent worker lives before it is replaced (0: never).
+        @Option(name: [.customShort("t"), .long], help: "Seconds a silent worker lives (0: no limit).")
+        public var timeout = 30.0
+        /// Seconds workers get to finish their requests at a stop or a reload.
+        @Option(name: .long, help: "Seconds workers get to finish their requests at a stop or a reload.")
+        public var gracefulTimeout = 30.0
+        /// Requests a worker serves before it is replaced (0: no limit).
+        @Option(name: .long, help: "Requests a worker serves before it is replaced (0: no limit).")
+        public var maxRequests = 0
+        /// A random number of requests, up to this, added to --max-requests per worker.
+        @Option(name: .long, help: "A random number of requests, up to this, added to --max-requests per worker.")
+        public var maxRequestsJitter = 0
+        /// Seconds a kept-alive connection may stay idle.
+        @Option(name: .long, help: "Seconds a kept-alive connection may stay idle.")
+        public var keepAlive = 2.0
+        /// The listening socket's backlog.
+        @Option(name: .long, help: "The listening socket's backlog.")
+        public var backlog = 2048
+        /// The most header fields in a request.
+        @Option(name: .long, help: "The most header fields in a request.")
+        public var limitRequestFields = 100
+        /// The longest header field, in bytes.
+        @Option(name: .long, help: "The longest header field, in bytes.")
+        public var limitRequestFieldSize = 8190
+        /// critical, error, warning, notice, info, debug or trace.
+        @Option(name: .long, help: "critical, error, warning, notice, info, debug or trace.")
+        public var logLevel = "info"
+        /// Each worker binds its own socket with SO_REUSEPORT.
+        @Flag(name: .long, help: "Each worker binds its own socket with SO_REUSEPORT.")
+        public var reusePort = false
+        /// A file to write the supervisor's pid to.
+        @Option(name: [.customShort("p"), .customLong("pid")], help: "A file to write the supervisor's pid to.")
+        public var pidFile: String?
+        /// Allow listening beyond loopback (put your own authentication in front).
+        @Flag(name: .long, help: "Allow listening beyond loopback (put your own authentication in front).")
+        public var allowRemote = false
+
+        /// The defaults, as gunicorn's.
+        public init() {}
+
+        /// Refuses an address that does not parse, counts below one, an unknown log level or a negative time.
+        public mutating func validate() throws {
+            do {
+                let address = try Crew.ListeningSocket.Address.parse(bind)
+                try options.check()
+                if !address.isLocal && !allowRemote {
+                    throw CrewError(
+                        .invalidArgument,
+                        "\(bind) is reachable from other machines: --allow-remote serves there, behind your own "
+                            + "authentication")
+                }
+            } catch let error as CrewError {
+                throw ValidationError(error.message)
+            }
+            guard Logger.Level(rawValue: logLevel) != nil else {
+                throw ValidationError("--log-level must be one of critical, error, warning, notice, info, debug, trace")
+            }
+            guard timeout >= 0, gracefulTimeout >= 0, keepAlive >= 0 else {
+                throw ValidationError("times must not be negative")
+            }
+        }
+
+        /// The server's options these stand for.
+        public var options: Options {
+            Options(
+                bind: bind,
+                processes: processes,
+                concurrency: concurrency,
+                connections: workerConnections,
+                timeout: timeout > 0 ? .milliseconds(Int64(timeout * 1000)) : nil,
+                gracefulTimeout: .milliseconds(Int64(gracefulTimeout * 1000)),
+                maxRequests: maxRequests,
+                maxRequestsJitter: maxRequestsJitter,
+                keepAlive: .milliseconds(Int64(keepAlive * 1000)),
+                backlog: backlog,
+                reusePort: reusePort,
+                limitRequestFields: limitRequestFields,
+                limitRequestFieldSize: limitRequestFieldSize,
+                pidFile: pidFile,
+                allowRemote: allowRemote
+            )
+        }
+
+        /// The log level asked for.
+        public var level: Logger.Level { Logger.Level(rawValue: logLevel) ?? .info }
+    }
+}

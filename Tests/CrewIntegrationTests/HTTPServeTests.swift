@@ -1,0 +1,200 @@
+import Crew
+import CrewTesting
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `crew-demo serve`, seed 3.2's twin, run as a user runs it: many slow requests at once, a handler that traps,
+/// and a graceful stop.
+@Suite(.serialized) struct HTTPServeTests {
+    /// A running `crew-demo serve`, its log in a file.
+    final class Server {
+        let process: Process
+        let log: URL
+        var port = 0
+
+        init(_ arguments: [String]) throws {
+            log = FileManager.default.temporaryDirectory.appendingPathComponent("crew-serve-\(UUID()).log")
+            guard FileManager.default.createFile(atPath: log.path, contents: nil) else {
+                throw CocoaError(.fileWriteUnknown)
+            }
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: CrewTesting.productsDirectory + "/crew-demo")
+            process.arguments = ["serve", "--bind", "127.0.0.1:0", "--log-level", "info"] + arguments
+            let handle = try FileHandle(forWritingTo: log)
+            process.standardError = handle
+            process.standardOutput = handle
+            try process.run()
+        }
+
+        deinit {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            try? FileManager.default.removeItem(at: log)
+        }
+
+        var text: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+        /// The lines of the log that match `pattern`'s first group.
+        func matches(_ pattern: String) -> [String] {
+            let regex = try! NSRegularExpression(pattern: pattern)
+            let text = self.text
+            return regex.matches(in: text, range: NSRange(text.startIndex..., in: text)).compactMap {
+                Range($0.range(at: 1), in: text).map { String(text[$0]) }
+            }
+        }
+
+        /// Waits until it listens and `workers` workers are ready.
+        func waitUntilReady(workers: Int) async throws {
+            for _ in 0..<600 {
+                if let port = matches("listening on 127\\.0\\.0\\.1:(\\d+)").first.flatMap(Int.init) {
+                    self.port = port
+                    if matches("worker (\\d+) \\(pid").count >= workers { return }
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            throw ServeFailure(log: text)
+        }
+
+        var workerPIDs: [Int32] { matches("\\(pid (\\d+),").compactMap { Int32($0) } }
+    }
+
+    struct ServeFailure: Error, CustomStringConvertible {
+        var log: String
+        var description: String { "the server did not get ready; its log:\n\(log)" }
+    }
+
+    /// Runs curl on `urls` all at once; returns each request's status code (000: no answer) and the wall time.
+    func curlParallel(_ urls: [String]) throws -> (codes: [String], seconds: Double) {
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        var arguments = [
+            "--silent", "--parallel", "--parallel-immediate", "--parallel-max", "\(urls.count)", "--max-time", "30",
+        ]
+        for url in urls { arguments += ["--output", "/dev/null", "--write-out", "%{http_code}\\n", url] }
+        curl.arguments = arguments
+        let out = Pipe()
+        curl.standardOutput = out
+        let start = Date()
+        try curl.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        curl.waitUntilExit()
+        let seconds = Date().timeIntervalSince(start)
+        return (String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init), seconds)
+    }
+
+    /// One request on a connection of its own, without retries: its status line, or "" if the connection closed
+    /// first.
+    func rawGet(_ port: Int, _ path: String) -> String {
+        rawResponse(port, path).split(separator: "\r\n").first.map(String.init) ?? ""
+    }
+
+    /// One request on a connection of its own, without retries: the whole response, or "" if the connection
+    /// closed first.
+    func rawResponse(_ port: Int, _ path: String) -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { return "" }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { break }
+            bytes += chunk[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Stops the server with SIGTERM and returns its exit status.
+    func stop(_ server: Server) async throws -> Int32 {
+        kill(server.process.processIdentifier, SIGTERM)
+        for _ in 0..<600 where server.process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        return server.process.isRunning ? -1 : server.process.terminationStatus
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func fourHundredSlowRequestsOnFourByAHundredRunTogether() async throws {
+        let server = try Server(["--processes", "4", "--concurrency", "100"])
+        try await server.waitUntilReady(workers: 4)
+        let url = "http://127.0.0.1:\(server.port)/io?ms=100"
+        _ = try curlParallel([url])  // The first connection's costs, out of the way.
+        let (codes, seconds) = try curlParallel(Array(repeating: url, count: 400))
+        print("400 concurrent /io?ms=100 on 4 x 100: \(seconds) s")
+        #expect(
+            codes.count == 400 && codes.allSatisfy { $0 == "200" },
+            "\(Dictionary(grouping: codes) { $0 }.mapValues(\.count))")
+        // One after another they would take 40 s; a request at a time per worker, 10 s. Together: about 0.1 s
+        // plus the connections' cost (0.4-0.5 s here, unloaded); the bound leaves room for a loaded machine.
+        #expect(seconds < 8)
+        let pids = server.workerPIDs
+        #expect(try await stop(server) == 0)
+        #expect(pids.count == 4 && pids.allSatisfy { kill($0, 0) != 0 }, "workers: \(pids); log:\n\(server.text)")
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func aTrapEndsOnlyTheRequestsOfItsWorker() async throws {
+        // Each worker with its own socket (SO_REUSEPORT): the system spreads connections over both.
+        let server = try Server(["--processes", "2", "--concurrency", "100", "--reuse-port"])
+        try await server.waitUntilReady(workers: 2)
+        let port = server.port
+        // Slow requests in flight on both workers, then a request whose handler traps.
+        let slow = (0..<20).map { _ in
+            Task { try await Crew.blocking { self.rawResponse(port, "/io?ms=1500") } }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let trapped = try await Crew.blocking { self.rawGet(port, "/trap") }
+        #expect(trapped == "", "the trapping request got an answer: \(trapped)")
+        var answered: [String] = []
+        var failed = 0
+        for request in slow {
+            let response = try await request.value
+            if response.hasPrefix("HTTP/1.1 200") { answered.append(response) } else { failed += 1 }
+        }
+        let died = server.matches("worker (\\d+) died").compactMap(Int.init)
+        #expect(died.count == 1, "\(server.text)")
+        let deadPID = died.first.flatMap { id in server.matches("worker \(id) \\(pid (\\d+),").first }
+        // The requests on the trapping worker fail; every answer came from the other worker.
+        #expect(failed >= 1 && !answered.isEmpty, "failed \(failed), answered \(answered.count)")
+        #expect(deadPID != nil && answered.allSatisfy { !$0.contains("in pid \(deadPID ?? "?")\n") })
+        // The server goes on: a new worker takes the dead one's place, and answers.
+        try await server.waitUntilReady(workers: 3)
+        #expect(rawGet(port, "/") == "HTTP/1.1 200 OK")
+        // The supervisor says which worker died, and why.
+        #expect(server.text.contains("died: killed by signal 4 (SIGILL)"), "\(server.text)")
+        #expect(try await stop(server) == 0)
+    }
+
+    @Test func badCommandLinesAreRefusedWithTheReason() throws {
+        for (arguments, reason) in [
+            (["--processes", "0"], "processes must be at least 1"),
+            (["--bind", "nowhere"], "is not an address"),
+            (["--bind", "0.0.0.0:8000"], "reachable from other machines"),
+            (["--log-level", "loud"], "--log-level must be one of"),
+        ] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CrewTesting.productsDirectory + "/crew-demo")
+            process.arguments = ["serve"] + arguments
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus != 0, "\(arguments)")
+            #expect(text.contains(reason), "\(arguments): \(text)")
+        }
+    }
+}
