@@ -118,6 +118,35 @@ import Testing
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Sends `bytes` on a connection of its own (closing its sending side after them if `finish`), and returns the
+    /// status line of the answer, or "" if the connection closed first.
+    func rawStatus(_ port: Int, _ bytes: [UInt8], finish: Bool = false) -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { return "" }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if finish { shutdown(fd, Int32(SHUT_WR)) }
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while !received.contains(13) {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { break }
+            received += chunk[0..<n]
+        }
+        return String(decoding: received, as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? ""
+    }
+
     /// Stops the server with SIGTERM and returns its exit status.
     func stop(_ server: Server) async throws -> Int32 {
         kill(server.process.processIdentifier, SIGTERM)
@@ -175,6 +204,62 @@ import Testing
         // The supervisor says which worker died, and why.
         #expect(server.text.contains("died: killed by signal 4 (SIGILL)"), "\(server.text)")
         #expect(try await stop(server) == 0)
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func badRequestsAreAnswered4xxAndTheWorkerStaysUp() async throws {
+        let server = try Server(["--processes", "1"])
+        try await server.waitUntilReady(workers: 1)
+        let port = server.port
+        func request(_ text: String) -> [UInt8] { Array(text.utf8) }
+        let manyFields = (0..<200).map { "X-\($0): 1\r\n" }.joined()
+        let cases: [(String, [UInt8], Bool, String)] = [
+            (
+                "a header field over --limit-request-field-size",
+                request("GET / HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 20_000))\r\n\r\n"), false,
+                "HTTP/1.1 400"
+            ),
+            (
+                "more fields than --limit-request-fields", request("GET / HTTP/1.1\r\nHost: x\r\n\(manyFields)\r\n"),
+                false, "HTTP/1.1 400"
+            ),
+            ("an unknown method", request("BREW / HTTP/1.1\r\nHost: x\r\n\r\n"), false, "HTTP/1.1 400"),
+            ("bytes that are not HTTP", [0, 1, 2, 32, 13, 10, 13, 10], false, "HTTP/1.1 400"),
+            (
+                "a request line of 100 000 bytes",
+                request("GET /\(String(repeating: "a", count: 100_000)) HTTP/1.1\r\nHost: x\r\n\r\n"), false,
+                "HTTP/1.1 400"
+            ),
+            (
+                "a body cut short", request("POST /io HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"), true,
+                "HTTP/1.1 4"
+            ),
+        ]
+        for (what, bytes, finish, expected) in cases {
+            let status = try await Crew.blocking { self.rawStatus(port, bytes, finish: finish) }
+            #expect(status.hasPrefix(expected), "\(what): \(status)")
+        }
+        #expect(rawGet(port, "/") == "HTTP/1.1 200 OK")
+        #expect(!server.text.contains("died"), "\(server.text)")
+        #expect(try await stop(server) == 0)
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func killingTheSupervisorEndsEveryWorker() async throws {
+        let server = try Server(["--processes", "2"])
+        try await server.waitUntilReady(workers: 2)
+        let pids = server.workerPIDs
+        #expect(pids.count == 2)
+        kill(server.process.processIdentifier, SIGKILL)
+        var gone = false
+        for _ in 0..<200 {
+            if pids.allSatisfy({ kill($0, 0) != 0 }) {
+                gone = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(gone, "workers outlived their supervisor: \(pids)")
     }
 
     @Test func badCommandLinesAreRefusedWithTheReason() throws {
