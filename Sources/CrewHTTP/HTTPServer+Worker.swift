@@ -43,6 +43,7 @@ extension Crew.HTTPServer {
         let (limitReached, reachLimit) = AsyncStream.makeStream(of: Void.self)
         let workerLogger = logger
 
+        let live = LiveChannels()
         let http1 = HTTP1Channel(
             responder: { request, responseWriter, channel in
                 await requests.take()
@@ -63,6 +64,7 @@ extension Crew.HTTPServer {
                     reachLimit.yield()
                 }
                 try await responseWriter.write(response: response.head, body: response.body)
+                live.served(channel)
             },
             configuration: .init(
                 idleTimeout: .nanoseconds(options.keepAlive.clampedNanosecondsForNIO),
@@ -76,7 +78,6 @@ extension Crew.HTTPServer {
 
         let group = MultiThreadedEventLoopGroup.singleton
         let acceptor = try Acceptor(listening: try socket.release())
-        let live = LiveChannels()
         start.worker.ready()
         logger.debug("worker serving", metadata: ["crew.pid": "\(getpid())"])
 
@@ -121,9 +122,9 @@ extension Crew.HTTPServer {
                                 let value = try await bootstrap.withConnectedSocket(NIOBSDSocket.Handle(fd)) {
                                     channel in http1.setup(channel: channel, logger: workerLogger)
                                 }
-                                let key = live.add(value.channel)
+                                live.add(value.channel)
                                 await http1.handle(value: value, logger: workerLogger)
-                                live.remove(key)
+                                live.remove(value.channel)
                             } catch {
                                 workerLogger.debug("a connection failed to start: \(String(reflecting: error))")
                             }
@@ -200,29 +201,43 @@ final class Acceptor: Sendable {
 }
 
 /// The connections a worker serves now, to tell each to close after its request when the worker stops.
+///
+/// A connection that has not yet answered a request is told only once it has answered its first: its client
+/// sent (or is sending) a request on a fresh connection, which it would not send again if the connection closed
+/// unanswered. A kept-alive connection is told at once (an idle one closes; a client resends on a new one).
 final class LiveChannels: Sendable {
-    private let channels = Mutex<(next: Int, open: [Int: any Channel], quiescing: Bool)>((0, [:], false))
-
-    func add(_ channel: any Channel) -> Int {
-        let (key, quiescing) = channels.withLock { state -> (Int, Bool) in
-            state.next += 1
-            state.open[state.next] = channel
-            return (state.next, state.quiescing)
-        }
-        if quiescing { Self.quiesce(channel) }
-        return key
+    private struct State {
+        var open: [ObjectIdentifier: (channel: any Channel, served: Bool)] = [:]
+        var quiescing = false
     }
 
-    func remove(_ key: Int) {
-        _ = channels.withLock { $0.open.removeValue(forKey: key) }
+    private let state = Mutex(State())
+
+    func add(_ channel: any Channel) {
+        state.withLock { $0.open[ObjectIdentifier(channel)] = (channel, false) }
+    }
+
+    func remove(_ channel: any Channel) {
+        _ = state.withLock { $0.open.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    /// A request on `channel` was answered.
+    func served(_ channel: any Channel) {
+        let quiesceNow = state.withLock { state -> Bool in
+            let key = ObjectIdentifier(channel)
+            guard let entry = state.open[key] else { return state.quiescing }
+            state.open[key] = (entry.channel, true)
+            return state.quiescing && !entry.served
+        }
+        if quiesceNow { Self.quiesce(channel) }
     }
 
     func quiesce() {
-        let open = channels.withLock { state -> [any Channel] in
+        let now = state.withLock { state -> [any Channel] in
             state.quiescing = true
-            return Array(state.open.values)
+            return state.open.values.filter(\.served).map(\.channel)
         }
-        for channel in open { Self.quiesce(channel) }
+        for channel in now { Self.quiesce(channel) }
     }
 
     private static func quiesce(_ channel: any Channel) {

@@ -245,6 +245,40 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(3)))
+    func aReloadUnderLoadFailsNoRequest() async throws {
+        let server = try Server(["--processes", "2", "--concurrency", "100"])
+        try await server.waitUntilReady(workers: 2)
+        let old = Set(server.workerPIDs)
+        let url = "http://127.0.0.1:\(server.port)/io?ms=20"
+        // Rounds of 50 requests at once, for about two seconds, with a reload (SIGHUP) in the middle.
+        let load = Task.detached { () -> [String] in
+            var codes: [String] = []
+            for _ in 0..<40 { codes += try self.curlParallel(Array(repeating: url, count: 50)).codes }
+            return codes
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        kill(server.process.processIdentifier, SIGHUP)
+        let codes = try await load.value
+        #expect(codes.count == 2_000)
+        #expect(codes.allSatisfy { $0 == "200" }, "\(Dictionary(grouping: codes) { $0 }.mapValues(\.count))")
+        // The new generation serves; the old one has gone.
+        try await server.waitUntilReady(workers: 4)
+        let new = Set(server.workerPIDs).subtracting(old)
+        #expect(new.count == 2)
+        var oldGone = false
+        for _ in 0..<200 {
+            if old.allSatisfy({ kill($0, 0) != 0 }) {
+                oldGone = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(oldGone, "old workers still running: \(old)")
+        #expect(server.text.contains("generation 2 is ready"))
+        #expect(try await stop(server) == 0)
+    }
+
+    @Test(.timeLimit(.minutes(3)))
     func killingTheSupervisorEndsEveryWorker() async throws {
         let server = try Server(["--processes", "2"])
         try await server.waitUntilReady(workers: 2)
