@@ -282,10 +282,9 @@ import Testing
                 try await group.waitForAll()
             }
         }
-        // The cooperative threads stay free meanwhile.
-        let start = ContinuousClock.now
-        for _ in 0..<20 { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(ContinuousClock.now - start < .seconds(5))
+        // The cooperative threads stay free meanwhile: a task still gets to run (how soon is the heartbeat test's
+        // subject, in a process of its own; here other suites share the machine).
+        try await Task.sleep(for: .milliseconds(100))
         // A blocking send waits its turn behind them.
         let (firstMine, firstTheirs) = pipes[0]
         let blocking = Task.detached { try firstMine.send("last") }
