@@ -94,18 +94,8 @@ import Testing
     /// One request on a connection of its own, without retries: the whole response, or "" if the connection
     /// closed first.
     func rawResponse(_ port: Int, _ path: String) -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard let fd = connectLocally(port) else { return "" }
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else { return "" }
         let request = Array("GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         var bytes: [UInt8] = []
@@ -118,11 +108,9 @@ import Testing
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Sends `bytes` on a connection of its own (closing its sending side after them if `finish`), and returns the
-    /// status line of the answer, or "" if the connection closed first.
-    func rawStatus(_ port: Int, _ bytes: [UInt8], finish: Bool = false) -> String {
+    /// A new connection to 127.0.0.1:`port`, or nil if it is refused.
+    func connectLocally(_ port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -132,7 +120,18 @@ import Testing
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard connected == 0 else { return "" }
+        guard connected == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    /// Sends `bytes` on a connection of its own (closing its sending side after them if `finish`), and returns the
+    /// status line of the answer, or "" if the connection closed first.
+    func rawStatus(_ port: Int, _ bytes: [UInt8], finish: Bool = false) -> String {
+        guard let fd = connectLocally(port) else { return "" }
+        defer { close(fd) }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
