@@ -339,32 +339,3 @@ let testMetrics: TestMetrics = {
         }
     }
 }
-
-/// Log lines kept for a test to read.
-final class RecordedLines: Sendable {
-    struct Line: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: [String: String]
-    }
-    private let lines = Mutex<[Line]>([])
-    var all: [Line] { lines.withLock { $0 } }
-    func append(_ line: Line) { lines.withLock { $0.append(line) } }
-}
-
-/// A log handler that keeps every line, at every level.
-struct RecordingLogHandler: LogHandler {
-    let lines: RecordedLines
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let all = metadata.merging(event.metadata ?? [:]) { $1 }
-        lines.append(.init(level: event.level, message: "\(event.message)", metadata: all.mapValues { "\($0)" }))
-    }
-}

@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 
 @testable import Crew
@@ -48,6 +49,35 @@ import Testing
         #expect(!read2)
         relay.close()
         #expect(!relay.isOpen)
+        close(ours.read)
+        close(ours.write)
+    }
+
+    @Test func withALineHandlerLinesGoThereWholeAndNothingIsCopied() {
+        let child = pipe()
+        let ours = pipe()
+        let lines = Mutex<[String]>([])
+        var relay = StderrRelay(
+            fd: child.read, pid: 42, tailBytes: 256, destination: ours.write,
+            lines: { line in lines.withLock { $0.append(line) } })
+        // A line in two reads, a whole one, and a last one without its newline.
+        write("first ha", to: child.write)
+        _ = relay.readAvailable()
+        #expect(lines.withLock { $0 }.isEmpty)
+        write("lf\nsecond\nlast", to: child.write)
+        _ = relay.readAvailable()
+        #expect(lines.withLock { $0 } == ["first half", "second"])
+        #expect(relay.tail.text.contains("second"))
+        // A line longer than the limit comes in pieces, none lost; a last line without a newline comes at close.
+        write(String(repeating: "x", count: StderrRelay.longestLine + 10) + "\n", to: child.write)
+        _ = relay.readAvailable()
+        close(child.write)
+        _ = relay.readAvailable()
+        relay.close()
+        let all = lines.withLock { $0 }
+        #expect(all.count == 4 && all[2] == "last" + String(repeating: "x", count: StderrRelay.longestLine - 4))
+        #expect(all.count == 4 && all[3] == String(repeating: "x", count: 14))
+        #expect(drain(ours.read) == "")
         close(ours.read)
         close(ours.write)
     }

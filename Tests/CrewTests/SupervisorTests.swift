@@ -1,5 +1,6 @@
 import CrewTestHelpers
 import CrewTestSupport
+import Logging
 import Testing
 
 @testable import Crew
@@ -106,6 +107,24 @@ import Testing
         let error = await #expect(throws: CrewError.self) { try await supervisor.run() }
         #expect(error?.code == .crashLoop)
         #expect(supervisor.workerPIDs.isEmpty)
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func workersLinesReachTheSupervisorsLoggerWithTheirID() async throws {
+        let lines = RecordedLines()
+        let supervisor = try Crew.Supervisor(
+            testCrew, worker: TestFunctions.supervised, arguments: SupervisedJob(mode: "trapBoot"),
+            options: options(1) { $0.crashLoopDeaths = 1 },
+            logger: Logger(label: "test") { _ in RecordingLogHandler(lines: lines) })
+        await #expect(throws: CrewError.self) { try await supervisor.run() }
+        // The trap's message, as the worker wrote it to its standard error, with the worker's id, at error.
+        let relayed = lines.all.filter { $0.message.contains("Fatal error: worker 1 traps as it starts") }
+        // (The supervisor's own line, "worker 1 died: ...", quotes it too.)
+        #expect(
+            relayed.contains {
+                $0.level == .error && $0.metadata["crew.worker"] == "1" && !$0.message.contains("died")
+            },
+            "\(lines.all)")
     }
 
     @Test(.timeLimit(.minutes(2)))

@@ -126,14 +126,16 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         socket: Int32,
         stderrPipe: Int32,
         pidfd: Int32,
-        options: Crew.Options
+        options: Crew.Options,
+        stderrLines: (@Sendable (String) -> Void)?
     ) {
         self.pid = pid
         self.mode = mode
         self.socket = socket
         self.pidfd = pidfd
         self.maxFrameSize = options.maxFrameSize
-        self.stderr = StderrRelay(fd: stderrPipe, pid: pid, tailBytes: options.stderrTailBytes)
+        self.stderr = StderrRelay(
+            fd: stderrPipe, pid: pid, tailBytes: options.stderrTailBytes, lines: stderrLines)
         self.logger = options.logger
         self.readSide = Locked(ReadSide(reader: FrameReader(maxFrameSize: options.maxFrameSize)))
         self.spinNanoseconds = Crew.effectiveSpinNanoseconds(options)
@@ -159,6 +161,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
         /// Read the child's answers on a thread of the connection's own, asleep in a blocking read (see
         /// `readOnOwnThread`), rather than on the reactor: for a pool worker, whose answers are awaited one by one.
         var answersOnOwnThread = false
+        /// The child's standard error a line at a time, instead of copied to ours (see ``StderrRelay``).
+        var onStderrLine: (@Sendable (String) -> Void)?
     }
 
     /// Starts a child process running `crew.options.executable` and connects to it.
@@ -243,7 +247,8 @@ final class ChildConnection: ReactorSource, @unchecked Sendable {
             socket: child.socket,
             stderrPipe: child.stderr,
             pidfd: child.pidfd,
-            options: options
+            options: options,
+            stderrLines: handlers.onStderrLine
         )
         connection.foreign = foreign
         connection.progress = progress

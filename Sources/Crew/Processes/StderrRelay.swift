@@ -20,12 +20,22 @@ struct StderrRelay {
     private var dropped = 0
     /// Where copies go (2: our standard error).
     private let destination: Int32
+    /// When set, the child's standard error goes here a line at a time (without its newline) instead of to
+    /// `destination`: a supervisor logs its workers' lines through its own logger.
+    private let lines: (@Sendable (String) -> Void)?
+    /// The start of a line not yet ended, with `lines`.
+    private var partialLine: [UInt8] = []
+    /// A line longer than this is handed on in pieces of this size.
+    static let longestLine = 16 << 10
 
-    init(fd: Int32, pid: Int32, tailBytes: Int, destination: Int32 = 2) {
+    init(
+        fd: Int32, pid: Int32, tailBytes: Int, destination: Int32 = 2, lines: (@Sendable (String) -> Void)? = nil
+    ) {
         self.fd = fd
         self.pid = pid
         self.tail = StderrTail(limit: tailBytes)
         self.destination = destination
+        self.lines = lines
     }
 
     /// Reads everything the pipe holds now. Returns false once the pipe has ended (the child closed it, or is
@@ -36,7 +46,11 @@ struct StderrRelay {
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n > 0 {
-                chunk.withUnsafeBytes { passThrough(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                if let lines {
+                    splitLines(chunk[0..<n], into: lines)
+                } else {
+                    chunk.withUnsafeBytes { passThrough(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                }
                 tail.append(chunk[0..<n])
                 continue
             }
@@ -46,11 +60,30 @@ struct StderrRelay {
         }
     }
 
-    /// Closes the pipe (once).
+    /// Closes the pipe (once), handing on a last line that had no newline.
     mutating func close() {
         guard isOpen else { return }
         isOpen = false
+        if let lines, !partialLine.isEmpty {
+            lines(String(decoding: partialLine, as: UTF8.self))
+            partialLine = []
+        }
         _ = Glibc.close(fd)
+    }
+
+    private mutating func splitLines(_ bytes: ArraySlice<UInt8>, into lines: @Sendable (String) -> Void) {
+        for byte in bytes {
+            if byte == UInt8(ascii: "\n") {
+                lines(String(decoding: partialLine, as: UTF8.self))
+                partialLine.removeAll(keepingCapacity: true)
+            } else {
+                partialLine.append(byte)
+                if partialLine.count >= Self.longestLine {
+                    lines(String(decoding: partialLine, as: UTF8.self))
+                    partialLine.removeAll(keepingCapacity: true)
+                }
+            }
+        }
     }
 
     private mutating func passThrough(_ bytes: UnsafeRawBufferPointer) {

@@ -111,6 +111,12 @@ extension Crew {
             case tick
         }
 
+        /// A line a worker wrote to its standard error.
+        struct WorkerLine: Sendable {
+            var id: Machine.WorkerID
+            var text: String
+        }
+
         private struct Shell {
             var machine: Machine
             var connections: [Machine.WorkerID: ChildConnection] = [:]
@@ -130,6 +136,12 @@ extension Crew {
         private let shell: Mutex<ShellBox>
         private let events: AsyncStream<Event>
         private let input: AsyncStream<Event>.Continuation
+        /// The workers' standard error, a line at a time, logged through ``logger`` by a task of its own (so that a
+        /// slow log never holds up supervising); at most `workerLinesBuffered` wait, and the rest are counted.
+        private let workerLines: AsyncStream<WorkerLine>
+        private let workerLineInput: AsyncStream<WorkerLine>.Continuation
+        private let droppedWorkerLines = Atomic(0)
+        static let workerLinesBuffered = 10_000
         private let running = Atomic(false)
 
         /// `Mutex` needs a `~Copyable`-friendly value; the box keeps the shell's state, which holds class
@@ -148,7 +160,8 @@ extension Crew {
         ///   - arguments: What every worker gets in its ``Start``: queues, pipes, locks, shared values and
         ///     listening sockets in it are handed to each worker as it starts.
         ///   - options: How the workers are run.
-        ///   - logger: Where the supervisor says what it does, with each worker's id (`crew.worker`).
+        ///   - logger: Where the supervisor says what it does, with each worker's id (`crew.worker`); what the
+        ///     workers write to their standard error comes here too, a line at a time, with their ids.
         /// - Throws: ``CrewError/Code/notBootstrapped`` without a crew; ``CrewError/Code/unknownFunction`` if
         ///   `worker` is not registered; ``CrewError/Code/invalidArgument`` for fewer than one worker or a crash loop
         ///   of fewer than one death.
@@ -198,6 +211,8 @@ extension Crew {
             configuration.crashLoopWindowNanoseconds = options.crashLoopWindow.clampedNanoseconds
             shell = Mutex(ShellBox(Shell(machine: Machine(configuration: configuration))))
             (events, input) = AsyncStream.makeStream(of: Event.self)
+            (workerLines, workerLineInput) = AsyncStream.makeStream(
+                of: WorkerLine.self, bufferingPolicy: .bufferingOldest(Self.workerLinesBuffered))
         }
 
         /// Tells the supervisor `command`, as its signals do.
@@ -238,20 +253,28 @@ extension Crew {
                 "supervisor starting \(options.workers) workers of \"\(function)\"",
                 metadata: ["crew.pid": "\(getpid())"])
             perform(machineStep { $0.start(now: monotonicNanos()) })
-            let status: Int32 = await withTaskGroup(of: Void.self) { group in
-                group.addTask { [input] in
-                    // The ticks: readiness and heartbeats are read from the workers' pages, and deadlines checked.
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: .milliseconds(50))
-                        input.yield(.tick)
+            let status: Int32 = await withTaskGroup(of: Void.self) { outer in
+                outer.addTask { await self.logWorkerLines() }
+                let status = await withTaskGroup(of: Void.self) { group in
+                    group.addTask { [input] in
+                        // The ticks: readiness and heartbeats are read from the workers' pages, and deadlines
+                        // checked.
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .milliseconds(50))
+                            input.yield(.tick)
+                        }
                     }
+                    let status = await withTaskCancellationHandler {
+                        await loop()
+                    } onCancel: { [input] in
+                        input.yield(.command(.stop))
+                    }
+                    group.cancelAll()
+                    return status
                 }
-                let status = await withTaskCancellationHandler {
-                    await loop()
-                } onCancel: { [input] in
-                    input.yield(.command(.stop))
-                }
-                group.cancelAll()
+                // Every worker has exited and its standard error has ended: the last lines are logged, then done.
+                workerLineInput.finish()
+                await outer.waitForAll()
                 return status
             }
             if status != 0 {
@@ -375,9 +398,15 @@ extension Crew {
             }
             let function = self.function
             let input = self.input
-            let handlers = ChildConnection.Handlers(onExit: { status, error, _, _ in
+            let lines = workerLineInput
+            var handlers = ChildConnection.Handlers(onExit: { status, error, _, _ in
                 input.yield(.exited(id, status, error))
             })
+            handlers.onStderrLine = { [weak self] text in
+                if case .dropped = lines.yield(WorkerLine(id: id, text: text)) {
+                    self?.droppedWorkerLines.add(1, ordering: .relaxed)
+                }
+            }
             ChildConnection.spawnAsync(crew: crew, mode: .process, handed: handed.descriptors, handlers: handlers) {
                 result in
                 if case .success(let connection) = result {
@@ -385,6 +414,27 @@ extension Crew {
                 }
                 input.yield(.spawned(id, result))
             }
+        }
+
+        /// Logs the workers' lines with their worker's id (`crew.worker`), at the level the line names when it is
+        /// a swift-log line (`... error label : message`), at error for a trap's message, and at info otherwise.
+        private func logWorkerLines() async {
+            for await line in workerLines {
+                let metadata: Logger.Metadata = ["crew.worker": "\(line.id)"]
+                logger.log(level: Self.level(of: line.text), "\(line.text)", metadata: metadata)
+                let dropped = droppedWorkerLines.exchange(0, ordering: .relaxed)
+                if dropped > 0 {
+                    logger.warning(
+                        "\(dropped) lines of the workers' standard error were dropped: the log was not keeping up")
+                }
+            }
+        }
+
+        static func level(of line: String) -> Logger.Level {
+            let words = line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: true)
+            if words.count > 1, let level = Logger.Level(rawValue: String(words[1])) { return level }
+            if line.contains("Fatal error") { return .error }
+            return .info
         }
 
         private func log(_ event: Machine.Event) {
