@@ -36,6 +36,7 @@ let package = Package(
         .executable(name: "crew-bench", targets: ["crew-bench"]),
         .executable(name: "crew-queue-bench", targets: ["crew-queue-bench"]),
         .executable(name: "crew-bench-static", targets: ["crew-bench-static"]),
+        .executable(name: "crew-http-bench", targets: ["crew-http-bench"]),
     ],
     // The brokers' database libraries are traits, both on by default: an app that names Crew with `traits: []` (or
     // with only the one it uses) does not even resolve GRDB, or postgres-nio and the SwiftNIO, swift-crypto and
@@ -60,6 +61,9 @@ let package = Package(
         // CrewHTTP's server (and the test that Crew's names live beside NIOCore's).
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        // The HTTP parts between Hummingbird's codec and its app, which CrewHTTP's request limits read.
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .target(name: "CCrewShims"),
@@ -72,6 +76,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["HTTP"])),
                 .product(name: "NIOPosix", package: "swift-nio", condition: .when(traits: ["HTTP"])),
                 .product(name: "NIOHTTP1", package: "swift-nio", condition: .when(traits: ["HTTP"])),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras", condition: .when(traits: ["HTTP"])),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["HTTP"])),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -98,6 +104,7 @@ let package = Package(
                 "CrewQueue",
                 "CrewCLI",
                 .target(name: "CrewHTTP", condition: .when(traits: ["HTTP"])),
+                .target(name: "CrewDemoRoutes", condition: .when(traits: ["HTTP"])),
                 .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["HTTP"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -120,6 +127,27 @@ let package = Package(
             dependencies: [
                 "Crew",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The routes of crew-demo's `serve`, which crew-http-bench serves too.
+        .target(
+            name: "CrewDemoRoutes",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["HTTP"]))
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The servers of crew-bench's HTTP rows: Crew's prefork server and a bare Hummingbird app, one program.
+        .executableTarget(
+            name: "crew-http-bench",
+            dependencies: [
+                "Crew",
+                .target(name: "CrewHTTP", condition: .when(traits: ["HTTP"])),
+                .target(name: "CrewDemoRoutes", condition: .when(traits: ["HTTP"])),
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["HTTP"])),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -22,7 +22,8 @@ extension Crew.HTTPServer {
         /// The most requests added at random to ``maxRequests`` for each worker, so that workers are not all
         /// replaced at once.
         public var maxRequestsJitter: Int
-        /// How long a kept-alive connection may stay idle (`--keep-alive`).
+        /// How long a kept-alive connection may stay idle (`--keep-alive`), and how long a request's head may take
+        /// to arrive: a client that trickles its headers is cut off then, and holds no slot longer.
         public var keepAlive: Duration
         /// The listening socket's backlog (`--backlog`).
         public var backlog: Int
@@ -35,8 +36,15 @@ extension Crew.HTTPServer {
         public var limitRequestFields: Int
         /// The longest header field, name and value (`--limit-request-field-size`); longer: 400.
         public var limitRequestFieldSize: Int
-        /// The longest request line and headers together (`--limit-request-line` is part of it); longer: 400.
+        /// The longest request line (method, target and version) in bytes (`--limit-request-line`); longer: 414;
+        /// 0: only the head's limit.
+        public var limitRequestLine: Int
+        /// The longest request line and headers together, in bytes; longer: 400.
         public var limitRequestHead: Int
+        /// The largest request body in bytes (uWSGI's `--limit-post`): a larger declared `Content-Length` is
+        /// answered 413, and a body sent in chunks that grows past it is cut off with its connection; 0: no limit
+        /// (as gunicorn), bodies then being bounded where a handler collects them.
+        public var limitRequestBody: Int
         /// A file the supervisor writes its pid to (`--pid`).
         public var pidFile: String?
         /// Whether the supervisor handles its process's signals.
@@ -46,7 +54,7 @@ extension Crew.HTTPServer {
         public var allowRemote: Bool
 
         /// Options with gunicorn's defaults where it has them (a 30 s timeout, a 2 s keep-alive, a backlog of
-        /// 2048, 1000 connections per worker) and uWSGI's `--gevent 100` for the concurrency.
+        /// 2048, 1000 connections per worker, a request line of 4094 bytes) and uWSGI's `--gevent 100` for the concurrency.
         public init(
             bind: String = "127.0.0.1:8000",
             processes: Int = 1,
@@ -62,7 +70,9 @@ extension Crew.HTTPServer {
             unixMode: UInt32 = 0o600,
             limitRequestFields: Int = 100,
             limitRequestFieldSize: Int = 8190,
+            limitRequestLine: Int = 4094,
             limitRequestHead: Int = 64 << 10,
+            limitRequestBody: Int = 0,
             pidFile: String? = nil,
             handlesSignals: Bool = true,
             allowRemote: Bool = false
@@ -81,7 +91,9 @@ extension Crew.HTTPServer {
             self.unixMode = unixMode
             self.limitRequestFields = limitRequestFields
             self.limitRequestFieldSize = limitRequestFieldSize
+            self.limitRequestLine = limitRequestLine
             self.limitRequestHead = limitRequestHead
+            self.limitRequestBody = limitRequestBody
             self.pidFile = pidFile
             self.handlesSignals = handlesSignals
             self.allowRemote = allowRemote
@@ -101,7 +113,9 @@ extension Crew.HTTPServer {
             try atLeast(backlog, 1, "backlog")
             try atLeast(limitRequestFields, 1, "limit-request-fields")
             try atLeast(limitRequestFieldSize, 1, "limit-request-field-size")
+            try atLeast(limitRequestLine, 0, "limit-request-line")
             try atLeast(limitRequestHead, 1, "limit-request-head")
+            try atLeast(limitRequestBody, 0, "limit-request-body")
             if let timeout, timeout <= .zero {
                 throw CrewError(.invalidArgument, "timeout must be positive, not \(timeout)")
             }

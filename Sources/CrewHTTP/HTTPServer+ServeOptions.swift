@@ -42,6 +42,12 @@ extension Crew.HTTPServer {
         /// The listening socket's backlog.
         @Option(name: .long, help: "The listening socket's backlog.")
         public var backlog = 2048
+        /// The longest request line, in bytes (0: only the head's limit of 64 KiB).
+        @Option(name: .long, help: "The longest request line, in bytes (0: only the head's limit of 64 KiB).")
+        public var limitRequestLine = 4094
+        /// The largest request body, in bytes (0: no limit).
+        @Option(name: .long, help: "The largest request body, in bytes (0: no limit).")
+        public var limitRequestBody = 0
         /// The most header fields in a request.
         @Option(name: .long, help: "The most header fields in a request.")
         public var limitRequestFields = 100
@@ -102,6 +108,8 @@ extension Crew.HTTPServer {
                 reusePort: reusePort,
                 limitRequestFields: limitRequestFields,
                 limitRequestFieldSize: limitRequestFieldSize,
+                limitRequestLine: limitRequestLine,
+                limitRequestBody: limitRequestBody,
                 pidFile: pidFile,
                 allowRemote: allowRemote
             )

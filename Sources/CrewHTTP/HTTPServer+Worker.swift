@@ -17,7 +17,12 @@ extension Crew.HTTPServer {
         responder makeResponder: @escaping @Sendable () async throws -> Responder
     ) -> WorkerFunction where Responder.Context: InitializableFromSource<ApplicationRequestContextSource> {
         Crew.Function(name) { (start: Crew.Supervisor.Start<WorkerSettings>) async throws -> Crew.Empty in
-            try await serve(start, makeResponder)
+            // A child runs its functions' tasks on its own loop thread; a server's belong on Swift's concurrency
+            // pool, every core's thread, where the heartbeat runs too (a worker whose handlers hold every thread
+            // stops beating, and is replaced).
+            try await withTaskExecutorPreference(globalConcurrentExecutor) {
+                try await serve(start, makeResponder)
+            }
             return Crew.Empty()
         }
     }
@@ -43,7 +48,11 @@ extension Crew.HTTPServer {
         let (limitReached, reachLimit) = AsyncStream.makeStream(of: Void.self)
         let workerLogger = logger
 
-        let live = LiveChannels()
+        // Set when the worker stops taking connections: every answer from then on closes its connection. An idle
+        // kept-alive connection is not closed at once: its client may be sending a request already, which would
+        // then fail (a client resends only on a connection that was idle long enough to expect a close); it closes
+        // after its next answer, or when its keep-alive runs out.
+        let closing = ClosingFlag()
         let http1 = HTTP1Channel(
             responder: { request, responseWriter, channel in
                 await requests.take()
@@ -60,13 +69,16 @@ extension Crew.HTTPServer {
                 }
                 if served.wrappingAdd(1, ordering: .relaxed).newValue == limit {
                     // The request limit: this worker stops taking connections, finishes, and is replaced.
-                    response.headers[.connection] = "close"
+                    closing.set()
                     reachLimit.yield()
                 }
+                if closing.isSet { response.headers[.connection] = "close" }
                 try await responseWriter.write(response: response.head, body: response.body)
-                live.served(channel)
             },
             configuration: .init(
+                additionalChannelHandlers: [
+                    RequestLimits(requestLine: options.limitRequestLine, body: options.limitRequestBody)
+                ],
                 idleTimeout: .nanoseconds(options.keepAlive.clampedNanosecondsForNIO),
                 httpDecoderConfiguration: .init(
                     maxHeaderFieldSize: options.limitRequestFieldSize,
@@ -82,8 +94,8 @@ extension Crew.HTTPServer {
         logger.debug("worker serving", metadata: ["crew.pid": "\(getpid())"])
 
         await withTaskGroup(of: Void.self) { outer in
-            // Told to stop (SIGTERM) or at the request limit: stop accepting, and tell every connection to close
-            // once its request is answered; the worker returns when the last one has.
+            // Told to stop (SIGTERM) or at the request limit: stop accepting, and close every connection after its
+            // next answer; the worker returns when the last one has closed.
             outer.addTask {
                 await withTaskGroup(of: Void.self) { stop in
                     stop.addTask { await start.worker.stopRequested() }
@@ -92,15 +104,16 @@ extension Crew.HTTPServer {
                     stop.cancelAll()
                 }
                 guard !Task.isCancelled else { return }
+                closing.set()
                 acceptor.stop()
-                live.quiesce()
             }
             await withDiscardingTaskGroup { connectionsGroup in
                 // A connection is accepted only when this worker has a slot for it: the others wait in the
-                // kernel's backlog, where another worker with room takes them.
+                // kernel's backlog, where another worker with room takes them. At most four at a wake-up: a worker
+                // that took every waiting connection would leave the others idle while it works through them.
                 while true {
                     await connections.take()
-                    let extra = connections.takeAvailable(upTo: 15)
+                    let extra = connections.takeAvailable(upTo: 3)
                     let accepted: [Int32]?
                     do {
                         accepted = try await Crew.blocking { acceptor.accept(upTo: 1 + extra) }
@@ -122,9 +135,7 @@ extension Crew.HTTPServer {
                                 let value = try await bootstrap.withConnectedSocket(NIOBSDSocket.Handle(fd)) {
                                     channel in http1.setup(channel: channel, logger: workerLogger)
                                 }
-                                live.add(value.channel)
                                 await http1.handle(value: value, logger: workerLogger)
-                                live.remove(value.channel)
                             } catch {
                                 workerLogger.debug("a connection failed to start: \(String(reflecting: error))")
                             }
@@ -200,51 +211,13 @@ final class Acceptor: Sendable {
     }
 }
 
-/// The connections a worker serves now, to tell each to close after its request when the worker stops.
-///
-/// A connection that has not yet answered a request is told only once it has answered its first: its client
-/// sent (or is sending) a request on a fresh connection, which it would not send again if the connection closed
-/// unanswered. A kept-alive connection is told at once (an idle one closes; a client resends on a new one).
-final class LiveChannels: Sendable {
-    private struct State {
-        var open: [ObjectIdentifier: (channel: any Channel, served: Bool)] = [:]
-        var quiescing = false
-    }
+/// A flag that is set once, read from any thread.
+final class ClosingFlag: Sendable {
+    private let value = Atomic<Bool>(false)
 
-    private let state = Mutex(State())
+    var isSet: Bool { value.load(ordering: .relaxed) }
 
-    func add(_ channel: any Channel) {
-        state.withLock { $0.open[ObjectIdentifier(channel)] = (channel, false) }
-    }
-
-    func remove(_ channel: any Channel) {
-        _ = state.withLock { $0.open.removeValue(forKey: ObjectIdentifier(channel)) }
-    }
-
-    /// A request on `channel` was answered.
-    func served(_ channel: any Channel) {
-        let quiesceNow = state.withLock { state -> Bool in
-            let key = ObjectIdentifier(channel)
-            guard let entry = state.open[key] else { return state.quiescing }
-            state.open[key] = (entry.channel, true)
-            return state.quiescing && !entry.served
-        }
-        if quiesceNow { Self.quiesce(channel) }
-    }
-
-    func quiesce() {
-        let now = state.withLock { state -> [any Channel] in
-            state.quiescing = true
-            return state.open.values.filter(\.served).map(\.channel)
-        }
-        for channel in now { Self.quiesce(channel) }
-    }
-
-    private static func quiesce(_ channel: any Channel) {
-        channel.eventLoop.execute {
-            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-        }
-    }
+    func set() { value.store(true, ordering: .relaxed) }
 }
 
 extension Duration {

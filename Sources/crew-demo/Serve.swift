@@ -11,7 +11,8 @@
                 abstract: "Serves the demo's routes from supervised worker processes (seed 3.2: gunicorn, uWSGI).",
                 discussion: """
                     Routes: / (hello), /io?ms=N (awaits N ms), /cpu?n=N (N rounds of arithmetic), /trap (an index \
-                    out of range: only that worker's requests fail). Signals, as gunicorn's: TERM or INT stop \
+                    out of range: only that worker's requests fail), /block?s=N (a blocking sleep: once every \
+                    thread is held, the worker stops beating and is replaced). Signals, as gunicorn's: TERM or INT stop \
                     gracefully, QUIT at once, HUP reloads, TTIN and TTOU add and remove a worker.
                     """
             )

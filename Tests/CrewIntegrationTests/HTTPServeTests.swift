@@ -146,6 +146,22 @@ import Testing
         return String(decoding: received, as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? ""
     }
 
+    /// 20 slow requests (`/io?ms=1500`), each on a connection of its own, sent now.
+    func slowRequests(_ port: Int) -> [Task<String, any Error>] {
+        (0..<20).map { _ in Task { try await Crew.blocking { self.rawResponse(port, "/io?ms=1500") } } }
+    }
+
+    /// The responses of `requests` answered 200, and how many were not.
+    func outcome(of requests: [Task<String, any Error>]) async throws -> (answered: [String], failed: Int) {
+        var answered: [String] = []
+        var failed = 0
+        for request in requests {
+            let response = try await request.value
+            if response.hasPrefix("HTTP/1.1 200") { answered.append(response) } else { failed += 1 }
+        }
+        return (answered, failed)
+    }
+
     /// Stops the server with SIGTERM and returns its exit status.
     func stop(_ server: Server) async throws -> Int32 {
         kill(server.process.processIdentifier, SIGTERM)
@@ -179,18 +195,11 @@ import Testing
         try await server.waitUntilReady(workers: 2)
         let port = server.port
         // Slow requests in flight on both workers, then a request whose handler traps.
-        let slow = (0..<20).map { _ in
-            Task { try await Crew.blocking { self.rawResponse(port, "/io?ms=1500") } }
-        }
+        let slow = slowRequests(port)
         try await Task.sleep(for: .milliseconds(300))
         let trapped = try await Crew.blocking { self.rawGet(port, "/trap") }
         #expect(trapped == "", "the trapping request got an answer: \(trapped)")
-        var answered: [String] = []
-        var failed = 0
-        for request in slow {
-            let response = try await request.value
-            if response.hasPrefix("HTTP/1.1 200") { answered.append(response) } else { failed += 1 }
-        }
+        let (answered, failed) = try await outcome(of: slow)
         let died = server.matches("worker (\\d+) died").compactMap(Int.init)
         #expect(died.count == 1, "\(server.text)")
         let deadPID = died.first.flatMap { id in server.matches("worker \(id) \\(pid (\\d+),").first }
@@ -207,7 +216,7 @@ import Testing
 
     @Test(.timeLimit(.minutes(3)))
     func badRequestsAreAnswered4xxAndTheWorkerStaysUp() async throws {
-        let server = try Server(["--processes", "1"])
+        let server = try Server(["--processes", "1", "--limit-request-body", "1000"])
         try await server.waitUntilReady(workers: 1)
         let port = server.port
         func request(_ text: String) -> [UInt8] { Array(text.utf8) }
@@ -230,6 +239,18 @@ import Testing
                 "HTTP/1.1 400"
             ),
             (
+                "a request line over --limit-request-line (4094)",
+                request("GET /\(String(repeating: "a", count: 5_000)) HTTP/1.1\r\nHost: x\r\n\r\n"), false,
+                "HTTP/1.1 414"
+            ),
+            (
+                "a body over --limit-request-body",
+                request(
+                    "POST /io HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n\(String(repeating: "a", count: 5000))"
+                ),
+                false, "HTTP/1.1 413"
+            ),
+            (
                 "a body cut short", request("POST /io HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"), true,
                 "HTTP/1.1 4"
             ),
@@ -241,6 +262,113 @@ import Testing
         #expect(rawGet(port, "/") == "HTTP/1.1 200 OK")
         #expect(!server.text.contains("died"), "\(server.text)")
         #expect(try await stop(server) == 0)
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func aClientThatTricklesItsHeadIsCutOffAndHoldsNoSlot() async throws {
+        // One connection slot, and a keep-alive time (which bounds how long a request's head may take) of 1 s.
+        let server = try Server(["--processes", "1", "--worker-connections", "1", "--keep-alive", "1"])
+        try await server.waitUntilReady(workers: 1)
+        let port = server.port
+        // A byte of a request head every 100 ms: the whole head would take over 100 s.
+        let trickle = Task {
+            try await Crew.blocking { () -> Double in
+                guard let fd = self.connectLocally(port) else { return -1 }
+                defer { close(fd) }
+                let start = ContinuousClock.now
+                let head = Array("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8) + Array(repeating: 97, count: 1000)
+                for var byte in head {
+                    if send(fd, &byte, 1, Int32(MSG_NOSIGNAL)) != 1 { break }
+                    usleep(100_000)
+                    var probe: UInt8 = 0
+                    let n = recv(fd, &probe, 1, Int32(MSG_DONTWAIT))
+                    if n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) { break }  // closed (or answered)
+                }
+                let elapsed = ContinuousClock.now - start
+                return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        // Meanwhile a request waits for the only slot, in the backlog; it is answered once the trickler is cut off.
+        let waiting = try await Crew.blocking { self.rawGet(port, "/") }
+        #expect(waiting == "HTTP/1.1 200 OK")
+        let seconds = try await trickle.value
+        #expect(seconds > 0 && seconds < 30, "the trickling client was cut off after \(seconds) s")
+        #expect(try await stop(server) == 0)
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func aWorkerWhoseHandlersBlockEveryThreadIsReplaced() async throws {
+        let server = try Server(["--processes", "1", "--timeout", "2"])
+        try await server.waitUntilReady(workers: 1)
+        let port = server.port
+        let blocked = server.workerPIDs
+        // More blocking requests than Swift's concurrency pool has threads (one per core): the worker's heartbeat
+        // task cannot run.
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let requests = (0..<(cores + 2)).map { _ in
+            Task { try await Crew.blocking { self.rawGet(port, "/block?s=600") } }
+        }
+        // After --timeout without a beat the worker is sent SIGTERM, then SIGKILL, and another takes its place.
+        try await server.waitUntilReady(workers: 2)
+        #expect(server.text.contains("stopped beating (timeout 2.0 seconds)"), "\(server.text)")
+        for request in requests { #expect(try await request.value == "") }
+        #expect(rawGet(port, "/") == "HTTP/1.1 200 OK")
+        #expect(blocked.count == 1 && blocked.allSatisfy { kill($0, 0) != 0 })
+        #expect(try await stop(server) == 0)
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func aKilledWorkerEndsOnlyItsRequestsAndAnotherServesSoon() async throws {
+        // Each worker with its own socket: the system spreads the connections over both.
+        let server = try Server(["--processes", "2", "--concurrency", "100", "--reuse-port"])
+        try await server.waitUntilReady(workers: 2)
+        let port = server.port
+        let slow = slowRequests(port)
+        try await Task.sleep(for: .milliseconds(300))
+        let victim = server.workerPIDs[0]
+        kill(victim, SIGKILL)
+        let killed = ContinuousClock.now
+        try await server.waitUntilReady(workers: 3)
+        let replaced = ContinuousClock.now - killed
+        print("a worker killed with SIGKILL was replaced, ready, in \(replaced)")
+        // Within a second unloaded; the bound leaves room for a loaded machine.
+        #expect(replaced < .seconds(5))
+        let (answered, failed) = try await outcome(of: slow)
+        // Only the killed worker's requests failed; every other one was answered by the other worker.
+        #expect(failed >= 1 && !answered.isEmpty, "failed \(failed), answered \(answered.count)")
+        #expect(answered.allSatisfy { !$0.contains("in pid \(victim)\n") })
+        #expect(rawGet(port, "/") == "HTTP/1.1 200 OK")
+        #expect(try await stop(server) == 0)
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func cpuWorkSpreadsOverTheProcesses() async throws {
+        // The shared socket (no --reuse-port): the workers take the connections between them.
+        let server = try Server(["--processes", "2"])
+        try await server.waitUntilReady(workers: 2)
+        let pids = server.workerPIDs
+        let before = pids.map(cpuSeconds)
+        let url = "http://127.0.0.1:\(server.port)/cpu?n=20000000"
+        let (codes, _) = try curlParallel(Array(repeating: url, count: 16))
+        #expect(codes.count == 16 && codes.allSatisfy { $0 == "200" }, "\(codes)")
+        let used = zip(pids.map(cpuSeconds), before).map { $0 - $1 }
+        // Both processes did a share of the work: on two cores, throughput grows with --processes (crew-bench's
+        // http.cpu-16.processes row measures how much).
+        let total = used.reduce(0, +)
+        #expect(total > 0 && used.allSatisfy { $0 > total * 0.15 }, "CPU seconds per worker: \(used)")
+        #expect(try await stop(server) == 0)
+    }
+
+    /// A process's CPU time (user and system), in seconds.
+    func cpuSeconds(_ pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command: state (0), ppid (1), ... utime (11), stime (12), in clock ticks.
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     @Test(.timeLimit(.minutes(3)))
