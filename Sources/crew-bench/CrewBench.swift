@@ -18,11 +18,12 @@ struct CrewBench: AsyncParsableCommand {
             + "machine, in the same run, each row the same work by the same means.",
         discussion: """
             Build every product in release mode first: swift build -c release && .build/release/crew-bench
-            (the queue rows run crew-queue-bench, and one process-start row crew-bench-static, both built beside it).
+            (the queue rows run crew-queue-bench, the http rows crew-http-bench, and one process-start row
+            crew-bench-static, all built beside it; the http rows need wrk).
             """
     )
 
-    static let workloads = ["process-start", "round-trip", "pool", "ipc", "concurrency", "queue"]
+    static let workloads = ["process-start", "round-trip", "pool", "ipc", "concurrency", "queue", "http"]
 
     /// What `--only` takes: a workload, or one part of one (`pool-map`).
     static var knownWorkloads: Set<String> {
@@ -127,6 +128,7 @@ struct CrewBench: AsyncParsableCommand {
         case "ipc": try await ipc(&report, parts: Self.ipcParts)
         case "concurrency": try await concurrency(&report, parts: Self.concurrencyParts)
         case "queue": try queue(&report, parts: Self.queueParts)
+        case "http": try http(&report)
         case let name where name.hasPrefix("pool-"): try await pool(&report, parts: [String(name.dropFirst(5))])
         case let name where name.hasPrefix("ipc-"): try await ipc(&report, parts: [String(name.dropFirst(4))])
         case let name where name.hasPrefix("concurrency-"):
