@@ -9,8 +9,8 @@
     /// bench/peers/wsgi_app.py for the Python servers).
     public enum DemoRoutes {
         /// The routes: `/` (hello), `/io?ms=N` (awaits N ms, standing for a database or an outbound call),
-        /// `/cpu?n=N` (N rounds of arithmetic), `/trap` (an index out of range: the worker dies, the server
-        /// does not) and `/block?s=N` (sleeps N s without awaiting, a blocking call that holds a thread of Swift's
+        /// `/cpu?n=N` (N rounds of arithmetic), `POST /echo` (reads the body, up to 1 MiB, and says its size),
+        /// `/trap` (an index out of range: the worker dies, the server does not) and `/block?s=N` (sleeps N s without awaiting, a blocking call that holds a thread of Swift's
         /// concurrency pool: once they are all held, the worker stops beating and the supervisor replaces it).
         public static func router() -> Router<BasicRequestContext> {
             let router = Router()
@@ -27,6 +27,10 @@
                     throw HTTPError(.badRequest, message: "n must be 0...100000000")
                 }
                 return "\(work(n))\n"
+            }
+            router.post("/echo") { request, _ -> String in
+                let body = try await request.body.collect(upTo: 1 << 20)
+                return "\(body.readableBytes) bytes\n"
             }
             router.get("/block") { request, _ -> String in
                 let seconds = request.uri.queryParameters.get("s", as: UInt32.self) ?? 60

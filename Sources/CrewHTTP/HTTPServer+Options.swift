@@ -10,7 +10,9 @@ extension Crew.HTTPServer {
         /// How many requests each worker serves at once (uWSGI's `--gevent 100`); more wait for a slot.
         public var concurrency: Int
         /// How many connections each worker holds open at once (gunicorn's `--worker-connections`); more wait in
-        /// the listening socket's backlog.
+        /// the listening socket's backlog. The same as ``concurrency`` unless given: a request then never waits
+        /// inside a worker for a slot, where the worker's death would take it too, but in the backlog, where any
+        /// worker with room takes it.
         public var connections: Int
         /// A worker silent this long is ended and replaced (`--timeout`); nil: never.
         public var timeout: Duration?
@@ -54,12 +56,12 @@ extension Crew.HTTPServer {
         public var allowRemote: Bool
 
         /// Options with gunicorn's defaults where it has them (a 30 s timeout, a 2 s keep-alive, a backlog of
-        /// 2048, 1000 connections per worker, a request line of 4094 bytes) and uWSGI's `--gevent 100` for the concurrency.
+        /// 2048, a request line of 4094 bytes) and uWSGI's `--gevent 100` for the concurrency.
         public init(
             bind: String = "127.0.0.1:8000",
             processes: Int = 1,
             concurrency: Int = 100,
-            connections: Int = 1000,
+            connections: Int? = nil,
             timeout: Duration? = .seconds(30),
             gracefulTimeout: Duration = .seconds(30),
             maxRequests: Int = 0,
@@ -80,7 +82,7 @@ extension Crew.HTTPServer {
             self.bind = bind
             self.processes = processes
             self.concurrency = concurrency
-            self.connections = connections
+            self.connections = connections ?? concurrency
             self.timeout = timeout
             self.gracefulTimeout = gracefulTimeout
             self.maxRequests = maxRequests
@@ -99,7 +101,12 @@ extension Crew.HTTPServer {
             self.allowRemote = allowRemote
         }
 
-        func check() throws {
+        func check(_ address: Crew.ListeningSocket.Address) throws {
+            if reusePort && address.description.hasPrefix("unix:") {
+                throw CrewError(
+                    .invalidArgument,
+                    "reuse-port binds a socket per worker, and a unix: socket's file can be bound by one only")
+            }
             func atLeast(_ value: Int, _ minimum: Int, _ name: String) throws {
                 guard value >= minimum else {
                     throw CrewError(.invalidArgument, "\(name) must be at least \(minimum), not \(value)")
@@ -118,6 +125,17 @@ extension Crew.HTTPServer {
             try atLeast(limitRequestBody, 0, "limit-request-body")
             if let timeout, timeout <= .zero {
                 throw CrewError(.invalidArgument, "timeout must be positive, not \(timeout)")
+            }
+            // Keep-alive is also how long a request's head may take: 0 would close every connection at once.
+            guard keepAlive > .zero else {
+                throw CrewError(.invalidArgument, "keep-alive must be positive, not \(keepAlive)")
+            }
+            guard gracefulTimeout >= .zero else {
+                throw CrewError(.invalidArgument, "graceful-timeout must not be negative, not \(gracefulTimeout)")
+            }
+            guard unixMode <= 0o777 else {
+                throw CrewError(
+                    .invalidArgument, "a unix socket's mode is 0 to 0777, not 0\(String(unixMode, radix: 8))")
             }
         }
     }

@@ -21,9 +21,9 @@ extension Crew.HTTPServer {
         /// Requests each worker serves at once.
         @Option(name: .long, help: "Requests each worker serves at once.")
         public var concurrency = 100
-        /// Connections each worker holds open at once.
-        @Option(name: .long, help: "Connections each worker holds open at once.")
-        public var workerConnections = 1000
+        /// Connections each worker holds open at once (default: --concurrency).
+        @Option(name: .long, help: "Connections each worker holds open at once (default: --concurrency).")
+        public var workerConnections: Int?
         /// Seconds a silent worker lives before it is replaced (0: never).
         @Option(name: [.customShort("t"), .long], help: "Seconds a silent worker lives (0: no limit).")
         public var timeout = 30.0
@@ -57,6 +57,9 @@ extension Crew.HTTPServer {
         /// critical, error, warning, notice, info, debug or trace.
         @Option(name: .long, help: "critical, error, warning, notice, info, debug or trace.")
         public var logLevel = "info"
+        /// The permissions of a unix: socket's file, in octal.
+        @Option(name: .long, help: "The permissions of a unix: socket's file, in octal.")
+        public var unixMode = "600"
         /// Each worker binds its own socket with SO_REUSEPORT.
         @Flag(name: .long, help: "Each worker binds its own socket with SO_REUSEPORT.")
         public var reusePort = false
@@ -72,9 +75,21 @@ extension Crew.HTTPServer {
 
         /// Refuses an address that does not parse, counts below one, an unknown log level or a negative time.
         public mutating func validate() throws {
+            // Times first: `options` turns them into durations.
+            for (name, value) in [
+                ("--timeout", timeout), ("--graceful-timeout", gracefulTimeout), ("--keep-alive", keepAlive),
+            ] {
+                guard value.isFinite, value >= 0, value <= 1_000_000 else {
+                    throw ValidationError("\(name) must be a number of seconds from 0 to 1000000, not \(value)")
+                }
+            }
+            guard keepAlive > 0 else { throw ValidationError("--keep-alive must be more than 0 seconds") }
+            guard let mode = UInt32(unixMode, radix: 8), mode <= 0o777 else {
+                throw ValidationError("--unix-mode must be an octal mode from 0 to 777, not \(unixMode)")
+            }
             do {
                 let address = try Crew.ListeningSocket.Address.parse(bind)
-                try options.check()
+                try options.check(address)
                 if !address.isLocal && !allowRemote {
                     throw CrewError(
                         .invalidArgument,
@@ -86,9 +101,6 @@ extension Crew.HTTPServer {
             }
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("--log-level must be one of critical, error, warning, notice, info, debug, trace")
-            }
-            guard timeout >= 0, gracefulTimeout >= 0, keepAlive >= 0 else {
-                throw ValidationError("times must not be negative")
             }
         }
 
@@ -106,6 +118,7 @@ extension Crew.HTTPServer {
                 keepAlive: .milliseconds(Int64(keepAlive * 1000)),
                 backlog: backlog,
                 reusePort: reusePort,
+                unixMode: UInt32(unixMode, radix: 8) ?? 0o600,
                 limitRequestFields: limitRequestFields,
                 limitRequestFieldSize: limitRequestFieldSize,
                 limitRequestLine: limitRequestLine,

@@ -33,6 +33,7 @@ extension Crew.HTTPServer {
     ) async throws where Responder.Context: InitializableFromSource<ApplicationRequestContextSource> {
         let options = start.arguments.options
         var logger = Logger(label: "crew.http")
+        logger.logLevel = start.arguments.logLevel
         logger[metadataKey: "crew.worker"] = "\(start.worker.id)"
         let responder = try await makeResponder()
         let socket =
@@ -53,27 +54,39 @@ extension Crew.HTTPServer {
         // then fail (a client resends only on a connection that was idle long enough to expect a close); it closes
         // after its next answer, or when its keep-alive runs out.
         let closing = ClosingFlag()
+        let dates = HTTPDate()
         let http1 = HTTP1Channel(
             responder: { request, responseWriter, channel in
                 await requests.take()
                 defer { requests.give() }
-                let context = Responder.Context(source: .init(channel: channel, logger: workerLogger))
+                // As Hummingbird's `Application` does: a logger with the request's id, and a `Date` header.
+                var logger = workerLogger
+                logger[metadataKey: "hb.request.id"] = .stringConvertible(RequestID())
+                let context = Responder.Context(source: .init(channel: channel, logger: logger))
                 var response: Response
                 do {
                     response = try await responder.respond(to: request, context: context)
                 } catch let error as HTTPParserError {
                     throw error
                 } catch {
-                    workerLogger.debug("a handler failed: \(String(reflecting: error))")
+                    logger.debug("a handler failed: \(String(reflecting: error))")
                     response = Response(status: .internalServerError)
                 }
+                response.headers[.date] = dates.now
                 if served.wrappingAdd(1, ordering: .relaxed).newValue == limit {
                     // The request limit: this worker stops taking connections, finishes, and is replaced.
                     closing.set()
                     reachLimit.yield()
                 }
-                if closing.isSet { response.headers[.connection] = "close" }
+                let close = closing.isSet
+                if close { response.headers[.connection] = "close" }
                 try await responseWriter.write(response: response.head, body: response.body)
+                if close {
+                    // Closed once the answer is written, whatever the client does next.
+                    channel.eventLoop.execute {
+                        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                    }
+                }
             },
             configuration: .init(
                 additionalChannelHandlers: [
@@ -93,7 +106,7 @@ extension Crew.HTTPServer {
         start.worker.ready()
         logger.debug("worker serving", metadata: ["crew.pid": "\(getpid())"])
 
-        await withTaskGroup(of: Void.self) { outer in
+        let failure: CrewError? = await withTaskGroup(of: Void.self) { outer in
             // Told to stop (SIGTERM) or at the request limit: stop accepting, and close every connection after its
             // next answer; the worker returns when the last one has closed.
             outer.addTask {
@@ -107,23 +120,32 @@ extension Crew.HTTPServer {
                 closing.set()
                 acceptor.stop()
             }
-            await withDiscardingTaskGroup { connectionsGroup in
+            let failure: CrewError? = await withDiscardingTaskGroup { connectionsGroup in
+                var failure: CrewError?
                 // A connection is accepted only when this worker has a slot for it: the others wait in the
                 // kernel's backlog, where another worker with room takes them. At most four at a wake-up: a worker
                 // that took every waiting connection would leave the others idle while it works through them.
-                while true {
+                accepting: while true {
                     await connections.take()
                     let extra = connections.takeAvailable(upTo: 3)
-                    let accepted: [Int32]?
+                    let outcome: Acceptor.Accepted
                     do {
-                        accepted = try await Crew.blocking { acceptor.accept(upTo: 1 + extra) }
+                        outcome = try await Crew.blocking { acceptor.accept(upTo: 1 + extra) }
                     } catch {
-                        workerLogger.error("accepting connections failed: \(String(reflecting: error))")
-                        accepted = nil
+                        outcome = .failed(error as? CrewError ?? CrewError(.systemCallFailed, "\(error)"))
                     }
-                    guard let accepted else {
+                    let accepted: [Int32]
+                    switch outcome {
+                    case .connections(let fds):
+                        accepted = fds
+                    case .stopped, .failed:
+                        if case .failed(let error) = outcome {
+                            workerLogger.error("accepting connections failed: \(String(reflecting: error))")
+                            failure = error
+                            closing.set()
+                        }
                         for _ in 0...extra { connections.give() }
-                        break
+                        break accepting
                     }
                     for _ in accepted.count..<(1 + extra) { connections.give() }
                     for fd in accepted {
@@ -143,9 +165,14 @@ extension Crew.HTTPServer {
                     }
                 }
                 acceptor.close()
+                return failure
             }
             outer.cancelAll()
+            return failure
         }
+        // The listening socket failed: the worker ends with the error (once its connections have), and the
+        // supervisor restarts it after its backoff.
+        if let failure { throw failure }
     }
 }
 
@@ -170,9 +197,17 @@ final class Acceptor: Sendable {
         _ = fcntl(listening, F_SETFL, fcntl(listening, F_GETFL) | O_NONBLOCK)
     }
 
-    /// Waits for connections and accepts up to `limit` of them; nil once stopped (blocking; a thread of the
-    /// blocking pool).
-    func accept(upTo limit: Int) -> [Int32]? {
+    /// What ``accept(upTo:)`` found.
+    enum Accepted {
+        case connections([Int32])
+        case stopped
+        /// The listening socket failed (not a connection's failure): the worker ends, and the supervisor restarts
+        /// it after its backoff.
+        case failed(CrewError)
+    }
+
+    /// Waits for connections and accepts up to `limit` of them (blocking: a thread of the blocking pool).
+    func accept(upTo limit: Int) -> Accepted {
         var polled = [
             pollfd(fd: listening, events: Int16(POLLIN), revents: 0),
             pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
@@ -180,7 +215,10 @@ final class Acceptor: Sendable {
         while true {
             let rc = poll(&polled, 2, -1)
             if rc < 0 && errno == EINTR { continue }
-            if polled[1].revents != 0 || rc < 0 { return nil }
+            if polled[1].revents != 0 { return .stopped }
+            if rc < 0 || polled[0].revents & Int16(POLLERR | POLLNVAL) != 0 {
+                return .failed(CrewError(.systemCallFailed, "poll on the listening socket: \(Self.lastError(rc))"))
+            }
             var accepted: [Int32] = []
             while accepted.count < limit {
                 let fd = Glibc.accept(listening, nil, nil)
@@ -191,11 +229,27 @@ final class Acceptor: Sendable {
                     accepted.append(fd)
                     continue
                 }
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                break  // EAGAIN: another worker took it, or none is left. (EMFILE: the next poll tries again.)
+                let error = errno
+                if error == EINTR || error == ECONNABORTED { continue }
+                if error == EAGAIN || error == EWOULDBLOCK { break }  // Another worker took it, or none is left.
+                if error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM {
+                    // Out of descriptors or memory for now: the connection waits in the backlog; look again in
+                    // 100 ms (or at a stop) rather than spin on a socket that stays readable.
+                    if accepted.isEmpty {
+                        var wake = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+                        _ = poll(&wake, 1, 100)
+                        if wake[0].revents != 0 { return .stopped }
+                    }
+                    break
+                }
+                return .failed(CrewError(.systemCallFailed, "accept: \(String(cString: strerror(error)))"))
             }
-            if !accepted.isEmpty { return accepted }
+            if !accepted.isEmpty { return .connections(accepted) }
         }
+    }
+
+    private static func lastError(_ rc: Int32) -> String {
+        rc < 0 ? String(cString: strerror(errno)) : "the socket reports an error"
     }
 
     /// Wakes `accept` for good.
@@ -218,6 +272,26 @@ final class ClosingFlag: Sendable {
     var isSet: Bool { value.load(ordering: .relaxed) }
 
     func set() { value.store(true, ordering: .relaxed) }
+}
+
+/// The `Date` header's value (RFC 9110's IMF-fixdate), made once a second.
+final class HTTPDate: Sendable {
+    private let cache = Mutex<(second: time_t, text: String)>((0, ""))
+
+    var now: String {
+        let second = time(nil)
+        return cache.withLock { cache in
+            if cache.second != second {
+                var parts = tm()
+                var t = second
+                gmtime_r(&t, &parts)
+                var buffer = [CChar](repeating: 0, count: 64)
+                let n = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
+                cache = (second, String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            return cache.text
+        }
+    }
 }
 
 extension Duration {

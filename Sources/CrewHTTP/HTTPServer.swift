@@ -31,6 +31,8 @@ extension Crew {
             /// The supervisor's listening socket; nil with ``Options/reusePort``, where each worker binds its own.
             let socket: Crew.ListeningSocket?
             let options: Options
+            /// The supervisor's logger's level, which the workers' loggers take.
+            let logLevel: Logger.Level
         }
 
         let worker: WorkerFunction
@@ -41,11 +43,12 @@ extension Crew {
         /// A server whose workers run `worker`.
         ///
         /// - Throws: `CrewError.Code.invalidArgument` for an address that does not parse, fewer than one process,
-        ///   a concurrency or connection limit below one, a negative request limit; or an address beyond this
+        ///   a concurrency or connection limit below one, a negative request limit, a keep-alive of zero, reuse-port
+        ///   with a `unix:` address; or an address beyond this
         ///   machine without ``Options/allowRemote``.
         public init(worker: WorkerFunction, options: Options, logger: Logger = Logger(label: "crew.http")) throws {
             address = try Crew.ListeningSocket.Address.parse(options.bind)
-            try options.check()
+            try options.check(address)
             if !address.isLocal && !options.allowRemote {
                 throw CrewError(
                     .invalidArgument,
@@ -86,7 +89,8 @@ extension Crew {
                     metadata: ["crew.pid": "\(getpid())"])
                 onBound(probe.address)
                 socket = nil
-                try await supervise(WorkerSettings(socket: socket, options: settingsOptions), supervisor)
+                try await supervise(
+                    WorkerSettings(socket: socket, options: settingsOptions, logLevel: logger.logLevel), supervisor)
                 return
             }
             let bound = try Crew.ListeningSocket(address, backlog: options.backlog, unixMode: options.unixMode)
@@ -94,8 +98,14 @@ extension Crew {
             settingsOptions.bind = bound.address.description
             logger.info("listening on \(bound.address)", metadata: ["crew.pid": "\(getpid())"])
             onBound(bound.address)
-            defer { bound.close() }
-            try await supervise(WorkerSettings(socket: socket, options: settingsOptions), supervisor)
+            defer {
+                bound.close()
+                // A unix: socket's file goes with the server.
+                let name = bound.address.description
+                if name.hasPrefix("unix:") { unlink(String(name.dropFirst(5))) }
+            }
+            try await supervise(
+                WorkerSettings(socket: socket, options: settingsOptions, logLevel: logger.logLevel), supervisor)
         }
 
         private func supervise(_ settings: WorkerSettings, _ handOut: @Sendable (Crew.Supervisor) -> Void) async throws

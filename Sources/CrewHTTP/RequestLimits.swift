@@ -1,3 +1,4 @@
+import Crew
 import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
@@ -46,7 +47,8 @@ final class RequestLimits: ChannelDuplexHandler, RemovableChannelHandler {
             if body > 0 && bodyBytes > body {
                 // The app has the request already: its body stream ends with an error, and the connection closes.
                 refused = true
-                context.fireErrorCaught(BodyOverLimit())
+                context.fireErrorCaught(
+                    CrewError(.invalidArgument, "a request body grew past the limit of \(body) bytes"))
                 context.close(promise: nil)
                 return
             }
@@ -64,6 +66,3 @@ final class RequestLimits: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.close(promise: nil) }
     }
 }
-
-/// A body grew past the worker's body limit.
-struct BodyOverLimit: Error {}

@@ -237,6 +237,25 @@ import Testing
         #expect(graceful.nextDeadline == 2 * Self.s)
     }
 
+    @Test func aWorkerStillStartingWhenTheStopComesGetsTheSignalItMissed() {
+        // A graceful stop whose deadline passes before the worker has a pid: SIGKILL, not SIGTERM, once it has one.
+        var graceful = machine(1) { $0.gracefulTimeoutNanoseconds = 1 * Self.s }
+        _ = graceful.start(now: 0)
+        #expect(graceful.command(.stop, now: 0) == [.log(.stopping(.asked))])
+        _ = graceful.tick(now: 2 * Self.s)
+        #expect(signals(graceful.spawned(1, pid: 101, now: 3 * Self.s)) == ["1:kill"])
+        // Within the deadline: SIGTERM.
+        var inTime = machine(1) { $0.gracefulTimeoutNanoseconds = 10 * Self.s }
+        _ = inTime.start(now: 0)
+        _ = inTime.command(.stop, now: 0)
+        #expect(signals(inTime.spawned(1, pid: 101, now: 1 * Self.s)) == ["1:terminate"])
+        // A quick stop: SIGQUIT.
+        var quick = machine(1)
+        _ = quick.start(now: 0)
+        _ = quick.command(.quickStop, now: 0)
+        #expect(signals(quick.spawned(1, pid: 101, now: 0)) == ["1:quit"])
+    }
+
     @Test func aStopWithNoWorkersLeftExitsAtOnce() {
         var sm = machine(1)
         _ = sm.start(now: 0)

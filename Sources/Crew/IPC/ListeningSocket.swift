@@ -58,8 +58,15 @@ extension Crew {
             public var isLocal: Bool {
                 switch kind {
                 case .unix: true
-                case .inet(let host, _): host == "localhost" || host.hasPrefix("127.") || host == "::1"
+                case .inet(let host, _): host == "localhost" || host == "::1" || Self.isLoopbackIPv4(host)
                 }
+            }
+
+            /// An IPv4 address in 127.0.0.0/8, written as one (a name that starts with "127." is not).
+            private static func isLoopbackIPv4(_ host: String) -> Bool {
+                var address = in_addr()
+                guard inet_pton(AF_INET, host, &address) == 1 else { return false }
+                return UInt32(bigEndian: address.s_addr) >> 24 == 127
             }
 
             /// As ``parse(_:)`` reads it.

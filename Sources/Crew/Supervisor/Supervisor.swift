@@ -306,11 +306,17 @@ extension Crew {
                     }
                 case .exited(let id, let status, let error):
                     actions = step { state, machine in
+                        // Readiness is read at each tick: a worker that got ready and finished between two ticks
+                        // (one that served its request limit at once) was ready all the same, not a boot failure.
+                        var actions: [Machine.Action] = []
+                        if let page = state.pages[id], page.isReady, machine.workers[id]?.state == .booting {
+                            actions = machine.ready(id, now: monotonicNanos())
+                        }
                         state.connections[id] = nil
                         state.pages[id] = nil
                         state.beatsSeen[id] = nil
                         let exit: Machine.Exit = status.isSuccess ? .clean : .failed(Self.describe(error))
-                        return machine.exited(id, exit, now: monotonicNanos())
+                        return actions + machine.exited(id, exit, now: monotonicNanos())
                     }
                 case .command(let command):
                     logger.info("supervisor told to \(command)")
@@ -420,8 +426,8 @@ extension Crew {
         /// a swift-log line (`... error label : message`), at error for a trap's message, and at info otherwise.
         private func logWorkerLines() async {
             for await line in workerLines {
-                let metadata: Logger.Metadata = ["crew.worker": "\(line.id)"]
-                logger.log(level: Self.level(of: line.text), "\(line.text)", metadata: metadata)
+                let (level, text) = Self.parse(line.text)
+                logger.log(level: level, "\(text)", metadata: ["crew.worker": "\(line.id)"])
                 let dropped = droppedWorkerLines.exchange(0, ordering: .relaxed)
                 if dropped > 0 {
                     logger.warning(
@@ -430,11 +436,16 @@ extension Crew {
             }
         }
 
-        static func level(of line: String) -> Logger.Level {
-            let words = line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: true)
-            if words.count > 1, let level = Logger.Level(rawValue: String(words[1])) { return level }
-            if line.contains("Fatal error") { return .error }
-            return .info
+        /// A worker's line as the supervisor logs it: a swift-log line (`TIME LEVEL LABEL: MESSAGE`) at its level,
+        /// without its time and level (the supervisor's logger adds its own); a trap's message at error; any other
+        /// line at info, as it is.
+        static func parse(_ line: String) -> (Logger.Level, String) {
+            let words = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+            if words.count == 3, let level = Logger.Level(rawValue: String(words[1])) {
+                return (level, String(words[2]))
+            }
+            if line.contains("Fatal error") { return (.error, line) }
+            return (.info, line)
         }
 
         private func log(_ event: Machine.Event) {
@@ -479,7 +490,8 @@ extension Crew {
         }
 
         private func writePIDFile(_ path: String) throws {
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            // Not through a symbolic link someone left at the path.
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
             guard fd >= 0 else { throw systemCallError("open \(path)") }
             defer { close(fd) }
             var text = "\(getpid())\n"

@@ -137,6 +137,8 @@ struct SupervisorStateMachine {
         var readyAt: UInt64?
         /// The last sign of life: the start, readiness or a heartbeat.
         var lastBeat: UInt64
+        /// The signal to send once it has a pid (it was told to stop while it was being started).
+        var heldSignal: WorkerSignal? = nil
 
         var isStopping: Bool {
             if case .stopping = state { return true }
@@ -210,9 +212,10 @@ struct SupervisorStateMachine {
             if case .stopping(_, let deadline) = phase { return stop(id, .terminate, killAt: deadline) }
             return []
         case .stopping:
-            // Asked to stop before it had a pid (a stop while it was spawning): send what was held back.
+            // Asked to stop before it had a pid (a stop while it was spawning): send what was held back (SIGKILL
+            // if its deadline passed meanwhile, SIGQUIT for a quick stop).
             workers[id] = worker
-            return [.signal(id, pid: pid, .terminate)]
+            return [.signal(id, pid: pid, worker.heldSignal ?? .terminate)]
         default:
             workers[id] = worker
             return []
@@ -344,6 +347,8 @@ struct SupervisorStateMachine {
                 if let pid = worker.pid {
                     actions.append(.log(.killedAfterGrace(id)))
                     actions.append(.signal(id, pid: pid, .kill))
+                } else {
+                    workers[id]?.heldSignal = .kill
                 }
                 // Killed once: the exit follows.
                 workers[id]?.state = .stopping(killAt: .max)
@@ -399,8 +404,12 @@ struct SupervisorStateMachine {
     private mutating func stop(_ id: WorkerID, _ signal: WorkerSignal, killAt: UInt64) -> [Action] {
         guard var worker = workers[id] else { return [] }
         worker.state = .stopping(killAt: killAt)
+        guard let pid = worker.pid else {
+            worker.heldSignal = signal
+            workers[id] = worker
+            return []
+        }
         workers[id] = worker
-        guard let pid = worker.pid else { return [] }
         return [.signal(id, pid: pid, signal)]
     }
 
@@ -422,7 +431,11 @@ struct SupervisorStateMachine {
         for id in workers.keys.sorted() {
             guard let worker = workers[id], worker.state != .stopping(killAt: .max) else { continue }
             workers[id]?.state = .stopping(killAt: deadline)
-            if let pid = worker.pid { actions.append(.signal(id, pid: pid, .quit)) }
+            if let pid = worker.pid {
+                actions.append(.signal(id, pid: pid, .quit))
+            } else {
+                workers[id]?.heldSignal = .quit
+            }
         }
         return workers.isEmpty ? actions + finish() : actions
     }
