@@ -156,7 +156,8 @@ extension CrewBench {
             HTTPServerUnderTest(
                 who: processes == 1 ? "Crew, 1 process" : "Crew",
                 setup: "crew-http-bench serve --processes \(processes) --concurrency \(perWorker) "
-                    + "--worker-connections \(perWorker) --backlog \(backlog) (keep-alive 2 s)",
+                    + "--worker-connections \(perWorker) --backlog \(backlog) (keep-alive 2 s; each worker runs its "
+                    + "handlers on Swift's concurrency pool and its I/O on NIO's event loops, a thread per core each)",
                 command: { port in
                     [
                         executable, "serve", "--processes", "\(processes)", "--concurrency", "\(perWorker)",
@@ -169,8 +170,8 @@ extension CrewBench {
             crew(processes: processes),
             HTTPServerUnderTest(
                 who: "Hummingbird",
-                setup: "crew-http-bench bare: one Hummingbird 2 Application, one process (NIO's threads: one per "
-                    + "core), --backlog \(backlog)",
+                setup: "crew-http-bench bare: one Hummingbird 2 Application, one process (Swift's concurrency pool "
+                    + "and NIO's event loops, a thread per core each), --backlog \(backlog)",
                 command: { port in [executable, "bare", "--backlog", "\(backlog)", "--port", "\(port)"] },
                 reloadSignal: nil, prefork: false),
         ]
@@ -190,7 +191,7 @@ extension CrewBench {
                 HTTPServerUnderTest(
                     who: "gunicorn",
                     setup: "gunicorn -w \(processes) -k gevent --worker-connections \(perWorker) --backlog \(backlog) "
-                        + "--keep-alive 2 wsgi_app:application",
+                        + "--keep-alive 2 wsgi_app:application (a gevent worker runs Python on one thread)",
                     command: { port in
                         [
                             python.gunicorn, "-w", "\(processes)", "-k", "gevent", "--worker-connections",

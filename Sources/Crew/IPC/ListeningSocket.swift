@@ -156,7 +156,14 @@ extension Crew {
             var container = try decoder.unkeyedContainer()
             let address = try Address.parse(try container.decode(String.self))
             let handle = try container.decode(Handle.self)
-            self.init(adopting: dup(handle.fd), address: address)
+            // A copy of its own, closed on exec like every descriptor Crew opens.
+            let fd = fcntl(handle.fd, F_DUPFD_CLOEXEC, 0)
+            guard fd >= 0 else {
+                throw CrewError(
+                    .systemCallFailed,
+                    "the handed listening socket could not be copied: \(String(cString: strerror(errno)))")
+            }
+            self.init(adopting: fd, address: address)
         }
 
         /// The descriptor's place among those handed to a child.
