@@ -17,8 +17,8 @@ import Testing
 
     final class Beat: Sendable {
         let stop = Atomic<Bool>(false)
-        /// The latest a 10 ms sleep woke, in microseconds past its 10 ms.
-        let worst = Atomic<Int>(0)
+        /// How late each 10 ms sleep woke, in microseconds past its 10 ms.
+        let late = Mutex<[Int]>([])
     }
 
     @Test func aHeartbeatKeepsItsTimeWhilePoolsQueuesAndPipesRun() async throws {
@@ -30,7 +30,7 @@ import Testing
                 let late = ContinuousClock.now - start - .milliseconds(10)
                 let micros =
                     Int(late.components.seconds) * 1_000_000 + Int(late.components.attoseconds / 1_000_000_000_000)
-                beat.worst.max(micros, ordering: .relaxed)
+                beat.late.withLock { $0.append(micros) }
             }
         }
         let processes = try ProcessPool(testCrew, processes: 2)
@@ -94,7 +94,16 @@ import Testing
         threads.close()
         try await processes.join()
         try await threads.join()
-        let worst = beat.worst.load(ordering: .relaxed)
-        #expect(worst < 100_000, "a 10 ms sleep woke \(worst / 1000) ms late")
+        // A path that held a cooperative thread (a blocking wait for a full pipe, a lock held across a send) would
+        // hold the beat for as long as it held the thread, again and again. CPU work makes beats late too: on this
+        // machine's two cores, shared with the children and the work above, the worst beat of a run was 70-111 ms
+        // late and a handful were over 50 ms (a CI run once failed a bound of 100 ms at 111 ms).
+        let late = beat.late.withLock { $0 }.sorted()
+        let worst = late.last ?? 0
+        let median = late.isEmpty ? 0 : late[late.count / 2]
+        print("heartbeat: \(late.count) beats, median \(median / 1000) ms late, the worst \(worst / 1000) ms")
+        #expect(late.count > 50)
+        #expect(worst < 250_000, "a 10 ms sleep woke \(worst / 1000) ms late")
+        #expect(median < 20_000, "half the beats were over \(median / 1000) ms late")
     }
 }
