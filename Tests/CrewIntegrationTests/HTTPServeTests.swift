@@ -162,6 +162,15 @@ import Testing
         return (answered, failed)
     }
 
+    /// Whether every process of `pids` has exited within 10 s.
+    func allExit(_ pids: [Int32]) async throws -> Bool {
+        for _ in 0..<200 {
+            if pids.allSatisfy({ kill($0, 0) != 0 }) { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return pids.allSatisfy { kill($0, 0) != 0 }
+    }
+
     /// Stops the server with SIGTERM and returns its exit status.
     func stop(_ server: Server) async throws -> Int32 {
         kill(server.process.processIdentifier, SIGTERM)
@@ -398,14 +407,7 @@ import Testing
         try await server.waitUntilReady(workers: 4)
         let new = Set(server.workerPIDs).subtracting(old)
         #expect(new.count == 2)
-        var oldGone = false
-        for _ in 0..<200 {
-            if old.allSatisfy({ kill($0, 0) != 0 }) {
-                oldGone = true
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        let oldGone = try await allExit(Array(old))
         #expect(oldGone, "old workers still running: \(old)")
         #expect(server.text.contains("generation 2 is ready"))
         #expect(try await stop(server) == 0)
@@ -490,14 +492,7 @@ import Testing
         #expect(pids.count == 2 && pids.allSatisfy { kill($0, 0) == 0 })
         kill(server.process.processIdentifier, SIGTTOU)
         // The oldest worker goes; the newer one serves on.
-        var gone = false
-        for _ in 0..<200 {
-            if kill(pids[0], 0) != 0 {
-                gone = true
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        let gone = try await allExit([pids[0]])
         #expect(gone && kill(pids[1], 0) == 0, "\(server.text)")
         let port = server.port
         #expect(try await Crew.blocking { self.rawGet(port, "/") } == "HTTP/1.1 200 OK")
@@ -535,14 +530,7 @@ import Testing
         let pids = server.workerPIDs
         #expect(pids.count == 2)
         kill(server.process.processIdentifier, SIGKILL)
-        var gone = false
-        for _ in 0..<200 {
-            if pids.allSatisfy({ kill($0, 0) != 0 }) {
-                gone = true
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        let gone = try await allExit(pids)
         #expect(gone, "workers outlived their supervisor: \(pids)")
     }
 
